@@ -1,0 +1,51 @@
+"""The Redis connection and Resque's key names.
+
+Strings are decoded as UTF-8 with ``surrogateescape`` so that any bytes Redis holds survive
+a round trip through Python untouched (a payload that is not valid UTF-8 is still written
+back byte for byte into a failure entry).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis as redis_lib
+
+from .conf import settings
+
+_lock = threading.Lock()
+_clients: dict[str, redis_lib.Redis] = {}
+
+
+def get_redis() -> redis_lib.Redis:
+    """The shared client for ``RESQUE_REDIS_URL`` (one connection pool per process)."""
+    url = settings.RESQUE_REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        with _lock:
+            client = _clients.get(url)
+            if client is None:
+                client = redis_lib.Redis.from_url(
+                    url, decode_responses=True, encoding_errors="surrogateescape"
+                )
+                _clients[url] = client
+    return client
+
+
+def reset_connections() -> None:
+    """Forget every client; call in a freshly forked child so it never shares a socket.
+
+    The inherited sockets are left for garbage collection rather than shut down, because
+    shutting a socket down in the child would cut the parent's connection too.
+    """
+    with _lock:
+        _clients.clear()
+
+
+def namespace() -> str:
+    return settings.RESQUE_NAMESPACE
+
+
+def key(*parts: str) -> str:
+    """``key("queue", "high")`` -> ``"resque:queue:high"`` (redis-namespace's layout)."""
+    return ":".join((namespace(), *parts))

@@ -1,0 +1,67 @@
+"""Exceptions, each named the way it appears in a failure entry's ``exception`` field."""
+
+from __future__ import annotations
+
+
+class ResqueError(Exception):
+    """Base class for django-resque-pool's own errors."""
+
+
+class DirtyExit(ResqueError):
+    """A job whose worker or child died before it finished (Ruby: ``Resque::DirtyExit``)."""
+
+    resque_name = "Resque::DirtyExit"
+
+
+class PruneDeadWorkerDirtyExit(DirtyExit):
+    resque_name = "Resque::PruneDeadWorkerDirtyExit"
+
+
+class TermException(ResqueError):
+    """Raised inside a job when TERM_CHILD asks it to stop (Ruby: ``Resque::TermException``)."""
+
+    resque_name = "Resque::TermException"
+
+
+class NoQueueError(ResqueError):
+    """A worker or a job without a queue."""
+
+    resque_name = "Resque::NoQueueError"
+
+
+class DontPerform(ResqueError):
+    """Raise in a ``before_perform*`` hook to skip the job quietly (Ruby: ``DontPerform``)."""
+
+    resque_name = "Resque::Job::DontPerform"
+
+
+class JobError(ResqueError):
+    """A payload the worker cannot run; recorded as a failure, never fatal to the worker."""
+
+
+class MalformedPayload(JobError):
+    """The queue entry is not a JSON object with a string ``class`` and a list ``args``."""
+
+
+class UnknownJob(JobError):
+    """The payload names a job that is not registered in this process."""
+
+
+class BadArguments(JobError):
+    """The payload's ``args`` do not fit the job's ``perform`` signature."""
+
+
+class FailureNotFound(ResqueError):
+    """No failure entry at that index (it was removed or the list shrank)."""
+
+
+def exception_name(exception: BaseException) -> str:
+    """The ``exception`` field for a failure entry: Ruby names for Resque's own errors,
+    plain names for builtins, dotted paths for everything else."""
+    explicit = getattr(type(exception), "resque_name", None)
+    if explicit:
+        return explicit
+    cls = type(exception)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,300 @@
+"""Jobs: the registry, ``@job``, enqueueing, and running a payload with Resque's job hooks.
+
+Only registered names ever run: a payload's ``class`` is looked up in the registry and
+nothing is ever imported from a payload string.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import wire
+from .connection import get_redis, key
+from .errors import BadArguments, DontPerform, MalformedPayload, NoQueueError, UnknownJob
+
+HOOK_PREFIXES = (
+    "before_perform",
+    "around_perform",
+    "after_perform",
+    "on_failure",
+    "before_enqueue",
+    "after_enqueue",
+)
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """A registered job: its name on the wire, its default queue and what runs it."""
+
+    name: str
+    queue: str | None
+    target: Any  # the decorated function or class
+
+    @property
+    def perform(self) -> Callable[..., Any]:
+        if inspect.isclass(self.target):
+            return self.target.perform
+        return self.target
+
+    def hooks(self, prefix: str) -> list[Callable[..., Any]]:
+        """Resque's plugin lookup: class attributes starting with ``prefix``, sorted by name."""
+        if not inspect.isclass(self.target):
+            return []
+        names = sorted(n for n in dir(self.target) if n.startswith(prefix))
+        return [getattr(self.target, n) for n in names if callable(getattr(self.target, n))]
+
+    def check_arguments(self, args: list[Any]) -> None:
+        try:
+            signature = inspect.signature(self.perform)
+        except (TypeError, ValueError):  # builtins without a signature: let the call decide
+            return
+        try:
+            signature.bind(*args)
+        except TypeError as error:
+            raise BadArguments(
+                f"{self.name}.perform{signature} cannot take {len(args)} argument(s) "
+                f"{wire.dumps(args)}: {error}"
+            ) from None
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobDefinition] = {}
+
+    def add(self, definition: JobDefinition) -> None:
+        existing = self._jobs.get(definition.name)
+        if existing is not None and existing.target is not definition.target:
+            same_place = _source_of(existing.target) == _source_of(definition.target)
+            if not same_place:  # a module imported twice re-registers harmlessly
+                raise ValueError(
+                    f"job name {definition.name!r} is already registered by "
+                    f"{_source_of(existing.target)}"
+                )
+        self._jobs[definition.name] = definition
+
+    def get(self, name: str) -> JobDefinition | None:
+        return self._jobs.get(name)
+
+    def remove(self, name: str) -> None:
+        self._jobs.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted(self._jobs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._jobs
+
+    def __iter__(self) -> Iterator[JobDefinition]:
+        return iter(list(self._jobs.values()))
+
+
+registry = Registry()
+
+
+def _source_of(target: Any) -> str:
+    return f"{target.__module__}.{target.__qualname__}"
+
+
+def job(queue: str | None = None, name: str | None = None) -> Callable[[Any], Any]:
+    """Register a function or a class with a static ``perform`` as a job.
+
+    The registered name is ``name`` (a Ruby-style name such as ``"Archive"`` lets Ruby and
+    Python share a queue) or ``"<module>.<qualname>"``. The decorated object gains
+    ``enqueue(*args)`` and ``job_definition``.
+    """
+
+    def decorate(target: Any) -> Any:
+        if inspect.isclass(target) and not callable(getattr(target, "perform", None)):
+            raise TypeError(f"job class {target.__qualname__} needs a perform method")
+        if not inspect.isclass(target) and not callable(target):
+            raise TypeError(f"@job needs a function or a class, not {target!r}")
+        definition = JobDefinition(
+            name=name or _source_of(target),
+            queue=queue or getattr(target, "queue", None),
+            target=target,
+        )
+        registry.add(definition)
+        target.job_definition = definition
+        target.enqueue = lambda *args: enqueue(definition, *args)
+        target.enqueue_to = lambda to_queue, *args: enqueue(definition, *args, queue=to_queue)
+        return target
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class EnqueuedJob:
+    queue: str
+    payload: str
+
+
+def _definition_for(job_ref: Any) -> JobDefinition | None:
+    if isinstance(job_ref, JobDefinition):
+        return job_ref
+    if isinstance(job_ref, str):
+        return registry.get(job_ref)
+    definition = getattr(job_ref, "job_definition", None)
+    if isinstance(definition, JobDefinition):
+        return definition
+    raise TypeError(f"enqueue() takes a registered job or its name, not {job_ref!r}")
+
+
+def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob | None:
+    """Push a job, as ``Resque.enqueue``/``enqueue_to`` do.
+
+    ``job_ref`` is a decorated job, its definition, or a name. A name that is not registered
+    here (a job only Ruby workers know) can be pushed when ``queue`` is given. Returns what
+    was pushed, or None when a ``before_enqueue*`` hook returned ``False``.
+    """
+    definition = _definition_for(job_ref)
+    if definition is None and not queue:
+        raise UnknownJob(
+            f"no job is registered as {job_ref!r}; register it with @job or pass queue= "
+            f"to push it for another worker (registered: {', '.join(registry.names()) or 'none'})"
+        )
+    class_name = definition.name if definition else str(job_ref)
+    target_queue = queue or (definition.queue if definition else None)
+    if not target_queue:
+        raise NoQueueError(f"job {class_name!r} has no queue; give @job(queue=...) or queue=")
+    try:
+        payload = wire.job_payload(class_name, list(args))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"arguments of {class_name} must be JSON-serialisable: {error}") from None
+    if definition is not None:
+        for hook in definition.hooks("before_enqueue"):
+            if hook(*args) is False:
+                return None
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.sadd(key("queues"), target_queue)
+    pipe.rpush(key("queue", target_queue), payload)
+    pipe.execute()
+    if definition is not None:
+        for hook in definition.hooks("after_enqueue"):
+            hook(*args)
+    return EnqueuedJob(queue=target_queue, payload=payload)
+
+
+@dataclass
+class Job:
+    """A reserved job: the queue it came from and its decoded payload."""
+
+    queue: str
+    payload: Any  # a dict for a well-formed job; the raw string when it is not JSON
+    raw: str
+    failure_hooks_ran: bool = False
+
+    @classmethod
+    def reserve(cls, queue: str) -> Job | None:
+        """``LPOP queue:<queue>``, as ``Resque::Job.reserve``."""
+        raw = get_redis().lpop(key("queue", queue))
+        if raw is None:
+            return None
+        return cls.from_raw(queue, raw)
+
+    @classmethod
+    def from_raw(cls, queue: str, raw: str) -> Job:
+        try:
+            payload = wire.loads(raw)
+        except ValueError:
+            payload = raw
+        return cls(queue=queue, payload=payload, raw=raw)
+
+    @property
+    def class_name(self) -> str | None:
+        if isinstance(self.payload, dict) and isinstance(self.payload.get("class"), str):
+            return self.payload["class"]
+        return None
+
+    @property
+    def args(self) -> list[Any]:
+        if isinstance(self.payload, dict) and isinstance(self.payload.get("args"), list):
+            return self.payload["args"]
+        return []
+
+    def validate(self) -> JobDefinition:
+        """The job's definition, or a JobError saying exactly what is wrong with the payload."""
+        if not isinstance(self.payload, dict):
+            if isinstance(self.payload, str):
+                raise MalformedPayload(f"payload is not JSON: {self.raw[:200]!r}")
+            raise MalformedPayload(f"payload is not a JSON object: {self.raw[:200]!r}")
+        if not isinstance(self.payload.get("class"), str) or not self.payload["class"]:
+            raise MalformedPayload(f"payload has no 'class' string: {self.raw[:200]!r}")
+        if "args" in self.payload and not isinstance(self.payload["args"], list):
+            raise MalformedPayload(
+                f"payload 'args' must be a list, not {type(self.payload['args']).__name__}"
+            )
+        definition = registry.get(self.payload["class"])
+        if definition is None:
+            raise UnknownJob(f"no job is registered as {self.payload['class']!r} in this worker")
+        definition.check_arguments(self.args)
+        return definition
+
+    def perform(self) -> bool:
+        """Run the job with its hooks; True if it ran, False if a before hook said DontPerform.
+
+        Exceptions from the job propagate after the ``on_failure*`` hooks ran; the caller
+        records the failure.
+        """
+        definition = self.validate()
+        args = self.args
+        try:
+            try:
+                for hook in definition.hooks("before_perform"):
+                    hook(*args)
+            except DontPerform:
+                return False
+            _run_around_chain(definition.hooks("around_perform"), definition.perform, args)
+            for hook in definition.hooks("after_perform"):
+                hook(*args)
+            return True
+        except BaseException as error:
+            if isinstance(error, Exception):
+                self.run_failure_hooks(error)
+            raise
+
+    def run_failure_hooks(self, error: BaseException) -> None:
+        """``on_failure*(exception, *args)``, at most once per job, as Resque does."""
+        if self.failure_hooks_ran:
+            return
+        self.failure_hooks_ran = True
+        if self.class_name is None:
+            return
+        definition = registry.get(self.class_name)
+        if definition is None:
+            return
+        for hook in definition.hooks("on_failure"):
+            hook(error, *self.args)
+
+
+def _run_around_chain(
+    hooks: list[Callable[..., Any]], perform: Callable[..., Any], args: list[Any]
+) -> None:
+    """Nest ``around_perform*`` generator hooks, first outermost; each ``yield`` runs the
+    next level. A hook that returns without yielding skips everything inside it."""
+    if not hooks:
+        perform(*args)
+        return
+    outer, inner = hooks[0], hooks[1:]
+    generator = outer(*args)
+    if not inspect.isgenerator(generator):
+        raise TypeError(f"around_perform hook {outer.__name__} must be a generator (use yield)")
+    try:
+        next(generator)
+    except StopIteration:
+        return  # the hook chose not to yield: the job does not run
+    try:
+        _run_around_chain(inner, perform, args)
+    except BaseException as error:
+        try:
+            generator.throw(error)
+        except StopIteration:
+            return  # the hook swallowed the error
+        raise
+    try:
+        next(generator)
+    except StopIteration:
+        return
+    raise RuntimeError(f"around_perform hook {outer.__name__} yielded more than once")

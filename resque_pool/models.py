@@ -1,0 +1,88 @@
+"""Worker counts per queue list, edited in the admin and read by every running pool."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from .queue_lists import normalize_queue_list
+
+
+class WorkerCountQuerySet(models.QuerySet):
+    def counts_for(self, environment: str | None, pool: str | None) -> dict[str, int]:
+        """The merged ``{"q1,q2": count}`` for one pool, in configuration order.
+
+        Layers, each overriding the one before per queue list (as resque-pool merges its
+        YAML file's root with an environment section): rows for every environment and every
+        pool, rows for this environment, rows for this pool, rows for both.
+        """
+        environment = environment or ""
+        pool = pool or ""
+        rows = self.filter(
+            models.Q(environment="") | models.Q(environment=environment),
+            models.Q(pool="") | models.Q(pool=pool),
+        ).values_list("queues", "count", "environment", "pool")
+        # Rank 0..3: defaults, environment, pool, both. Ordering by id inside a layer keeps
+        # the order in which operators added the lists.
+        layered = sorted(
+            (bool(env) + 2 * bool(pl), index, queues, count)
+            for index, (queues, count, env, pl) in enumerate(rows)
+        )
+        merged: dict[str, int] = {}
+        for _rank, _index, queues, count in layered:
+            merged[queues] = count
+        return merged
+
+
+class WorkerCount(models.Model):
+    queues = models.CharField(
+        max_length=1000,
+        help_text="Comma-separated queue names in priority order, e.g. high,low or *, !slow",
+    )
+    count = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(0)],
+        help_text="Workers for this queue list; 0 means none here.",
+    )
+    environment = models.CharField(
+        max_length=100, blank=True, default="", help_text="Blank means every environment."
+    )
+    pool = models.CharField(
+        max_length=200, blank=True, default="", help_text="Blank means every pool (host)."
+    )
+
+    objects = WorkerCountQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queues", "environment", "pool"], name="resque_pool_unique_worker_count"
+            )
+        ]
+
+    def __str__(self) -> str:
+        scope = ", ".join(
+            part
+            for part in (
+                self.environment and f"env {self.environment}",
+                self.pool and f"pool {self.pool}",
+            )
+            if part
+        )
+        return f"{self.queues}: {self.count}" + (f" ({scope})" if scope else "")
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            self.queues = normalize_queue_list(self.queues)
+        except ValidationError as error:
+            raise ValidationError({"queues": error.messages}) from None
+        self.environment = (self.environment or "").strip()
+        self.pool = (self.pool or "").strip()
+
+    def save(self, *args, **kwargs) -> None:
+        # Normalise on every save path, not only forms, so the pool never sees " a, b".
+        self.queues = normalize_queue_list(self.queues)
+        super().save(*args, **kwargs)

@@ -1,0 +1,68 @@
+"""Live pool state in Redis, written by each running manager and read by the admin.
+
+Keys of our own under the namespace (they never change the meaning of Resque's keys):
+
+- ``<ns>:pools``: SET of pool ids (``host:pid``);
+- ``<ns>:pool:<host:pid>``: STRING, a JSON object, refreshed by the manager about once a
+  second with an expiry of ``RESQUE_POOL_STATE_TTL`` seconds::
+
+    {"id": "web1:4242", "host": "web1", "pid": 4242, "appname": "myapp",
+     "pool": "web1", "environment": "production",
+     "started": "2026-11-22T07:59:40+00:00", "heartbeat": "2026-11-22T08:03:11+00:00",
+     "counts": {"high,low": 2, "mail": 1}, "workers": {"high,low": [4301, 4302]},
+     "status": "running"}
+
+A pool whose key expired (manager killed) disappears from listings; readers drop it from
+the set as they notice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from . import wire
+from .conf import settings
+from .connection import get_redis, key
+
+
+def pool_id(host: str, pid: int) -> str:
+    return f"{host}:{pid}"
+
+
+def publish(state: dict[str, Any]) -> None:
+    """Write one pool's state (must contain ``id``) with the configured expiry."""
+    ttl = max(int(settings.RESQUE_POOL_STATE_TTL), 1)
+    state = {**state, "heartbeat": datetime.now(UTC).isoformat(timespec="seconds")}
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.sadd(key("pools"), state["id"])
+    pipe.set(key("pool", state["id"]), wire.dumps(state), ex=ttl)
+    pipe.execute()
+
+
+def withdraw(identifier: str) -> None:
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.srem(key("pools"), identifier)
+    pipe.delete(key("pool", identifier))
+    pipe.execute()
+
+
+def all_pools() -> list[dict[str, Any]]:
+    """Every live pool, sorted by host then pid; expired ids are removed from the set."""
+    client = get_redis()
+    ids = sorted(client.smembers(key("pools")))
+    if not ids:
+        return []
+    raws = client.mget([key("pool", identifier) for identifier in ids])
+    pools, gone = [], []
+    for identifier, raw in zip(ids, raws, strict=True):
+        if raw is None:
+            gone.append(identifier)
+            continue
+        try:
+            pools.append(wire.loads(raw))
+        except ValueError:
+            gone.append(identifier)
+    if gone:
+        client.srem(key("pools"), *gone)
+    return sorted(pools, key=lambda p: (str(p.get("host")), int(p.get("pid") or 0)))

@@ -1,0 +1,92 @@
+"""Settings for the demo project; every deployment knob comes from the environment."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env(
+    DEBUG=(bool, True),
+    SECRET_KEY=(str, "demo-only-insecure-key-change-me"),
+    RESQUE_REDIS_URL=(str, "redis://localhost:6379/0"),
+    RESQUE_NAMESPACE=(str, "resque"),
+    ALLOWED_HOSTS=(list, ["*"]),
+)
+
+DEBUG = env("DEBUG")
+SECRET_KEY = env("SECRET_KEY")
+ALLOWED_HOSTS = env("ALLOWED_HOSTS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "resque_pool",
+    "testproject.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "testproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "testproject.wsgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not SQLite's in-memory default, so that pool processes started by a test can
+    # open the test database; one file per test run so parallel runs never meet.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env(
+            "RESQUE_TEST_SQLITE",
+            default=os.path.join(tempfile.gettempdir(), f"resque-pool-test-{os.getpid()}.sqlite3"),
+        )
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+
+RESQUE_REDIS_URL = env("RESQUE_REDIS_URL")
+RESQUE_NAMESPACE = env("RESQUE_NAMESPACE")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "pid": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "pid"}},
+    "loggers": {
+        "resque_pool": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")}
+    },
+}

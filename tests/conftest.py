@@ -1,0 +1,165 @@
+"""Fixtures shared by the whole suite.
+
+- ``redis_server`` (session): a real redis-server on a free port, or fakeredis over TCP.
+- ``resque`` (autouse): points django-resque-pool at that server under a namespace of its
+  own for each test, and returns a helper with the client, the namespace and ``key()``.
+- ``run_manage`` / ``spawn_manage``: run ``manage.py`` in a subprocess with the same Redis,
+  namespace and database, for tests of real processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from tests import redis_server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    server = redis_server.start()
+    os.environ["RESQUE_TEST_REDIS_KIND"] = server.kind
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@dataclass
+class Resque:
+    url: str
+    namespace: str
+    client: redis_lib.Redis
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.namespace, *parts))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a subprocess that must see this test's Redis and namespace."""
+        env = dict(os.environ)
+        env.update(
+            RESQUE_REDIS_URL=self.url,
+            RESQUE_NAMESPACE=self.namespace,
+            DJANGO_SETTINGS_MODULE="testproject.settings",
+            PYTHONPATH=str(ROOT),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+
+@pytest.fixture(autouse=True)
+def resque(redis_server_url: str, settings) -> Iterator[Resque]:
+    from resque_pool import connection
+
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    settings.RESQUE_REDIS_URL = redis_server_url
+    settings.RESQUE_NAMESPACE = namespace
+    connection.reset_connections()
+    client = redis_lib.Redis.from_url(redis_server_url, decode_responses=True)
+    helper = Resque(url=redis_server_url, namespace=namespace, client=client)
+    try:
+        yield helper
+    finally:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        connection.reset_connections()
+
+
+def manage_command(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "manage.py"), *args]
+
+
+@pytest.fixture
+def run_manage(resque: Resque) -> Callable[..., subprocess.CompletedProcess]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            manage_command(*args),
+            env=resque.env(**(env or {})),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+        )
+
+    return run
+
+
+@pytest.fixture
+def spawn_manage(resque: Resque) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start ``manage.py`` in the background; every process left running is killed (with its
+    process group) when the test ends."""
+    started: list[subprocess.Popen] = []
+
+    def spawn(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.STDOUT)
+        process = subprocess.Popen(
+            manage_command(*args),
+            env=resque.env(**(env or {})),
+            cwd=ROOT,
+            text=True,
+            start_new_session=True,
+            **kwargs,
+        )
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def database_env(transactional_db) -> dict[str, str]:
+    """``DATABASE_URL`` for a subprocess to open this test's database (data must be
+    committed, hence ``transactional_db``)."""
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return {"DATABASE_URL": f"sqlite:///{settings_dict['NAME']}"}
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "localhost"
+    port = settings_dict.get("PORT") or "5432"
+    return {"DATABASE_URL": f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"}

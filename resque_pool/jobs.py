@@ -164,9 +164,10 @@ def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob |
     except (TypeError, ValueError) as error:
         raise ValueError(f"arguments of {class_name} must be JSON-serialisable: {error}") from None
     if definition is not None:
-        for hook in definition.hooks("before_enqueue"):
-            if hook(*args) is False:
-                return None
+        # Every before hook runs, then any ``False`` cancels (Resque's enqueue_to).
+        results = [hook(*args) for hook in definition.hooks("before_enqueue")]
+        if any(result is False for result in results):
+            return None
     pipe = get_redis().pipeline(transaction=False)
     pipe.sadd(key("queues"), target_queue)
     pipe.rpush(key("queue", target_queue), payload)

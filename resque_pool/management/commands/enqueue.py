@@ -1,0 +1,43 @@
+"""``python manage.py enqueue NAME [ARG ...] [--queue Q]``: push one job."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from resque_pool.errors import NoQueueError, UnknownJob
+from resque_pool.jobs import enqueue
+
+
+def parse_argument(text: str) -> Any:
+    """An argument is JSON when it parses as JSON (``44``, ``true``, ``{"a":1}``), else the
+    string itself (``masterbrew``)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class Command(BaseCommand):
+    help = (
+        "Push a job onto its queue. Each ARG is taken as JSON when it parses as JSON, "
+        "else as a string. A name no worker here registers can be pushed with --queue."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name", help="registered job name, e.g. Record or myapp.jobs.archive")
+        parser.add_argument("job_args", nargs="*", metavar="ARG", help="job arguments")
+        parser.add_argument("--queue", "-q", help="queue to push to (default: the job's queue)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        job_args = [parse_argument(text) for text in options["job_args"]]
+        try:
+            pushed = enqueue(options["name"], *job_args, queue=options["queue"])
+        except (UnknownJob, NoQueueError, ValueError) as error:
+            raise CommandError(str(error)) from None
+        if pushed is None:
+            self.stdout.write(f"{options['name']}: a before_enqueue hook cancelled the job")
+            return
+        self.stdout.write(f"queue:   {pushed.queue}\npayload: {pushed.payload}")

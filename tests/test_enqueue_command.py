@@ -1,0 +1,48 @@
+"""``manage.py enqueue`` as a user runs it: a real subprocess against real Redis."""
+
+from __future__ import annotations
+
+from resque_pool.management.commands.enqueue import parse_argument
+
+
+def test_arguments_are_json_when_they_parse_else_strings():
+    assert parse_argument("44") == 44
+    assert parse_argument("true") is True
+    assert parse_argument('{"a":[1]}') == {"a": [1]}
+    assert parse_argument("masterbrew") == "masterbrew"
+    assert parse_argument("") == ""
+
+
+def test_enqueue_prints_queue_and_payload(resque, run_manage):
+    result = run_manage("enqueue", "Sleep", "2.5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "queue:   demo",
+        'payload: {"class":"Sleep","args":[2.5]}',
+    ]
+    assert resque.client.lrange(resque.key("queue", "demo"), 0, -1) == [
+        '{"class":"Sleep","args":[2.5]}'
+    ]
+
+
+def test_enqueue_to_another_queue_and_mixed_arguments(resque, run_manage):
+    result = run_manage("enqueue", "Record", "tok", "--queue", "other")
+    assert result.returncode == 0, result.stderr
+    assert resque.client.lrange(resque.key("queue", "other"), 0, -1) == [
+        '{"class":"Record","args":["tok"]}'
+    ]
+
+
+def test_unknown_job_is_a_clear_error(resque, run_manage):
+    result = run_manage("enqueue", "NoSuchJob", "1")
+    assert result.returncode == 1
+    assert "no job is registered as 'NoSuchJob'" in result.stderr
+    assert resque.client.keys(f"{resque.namespace}:*") == []
+
+
+def test_unknown_job_with_queue_is_pushed_for_other_workers(resque, run_manage):
+    result = run_manage("enqueue", "Ruby::Archive", "44", "--queue", "file_serve")
+    assert result.returncode == 0, result.stderr
+    assert resque.client.lindex(resque.key("queue", "file_serve"), 0) == (
+        '{"class":"Ruby::Archive","args":[44]}'
+    )

@@ -51,6 +51,11 @@ class WorkerCount(models.Model):
     pool = models.CharField(
         max_length=200, blank=True, default="", help_text="Blank means every pool (host)."
     )
+    # Set by the admin's "pause" action to remember the count that "restore" brings back;
+    # the pool ignores it and runs ``count`` as it is.
+    paused_count = models.PositiveIntegerField(
+        null=True, blank=True, editable=False, help_text="Count before the list was paused."
+    )
 
     objects = WorkerCountQuerySet.as_manager()
 
@@ -86,3 +91,17 @@ class WorkerCount(models.Model):
         # Normalise on every save path, not only forms, so the pool never sees " a, b".
         self.queues = normalize_queue_list(self.queues)
         super().save(*args, **kwargs)
+
+
+class Dashboard(models.Model):
+    """No table: carries the permissions of the admin's live Resque dashboard.
+
+    ``view_dashboard`` lets staff see queues, workers, failures and stats;
+    ``change_dashboard`` also lets them retry, remove and clear.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ("view", "change")
+        verbose_name = "Resque dashboard"
+        verbose_name_plural = "Resque dashboard"

@@ -1,0 +1,141 @@
+"""The forked job child: both its side (run the job, record a failure, ``os._exit``) and the
+parent's handle on it (poll, kill, TERM-then-KILL, and the DirtyExit for a bad exit)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import NoReturn
+
+from . import connection, hooks
+from .errors import DirtyExit, TermException
+from .jobs import Job
+from .procline import set_procline
+from .worker_registry import display_class, report_failed_job
+
+logger = logging.getLogger(__name__)
+
+# Worker-level signals mean nothing to a job child: QUIT/USR1/USR2 sent to the whole
+# process group (a terminal's Ctrl-\) are the parent's business.
+_IGNORED_IN_CHILD = (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+_DEFAULT_IN_CHILD = (signal.SIGINT, signal.SIGCONT, signal.SIGCHLD, signal.SIGTERM)
+
+
+def run_job_child(
+    worker_id: str, job: Job, term_child: bool, close_inherited: Callable[[], None]
+) -> NoReturn:
+    """Everything the child does; it never returns. Exit status 0 means the job ran and
+    any failure was recorded here; anything else makes the parent record a DirtyExit."""
+    status = 1
+    try:
+        _reset_signals(term_child)
+        close_inherited()
+        connection.reset_connections()
+        set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
+        try:
+            hooks.run("after_fork", job)
+            job.perform()
+        except Exception as error:
+            report_failed_job(worker_id, job, error)
+        status = 0
+    except BaseException:
+        logger.exception("Job child %s could not finish %s", os.getpid(), job.raw[:200])
+    finally:
+        _flush_output()
+        os._exit(status)
+
+
+def _reset_signals(term_child: bool) -> None:
+    for signum in _IGNORED_IN_CHILD:
+        signal.signal(signum, signal.SIG_IGN)
+    for signum in _DEFAULT_IN_CHILD:
+        signal.signal(signum, signal.SIG_DFL)
+    if term_child:
+        signal.signal(signal.SIGTERM, _raise_term_once)
+
+
+def _raise_term_once(signum: int, frame: object) -> None:
+    # TERM_CHILD: the job sees TermException once, giving it a chance to clean up; later
+    # TERMs are ignored and the parent's KILL after RESQUE_TERM_TIMEOUT is the backstop.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise TermException("SIGTERM")
+
+
+def _flush_output() -> None:
+    # os._exit skips interpreter shutdown, so buffered log lines would be lost.
+    for handler in logging.getLogger().handlers + logging.getLogger("resque_pool").handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+class ChildProcess:
+    """The parent's handle on one job child."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.status: int | None = None
+
+    def poll(self) -> int | None:
+        """The wait status once the child has exited (reaping it), else None."""
+        if self.status is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: nothing more can be learnt
+                self.status = 0
+            else:
+                if pid:
+                    self.status = status
+        return self.status
+
+    def wait(self, timeout: float, step: float = 0.1) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(step)
+        return True
+
+    def send(self, signum: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        logger.info("Killing child at %s", self.pid)
+        self.send(signal.SIGKILL)
+
+    def terminate(self, pre_shutdown_timeout: float, term_timeout: float) -> None:
+        """Resque's ``new_kill_child``: wait, TERM, poll every 0.1 s, then KILL."""
+        if self.wait(pre_shutdown_timeout):
+            return
+        logger.info("Sending TERM signal to child %s", self.pid)
+        self.send(signal.SIGTERM)
+        if not self.wait(term_timeout):
+            logger.info("Sending KILL signal to child %s", self.pid)
+            self.kill()
+
+
+def dirty_exit_for(pid: int, status: int) -> DirtyExit | None:
+    """The failure for a child that did not exit cleanly, worded like Ruby's
+    ``Process::Status#to_s``; None for exit status 0."""
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"SIG{signum}"
+        return DirtyExit(
+            f"Child process received unhandled signal pid {pid} {name} (signal {signum})"
+        )
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        return DirtyExit(f"Child process exited unexpectedly pid {pid} exit {code}")
+    return None

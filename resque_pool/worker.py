@@ -1,0 +1,415 @@
+"""One Resque worker: reserve jobs from a queue list and run each in a forked child.
+
+The lifecycle, key writes and proclines follow Ruby Resque 3.0 (``worker.rb``); see
+``shared/reference/resque-wire-format.md`` section 3 and ``docs/worker.md``.
+Signal handlers only set flags and wake the main loop through a pipe; everything that
+talks to Redis or waits happens in the main loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis as redis_lib
+from django import db
+
+from . import hooks
+from .conf import settings
+from .connection import get_redis, key
+from .errors import JobError, TermException
+from .job_child import ChildProcess, dirty_exit_for, run_job_child
+from .jobs import Job
+from .procline import set_procline
+from .queue_resolution import QueueList
+from .worker_registry import (
+    Heartbeat,
+    cleanup_dead_worker,
+    display_class,
+    done_working,
+    make_worker_id,
+    prune_dead_workers,
+    register,
+    report_dirty_exit,
+    report_failed_job,
+    unregister,
+    working_on,
+)
+
+__all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 5.0
+# Longest stretch the worker sleeps without checking whether its manager is still there.
+_MANAGER_CHECK = 1.0
+# How often the parent looks at its job child when no signal wakes it.
+_CHILD_POLL = 0.5
+
+
+class _Waker:
+    """A self-pipe: a signal handler writes a byte, the main loop's select() returns."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        for fd in (self.read_fd, self.write_fd):
+            os.set_blocking(fd, False)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # pipe full: a wake-up is already pending
+            os.write(self.write_fd, b"\0")
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds; True if woken."""
+        readable, _, _ = select.select([self.read_fd], [], [], max(timeout, 0))
+        if not readable:
+            return False
+        with contextlib.suppress(OSError):
+            while os.read(self.read_fd, 512):
+                pass
+        return True
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class Worker:
+    """``Worker(queues, interval=None, fork_per_job=None, manager_pid=None).work()``.
+
+    ``queues`` is a list or a comma-separated string (``"critical,*,!file_*"``); ``None``
+    for the others means the ``INTERVAL`` / ``FORK_PER_JOB`` environment variables, then
+    the defaults (5.0 s, ``RESQUE_FORK_PER_JOB``). With ``manager_pid`` the worker exits
+    after its current job once its parent process is no longer that pid.
+    """
+
+    def __init__(
+        self,
+        queues: str | Iterable[str] | None,
+        interval: float | None = None,
+        fork_per_job: bool | None = None,
+        manager_pid: int | None = None,
+    ) -> None:
+        if not queues:
+            queues = os.environ.get("QUEUES") or os.environ.get("QUEUE") or ""
+        self.queue_list = QueueList(queues)
+        self.interval = _interval(interval)
+        self.fork_per_job = _fork_per_job(fork_per_job)
+        self.manager_pid = manager_pid
+        self.term_child = bool(os.environ.get("TERM_CHILD"))
+        self.graceful_term = bool(os.environ.get("GRACEFUL_TERM"))
+        self.pre_shutdown_timeout = float(os.environ.get("RESQUE_PRE_SHUTDOWN_TIMEOUT") or 0)
+        self.term_timeout = float(os.environ.get("RESQUE_TERM_TIMEOUT") or 4.0)
+        self.shutdown_requested = False
+        self.paused = False
+        self.child: ChildProcess | None = None
+        self._pid: int | None = None
+        self._kill_child_requested = False
+        self._in_job = False
+        self._term_raised = False
+        self._signal_names: list[str] = []
+        self._previous_handlers: dict[int, Any] = {}
+        self._waker: _Waker | None = None
+        self._heartbeat: Heartbeat | None = None
+
+    @property
+    def id(self) -> str:
+        return make_worker_id(self._pid or os.getpid(), self.queue_list.patterns)
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def queues(self) -> list[str]:
+        """The queues to read now, in order (dynamic lists read the ``queues`` set)."""
+        if not self.queue_list.dynamic:
+            return self.queue_list.resolve()
+        return self.queue_list.resolve(get_redis().smembers(key("queues")))
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def work(self) -> None:
+        """Start, process jobs until shut down (or drained with interval 0), unregister."""
+        error: BaseException | None = None
+        try:
+            self.startup()
+            self._loop()
+        except BaseException as exc:
+            error = exc
+            logger.exception("Worker %s stopped by an error", self._pid or os.getpid())
+            raise
+        finally:
+            self._finish(error)
+
+    def startup(self) -> None:
+        self._pid = os.getpid()
+        set_procline("Starting")
+        self._install_signal_handlers()
+        self._heartbeat = Heartbeat(self.id, settings.RESQUE_HEARTBEAT_INTERVAL)
+        self._heartbeat.start()
+        prune_dead_workers(self.id, self.queue_list)
+        hooks.run("before_first_fork", self)
+        register(self.id)
+        logger.info("Worker %s registered", self.id)
+
+    def _loop(self) -> None:
+        while not self._should_stop():
+            try:
+                if self.work_one_job():
+                    continue
+            except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
+                if self.interval == 0:
+                    raise
+                logger.error("Redis is unreachable (%s); retrying in %ss", error, self.interval)
+            if self.interval == 0:
+                return
+            self._set_idle_procline()
+            self._idle(self.interval)
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        try:
+            if self._pid is not None:
+                unregister(self.id, error)
+                hooks.run("worker_exit", self)
+        finally:
+            self._restore_signal_handlers()
+            logger.info("Worker %s exited", self.id)
+
+    # -- one job ---------------------------------------------------------------------
+
+    def work_one_job(self) -> bool:
+        """Reserve and process one job; False when paused or every queue is empty."""
+        self._log_signals()
+        if self.is_paused():
+            return False
+        job = self.reserve()
+        if job is None:
+            return False
+        self.process(job)
+        return True
+
+    def is_paused(self) -> bool:
+        if self.paused:
+            return True
+        value = get_redis().get(key("pause-all-workers"))
+        return (value or "").strip().lower() == "true"
+
+    def reserve(self) -> Job | None:
+        for queue in self.queues:
+            job = Job.reserve(queue)
+            if job is not None:
+                return job
+        return None
+
+    def process(self, job: Job) -> None:
+        working_on(self.id, job)
+        set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
+        logger.info("got: (Job{%s} | %s)", job.queue, job.raw[:200])
+        try:
+            # Garbage is recorded here, before any child is forked for it.
+            job.validate()
+        except JobError as error:
+            report_failed_job(self.id, job, error)
+        else:
+            if self.fork_per_job:
+                self._perform_with_fork(job)
+            else:
+                self._perform_in_process(job)
+        done_working(self.id)
+
+    def _perform_in_process(self, job: Job) -> None:
+        db.close_old_connections()
+        self._in_job = True
+        try:
+            job.perform()
+        except Exception as error:
+            self._in_job = False
+            report_failed_job(self.id, job, error)
+        finally:
+            self._in_job = False
+            db.close_old_connections()
+
+    def _perform_with_fork(self, job: Job) -> None:
+        try:
+            hooks.run("before_fork", job)
+        except Exception as error:
+            report_failed_job(self.id, job, error)
+            return
+        # Database sockets must never be shared with a child: close them here, in the
+        # parent, so the child opens its own (closing them in the child could send a
+        # protocol-level goodbye on the parent's connection).
+        db.connections.close_all()
+        self._kill_child_requested = False
+        pid = os.fork()
+        if pid == 0:
+            run_job_child(self.id, job, self.term_child, self._close_inherited)
+        self.child = ChildProcess(pid)
+        set_procline(f"Forked {pid} at {int(time.time())}")
+        try:
+            status = self._wait_for_child(self.child)
+        finally:
+            self.child = None
+        dirty = dirty_exit_for(pid, status)
+        if dirty is not None:
+            report_dirty_exit(self.id, job, dirty)
+
+    def _wait_for_child(self, child: ChildProcess) -> int:
+        while True:
+            status = child.poll()
+            if status is not None:
+                return status
+            if self._kill_child_requested:
+                self._kill_child_requested = False
+                self._kill_child(child)
+                continue
+            self._log_signals()
+            self._wait(_CHILD_POLL)
+
+    def _kill_child(self, child: ChildProcess) -> None:
+        if self.term_child:
+            child.terminate(self.pre_shutdown_timeout, self.term_timeout)
+        else:
+            child.kill()
+
+    def _close_inherited(self) -> None:
+        if self._waker is not None:
+            self._waker.close()
+
+    # -- idling ----------------------------------------------------------------------
+
+    def _set_idle_procline(self) -> None:
+        if self.is_paused():
+            set_procline("Paused")
+        else:
+            set_procline(f"Waiting for {','.join(self.queues)}")
+
+    def _idle(self, seconds: float) -> None:
+        """Sleep, waking early for a signal and checking on the manager every second."""
+        deadline = time.monotonic() + seconds
+        while not self._should_stop():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._wait(min(remaining, _MANAGER_CHECK)):
+                return
+
+    def _wait(self, seconds: float) -> bool:
+        if self._waker is None:
+            time.sleep(seconds)
+            return False
+        return self._waker.wait(seconds)
+
+    def _should_stop(self) -> bool:
+        if not self.shutdown_requested and self._manager_gone():
+            logger.warning("Manager %s is gone; exiting after the current job", self.manager_pid)
+            self.shutdown_requested = True
+        return self.shutdown_requested
+
+    def _manager_gone(self) -> bool:
+        return self.manager_pid is not None and os.getppid() != self.manager_pid
+
+    # -- signals ---------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            logger.warning("Worker runs outside the main thread: signals are not handled")
+            return
+        self._waker = _Waker()
+        handlers = {
+            signal.SIGTERM: self._on_term,
+            signal.SIGINT: self._on_int,
+            signal.SIGQUIT: self._on_quit,
+            signal.SIGUSR1: self._on_usr1,
+            signal.SIGUSR2: self._on_usr2,
+            signal.SIGCONT: self._on_cont,
+            signal.SIGCHLD: self._on_chld,
+        }
+        for signum, handler in handlers.items():
+            self._previous_handlers[signum] = signal.signal(signum, handler)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, previous in self._previous_handlers.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous_handlers.clear()
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
+
+    def _noted(self, signum: int) -> None:
+        self._signal_names.append(signal.Signals(signum).name)
+        if self._waker is not None:
+            self._waker.wake()
+
+    def _on_quit(self, signum: int, frame: object) -> None:
+        self.shutdown_requested = True
+        self._noted(signum)
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        if self.graceful_term:
+            self._on_quit(signum, frame)
+        else:
+            self._shutdown_now(signum)
+
+    def _on_int(self, signum: int, frame: object) -> None:
+        self._shutdown_now(signum)
+
+    def _shutdown_now(self, signum: int) -> None:
+        """Resque's ``shutdown!``: stop after this job and end the job now."""
+        self.shutdown_requested = True
+        self._noted(signum)
+        if self.fork_per_job:
+            self._kill_child_requested = True
+        elif self.term_child and self._in_job and not self._term_raised:
+            # In-process with TERM_CHILD the job itself receives TermException (once).
+            self._term_raised = True
+            raise TermException("SIGTERM")
+
+    def _on_usr1(self, signum: int, frame: object) -> None:
+        self._kill_child_requested = self.fork_per_job
+        self._noted(signum)
+
+    def _on_usr2(self, signum: int, frame: object) -> None:
+        self.paused = True
+        self._noted(signum)
+
+    def _on_cont(self, signum: int, frame: object) -> None:
+        self.paused = False
+        self._noted(signum)
+
+    def _on_chld(self, signum: int, frame: object) -> None:
+        if self._waker is not None:
+            self._waker.wake()
+
+    def _log_signals(self) -> None:
+        # Logged here rather than in the handlers: logging is not safe to re-enter.
+        while self._signal_names:
+            name = self._signal_names.pop(0)
+            logger.info("Worker %s received %s", self._pid, name)
+
+
+def _interval(value: float | str | None) -> float:
+    if value is None:
+        value = os.environ.get("INTERVAL") or DEFAULT_INTERVAL
+    interval = float(value)
+    if interval < 0:
+        raise ValueError(f"interval must be >= 0 seconds, not {value!r}")
+    return interval
+
+
+def _fork_per_job(value: bool | None) -> bool:
+    if not hasattr(os, "fork"):
+        return False
+    if value is not None:
+        return bool(value)
+    env = os.environ.get("FORK_PER_JOB")
+    if env is not None:
+        return env != "false"
+    return bool(settings.RESQUE_FORK_PER_JOB)

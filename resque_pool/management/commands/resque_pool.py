@@ -1,0 +1,258 @@
+"""``manage.py resque_pool``: resque-pool's command line on a preloaded Django project.
+
+Option precedence follows argument order, as resque-pool's OptionParser does: each of
+``--pidfile``, ``--no-pidfile`` and ``--hot-swap`` sets every attribute it touches, so the
+last one given wins; ``--daemon``'s defaults are filled in after parsing, only where
+nothing was given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from resque_pool.pool import daemon
+from resque_pool.pool.config import ConfigError, default_file_present, validate_counts
+from resque_pool.pool.loaders import Source, choose_source
+from resque_pool.pool.manager import GRACEFUL, GRACEFUL_AND_WAIT, Manager, Options
+
+logger = logging.getLogger("resque_pool.pool")
+
+DAEMON_STDOUT = "log/resque-pool.stdout.log"
+DAEMON_STDERR = "log/resque-pool.stderr.log"
+DAEMON_PIDFILE = "tmp/pids/resque-pool.pid"
+HOT_SWAP_LOCK = "tmp/resque-pool.lock"
+ENVIRONMENT_VARIABLES = ("RACK_ENV", "RAILS_ENV", "RESQUE_ENV")
+TRUTHY = {"yes", "y", "true", "t", "1", "okay", "sure", "please"}
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
+class PidfileAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.pidfile = values
+        namespace.no_pidfile = False
+
+
+class NoPidfileAction(argparse.Action):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.pidfile = None
+        namespace.no_pidfile = True
+
+
+class HotSwapAction(argparse.Action):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.pidfile = None
+        namespace.no_pidfile = True
+        namespace.lock_file = namespace.lock_file or HOT_SWAP_LOCK
+        namespace.kill_others = True
+
+
+def apply_daemon_defaults(options: dict[str, Any]) -> None:
+    """resque-pool's ``||=`` defaults for ``--daemon``."""
+    if options["daemon"]:
+        options["stdout"] = options["stdout"] or DAEMON_STDOUT
+        options["stderr"] = options["stderr"] or DAEMON_STDERR
+        if not options["no_pidfile"]:
+            options["pidfile"] = options["pidfile"] or DAEMON_PIDFILE
+
+
+def term_behavior(options: dict[str, Any]) -> str | None:
+    if options["term_graceful_wait"]:
+        return GRACEFUL_AND_WAIT
+    if options["term_graceful"]:
+        return GRACEFUL
+    if "TERM_CHILD" in os.environ:
+        logger.info("TERM_CHILD enabled, so will use 'term-graceful-and-wait' behaviour")
+        return GRACEFUL_AND_WAIT
+    if os.environ.get("DYNO"):
+        logger.warning("WARNING: Are you running on Heroku? You should probably set TERM_CHILD=1")
+    return None
+
+
+def environment_name() -> str | None:
+    for variable in ENVIRONMENT_VARIABLES:
+        if os.environ.get(variable):
+            return os.environ[variable]
+    return None
+
+
+def configure_logging() -> None:
+    """A handler for our logger when the project configured none (time, level, pid)."""
+    package = logging.getLogger("resque_pool")
+    if package.hasHandlers():
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    package.addHandler(handler)
+    if package.level == logging.NOTSET:
+        package.setLevel(logging.INFO)
+
+
+class Command(BaseCommand):
+    help = "Run a pool of Resque workers (resque-pool's options, plus --pool and --test)."
+    # System checks read settings only; the pool runs them itself before forking nothing.
+    requires_system_checks = "__all__"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.set_defaults(pidfile=None, no_pidfile=False, lock_file=None, kill_others=False)
+        add = parser.add_argument
+        add("-c", "--config", metavar="PATH", help="resque-pool YAML file (or RESQUE_POOL_CONFIG)")
+        add("-a", "--appname", metavar="NAME", help="app name in proclines (default: cwd name)")
+        add("-d", "--daemon", action="store_true", help="run in the background")
+        add(
+            "-k",
+            "--kill-others",
+            action="store_true",
+            dest="kill_others",
+            help="QUIT other pools of this app on this host once our workers registered",
+        )
+        add("-o", "--stdout", metavar="FILE", help="append stdout to FILE (reopened on HUP)")
+        add("-e", "--stderr", metavar="FILE", help="append stderr to FILE (reopened on HUP)")
+        add("--nosync", action="store_true", help="do not line-buffer stdout and stderr")
+        add("-p", "--pidfile", metavar="FILE", action=PidfileAction, help="write the pid to FILE")
+        add("--no-pidfile", action=NoPidfileAction, help="write no pidfile")
+        add("-l", "--lock", metavar="FILE", dest="lock_file", help="hold a shared lock on FILE")
+        add(
+            "-H",
+            "--hot-swap",
+            action=HotSwapAction,
+            help=f"--no-pidfile --kill-others, and --lock {HOT_SWAP_LOCK} unless given",
+        )
+        add("-E", "--environment", metavar="ENV", help="sets RACK_ENV, RAILS_ENV and RESQUE_ENV")
+        add(
+            "-s",
+            "--spawn-delay",
+            metavar="MS",
+            type=int,
+            help="milliseconds to wait after each spawn",
+        )
+        add(
+            "--term-graceful-wait",
+            action="store_true",
+            help="on TERM: workers finish their jobs, the manager waits for them",
+        )
+        add(
+            "--term-graceful",
+            action="store_true",
+            help="on TERM: workers finish their jobs, the manager exits at once",
+        )
+        add(
+            "--term-immediate",
+            action="store_true",
+            help="on TERM: workers stop at once, the manager exits (the default)",
+        )
+        add(
+            "--single-process-group",
+            action="store_true",
+            help="keep workers in the manager's process group",
+        )
+        add("--pool", metavar="NAME", help="pool name for database counts (default: host name)")
+        add("--test", action="store_true", help="print the workers the config defines and exit")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging()
+        if options["environment"]:
+            for variable in ENVIRONMENT_VARIABLES:
+                os.environ[variable] = options["environment"]
+        environment = environment_name()
+        pool = options["pool"] or socket.gethostname()
+        config_path = options["config"] or os.environ.get("RESQUE_POOL_CONFIG") or None
+        try:
+            source = choose_source(config_path, pool)
+        except ConfigError as error:
+            raise CommandError(str(error), returncode=2) from None
+        if options["test"]:
+            self.print_test(source, self.load_or_exit(source, environment))
+            return
+        if source.strict:
+            # An explicitly named file that fails is fatal now, before anything forks. A
+            # database or loader failing at start-up only starts the pool empty: the
+            # manager keeps retrying (and logs why).
+            self.load_or_exit(source, environment)
+        elif source.description == "database":
+            stray = default_file_present()
+            if stray:
+                logger.warning(
+                    "%s exists but is not read: counts come from the database "
+                    "(pass --config %s to use the file)",
+                    stray,
+                    stray,
+                )
+        apply_daemon_defaults(options)
+        self.run_pool(source, environment, pool, options)
+
+    @staticmethod
+    def load_or_exit(source: Source, environment: str | None) -> dict[str, int]:
+        try:
+            return validate_counts(source.loader(environment), source.description)
+        except ConfigError as error:
+            raise CommandError(str(error), returncode=2) from None
+        except Exception as error:  # noqa: BLE001 (database down, loader raising)
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            raise CommandError(
+                f"{source.description}: {type(error).__name__}: {first_line}", returncode=2
+            ) from None
+
+    def print_test(self, source: Source, counts: dict[str, int]) -> None:
+        self.stdout.write(f"Workers defined in {source.description}")
+        number = 0
+        for queues, count in counts.items():
+            for _ in range(count):
+                number += 1
+                self.stdout.write(f"{number}: {queues}")
+
+    def run_pool(
+        self, source: Source, environment: str | None, pool: str, options: dict[str, Any]
+    ) -> None:
+        if not options["nosync"]:
+            for stream in (sys.stdout, sys.stderr):
+                stream.reconfigure(line_buffering=True)
+        lock = daemon.obtain_shared_lock(options["lock_file"]) if options["lock_file"] else None
+        pidfile = daemon.Pidfile(options["pidfile"]) if options["pidfile"] else None
+        try:
+            if pidfile:
+                daemon.check_pidfile(pidfile.path)  # refuse before detaching, visibly
+            if options["daemon"]:
+                connections.close_all()
+                daemon.daemonize()
+            if pidfile:
+                pidfile.write()
+        except daemon.PidfileError as error:
+            raise CommandError(str(error)) from None
+        redirects = daemon.Redirects(options["stdout"], options["stderr"])
+        redirects.apply()
+        logger.info("Resque Pool running in %s environment", environment or "development")
+        manager = Manager(
+            source,
+            Options(
+                environment=environment,
+                pool=pool,
+                appname=options["appname"] or os.path.basename(os.getcwd()),
+                spawn_delay=(options["spawn_delay"] or 0) / 1000.0,
+                term_behavior=term_behavior(options),
+                single_process_group=options["single_process_group"]
+                or os.environ.get("RESQUE_SINGLE_PGRP", "").strip().lower() in TRUTHY,
+                handle_winch=options["daemon"],
+                kill_others=options["kill_others"],
+                redirects=redirects,
+            ),
+        )
+        try:
+            manager.run()
+        finally:
+            if pidfile:
+                pidfile.remove()
+            del lock

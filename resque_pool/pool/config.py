@@ -1,0 +1,191 @@
+"""resque-pool's YAML file: reading, ``${VAR}`` interpolation, environment merge, validation.
+
+The merge is resque-pool's ``FileOrHashLoader#apply_environment``: root keys are defaults,
+the section named after the environment overrides them key by key, and then every
+hash-valued key (the chosen section, every other section, any nested mapping) is dropped.
+
+Where resque-pool evaluates ERB, we interpolate ``${VAR}`` and ``${VAR:-default}`` from the
+environment; an unset variable without a default is an error, never a silent empty string.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from django.core.exceptions import ValidationError
+
+from ..queue_lists import normalize_queue_list
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message is one line for a person."""
+
+
+# ``$${`` escapes a literal ``${``.
+_VARIABLE = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate(text: str, environ: Mapping[str, str] | None = None, source: str = "") -> str:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in ``text``; comment lines are left alone.
+
+    ``:-`` follows the shell: the default applies when the variable is unset or empty.
+    """
+    environ = os.environ if environ is None else environ
+    lines = text.splitlines(keepends=True)
+    for number, line in enumerate(lines, start=1):
+        if line.lstrip().startswith("#"):
+            continue
+
+        def replace(match: re.Match[str], number: int = number) -> str:
+            escaped, name, default = match.groups()
+            if escaped:
+                return match.group(0)[1:]
+            value = environ.get(name)
+            if value:
+                return value
+            if default is not None:
+                return default
+            if value is not None:  # set but empty, and no default: empty, like the shell
+                return value
+            where = f"{source}:{number}" if source else f"line {number}"
+            raise ConfigError(
+                f"{where}: environment variable {name} is not set "
+                f"(write ${{{name}:-default}} to give a default)"
+            )
+
+        lines[number - 1] = _VARIABLE.sub(replace, line)
+    return "".join(lines)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false, so a queue named ``on``, ``yes``
+    or ``no`` stays a string key (YAML 1.1 would turn it into a boolean)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def parse_yaml(text: str, source: str = "") -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+
+
+def _queue_key(key: Any, source: str) -> str:
+    if isinstance(key, bool) or key is None:
+        raise ConfigError(f"{source}: {key!r} is not a queue list")
+    try:
+        return normalize_queue_list(str(key))
+    except ValidationError as error:
+        raise ConfigError(f"{source}: queue list {str(key)!r}: {error.messages[0]}") from None
+
+
+def validate_counts(mapping: Any, source: str) -> dict[str, int]:
+    """``{"foo, bar": 2}`` -> ``{"foo,bar": 2}``; ConfigError for anything else.
+
+    Keys must be queue lists (normalised), values integers >= 0 (a boolean is not a count).
+    Two keys that normalise to the same list are refused: which one wins would be a guess.
+    """
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping of queue lists to counts, got {type(mapping).__name__}"
+        )
+    counts: dict[str, int] = {}
+    for raw_key, value in mapping.items():
+        queues = _queue_key(raw_key, source)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(
+                f"{source}: count for {queues!r} must be an integer >= 0, got {value!r}"
+            )
+        if queues in counts:
+            raise ConfigError(f"{source}: queue list {queues!r} is given twice")
+        counts[queues] = value
+    return counts
+
+
+def merge_environment(config: Any, environment: str | None, source: str) -> dict[str, int]:
+    """resque-pool's merge: root defaults, the environment's section over them, sections
+    and other mappings dropped; then validated.
+
+    Keys are normalised before merging so that ``"foo, bar"`` in a section overrides
+    ``"foo,bar"`` at the root, as a reader would expect.
+    """
+    if config is None:
+        raise ConfigError(f"{source}: the file is empty (write {{}} for a pool with no workers)")
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping of queue lists to counts, got {type(config).__name__}"
+        )
+    merged = validate_counts(
+        {k: v for k, v in config.items() if not isinstance(v, Mapping)}, source
+    )
+    section = config.get(environment) if environment else None
+    if isinstance(section, Mapping):
+        scalars = {k: v for k, v in section.items() if not isinstance(v, Mapping)}
+        merged.update(validate_counts(scalars, f"{source} [{environment}]"))
+    return merged
+
+
+def load_file(path: str, environment: str | None, environ: Mapping[str, str] | None = None):
+    """Read, interpolate, parse, merge and validate one file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text: {error.reason}") from None
+    return merge_environment(parse_yaml(interpolate(text, environ, path), path), environment, path)
+
+
+class FileLoader:
+    """A loader for one file, cached like resque-pool's: the file is read on the first call
+    and again only after ``reset()`` (HUP). A failed read is cached too, so a broken file is
+    not re-read every second; the next HUP tries again."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._result: dict[str, int] | ConfigError | None = None
+
+    def __call__(self, environment: str | None) -> dict[str, int]:
+        if self._result is None:
+            try:
+                self._result = load_file(self.path, environment)
+            except ConfigError as error:
+                self._result = error
+        if isinstance(self._result, ConfigError):
+            raise self._result
+        return dict(self._result)
+
+    def reset(self) -> None:
+        self._result = None
+
+    def __str__(self) -> str:
+        return self.path
+
+
+DEFAULT_FILES = ("resque-pool.yml", "config/resque-pool.yml")
+
+
+def default_file_present(cwd: str = ".") -> str | None:
+    """resque-pool's implicit lookup; we only warn about such a file (see docs/pool.md)."""
+    for name in DEFAULT_FILES:
+        if os.path.isfile(os.path.join(cwd, name)):
+            return name
+    return None

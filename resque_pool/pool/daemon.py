@@ -1,0 +1,165 @@
+"""Daemon plumbing: shared lock, double fork, pidfile, stdout/stderr redirection and reopen."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import logging.handlers
+import os
+import sys
+from typing import IO
+
+logger = logging.getLogger("resque_pool.pool")
+
+
+class PidfileError(Exception):
+    """Another live process owns the pidfile."""
+
+
+def _makedirs_for(path: str) -> None:
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+
+
+def obtain_shared_lock(path: str) -> IO[str]:
+    """A shared ``flock`` on ``path``, held until this process and every worker forked from
+    it exits (the open file description is inherited), so an init script can wait for a
+    whole generation with ``flock -x``. Keep the returned file object alive."""
+    _makedirs_for(path)
+    handle = open(path, "w")  # noqa: SIM115 (held for the life of the process)
+    fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+    return handle
+
+
+def daemonize() -> None:
+    """Fork, ``setsid``, fork again (resque-pool's order, no chdir); stdin from /dev/null.
+    The original process and the intermediate one exit at once with status 0."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def read_pid(path: str) -> int | None:
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip() or 0)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return 0  # unreadable or garbage: treated as stale, like resque-pool's pid <= 0
+
+
+def check_pidfile(path: str) -> None:
+    """Refuse to start when ``path`` names a live process other than this one."""
+    pid = read_pid(path)
+    if pid and pid != os.getpid() and pid_alive(pid):
+        raise PidfileError(f"Pidfile already exists at {path} and process {pid} is still running.")
+
+
+class Pidfile:
+    """Written atomically (temp file + rename, as resqued does) after checking for a live
+    owner; removed only by the process that wrote it, and only while it still holds its pid,
+    so forked workers and a successor's file are never touched."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pid: int | None = None
+
+    def write(self) -> None:
+        check_pidfile(self.path)
+        if read_pid(self.path) is not None:
+            logger.info("replacing stale pidfile %s", self.path)
+        _makedirs_for(self.path)
+        pid = os.getpid()
+        temporary = f"{self.path}.{pid}.tmp"
+        with open(temporary, "w") as handle:
+            handle.write(f"{pid}\n")
+        os.replace(temporary, self.path)
+        self.pid = pid
+
+    def remove(self) -> None:
+        if self.pid is None or self.pid != os.getpid():
+            return
+        if read_pid(self.path) == self.pid:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+        self.pid = None
+
+
+class Redirects:
+    """stdout/stderr appended to files, reopened on HUP so that logrotate can move them."""
+
+    def __init__(self, stdout: str | None, stderr: str | None) -> None:
+        self.targets = {1: stdout, 2: stderr}
+
+    def apply(self) -> None:
+        for fd, path in self.targets.items():
+            if not path:
+                continue
+            stream = sys.stdout if fd == 1 else sys.stderr
+            with contextlib.suppress(ValueError, OSError):
+                stream.flush()
+            _makedirs_for(path)
+            opened = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.dup2(opened, fd)
+            finally:
+                os.close(opened)
+
+    def reopen(self) -> int:
+        """Reopen the files whose path now names another file (or none); returns how many."""
+        reopened = 0
+        for fd, path in self.targets.items():
+            if path and _moved(path, fd):
+                reopened += 1
+        self.apply()
+        return reopened
+
+
+def _moved(path: str, fd: int) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ENOENT
+    held = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) != (held.st_dev, held.st_ino)
+
+
+def reopen_log_handlers() -> int:
+    """Reopen every ``logging.FileHandler`` (resque-pool reopens every appending File it
+    finds, issue #122); WatchedFileHandler already reopens by itself. Returns how many."""
+    reopened = 0
+    for reference in list(logging._handlerList):  # noqa: SLF001 (no public registry)
+        handler = reference()
+        if not isinstance(handler, logging.FileHandler) or handler.stream is None:
+            continue
+        if isinstance(handler, logging.handlers.WatchedFileHandler):
+            continue
+        handler.acquire()
+        try:
+            handler.stream.close()
+            handler.stream = handler._open()  # noqa: SLF001
+            reopened += 1
+        finally:
+            handler.release()
+    return reopened

@@ -1,0 +1,67 @@
+"""``--kill-others`` / ``--hot-swap``: ask the other pools of this app on this host to stop.
+
+resque-pool's Killer greps ``ps`` for every ``resque-pool-master`` on the host, whatever the
+app, and sends INT as soon as the new pool has forked. We find the others through the live
+state the pools publish (same host, same appname), send QUIT (finish the current jobs, then
+exit), and only once every worker of the new pool has registered in Redis, so that the
+queues are never left without workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Iterable
+
+from .. import pool_state
+from ..connection import get_redis, key
+
+logger = logging.getLogger("resque_pool.pool")
+
+
+def workers_registered(worker_ids: Iterable[str]) -> bool:
+    """True when every id is a member of ``<ns>:workers``."""
+    ids = list(worker_ids)
+    if not ids:
+        return True
+    flags = get_redis().smismember(key("workers"), ids)
+    return all(flags)
+
+
+def _is_pool_master(pid: int, appname: str) -> bool:
+    """Guard against a recycled pid: the process must still carry the manager's title."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except FileNotFoundError:
+        return not os.path.isdir("/proc")  # no procfs: trust the live state
+    except OSError:
+        return False
+    return f"resque-pool-master[{appname}]" in cmdline
+
+
+def other_pools(appname: str, host: str, own_pid: int) -> list[int]:
+    return [
+        int(state["pid"])
+        for state in pool_state.all_pools()
+        if state.get("appname") == appname
+        and state.get("host") == host
+        and int(state.get("pid") or 0) not in (0, own_pid)
+    ]
+
+
+def kill_other_pools(appname: str, host: str, own_pid: int) -> list[int]:
+    """Send QUIT to the other live pools of ``appname`` on ``host``; returns their pids."""
+    signalled = []
+    for pid in other_pools(appname, host, own_pid):
+        if not _is_pool_master(pid, appname):
+            logger.warning("pool pid %d is not a resque-pool-master[%s]; leaving it", pid, appname)
+            continue
+        try:
+            os.kill(pid, signal.SIGQUIT)
+        except ProcessLookupError:
+            continue
+        logger.info("kill-others: sent QUIT to pool %d", pid)
+        signalled.append(pid)
+    return signalled

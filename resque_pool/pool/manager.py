@@ -1,0 +1,483 @@
+"""The pool manager: one loop that reaps, handles one signal, reloads counts, reconciles.
+
+Mirrors resque-pool's ``Resque::Pool#join`` (reference A4) with the differences DESIGN.md
+lists: a failing configuration never kills the manager, quick deaths back off, WINCH holds
+the pool at zero until HUP, excess workers get the TERM_CHILD-aware signal, dead workers are
+cleaned up in Redis at once, and the live state is published for the admin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import setproctitle
+from django.db import connections
+
+from .. import pool_state
+from ..conf import settings
+from ..queue_lists import split_queues
+from . import killer, spawn
+from .backoff import Backoff
+from .config import validate_counts
+from .daemon import Redirects, reopen_log_handlers
+from .loaders import Source
+from .signals import SignalQueue, name
+
+logger = logging.getLogger("resque_pool.pool")
+
+GRACEFUL_AND_WAIT = "graceful_worker_shutdown_and_wait"
+GRACEFUL = "graceful_worker_shutdown"
+PUBLISH_PERIOD = 1.0
+
+
+@dataclass
+class WorkerProcess:
+    pid: int
+    queues: str
+    started: float  # time.monotonic()
+    stopping: bool = False
+
+    @property
+    def id(self) -> str:
+        from ..worker import make_worker_id
+
+        return make_worker_id(self.pid, split_queues(self.queues))
+
+
+@dataclass
+class Options:
+    environment: str | None
+    pool: str
+    appname: str
+    spawn_delay: float = 0.0  # seconds
+    term_behavior: str | None = None
+    single_process_group: bool = False
+    handle_winch: bool = False
+    kill_others: bool = False
+    redirects: Redirects | None = None
+    loader_period: float = field(default_factory=lambda: float(settings.RESQUE_POOL_LOADER_PERIOD))
+
+
+class Manager:
+    def __init__(self, source: Source, options: Options) -> None:
+        self.source = source
+        self.options = options
+        self.term_child = "TERM_CHILD" in os.environ  # resque-pool: ENV['TERM_CHILD'] is set
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = pool_state.pool_id(self.host, self.pid)
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.counts: dict[str, int] = {}
+        self.paused = False  # WINCH: hold at zero until HUP
+        self.status = "starting"
+        # {queues: {pid: WorkerProcess}}; dicts keep insertion order, so oldest first.
+        self.workers: dict[str, dict[int, WorkerProcess]] = {}
+        self.backoffs: dict[str, Backoff] = {}
+        self.signals = SignalQueue()
+        self.next_load = 0.0
+        self.next_spawn = 0.0
+        self.next_publish = 0.0
+        self.load_error: str | None = None
+        self.publish_error: str | None = None
+        self.kill_others_pending = options.kill_others
+        self.kill_others_logged = False
+        self.next_kill_check = 0.0
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.start()
+        try:
+            self.join()
+        finally:
+            self.finish()
+
+    def start(self) -> None:
+        self.procline("(starting)")
+        self.signals.install()
+        self.load_counts()
+        self.maintain()
+        self.status = "running"
+        self.procline("(started)")
+        logger.info("started manager")
+        pids = self.all_pids()
+        logger.info("Pool contains worker PIDs: %s", pids) if pids else logger.info("Pool is empty")
+        self.publish(force=True)
+
+    def join(self) -> None:
+        while True:
+            self.reap()
+            self.log_dropped_signals()
+            signum = self.signals.pop()
+            if signum is not None:
+                if self.handle_signal(signum):
+                    break
+            else:
+                self.signals.sleep(self.sleep_timeout())
+                if time.monotonic() >= self.next_load:
+                    self.load_counts()
+                self.maintain()
+            self.procline(f"managing {self.all_pids()}")
+            self.publish()
+            self.maybe_kill_others()
+
+    def finish(self) -> None:
+        self.status = "stopped"
+        self.procline("(shutting down)")
+        try:
+            pool_state.withdraw(self.id)
+        except Exception as error:  # noqa: BLE001 (Redis down must not hide the exit)
+            logger.warning("could not withdraw the pool state: %s", error)
+        self.signals.uninstall()
+        self.signals.close()
+        logger.info("manager finished")
+
+    # -- counts ----------------------------------------------------------------------------
+
+    def load_counts(self) -> bool:
+        """Call the loader; keep the last good counts on any failure, logged once per change."""
+        self.next_load = time.monotonic() + self.options.loader_period
+        try:
+            counts = validate_counts(
+                self.source.loader(self.options.environment), self.source.description
+            )
+        except Exception as error:  # noqa: BLE001 (a loader may raise anything)
+            message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            if message != self.load_error:
+                logger.error(
+                    "could not load worker counts from %s (%s); keeping the last good counts %s",
+                    self.source.description,
+                    message,
+                    self.counts,
+                )
+                self.load_error = message
+            # A database error can leave the connection unusable; the next call reconnects.
+            connections.close_all()
+            return False
+        if self.load_error is not None:
+            logger.info("worker counts from %s load again", self.source.description)
+            self.load_error = None
+        if counts != self.counts:
+            logger.info("worker counts from %s: %s", self.source.description, counts)
+            self.counts = counts
+        return True
+
+    def desired(self) -> dict[str, int]:
+        return {} if self.paused else self.counts
+
+    # -- reconciliation --------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Stop the oldest excess workers, spawn missing ones (subject to spawn delay and
+        backoff). Workers already stopping still hold their slot until they are reaped, so
+        replacements start as they exit, never on top of them."""
+        desired = self.desired()
+        now = time.monotonic()
+        prepared = False
+        for queues in dict.fromkeys([*desired, *self.workers]):
+            want = desired.get(queues, 0)
+            procs = self.workers.get(queues, {})
+            active = [proc for proc in procs.values() if not proc.stopping]
+            for proc in active[: max(len(active) - want, 0)]:
+                self.stop_worker(proc)
+            backoff = self.backoffs.get(queues)
+            if backoff:
+                for proc in active:
+                    backoff.survived(proc.started, now)
+            for _ in range(want - len(procs)):
+                if now < self.next_spawn or (backoff and backoff.wait(now) > 0):
+                    break
+                if not prepared:
+                    spawn.prepare_to_fork()
+                    prepared = True
+                if not self.spawn_worker(queues):
+                    return
+                now = time.monotonic()
+                if self.options.spawn_delay:
+                    self.next_spawn = now + self.options.spawn_delay
+                    break
+
+    def spawn_worker(self, queues: str) -> bool:
+        try:
+            pid = spawn.fork_worker(
+                split_queues(queues),
+                manager_pid=self.pid,
+                single_process_group=self.options.single_process_group,
+                reset_signals=self.signals.handled,
+                close_fds=(self.signals.read_fd, self.signals.write_fd),
+            )
+        except OSError as error:
+            logger.error("could not fork a worker for %s: %s", queues, error)
+            self.next_spawn = time.monotonic() + 1.0
+            return False
+        self.workers.setdefault(queues, {})[pid] = WorkerProcess(pid, queues, time.monotonic())
+        logger.info("spawned worker %d for %s", pid, queues)
+        return True
+
+    def stop_signal(self) -> int:
+        # resque-pool #172: excess workers and HUP use the signal TERM_CHILD calls for.
+        return signal.SIGTERM if self.term_child else signal.SIGQUIT
+
+    def stop_worker(self, proc: WorkerProcess, signum: int | None = None) -> None:
+        proc.stopping = True
+        self.kill(proc.pid, signum or self.stop_signal())
+
+    @staticmethod
+    def kill(pid: int, signum: int) -> None:
+        # An already exited pid is harmless: the reaper will see it.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    def procs(self) -> list[WorkerProcess]:
+        return [proc for procs in self.workers.values() for proc in procs.values()]
+
+    def all_pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs()]
+
+    def signal_all(self, signum: int, stopping: bool = True) -> None:
+        for proc in self.procs():
+            if stopping:
+                proc.stopping = True
+            self.kill(proc.pid, signum)
+
+    # -- reaping ---------------------------------------------------------------------------
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.worker_exited(pid, status)
+
+    def find(self, pid: int) -> WorkerProcess | None:
+        for procs in self.workers.values():
+            if pid in procs:
+                return procs[pid]
+        return None
+
+    def worker_exited(self, pid: int, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        proc = self.find(pid)
+        if proc is None:
+            logger.info("reaped unknown child %d (status: %s)", pid, code)
+            return
+        del self.workers[proc.queues][pid]
+        if not self.workers[proc.queues]:
+            del self.workers[proc.queues]
+        described = f"signal: {name(-code)}" if code < 0 else f"status: {code}"
+        logger.info("Reaped resque worker[%d] (%s) queues: %s", pid, described, proc.queues)
+        now = time.monotonic()
+        if not proc.stopping:
+            lifetime = now - proc.started
+            logger.warning(
+                "worker %d for %s exited on its own after %.1fs (%s)",
+                pid,
+                proc.queues,
+                lifetime,
+                described,
+            )
+            backoff = self.backoffs.setdefault(proc.queues, Backoff())
+            backoff.died(lifetime, now)
+            if backoff.delay:
+                logger.warning(
+                    "workers for %s keep dying soon after start; next one in %.0fs",
+                    proc.queues,
+                    backoff.delay,
+                )
+        self.clean_up(proc, killed=code != 0)
+
+    def clean_up(self, proc: WorkerProcess, killed: bool) -> None:
+        """Unregister a dead worker and fail (or requeue) its in-flight job now, instead of
+        leaving it to another worker's prune minutes later."""
+        if killed and not self.options.single_process_group:
+            # The worker led its own process group: a job child it left behind is killed so
+            # that a job recorded as DirtyExit (or requeued) does not also go on running.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            from ..worker import cleanup_dead_worker
+
+            if cleanup_dead_worker(proc.id, requeue=bool(settings.RESQUE_REQUEUE_DIRTY_JOBS)):
+                logger.warning("cleaned up dead worker %s in Redis", proc.id)
+        except Exception as error:  # noqa: BLE001 (Redis down: the prune will do it later)
+            logger.error("could not clean up worker %s: %s", proc.id, error)
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def handle_signal(self, signum: int) -> bool:
+        """Handle one signal; True ends the loop."""
+        if signum == signal.SIGHUP:
+            self.hup()
+        elif signum == signal.SIGQUIT:
+            if self.term_child:
+                return self.shutdown_everything_now(signum)
+            return self.graceful_worker_shutdown_and_wait(signum)
+        elif signum == signal.SIGINT:
+            return self.graceful_worker_shutdown(signum)
+        elif signum == signal.SIGTERM:
+            if self.options.term_behavior == GRACEFUL_AND_WAIT:
+                return self.graceful_worker_shutdown_and_wait(signum)
+            if self.options.term_behavior == GRACEFUL:
+                return self.graceful_worker_shutdown(signum)
+            return self.shutdown_everything_now(signum)
+        elif signum == signal.SIGWINCH:
+            self.winch()
+        else:  # USR1, USR2, CONT
+            logger.info("%s: sending to all workers", name(signum))
+            self.signal_all(signum, stopping=False)
+        return False
+
+    def hup(self) -> None:
+        logger.info("HUP: reset configuration and reload logs")
+        reset = getattr(self.source.loader, "reset", None)
+        if callable(reset):
+            try:
+                reset()
+            except Exception as error:  # noqa: BLE001
+                logger.error("HUP: the loader's reset() failed: %s", error)
+        loaded = self.load_counts()
+        self.reopen_logs()
+        self.paused = False
+        self.status = "running"
+        if loaded:
+            logger.info("HUP: gracefully restarting all workers")
+            self.signal_all(self.stop_signal())
+        else:
+            logger.error("HUP: configuration did not load; keeping the current workers")
+        self.maintain()
+
+    def reopen_logs(self) -> None:
+        count = reopen_log_handlers()
+        if self.options.redirects:
+            count += self.options.redirects.reopen()
+        logger.info("reopened %d log file(s)", count)
+
+    def winch(self) -> None:
+        if not self.options.handle_winch:
+            logger.info("ignoring SIGWINCH (only handled with --daemon)")
+            return
+        logger.info("WINCH: gracefully stopping all workers (until HUP)")
+        self.paused = True
+        self.status = "paused"
+        self.maintain()
+
+    def graceful_worker_shutdown_and_wait(self, signum: int) -> bool:
+        logger.info("%s: graceful shutdown, waiting for children", name(signum))
+        self.status = "stopping"
+        self.signal_all(signal.SIGQUIT)
+        self.wait_for_workers()
+        return True
+
+    def graceful_worker_shutdown(self, signum: int) -> bool:
+        logger.info("%s: immediate shutdown (graceful worker shutdown)", name(signum))
+        self.signal_all(signal.SIGTERM if self.term_child else signal.SIGQUIT)
+        return True
+
+    def shutdown_everything_now(self, signum: int) -> bool:
+        logger.info("%s: immediate shutdown (and immediate worker shutdown)", name(signum))
+        self.signal_all(signal.SIGQUIT if self.term_child else signal.SIGTERM)
+        return True
+
+    def wait_for_workers(self) -> None:
+        """Reap until every worker is gone; INT or TERM cuts the wait short."""
+        while self.workers:
+            self.reap()
+            if not self.workers:
+                return
+            waiting = list(self.signals.pending)
+            self.signals.pending.clear()
+            if signal.SIGINT in waiting or signal.SIGTERM in waiting:
+                logger.info("short circuiting QUIT waitpid")
+                return
+            self.procline(f"managing {self.all_pids()}")
+            self.publish()
+            self.signals.sleep(1.0)
+
+    def log_dropped_signals(self) -> None:
+        for signum in self.signals.take_dropped():
+            logger.warning("ignoring SIG%s: signal queue is full", name(signum))
+
+    # -- timing, state, proclines ----------------------------------------------------------
+
+    def sleep_timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [self.next_load, self.next_publish]
+        desired = self.desired()
+        for queues, want in desired.items():
+            if want > len(self.workers.get(queues, {})):
+                deadlines.append(self.next_spawn)
+                backoff = self.backoffs.get(queues)
+                if backoff:
+                    deadlines.append(backoff.not_before)
+        return min(max(min(deadlines) - now, 0.0), 1.0)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "appname": self.options.appname,
+            "pool": self.options.pool,
+            "environment": self.options.environment or "",
+            "started": self.started_at,
+            "counts": self.counts,
+            "workers": {queues: list(procs) for queues, procs in self.workers.items()},
+            "status": self.status,
+        }
+
+    def publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self.next_publish:
+            return
+        self.next_publish = now + PUBLISH_PERIOD
+        try:
+            pool_state.publish(self.state())
+        except Exception as error:  # noqa: BLE001 (Redis down must not stop the pool)
+            message = str(error)
+            if message != self.publish_error:
+                logger.error("could not publish the pool state: %s", message)
+            self.publish_error = message
+            return
+        self.publish_error = None
+
+    def maybe_kill_others(self) -> None:
+        now = time.monotonic()
+        if not self.kill_others_pending or now < self.next_kill_check:
+            return
+        self.next_kill_check = now + 0.5  # one Redis round trip, twice a second at most
+        desired = self.desired()
+        complete = all(
+            sum(not p.stopping for p in self.workers.get(q, {}).values()) >= want
+            for q, want in desired.items()
+        )
+        try:
+            ready = complete and killer.workers_registered(
+                proc.id for proc in self.procs() if not proc.stopping
+            )
+        except Exception as error:  # noqa: BLE001
+            logger.error("kill-others: could not read the workers from Redis: %s", error)
+            return
+        if not ready:
+            if not self.kill_others_logged:
+                logger.info("kill-others: waiting for this pool's workers to register")
+                self.kill_others_logged = True
+            return
+        self.kill_others_pending = False
+        try:
+            killer.kill_other_pools(self.options.appname, self.host, self.pid)
+        except Exception as error:  # noqa: BLE001
+            logger.error("kill-others: could not list the other pools: %s", error)
+
+    def procline(self, text: str) -> None:
+        setproctitle.setproctitle(f"resque-pool-master[{self.options.appname}]: {text}")

@@ -1,0 +1,91 @@
+"""The manager's signal plumbing, gunicorn-arbiter style.
+
+Handlers only enqueue the signal (at most five waiting, as resque-pool and gunicorn do)
+and the C-level wakeup fd writes a byte to a pipe, which the main loop sleeps on with
+``select``. Everything else happens on the main loop, never inside a handler.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import select
+import signal
+
+QUEUED = (
+    signal.SIGQUIT,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCONT,
+    signal.SIGHUP,
+    signal.SIGWINCH,
+)
+MAX_QUEUED = 5
+
+
+class SignalQueue:
+    def __init__(self) -> None:
+        self.pending: collections.deque[int] = collections.deque()
+        self.dropped: list[int] = []
+        self.read_fd, self.write_fd = os.pipe()
+        for fd in (self.read_fd, self.write_fd):
+            os.set_blocking(fd, False)
+            os.set_inheritable(fd, False)
+
+    def install(self) -> None:
+        signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        for signum in QUEUED:
+            signal.signal(signum, self._enqueue)
+        # CHLD only has to wake the loop (the wakeup fd does that); reaping is the loop's job.
+        signal.signal(signal.SIGCHLD, self._wake_only)
+
+    def uninstall(self) -> None:
+        for signum in (*QUEUED, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+
+    @property
+    def handled(self) -> tuple[int, ...]:
+        return (*QUEUED, signal.SIGCHLD)
+
+    def _enqueue(self, signum: int, frame: object) -> None:
+        if len(self.pending) < MAX_QUEUED:
+            self.pending.append(signum)
+        else:
+            self.dropped.append(signum)  # logged by the loop, not here
+
+    def _wake_only(self, signum: int, frame: object) -> None:
+        pass
+
+    def pop(self) -> int | None:
+        return self.pending.popleft() if self.pending else None
+
+    def take_dropped(self) -> list[int]:
+        dropped, self.dropped = self.dropped, []
+        return dropped
+
+    def sleep(self, timeout: float) -> None:
+        """Block until a signal arrives or ``timeout`` seconds pass."""
+        if self.pending:
+            return
+        with contextlib.suppress(InterruptedError):
+            readable, _, _ = select.select([self.read_fd], [], [], max(timeout, 0.0))
+            if readable:
+                self._drain()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.read_fd, 4096):
+                pass
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def name(signum: int) -> str:
+    return signal.Signals(signum).name.removeprefix("SIG")

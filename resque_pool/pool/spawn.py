@@ -1,0 +1,84 @@
+"""Forking one worker from the preloaded manager."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Iterable
+
+from django.db import connections
+
+from .. import connection, hooks
+
+logger = logging.getLogger("resque_pool.pool")
+
+
+def prepare_to_fork() -> None:
+    """In the manager, before a batch of forks.
+
+    Closing every database connection keeps a worker from sharing the manager's socket
+    (two processes on one connection corrupt the protocol stream). ``gc.freeze()`` moves
+    everything loaded so far out of the collector's reach, so collections in the workers
+    do not write to (and so copy) the pages shared with the manager.
+    """
+    connections.close_all()
+    gc.freeze()
+
+
+def fork_worker(
+    queues: list[str],
+    manager_pid: int,
+    single_process_group: bool,
+    reset_signals: Iterable[int],
+    close_fds: Iterable[int] = (),
+) -> int:
+    """Fork; in the child, run a worker until it shuts down and ``_exit``. Returns the pid."""
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        _become_worker(single_process_group, reset_signals, close_fds)
+        from ..worker import Worker
+
+        worker = Worker(queues, manager_pid=manager_pid)
+        logger.info("resque-pool-worker: starting worker %s", worker.id)
+        hooks.run("after_prefork", worker)
+        worker.work()
+        status = 0
+    except BaseException:  # noqa: BLE001 (anything, even SystemExit, must end in _exit)
+        try:
+            logger.exception("worker for %s failed", ",".join(queues))
+        except BaseException:  # noqa: BLE001
+            traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):
+                stream.flush()
+        # Never return into the manager's stack, never run its atexit handlers.
+        os._exit(status)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _become_worker(
+    single_process_group: bool, reset_signals: Iterable[int], close_fds: Iterable[int]
+) -> None:
+    # The manager's wakeup fd and handlers only enqueue into the manager's queue; a worker
+    # starts from the default dispositions and installs Resque's own handlers in work().
+    signal.set_wakeup_fd(-1)
+    for signum in reset_signals:
+        signal.signal(signum, signal.SIG_DFL)
+    for fd in close_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    # The inherited Redis sockets belong to the manager.
+    connection.reset_connections()
+    if not single_process_group:
+        # Its own group: a Ctrl-C on the manager's terminal does not reach the workers, and
+        # the manager can signal a worker together with its job child.
+        os.setpgrp()

@@ -1,0 +1,143 @@
+"""The admin: worker counts per queue list, and a live Resque dashboard.
+
+Permissions:
+
+- Worker counts use the model's own permissions (``view``/``add``/``change``/``delete``
+  ``workercount``); the pause and restore actions need ``change_workercount``.
+- The dashboard (an unmanaged model with no table) has ``view_dashboard`` to see queues,
+  workers, failures and stats, and ``change_dashboard`` to retry, remove and clear.
+"""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.urls import path
+from django.utils.html import format_html
+
+from .dashboard import data, views
+from .models import Dashboard, WorkerCount
+
+
+class RunningColumn:
+    """The "running now" column: one Redis read per changelist, shared by every row."""
+
+    short_description = "running now"
+
+    def __init__(self, pools):
+        self.pools = pools
+        self.__name__ = "running_now"
+
+    def __call__(self, obj: WorkerCount):
+        if self.pools is None:
+            return format_html('<span title="{}">?</span>', "Redis could not be read")
+        return data.running_workers(self.pools, obj.queues, obj.environment, obj.pool)
+
+
+@admin.register(WorkerCount)
+class WorkerCountAdmin(admin.ModelAdmin):
+    list_display = ("queues", "count", "environment_label", "pool_label", "paused_label")
+    list_display_links = ("queues",)
+    list_editable = ("count",)
+    list_filter = ("environment", "pool")
+    search_fields = ("queues",)
+    fields = ("queues", "count", "environment", "pool")
+    actions = ("pause", "restore")
+
+    @admin.display(description="environment", ordering="environment")
+    def environment_label(self, obj):
+        return obj.environment or "(every environment)"
+
+    @admin.display(description="pool", ordering="pool")
+    def pool_label(self, obj):
+        return obj.pool or "(every pool)"
+
+    @admin.display(description="paused")
+    def paused_label(self, obj):
+        return "" if obj.paused_count is None else f"paused (was {obj.paused_count})"
+
+    def get_list_display(self, request):
+        try:
+            pools = data.pools()
+        except Exception:  # noqa: BLE001 (Redis down must not break editing counts)
+            pools = None
+        display = list(super().get_list_display(request))
+        display.insert(2, RunningColumn(pools))
+        return display
+
+    def save_model(self, request, obj, form, change):
+        # An operator who sets a count by hand ends the pause.
+        if obj.paused_count is not None and obj.count:
+            obj.paused_count = None
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Pause: set the count to 0 (restore brings it back)",
+                  permissions=["change"])
+    def pause(self, request, queryset):
+        paused = 0
+        with transaction.atomic():
+            for row in queryset.select_for_update():
+                if row.count == 0:
+                    continue
+                row.paused_count, before, row.count = row.count, row.count, 0
+                row.save(update_fields=["count", "paused_count"])
+                self.log_change(request, row, f"Paused: count {before} → 0.")
+                paused += 1
+        self.message_user(request, f"Paused {paused} queue list(s).", messages.SUCCESS)
+
+    @admin.action(description="Restore the count a pause saved", permissions=["change"])
+    def restore(self, request, queryset):
+        restored = 0
+        with transaction.atomic():
+            for row in queryset.select_for_update():
+                if row.paused_count is None:
+                    continue
+                before, row.count, row.paused_count = row.count, row.paused_count, None
+                row.save(update_fields=["count", "paused_count"])
+                self.log_change(request, row, f"Restored: count {before} → {row.count}.")
+                restored += 1
+        self.message_user(request, f"Restored {restored} queue list(s).", messages.SUCCESS)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}),
+                         "dashboard_url": views.url("changelist")}
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(Dashboard)
+class DashboardAdmin(admin.ModelAdmin):
+    """No objects: its URLs are the dashboard's pages (listed in the app index)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        def wrap(view):
+            bound = partial(view, self)
+            update_wrapper(bound, view)
+            return self.admin_site.admin_view(bound)
+
+        name = "resque_pool_dashboard_"
+        return [
+            path("", wrap(views.overview), name=name + "changelist"),
+            path("poll/", wrap(views.overview_poll), name=name + "poll"),
+            path("queues/", wrap(views.queue_list), name=name + "queues"),
+            path("queues/<path:name>/", wrap(views.queue_detail), name=name + "queue"),
+            path("remove-queue/", wrap(views.remove_queue), name=name + "remove_queue"),
+            path("workers/", wrap(views.worker_list), name=name + "workers"),
+            path("workers/<path:worker_id>/", wrap(views.worker_detail), name=name + "worker"),
+            path("failed/", wrap(views.failed_list), name=name + "failed"),
+            path("failed/retry/", wrap(views.failed_retry), name=name + "failed_retry"),
+            path("failed/remove/", wrap(views.failed_remove), name=name + "failed_remove"),
+            path("failed/retry-all/", wrap(views.failed_retry_all),
+                 name=name + "failed_retry_all"),
+            path("failed/clear/", wrap(views.failed_clear), name=name + "failed_clear"),
+            path("failed/clear-retried/", wrap(views.failed_clear_retried),
+                 name=name + "failed_clear_retried"),
+            path("stats/", wrap(views.stats), name=name + "stats"),
+        ]

@@ -1,0 +1,354 @@
+"""What the dashboard reads from Redis: queues, workers, pools and Resque.info.
+
+Everything here reads Redis as Ruby's Resque and resque-web leave it (see
+``shared/reference/resque-wire-format.md`` sections 1, 3 and 6) and must survive data written
+by other clients: worker ids without two colons, unparsable heartbeats and ``started``
+values, "working on" values that are not JSON, payloads that are not objects. Nothing here
+raises on such data; the odd value is shown as it is and flagged.
+
+Lists are read a page at a time with ``LRANGE``; per-worker values come from a few ``MGET``
+calls and one ``HGETALL``, never one round trip per row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import pool_state, wire
+from ..connection import get_redis, key, namespace
+
+ACTIVE_JOB_WRAPPER = "ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper"
+
+
+# -- small helpers -------------------------------------------------------------------------
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def age_seconds(moment: datetime | None, reference: datetime | None = None) -> int | None:
+    if moment is None:
+        return None
+    return int(((reference or now()) - moment).total_seconds())
+
+
+def to_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def decode_json(raw: str | None) -> tuple[Any, bool]:
+    """``(value, ok)``: the decoded JSON, or the raw text and False."""
+    if raw is None:
+        return None, True
+    try:
+        return wire.loads(raw), True
+    except ValueError:
+        return raw, False
+
+
+def pretty(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def describe_payload(payload: Any) -> dict[str, Any]:
+    """Class and args of a job payload, as resque-web shows them (ActiveJob unwrapped)."""
+    if not isinstance(payload, dict):
+        return {"class": None, "args": payload, "args_text": pretty(payload), "valid": False}
+    name = payload.get("class")
+    args = payload.get("args")
+    if name == ACTIVE_JOB_WRAPPER and isinstance(args, list) and args and isinstance(args[0], dict):
+        name = args[0].get("job_class") or name
+    return {
+        "class": name if isinstance(name, str) else (None if name is None else str(name)),
+        "args": args,
+        "args_text": pretty(args),
+        "valid": isinstance(name, str),
+    }
+
+
+def parse_worker_id(worker_id: str) -> dict[str, Any]:
+    """``host:pid:queues`` parsed like ``Worker.find`` (``split(':', 3)`` in Ruby, i.e. at
+    most two splits) so queue names may contain colons; anything else is flagged."""
+    parts = str(worker_id).split(":", 2)
+    if len(parts) == 3:
+        host, pid, queues = parts
+        return {
+            "host": host,
+            "pid": pid,
+            "queues": [q for q in queues.split(",") if q],
+            "well_formed": pid.isdigit(),
+        }
+    return {"host": parts[0], "pid": parts[1] if len(parts) > 1 else "", "queues": [],
+            "well_formed": False}
+
+
+def redis_location() -> str:
+    """``host:port/db`` of the job Redis, never with a password."""
+    kwargs = get_redis().connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"{kwargs['path']}/{kwargs.get('db', 0)}"
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+def environment() -> str:
+    """The environment pools resolve (RACK_ENV, RAILS_ENV, RESQUE_ENV), else development."""
+    for name in ("RACK_ENV", "RAILS_ENV", "RESQUE_ENV"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return "development"
+
+
+# -- queues -------------------------------------------------------------------------------
+
+
+def queue_names() -> list[str]:
+    return sorted(get_redis().smembers(key("queues")))
+
+
+def queues() -> list[dict[str, Any]]:
+    """Every queue in the ``queues`` set, sorted by name, with its ``LLEN`` (one pipeline)."""
+    names = queue_names()
+    if not names:
+        return []
+    pipe = get_redis().pipeline(transaction=False)
+    for name in names:
+        pipe.llen(key("queue", name))
+    return [{"name": n, "size": size} for n, size in zip(names, pipe.execute(), strict=True)]
+
+
+def queue_jobs(name: str, start: int, size: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of pending jobs on a queue (oldest first, as they will run) and the total."""
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.llen(key("queue", name))
+    pipe.lrange(key("queue", name), start, start + size - 1)
+    total, raws = pipe.execute()
+    jobs = []
+    for offset, raw in enumerate(raws):
+        payload, ok = decode_json(raw)
+        described = describe_payload(payload) if ok else describe_payload(None)
+        jobs.append({"position": start + offset, "raw": raw, "decoded": ok, **described})
+    return jobs, total
+
+
+def queue_exists(name: str) -> bool:
+    client = get_redis()
+    return bool(client.sismember(key("queues"), name) or client.exists(key("queue", name)))
+
+
+def remove_queue(name: str) -> int:
+    """Resque's ``remove_queue``: ``SREM queues <q>`` + ``DEL queue:<q>``; returns the number
+    of jobs dropped."""
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.llen(key("queue", name))
+    pipe.srem(key("queues"), name)
+    pipe.delete(key("queue", name))
+    size, _removed, _deleted = pipe.execute()
+    return size
+
+
+# -- workers ------------------------------------------------------------------------------
+
+
+def worker_ids() -> list[str]:
+    return sorted(get_redis().smembers(key("workers")))
+
+
+def workers(ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every registered worker (or the given ids) with what it is doing, sorted by id.
+
+    Five round trips whatever the number of workers: SMEMBERS, HGETALL heartbeats, and one
+    pipeline of four MGETs (working-on, started, processed, failed).
+    """
+    client = get_redis()
+    if ids is None:
+        ids = worker_ids()
+    if not ids:
+        return []
+    heartbeats = client.hgetall(key("workers:heartbeat"))
+    pipe = client.pipeline(transaction=False)
+    pipe.mget([key("worker", i) for i in ids])
+    pipe.mget([key("worker", i, "started") for i in ids])
+    pipe.mget([key("stat", "processed", i) for i in ids])
+    pipe.mget([key("stat", "failed", i) for i in ids])
+    working, started, processed, failed = pipe.execute()
+    reference = now()
+    result = []
+    for index, worker_id in enumerate(ids):
+        info = parse_worker_id(worker_id)
+        heartbeat = heartbeats.get(worker_id)
+        heartbeat_at = wire.parse_time(heartbeat) if heartbeat else None
+        started_raw = started[index]
+        started_at = wire.parse_time(started_raw) if started_raw else None
+        result.append(
+            {
+                "id": worker_id,
+                **info,
+                "started": started_raw,
+                "started_at": started_at,
+                "heartbeat": heartbeat,
+                "heartbeat_at": heartbeat_at,
+                "heartbeat_age": age_seconds(heartbeat_at, reference),
+                "heartbeat_bad": bool(heartbeat) and heartbeat_at is None,
+                "processed": to_int(processed[index]),
+                "failed": to_int(failed[index]),
+                "job": working_on(working[index], reference),
+            }
+        )
+    return result
+
+
+def working_on(raw: str | None, reference: datetime | None = None) -> dict[str, Any] | None:
+    """The decoded ``worker:<id>`` value (``queue``, ``run_at``, ``payload``), or None when
+    the worker is idle; a value that is not a JSON object is kept as raw text."""
+    if not raw:
+        return None
+    value, ok = decode_json(raw)
+    if not ok or not isinstance(value, dict):
+        return {"queue": None, "run_at": None, "run_at_time": None, "since_seconds": None,
+                "raw": raw, "class": None, "args": None, "args_text": str(raw), "valid": False}
+    run_at = value.get("run_at")
+    run_at_time = wire.parse_time(run_at) if isinstance(run_at, str) else None
+    return {
+        "queue": value.get("queue"),
+        "run_at": run_at,
+        "run_at_time": run_at_time,
+        "since_seconds": age_seconds(run_at_time, reference),
+        "raw": raw,
+        **describe_payload(value.get("payload")),
+    }
+
+
+def working(all_workers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Workers busy with a job, sorted by the ``run_at`` string as resque-web sorts them."""
+    busy = [w for w in (all_workers if all_workers is not None else workers()) if w["job"]]
+    return sorted(busy, key=lambda w: (str(w["job"].get("run_at") or ""), w["id"]))
+
+
+def hosts(all_workers: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    return sorted(Counter(w["host"] for w in all_workers).items())
+
+
+def working_count(ids: list[str]) -> int:
+    if not ids:
+        return 0
+    return sum(1 for raw in get_redis().mget([key("worker", i) for i in ids]) if raw)
+
+
+# -- pools --------------------------------------------------------------------------------
+
+
+def pools() -> list[dict[str, Any]]:
+    """Live pools from ``pool_state``, with uptime and heartbeat age; entries of any other
+    shape are shown as far as they can be read instead of breaking the page."""
+    try:
+        raw_pools = pool_state.all_pools()
+    except (TypeError, ValueError, AttributeError):
+        raw_pools = _pools_leniently()
+    reference = now()
+    result = []
+    for state in raw_pools:
+        if not isinstance(state, dict):
+            continue
+        started = _time_of(state.get("started"))
+        heartbeat = _time_of(state.get("heartbeat"))
+        counts = state.get("counts") if isinstance(state.get("counts"), dict) else {}
+        running = state.get("workers") if isinstance(state.get("workers"), dict) else {}
+        lists = []
+        for queues_text in list(counts) + [q for q in running if q not in counts]:
+            pids = running.get(queues_text)
+            pids = pids if isinstance(pids, list) else []
+            lists.append({"queues": queues_text, "count": counts.get(queues_text),
+                          "running": len(pids), "pids": pids})
+        result.append(
+            {
+                **{name: state.get(name) for name in
+                   ("id", "host", "pid", "appname", "pool", "environment", "status")},
+                "started": state.get("started"),
+                "uptime": age_seconds(started, reference),
+                "heartbeat": state.get("heartbeat"),
+                "heartbeat_age": age_seconds(heartbeat, reference),
+                "lists": lists,
+                "running_total": sum(item["running"] for item in lists),
+                "count_total": sum(to_int(item["count"]) for item in lists),
+            }
+        )
+    return result
+
+
+def _time_of(value: Any) -> datetime | None:
+    return wire.parse_time(value) if isinstance(value, str) else None
+
+
+def _pools_leniently() -> list[Any]:
+    client = get_redis()
+    ids = sorted(client.smembers(key("pools")))
+    raws = client.mget([key("pool", i) for i in ids]) if ids else []
+    return [value for value, ok in map(decode_json, raws) if ok and isinstance(value, dict)]
+
+
+def running_workers(pool_list: list[dict[str, Any]], queues_text: str, environment_name: str,
+                    pool_name: str) -> int:
+    """Workers of one queue list running now in the pools a WorkerCount row applies to
+    (blank environment/pool = every one)."""
+    total = 0
+    for state in pool_list:
+        if environment_name and state.get("environment") != environment_name:
+            continue
+        if pool_name and state.get("pool") != pool_name:
+            continue
+        for item in state["lists"]:
+            if item["queues"] == queues_text:
+                total += item["running"]
+    return total
+
+
+# -- Resque.info and stats ----------------------------------------------------------------
+
+
+def info() -> dict[str, Any]:
+    """``Resque.info``: pending, processed, queues, workers, working, failed, servers,
+    environment (``failed`` is ``LLEN failed``, as in Resque)."""
+    client = get_redis()
+    names = queue_names()
+    ids = worker_ids()
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(key("queue", name))
+    pipe.get(key("stat", "processed"))
+    pipe.get(key("stat", "failed"))
+    pipe.llen(key("failed"))
+    results = pipe.execute()
+    sizes, (processed, stat_failed, failed_count) = results[: len(names)], results[len(names):]
+    return {
+        "pending": sum(sizes),
+        "processed": to_int(processed),
+        "queues": len(names),
+        "workers": len(ids),
+        "working": working_count(ids),
+        "failed": failed_count,
+        "failed_total": to_int(stat_failed),
+        "servers": [f"redis://{redis_location()}/{namespace()}"],
+        "environment": environment(),
+    }
+
+
+def redis_info() -> list[tuple[str, Any]]:
+    """Redis ``INFO`` as sorted ``(name, value)`` pairs (nested values flattened)."""
+    flat: list[tuple[str, Any]] = []
+    for name, value in get_redis().info().items():
+        if isinstance(value, dict):
+            flat.append((name, ", ".join(f"{k}={v}" for k, v in value.items())))
+        else:
+            flat.append((name, value))
+    return sorted(flat)

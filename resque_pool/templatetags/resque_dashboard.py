@@ -1,0 +1,64 @@
+"""Template filters for the admin's Resque dashboard."""
+
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(seconds) -> str:
+    """``3725`` -> ``1h 2m``; ``None`` -> ``?``; negative (clock skew) -> ``0s``."""
+    if seconds is None or seconds == "":
+        return "?"
+    try:
+        seconds = max(int(seconds), 0)
+    except (TypeError, ValueError):
+        return "?"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+@register.filter
+def utc(moment) -> str:
+    """A parsed time as resque-web prints ``failed_at``: ``%Y/%m/%d %H:%M:%S %z`` in UTC."""
+    if moment is None:
+        return ""
+    try:
+        return moment.strftime("%Y/%m/%d %H:%M:%S %z")
+    except (AttributeError, ValueError):
+        return str(moment)
+
+
+def _reverse(name: str, value) -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse(f"admin:resque_pool_dashboard_{name}", args=[value])
+    except NoReverseMatch:  # an empty or odd name from Redis: no link rather than a 500
+        return ""
+
+
+@register.filter
+def queue_url(name) -> str:
+    return _reverse("queue", name)
+
+
+@register.filter
+def worker_url(worker_id) -> str:
+    return _reverse("worker", worker_id)
+
+
+@register.filter
+def lines(values) -> str:
+    """Join a backtrace's frames one per line."""
+    return "\n".join(str(value) for value in values or [])

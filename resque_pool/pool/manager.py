@@ -226,9 +226,11 @@ class Manager:
         # resque-pool #172: excess workers and HUP use the signal TERM_CHILD calls for.
         return signal.SIGTERM if self.term_child else signal.SIGQUIT
 
-    def stop_worker(self, proc: WorkerProcess, signum: int | None = None) -> None:
+    def stop_worker(self, proc: WorkerProcess) -> None:
+        signum = self.stop_signal()
+        logger.info("stopping excess worker %d for %s with %s", proc.pid, proc.queues, name(signum))
         proc.stopping = True
-        self.kill(proc.pid, signum or self.stop_signal())
+        self.kill(proc.pid, signum)
 
     @staticmethod
     def kill(pid: int, signum: int) -> None:

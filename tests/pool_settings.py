@@ -1,0 +1,13 @@
+"""Settings for pool processes started by tests/test_pool_*.py.
+
+The demo project's settings, plus a custom loader chosen by ``POOL_TEST_LOADER`` and an
+``after_prefork`` hook (tests/pool_support.py) that makes workers of a queue list named
+``crash`` die at once, for the backoff test.
+"""
+
+import os
+
+import tests.pool_support  # noqa: F401,E402  (registers the after_prefork hook)
+from testproject.settings import *  # noqa: F403
+
+RESQUE_POOL_CONFIG_LOADER = os.environ.get("POOL_TEST_LOADER") or None

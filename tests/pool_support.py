@@ -1,0 +1,77 @@
+"""Helpers for the pool tests: a custom loader and a crashing hook used by pool processes
+(through tests/pool_settings.py), and process inspection for the tests themselves."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from resque_pool import hooks
+
+
+@hooks.after_prefork
+def crash_on_crash_queue(worker) -> None:
+    """Workers for a queue list containing ``crash`` die before they start working."""
+    if "crash" in str(worker.id).split(":")[-1].split(","):
+        raise RuntimeError("crash queue: this worker dies at once")
+
+
+class ReversingLoader:
+    """resque-pool's spec loader: ``{environment reversed: count}``; the count comes from the
+    file named by ``POOL_TEST_COUNT_FILE`` and is cached until ``reset()`` (HUP)."""
+
+    def __init__(self) -> None:
+        self.count: int | None = None
+
+    def __call__(self, environment):
+        if self.count is None:
+            self.count = int(Path(os.environ["POOL_TEST_COUNT_FILE"]).read_text())
+        return {str(environment)[::-1]: self.count}
+
+    def reset(self) -> None:
+        self.count = None
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux procfs)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found.extend(int(part) for part in (task / "children").read_text().split())
+    return sorted(found)
+
+
+def cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def worker_titles(pid: int) -> dict[int, str]:
+    return {child: cmdline(child) for child in children(pid)}
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every descendant (workers live in process groups of their own,
+    so killing the manager's group at teardown would leave them behind)."""
+    pending, seen = [pid], []
+    while pending:
+        current = pending.pop()
+        seen.append(current)
+        pending.extend(children(current))
+    for target in seen:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(target, signal.SIGKILL)

@@ -59,10 +59,13 @@ class WorkerCountAdmin(admin.ModelAdmin):
         return "" if obj.paused_count is None else f"paused (was {obj.paused_count})"
 
     def get_list_display(self, request):
-        try:
-            pools = data.pools()
-        except Exception:  # noqa: BLE001 (Redis down must not break editing counts)
-            pools = None
+        # Django asks for list_display more than once per request; read Redis once.
+        if not hasattr(request, "_resque_pools"):
+            try:
+                request._resque_pools = data.pools()
+            except Exception:  # noqa: BLE001 (Redis down must not break editing counts)
+                request._resque_pools = None
+        pools = request._resque_pools
         display = list(super().get_list_display(request))
         display.insert(2, RunningColumn(pools))
         return display

@@ -8,10 +8,8 @@ talks to Redis or waits happens in the main loop.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import select
 import signal
 import threading
 import time
@@ -29,6 +27,7 @@ from .job_child import ChildProcess, dirty_exit_for, run_job_child
 from .jobs import Job
 from .procline import set_procline
 from .queue_resolution import QueueList
+from .wakeup import Waker
 from .worker_registry import (
     Heartbeat,
     cleanup_dead_worker,
@@ -52,34 +51,6 @@ DEFAULT_INTERVAL = 5.0
 _MANAGER_CHECK = 1.0
 # How often the parent looks at its job child when no signal wakes it.
 _CHILD_POLL = 0.5
-
-
-class _Waker:
-    """A self-pipe: a signal handler writes a byte, the main loop's select() returns."""
-
-    def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe()
-        for fd in (self.read_fd, self.write_fd):
-            os.set_blocking(fd, False)
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):  # pipe full: a wake-up is already pending
-            os.write(self.write_fd, b"\0")
-
-    def wait(self, timeout: float) -> bool:
-        """Sleep up to ``timeout`` seconds; True if woken."""
-        readable, _, _ = select.select([self.read_fd], [], [], max(timeout, 0))
-        if not readable:
-            return False
-        with contextlib.suppress(OSError):
-            while os.read(self.read_fd, 512):
-                pass
-        return True
-
-    def close(self) -> None:
-        for fd in (self.read_fd, self.write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 class Worker:
@@ -117,7 +88,7 @@ class Worker:
         self._term_raised = False
         self._signal_names: list[str] = []
         self._previous_handlers: dict[int, Any] = {}
-        self._waker: _Waker | None = None
+        self._waker: Waker | None = None
         self._heartbeat: Heartbeat | None = None
 
     @property
@@ -179,11 +150,21 @@ class Worker:
             self._heartbeat.stop()
         try:
             if self._pid is not None:
-                unregister(self.id, error)
+                self._unregister(error)
                 hooks.run("worker_exit", self)
         finally:
             self._restore_signal_handlers()
             logger.info("Worker %s exited", self.id)
+
+    def _unregister(self, error: BaseException | None) -> None:
+        try:
+            unregister(self.id, error)
+        except redis_lib.RedisError as redis_error:
+            # Never mask the error that stopped the worker; a prune or the manager's
+            # cleanup will unregister it later.
+            logger.error("Worker %s could not unregister: %s", self.id, redis_error)
+            if error is None:
+                raise
 
     # -- one job ---------------------------------------------------------------------
 
@@ -322,7 +303,7 @@ class Worker:
         if threading.current_thread() is not threading.main_thread():
             logger.warning("Worker runs outside the main thread: signals are not handled")
             return
-        self._waker = _Waker()
+        self._waker = Waker()
         handlers = {
             signal.SIGTERM: self._on_term,
             signal.SIGINT: self._on_int,

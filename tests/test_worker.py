@@ -290,3 +290,22 @@ def test_resque_work_command_drains_with_interval_zero(resque, run_manage):
     assert result.returncode == 0, result.stderr
     assert resque.client.smembers(resque.key("demo", "done")) == {"cmd"}
     assert resque.client.smembers(resque.key("workers")) == set()
+
+
+def test_dirty_exit_wording_for_signals_and_exit_statuses():
+    from resque_pool.job_child import dirty_exit_for
+
+    statuses = {}
+    for code in (0, 3):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(code)
+        statuses[code] = (pid, os.waitpid(pid, 0)[1])
+    pid, status = statuses[0]
+    assert dirty_exit_for(pid, status) is None
+    pid, status = statuses[3]
+    assert str(dirty_exit_for(pid, status)) == f"Child process exited unexpectedly pid {pid} exit 3"
+    # A wait status for "killed by SIGKILL" is the signal number itself.
+    assert str(dirty_exit_for(42, 9)) == (
+        "Child process received unhandled signal pid 42 SIGKILL (signal 9)"
+    )

@@ -319,3 +319,30 @@ def test_cleanup_dead_worker_after_sigkill(resque, spawn_manage):
     assert entry["worker"] == worker_id
     assert registered(resque) == set()
     assert resque.client.hget(resque.key("workers:heartbeat"), worker_id) is None
+
+
+def test_term_child_in_process_raises_term_exception_in_the_job(resque, spawn_manage):
+    worker = start_worker(spawn_manage, env={"TERM_CHILD": "1", "FORK_PER_JOB": "false"})
+    worker_id = f"{HOST}:{worker.pid}:demo"
+    enqueue("Sleep", 60)
+    enqueue("Record", "never")
+    wait_procline(worker.pid, re.escape(PROCLINE) + r"Processing demo since \d+ \[Sleep\]")
+    wait_until(lambda: resque.client.get(resque.key("worker", worker_id)), timeout=TIMEOUT)
+    worker.send_signal(signal.SIGTERM)
+    assert wait_exit(worker) == 0
+    [entry] = failures(resque)
+    assert (entry["exception"], entry["error"]) == ("Resque::TermException", "SIGTERM")
+    assert entry["worker"] == worker_id
+    assert stat(resque, "failed") == "1"
+    assert done(resque) == set()
+    assert registered(resque) == set()
+
+
+def test_in_process_term_without_term_child_finishes_the_job(resque, spawn_manage):
+    worker = start_worker(spawn_manage, env={"FORK_PER_JOB": "false"})
+    enqueue("Sleep", 1.5)
+    wait_procline(worker.pid, re.escape(PROCLINE) + r"Processing demo since \d+ \[Sleep\]")
+    worker.send_signal(signal.SIGTERM)
+    assert wait_exit(worker) == 0
+    assert failures(resque) == []
+    assert stat(resque, "processed") == "1"

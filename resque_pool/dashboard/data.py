@@ -196,6 +196,7 @@ def workers(ids: list[str] | None = None) -> list[dict[str, Any]]:
                 **info,
                 "started": started_raw,
                 "started_at": started_at,
+                "started_age": age_seconds(started_at, reference),
                 "heartbeat": heartbeat,
                 "heartbeat_at": heartbeat_at,
                 "heartbeat_age": age_seconds(heartbeat_at, reference),

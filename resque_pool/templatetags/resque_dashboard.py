@@ -28,17 +28,6 @@ def duration(seconds) -> str:
     return f"{secs}s"
 
 
-@register.filter
-def utc(moment) -> str:
-    """A parsed time as resque-web prints ``failed_at``: ``%Y/%m/%d %H:%M:%S %z`` in UTC."""
-    if moment is None:
-        return ""
-    try:
-        return moment.strftime("%Y/%m/%d %H:%M:%S %z")
-    except (AttributeError, ValueError):
-        return str(moment)
-
-
 def _reverse(name: str, value) -> str:
     from django.urls import NoReverseMatch, reverse
 

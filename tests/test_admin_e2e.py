@@ -1,0 +1,129 @@
+"""End to end in a real headless browser: log in, edit a count, watch a running pool pick it
+up on the live overview, retry a failed job. Saves the screenshots used in docs/admin.md.
+
+Needs Debian's ``/usr/bin/chromium`` (or ``RESQUE_TEST_CHROMIUM``), driven by Playwright;
+never run ``playwright install``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from resque_pool import enqueue, failure, pool_state
+from resque_pool.models import WorkerCount
+from tests.conftest import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "docs" / "img"
+CHROMIUM = os.environ.get("RESQUE_TEST_CHROMIUM") or shutil.which("chromium") or (
+    "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def running_workers(queues: str) -> int:
+    return sum(len((p.get("workers") or {}).get(queues, [])) for p in pool_state.all_pools())
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
+    # are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def test_edit_count_watch_pool_and_retry_failure(
+    live_server, browser_page, spawn_manage, database_env, resque
+):
+    page = browser_page
+    User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
+    WorkerCount.objects.create(queues="demo", count=1)
+    WorkerCount.objects.create(queues="mail,reports", count=0)
+    for n in range(3):
+        enqueue("Record", f"later-{n}", queue="reports")
+    pool = spawn_manage("resque_pool", "--pool", "e2e", "--no-pidfile",
+                        env={**database_env, "RESQUE_POOL_STATE_TTL": "10"})
+    wait_until(lambda: running_workers("demo") == 1, timeout=30, message="one demo worker")
+
+    # A failure to retry later.
+    enqueue("Fail", "boom from e2e")
+    wait_until(lambda: failure.count() == 1, timeout=20, message="the failure")
+
+    # Log in.
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret-pw")
+    page.click("input[type=submit]")
+    page.wait_for_selector("text=Resque dashboard")
+
+    # Open the live overview first and keep it open: it must update without a reload.
+    page.goto(f"{live_server.url}/admin/resque_pool/dashboard/")
+    demo_running = page.locator('.pool-list[data-queues="demo"] .running')
+    assert demo_running.inner_text() == "1"
+    # A job that is running when the live part refreshes shows under "workers working".
+    enqueue("Sleep", 4)
+    page.wait_for_selector(".resque-working td >> text=Sleep", timeout=15_000)
+    page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+
+    # Edit the count in a second tab (list_editable on the changelist).
+    counts = page.context.new_page()
+    counts.goto(f"{live_server.url}/admin/resque_pool/workercount/")
+    row = counts.locator("#result_list tr", has_text="demo").first
+    row.locator("input[name$='-count']").fill("2")
+    counts.screenshot(path=str(SCREENSHOTS / "worker-counts.png"), full_page=True)
+    counts.click("input[name=_save]")
+    counts.wait_for_selector("text=was changed successfully")
+    assert WorkerCount.objects.get(queues="demo").count == 2
+    counts.close()
+
+    # The overview, never reloaded, shows the pool running two demo workers.
+    page.wait_for_function(
+        """() => {const el = document.querySelector('.pool-list[data-queues="demo"]');
+                  return el && el.querySelector('.running').textContent.trim() === '2'
+                         && el.querySelector('.count').textContent.trim() === '2';}""",
+        timeout=30_000,
+    )
+    assert running_workers("demo") == 2
+
+    # Queues and workers pages.
+    page.goto(f"{live_server.url}/admin/resque_pool/dashboard/queues/")
+    page.wait_for_selector("text=reports")
+    page.screenshot(path=str(SCREENSHOTS / "queues.png"), full_page=True)
+    page.goto(f"{live_server.url}/admin/resque_pool/dashboard/workers/")
+    assert page.locator("table.resque-workers tbody tr").count() == 2
+    page.screenshot(path=str(SCREENSHOTS / "workers.png"), full_page=True)
+
+    # Retry the failed job: it is pushed again, runs, and (Fail always fails) fails again.
+    page.goto(f"{live_server.url}/admin/resque_pool/dashboard/failed/")
+    page.wait_for_selector("text=boom from e2e")
+    page.screenshot(path=str(SCREENSHOTS / "failed.png"), full_page=True)
+    page.click("input.retry")
+    page.wait_for_selector("text=Retried failure #0")
+    wait_until(lambda: failure.count() == 2, timeout=20, message="the retried job to run")
+    assert failure.get(0).get("retried_at")
+    page.reload()
+    assert page.locator("li.failure").count() == 2
+    assert page.locator("text=Retried 20").count() == 1
+
+    assert pool.poll() is None, "the pool must still be running"

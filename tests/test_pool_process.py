@@ -1,0 +1,367 @@
+"""The pool manager as real processes with the real Worker and a real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from resque_pool import enqueue, pool_state
+from resque_pool.models import WorkerCount
+from tests.conftest import wait_until
+from tests.pool_support import alive, children, cmdline, kill_tree, worker_titles
+
+# INTERVAL reaches the workers through the inherited environment; short, so jobs start fast.
+SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.pool_settings", "INTERVAL": "0.2"}
+
+
+@dataclass
+class Pool:
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def workers(self) -> list[int]:
+        return children(self.pid)
+
+    def titles(self) -> dict[int, str]:
+        return worker_titles(self.pid)
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait_for_log(self, pattern: str, timeout: float = 20) -> re.Match:
+        return wait_until(
+            lambda: re.search(pattern, self.log()), timeout, 0.1, f"log line {pattern!r}"
+        )
+
+    def wait_for_workers(self, expected: dict[str, int], timeout: float = 30) -> dict[int, str]:
+        """Until the workers waiting on each queue list are exactly ``expected``."""
+
+        def matches():
+            titles = self.titles()
+            seen: dict[str, int] = {}
+            for title in titles.values():
+                found = re.search(r"resque-[\d.]+: Waiting for (\S+)", title)
+                if not found:
+                    return None
+                seen[found.group(1)] = seen.get(found.group(1), 0) + 1
+            return [titles] if seen == expected else None  # a list: truthy even when empty
+
+        found = wait_until(matches, timeout, 0.1, f"workers {expected} (log:\n{self.log()})")
+        return found[0]
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        return self.process.wait(timeout)
+
+
+@pytest.fixture
+def start_pool(spawn_manage, tmp_path):
+    pools: list[Pool] = []
+
+    def start(*args: str, env: dict | None = None, name: str = "pool") -> Pool:
+        log_path = tmp_path / f"{name}-{len(pools)}.log"
+        handle = log_path.open("w")
+        process = spawn_manage(
+            "resque_pool", *args, env={**SETTINGS, **(env or {})}, stdout=handle, stderr=handle
+        )
+        handle.close()
+        pool = Pool(process, log_path)
+        pools.append(pool)
+        return pool
+
+    yield start
+    for pool in pools:
+        kill_tree(pool.pid)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def registered(resque) -> set[str]:
+    return resque.client.smembers(resque.key("workers"))
+
+
+def processing_worker(resque) -> str | None:
+    for worker_id in registered(resque):
+        if resque.client.get(resque.key("worker", worker_id)):
+            return worker_id
+    return None
+
+
+# -- start, HUP, bad config -----------------------------------------------------------------
+
+
+def test_pool_from_yaml_hup_and_quit(start_pool, tmp_path, resque):
+    config = write(tmp_path / "pool.yml", 'foo: 1\n"bar, baz": 2\ntest:\n  foo: 2\n')
+    pool = start_pool("-c", str(config), "-a", "yamlapp", env={"RAILS_ENV": "test"})
+    before = pool.wait_for_workers({"foo": 2, "bar,baz": 2})
+    wait_until(
+        lambda: cmdline(pool.pid) == f"resque-pool-master[yamlapp]: managing {sorted(before)}",
+        10,
+        message="the manager's procline",
+    )
+    pool.wait_for_log(r"Resque Pool running in test environment")
+    pool.wait_for_log(r"Pool contains worker PIDs: \[\d+, \d+, \d+, \d+\]")
+    wait_until(lambda: len(registered(resque)) == 4, 20, message="4 registered workers")
+
+    # the live state for the admin
+    state = wait_until(lambda: [p for p in pool_state.all_pools() if p["pid"] == pool.pid], 10)[0]
+    assert state["appname"] == "yamlapp" and state["environment"] == "test"
+    assert state["counts"] == {"foo": 2, "bar,baz": 2}
+    assert sorted(pid for pids in state["workers"].values() for pid in pids) == sorted(before)
+    assert state["status"] == "running"
+
+    # resque-pool: the file is not re-read without HUP
+    write(config, "foo: 1\nquux: 1\n")
+    time.sleep(2.5)
+    assert set(pool.titles()) == set(before)
+    pool.signal(signal.SIGHUP)
+    after = pool.wait_for_workers({"foo": 1, "quux": 1})
+    assert not set(after) & set(before)  # HUP recycled every worker
+
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    log = pool.log()
+    assert "QUIT: graceful shutdown, waiting for children" in log
+    assert re.search(r"Reaped resque worker\[\d+\] \(status: 0\) queues: quux", log)
+    assert "manager finished" in log
+    assert not registered(resque)
+    assert not any(p["pid"] == pool.pid for p in pool_state.all_pools())  # withdrawn
+
+
+def test_bad_config_on_hup_keeps_workers(start_pool, tmp_path):
+    config = write(tmp_path / "pool.yml", "foo: 2\n")
+    pool = start_pool("-c", str(config))
+    before = pool.wait_for_workers({"foo": 2})
+    write(config, "foo: [\n")
+    pool.signal(signal.SIGHUP)
+    pool.wait_for_log(r"configuration did not load; keeping the current workers")
+    time.sleep(2.5)  # several loader periods: the error is logged once, workers untouched
+    assert set(pool.titles()) == set(before)
+    assert pool.log().count("not valid YAML") == 1
+    assert pool.process.poll() is None
+
+    write(config, "foo: 1\n")
+    pool.signal(signal.SIGHUP)
+    after = pool.wait_for_workers({"foo": 1})
+    assert not set(after) & set(before)
+
+
+# -- the database as the source --------------------------------------------------------------
+
+
+def test_database_counts_follow_changes_without_a_signal(start_pool, database_env):
+    row = WorkerCount.objects.create(queues="demo", count=1)
+    WorkerCount.objects.create(queues="other", count=1, pool="elsewhere")
+    pool = start_pool("--pool", "here", env=database_env)
+    first = pool.wait_for_workers({"demo": 1})
+    assert "worker counts from database" in pool.log()
+
+    row.count = 3
+    row.save()
+    changed = time.monotonic()
+    pool.wait_for_workers({"demo": 3}, timeout=10)
+    assert time.monotonic() - changed < 3.0  # within about a loader period (1 s) + forking
+
+    # a drop stops the oldest first
+    spawned = [int(pid) for pid in re.findall(r"spawned worker (\d+) for demo", pool.log())]
+    assert spawned[0] == next(iter(first))
+    row.count = 1
+    row.save()
+    remaining = pool.wait_for_workers({"demo": 1}, timeout=10)
+    assert list(remaining) == [spawned[-1]]
+    stopped = re.findall(r"stopping excess worker (\d+) for demo with QUIT", pool.log())
+    stopped = [int(pid) for pid in stopped]
+    assert sorted(stopped) == sorted(spawned[:2])
+
+    # a count of 0 means none
+    row.count = 0
+    row.save()
+    pool.wait_for_workers({}, timeout=10)
+
+
+def test_excess_workers_get_term_under_term_child(start_pool, database_env):
+    row = WorkerCount.objects.create(queues="demo", count=2)
+    pool = start_pool("--pool", "here", env={**database_env, "TERM_CHILD": "1"})
+    pool.wait_for_workers({"demo": 2})
+    row.count = 1
+    row.save()
+    pool.wait_for_workers({"demo": 1}, timeout=10)
+    assert re.search(r"stopping excess worker \d+ for demo with TERM", pool.log())
+
+
+def test_database_unreachable_keeps_last_counts(start_pool, database_env, tmp_path):
+    WorkerCount.objects.create(queues="demo", count=1)
+    pool = start_pool("--pool", "here", env=database_env)
+    before = pool.wait_for_workers({"demo": 1})
+    # Break the loader's query by dropping the table underneath the running pool.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE resque_pool_workercount RENAME TO workercount_away")
+    try:
+        pool.wait_for_log(r"could not load worker counts from database .*keeping the last good")
+        time.sleep(2.5)
+        assert set(pool.titles()) == set(before)
+        assert pool.log().count("could not load worker counts") == 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE workercount_away RENAME TO resque_pool_workercount")
+    pool.wait_for_log(r"worker counts from database load again")
+
+
+# -- custom loader ---------------------------------------------------------------------------
+
+
+def test_custom_loader_called_with_environment_and_reset_on_hup(start_pool, tmp_path):
+    count_file = write(tmp_path / "count", "1")
+    pool = start_pool(
+        "-E",
+        "fake",
+        env={
+            "POOL_TEST_LOADER": "tests.pool_support.ReversingLoader",
+            "POOL_TEST_COUNT_FILE": str(count_file),
+        },
+    )
+    pool.wait_for_workers({"ekaf": 1})
+    write(count_file, "3")
+    time.sleep(2)
+    assert len(pool.workers()) == 1  # the loader caches until reset()
+    pool.signal(signal.SIGHUP)
+    pool.wait_for_workers({"ekaf": 3})
+
+
+# -- dead workers ----------------------------------------------------------------------------
+
+
+def test_killed_worker_is_replaced_and_cleaned_up(start_pool, tmp_path, resque):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    (victim,) = pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 30)
+    worker_id = wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    job_child = wait_until(lambda: children(victim), 10, message="the job child")[0]
+    os.kill(victim, signal.SIGKILL)
+
+    (replacement,) = pool.wait_for_workers({"demo": 1}, timeout=15)
+    assert replacement != victim
+    wait_until(lambda: worker_id not in registered(resque), 10, message="unregistered")
+    failures = [json.loads(raw) for raw in resque.client.lrange(resque.key("failed"), 0, -1)]
+    assert len(failures) == 1
+    assert failures[0]["exception"] == "Resque::DirtyExit"
+    assert failures[0]["worker"] == worker_id
+    assert failures[0]["payload"] == {"class": "Sleep", "args": [30]}
+    wait_until(lambda: not alive(job_child), 10, message="the orphaned job child killed")
+    assert re.search(rf"Reaped resque worker\[{victim}\] \(signal: KILL\) queues: demo", pool.log())
+
+
+def test_quickly_dying_workers_back_off(start_pool, tmp_path):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "crash: 1\n")))
+    pool.wait_for_log("started manager")
+    time.sleep(9)
+    log = pool.log()
+    stamps = [
+        time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(ms) / 1000
+        for stamp, ms in re.findall(r"(\S+ \S+),(\d+) INFO .*spawned worker \d+ for crash", log)
+    ]
+    # at once, at once, then 1, 2, 4 s: five or so spawns in 9 s, never a hot loop
+    assert 3 <= len(stamps) <= 6, log
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert gaps[-1] >= 1.5
+    assert "keep dying soon after start; next one in" in log
+    assert pool.process.poll() is None
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+
+def test_quit_waits_for_the_running_job(start_pool, tmp_path, resque):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 3)
+    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    pool.signal(signal.SIGQUIT)
+    time.sleep(1)
+    assert pool.process.poll() is None  # still waiting for the job
+    assert pool.wait_exit(30) == 0
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+    assert resque.client.llen(resque.key("failed")) == 0
+
+
+def test_int_exits_at_once_and_workers_finish_their_job(start_pool, tmp_path, resque):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    (worker,) = pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 2)
+    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    pool.signal(signal.SIGINT)
+    assert pool.wait_exit(5) == 0
+    assert alive(worker)  # QUIT: finishing its job
+    wait_until(lambda: not alive(worker), 20, message="worker exit after its job")
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+
+
+def test_killed_manager_leaves_workers_to_finish_their_job(start_pool, tmp_path, resque):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 2\n")))
+    workers = pool.wait_for_workers({"demo": 2})
+    enqueue("Sleep", 2)
+    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    pool.process.kill()
+    pool.wait_exit(10)
+    for worker in workers:
+        wait_until(lambda w=worker: not alive(w), 20, message=f"orphaned worker {worker} exit")
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+    assert resque.client.llen(resque.key("failed")) == 0
+    assert not registered(resque)
+
+
+def test_usr2_and_cont_are_forwarded(start_pool, tmp_path):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 2\n")))
+    workers = pool.wait_for_workers({"demo": 2})
+    pool.signal(signal.SIGUSR2)
+    wait_until(lambda: all("Paused" in cmdline(w) for w in workers), 15, message="paused workers")
+    pool.signal(signal.SIGCONT)
+    assert set(pool.wait_for_workers({"demo": 2}, timeout=15)) == set(workers)
+    assert "USR2: sending to all workers" in pool.log()
+
+
+# -- pidfile ---------------------------------------------------------------------------------
+
+
+def test_pidfile_live_refused_and_stale_replaced(start_pool, spawn_manage, tmp_path):
+    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
+    pidfile = tmp_path / "run" / "pool.pid"
+    pidfile.parent.mkdir()
+    pidfile.write_text(f"{os.getpid()}\n")  # a live process
+    refused = spawn_manage("resque_pool", "-c", config, "-p", str(pidfile), stderr=-1)
+    _, stderr = refused.communicate(timeout=60)
+    assert refused.returncode != 0
+    assert f"Pidfile already exists at {pidfile} and process {os.getpid()} is still running" in (
+        stderr
+    )
+    assert pidfile.read_text() == f"{os.getpid()}\n"
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pidfile.write_text(f"{dead.pid}\n")
+    pool = start_pool("-c", config, "-p", str(pidfile))
+    wait_until(lambda: pidfile.read_text().strip() == str(pool.pid), 20, message="our pidfile")
+    pool.wait_for_workers({"demo": 1})
+    assert "replacing stale pidfile" in pool.log()
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert not pidfile.exists()  # removed by the manager, never by a worker

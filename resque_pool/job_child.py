@@ -40,7 +40,7 @@ def run_job_child(
         try:
             hooks.run("after_fork", job)
             job.perform()
-        except Exception as error:
+        except BaseException as error:  # SystemExit from a job is a failure too, as in Ruby
             report_failed_job(worker_id, job, error)
         status = 0
     except BaseException:

@@ -83,6 +83,7 @@ class Worker:
         self.paused = False
         self.child: ChildProcess | None = None
         self._pid: int | None = None
+        self._id: str | None = None
         self._kill_child_requested = False
         self._in_job = False
         self._term_raised = False
@@ -93,7 +94,8 @@ class Worker:
 
     @property
     def id(self) -> str:
-        return make_worker_id(self._pid or os.getpid(), self.queue_list.patterns)
+        # Fixed once work() starts: a job child must report its parent's id.
+        return self._id or make_worker_id(os.getpid(), self.queue_list.patterns)
 
     def __str__(self) -> str:
         return self.id
@@ -122,6 +124,7 @@ class Worker:
 
     def startup(self) -> None:
         self._pid = os.getpid()
+        self._id = make_worker_id(self._pid, self.queue_list.patterns)
         set_procline("Starting")
         self._install_signal_handlers()
         self._heartbeat = Heartbeat(self.id, settings.RESQUE_HEARTBEAT_INTERVAL)

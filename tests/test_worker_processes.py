@@ -346,3 +346,26 @@ def test_in_process_term_without_term_child_finishes_the_job(resque, spawn_manag
     assert wait_exit(worker) == 0
     assert failures(resque) == []
     assert stat(resque, "processed") == "1"
+
+
+def test_quit_to_the_whole_process_group_lets_the_job_finish(resque, spawn_manage):
+    # A terminal's Ctrl-\ reaches the job child too: it must not die of it.
+    worker = start_worker(spawn_manage)
+    enqueue("Sleep", 1.5)
+    child = forked_child(worker)
+    os.killpg(worker.pid, signal.SIGQUIT)  # spawn_manage made the worker a group leader
+    assert wait_exit(worker) == 0
+    assert failures(resque) == []
+    assert stat(resque, "processed") == "1"
+    assert not cmdline(child)
+
+
+def test_job_child_ignores_usr1_and_usr2_sent_to_it(resque, spawn_manage):
+    worker = start_worker(spawn_manage)
+    enqueue("Sleep", 1.5)
+    child = forked_child(worker)
+    os.kill(child, signal.SIGUSR1)
+    os.kill(child, signal.SIGUSR2)
+    wait_until(lambda: stat(resque, "processed") == "1", timeout=TIMEOUT, message="job done")
+    assert failures(resque) == []
+    assert worker.poll() is None

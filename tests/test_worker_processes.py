@@ -369,3 +369,14 @@ def test_job_child_ignores_usr1_and_usr2_sent_to_it(resque, spawn_manage):
     wait_until(lambda: stat(resque, "processed") == "1", timeout=TIMEOUT, message="job done")
     assert failures(resque) == []
     assert worker.poll() is None
+
+
+def test_term_child_pre_shutdown_timeout_lets_a_short_job_finish(resque, spawn_manage):
+    env = {"TERM_CHILD": "1", "RESQUE_PRE_SHUTDOWN_TIMEOUT": "20"}
+    worker = start_worker(spawn_manage, env=env)
+    enqueue("Sleep", 1.5)
+    forked_child(worker)
+    worker.send_signal(signal.SIGTERM)
+    assert wait_exit(worker) == 0
+    assert failures(resque) == []
+    assert stat(resque, "processed") == "1"

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,29 @@ def test_worker_prunes_at_startup_before_hooks_and_registration(resque):
         hooks.unregister("before_first_fork", before_first_fork)
     assert seen == [[]]
     assert [e["error"] for e in failure_entries(resque)] == ["Job still being processed"]
+
+
+def test_heartbeat_thread_beats_from_server_time_until_stopped(resque):
+    from resque_pool.worker_registry import Heartbeat
+
+    worker_id = f"{HOST}:1:demo"
+    field = resque.key("workers:heartbeat")
+    resque.client.hset(field, worker_id, "stale value")
+    heartbeat = Heartbeat(worker_id, interval=0.2)
+    heartbeat.start()
+    try:
+        value = wait_until(
+            lambda: (
+                resque.client.hget(field, worker_id) != "stale value"
+                and resque.client.hget(field, worker_id)
+            )
+        )
+        now, _ = resque.client.time()
+        assert abs(wire.parse_time(value).timestamp() - now) <= 2
+        resque.client.hset(field, worker_id, "overwritten")
+        wait_until(lambda: resque.client.hget(field, worker_id) != "overwritten", timeout=10)
+    finally:
+        heartbeat.stop()
+    resque.client.hdel(field, worker_id)
+    time.sleep(0.5)
+    assert resque.client.hget(field, worker_id) is None  # the thread stopped

@@ -1,0 +1,100 @@
+"""Fixtures for the pool's process tests: start a manager with its output in a file, and
+look at it (workers, proclines, log); every process it left is killed at teardown."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import wait_until
+from tests.pool_support import children, kill_tree, worker_titles
+
+# INTERVAL reaches the workers through the inherited environment; short, so jobs start fast.
+SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.pool_settings", "INTERVAL": "0.2"}
+
+
+@dataclass
+class Pool:
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def workers(self) -> list[int]:
+        return children(self.pid)
+
+    def titles(self) -> dict[int, str]:
+        return worker_titles(self.pid)
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait_for_log(self, pattern: str, timeout: float = 20) -> re.Match:
+        return wait_until(
+            lambda: re.search(pattern, self.log()), timeout, 0.1, f"log line {pattern!r}"
+        )
+
+    def wait_for_workers(self, expected: dict[str, int], timeout: float = 30) -> dict[int, str]:
+        """Until the workers waiting on each queue list are exactly ``expected``."""
+
+        def matches():
+            titles = self.titles()
+            seen: dict[str, int] = {}
+            for title in titles.values():
+                found = re.search(r"resque-[\d.]+: Waiting for (\S+)", title)
+                if not found:
+                    return None
+                seen[found.group(1)] = seen.get(found.group(1), 0) + 1
+            return [titles] if seen == expected else None  # a list: truthy even when empty
+
+        found = wait_until(matches, timeout, 0.1, f"workers {expected} (log:\n{self.log()})")
+        return found[0]
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        return self.process.wait(timeout)
+
+
+@pytest.fixture
+def start_pool(spawn_manage, tmp_path):
+    pools: list[Pool] = []
+
+    def start(*args: str, env: dict | None = None, name: str = "pool") -> Pool:
+        log_path = tmp_path / f"{name}-{len(pools)}.log"
+        handle = log_path.open("w")
+        process = spawn_manage(
+            "resque_pool", *args, env={**SETTINGS, **(env or {})}, stdout=handle, stderr=handle
+        )
+        handle.close()
+        pool = Pool(process, log_path)
+        pools.append(pool)
+        return pool
+
+    yield start
+    for pool in pools:
+        kill_tree(pool.pid)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def registered(resque) -> set[str]:
+    return resque.client.smembers(resque.key("workers"))
+
+
+def processing_worker(resque) -> str | None:
+    for worker_id in registered(resque):
+        if resque.client.get(resque.key("worker", worker_id)):
+            return worker_id
+    return None

@@ -1,0 +1,132 @@
+"""Operations: --daemon (defaults, detach, WINCH, log reopen on HUP), --hot-swap /
+--kill-others (same appname only, after our workers registered) and --lock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import time
+
+from resque_pool import pool_state
+from tests import pool_fixtures
+from tests.conftest import manage_command, wait_until
+from tests.pool_fixtures import SETTINGS, registered, write
+from tests.pool_support import alive, children, cmdline, kill_tree
+
+start_pool = pool_fixtures.start_pool
+
+
+def ppid_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_daemon_defaults_detach_winch_and_reopen(resque, tmp_path):
+    write(tmp_path / "pool.yml", "demo: 2\n")
+    pidfile = tmp_path / "tmp" / "pids" / "resque-pool.pid"
+    stderr_log = tmp_path / "log" / "resque-pool.stderr.log"
+    result = subprocess.run(
+        manage_command("resque_pool", "-d", "-c", "pool.yml"),
+        cwd=tmp_path,
+        env=resque.env(**SETTINGS),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    pid = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 20))
+    try:
+        assert (tmp_path / "log" / "resque-pool.stdout.log").exists()
+        wait_until(lambda: "started manager" in stderr_log.read_text(), 20, message="log")
+        # detached: its own session, not our child, stdin from /dev/null
+        assert os.getsid(pid) != os.getsid(0)
+        assert ppid_of(pid) != os.getpid()
+        assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+        assert cmdline(pid).startswith(f"resque-pool-master[{tmp_path.name}]:")
+        workers = wait_until(lambda: len(children(pid)) == 2 and children(pid), 20)
+
+        # WINCH (handled because daemonized): zero workers, and it stays at zero until HUP
+        os.kill(pid, signal.SIGWINCH)
+        wait_until(lambda: not children(pid), 20, message="workers stopped by WINCH")
+        deadline = time.monotonic() + 2.5  # several loader periods
+        while time.monotonic() < deadline:
+            assert not children(pid), "workers came back before HUP"
+            time.sleep(0.1)
+        assert [p["status"] for p in pool_state.all_pools() if p["pid"] == pid] == ["paused"]
+
+        # logrotate moves the file; HUP reopens it and brings the workers back
+        stderr_log.rename(stderr_log.with_suffix(".log.1"))
+        os.kill(pid, signal.SIGHUP)
+        wait_until(lambda: len(children(pid)) == 2, 20, message="workers back after HUP")
+        assert not set(children(pid)) & set(workers)
+        wait_until(
+            lambda: stderr_log.exists() and "reopened 1 log file(s)" in stderr_log.read_text(),
+            20,
+            message="a reopened log",
+        )
+
+        os.kill(pid, signal.SIGQUIT)
+        wait_until(lambda: not alive(pid), 30, message="daemon exit")
+        assert not pidfile.exists()
+        assert "manager finished" in stderr_log.read_text()
+    finally:
+        kill_tree(pid)
+
+
+def test_winch_is_ignored_without_daemon(start_pool, tmp_path):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    (worker,) = pool.wait_for_workers({"demo": 1})
+    pool.signal(signal.SIGWINCH)
+    pool.wait_for_log("ignoring SIGWINCH")
+    assert pool.workers() == [worker]
+
+
+def test_hot_swap_quits_only_pools_of_the_same_app(start_pool, tmp_path, resque):
+    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
+    old = start_pool("-c", config, "-a", "alpha", name="old")
+    other = start_pool("-c", config, "-a", "beta", name="other")
+    old.wait_for_workers({"demo": 1})
+    other_workers = other.wait_for_workers({"demo": 1})
+    wait_until(
+        lambda: {old.pid, other.pid} <= {p["pid"] for p in pool_state.all_pools()},
+        10,
+        message="both pools published",
+    )
+    lock = tmp_path / "swap.lock"
+    new = start_pool("-H", "-l", str(lock), "-c", config, "-a", "alpha", name="new")
+    new_workers = new.wait_for_workers({"demo": 1})
+
+    assert old.wait_exit(30) == 0  # QUIT: graceful, waited for its workers
+    assert "QUIT: graceful shutdown" in old.log()
+    log = new.log()
+    (new_worker,) = new_workers
+    sent = log.index(f"kill-others: sent QUIT to pool {old.pid}")
+    registered_at = re.search(rf"Worker \S+:{new_worker}:demo registered", log)
+    assert registered_at and registered_at.start() < sent  # only once our workers registered
+    assert other.process.poll() is None and other.workers() == list(other_workers)
+    assert new.process.poll() is None
+    assert any(f":{new_worker}:demo" in worker_id for worker_id in registered(resque))
+
+    # --lock: a shared flock held by the new generation (an init script waits with flock -x)
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            raise AssertionError("the lock is not held")
+        except BlockingIOError:
+            pass
+    new.signal(signal.SIGQUIT)
+    assert new.wait_exit(30) == 0
+    with open(lock) as handle:
+        wait_until(lambda: _try_exclusive(handle), 20, message="lock released with the pool")
+
+
+def _try_exclusive(handle) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(handle, fcntl.LOCK_UN)
+    return True

@@ -12,10 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .. import pool_state
 from ..connection import get_redis, key
+
+if TYPE_CHECKING:
+    from .processes import WorkerTable
 
 logger = logging.getLogger("resque_pool.pool")
 
@@ -65,3 +70,39 @@ def kill_other_pools(appname: str, host: str, own_pid: int) -> list[int]:
         logger.info("kill-others: sent QUIT to pool %d", pid)
         signalled.append(pid)
     return signalled
+
+
+class KillOthers:
+    """Waits, from the manager's loop, until this pool is complete and registered; then
+    signals the other pools once."""
+
+    CHECK_PERIOD = 0.5  # one Redis round trip, twice a second at most
+
+    def __init__(self, appname: str, host: str, own_pid: int, enabled: bool) -> None:
+        self.appname, self.host, self.own_pid = appname, host, own_pid
+        self.pending = enabled
+        self.logged_wait = False
+        self.next_check = 0.0
+
+    def tick(self, workers: WorkerTable, desired: dict[str, int]) -> None:
+        now = time.monotonic()
+        if not self.pending or now < self.next_check:
+            return
+        self.next_check = now + self.CHECK_PERIOD
+        try:
+            ready = workers.complete(desired) and workers_registered(
+                proc.id for proc in workers.all() if not proc.stopping
+            )
+        except Exception as error:  # noqa: BLE001 (Redis down: try again later)
+            logger.error("kill-others: could not read the workers from Redis: %s", error)
+            return
+        if not ready:
+            if not self.logged_wait:
+                logger.info("kill-others: waiting for this pool's workers to register")
+                self.logged_wait = True
+            return
+        self.pending = False
+        try:
+            kill_other_pools(self.appname, self.host, self.own_pid)
+        except Exception as error:  # noqa: BLE001
+            logger.error("kill-others: could not list the other pools: %s", error)

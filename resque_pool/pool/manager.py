@@ -8,7 +8,6 @@ cleaned up in Redis at once, and the live state is published for the admin.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -29,6 +28,7 @@ from .backoff import Backoff
 from .config import validate_counts
 from .daemon import Redirects, reopen_log_handlers
 from .loaders import Source
+from .processes import WorkerProcess, WorkerTable, clean_up_dead_worker, send_signal
 from .signals import SignalQueue, name
 
 logger = logging.getLogger("resque_pool.pool")
@@ -36,20 +36,6 @@ logger = logging.getLogger("resque_pool.pool")
 GRACEFUL_AND_WAIT = "graceful_worker_shutdown_and_wait"
 GRACEFUL = "graceful_worker_shutdown"
 PUBLISH_PERIOD = 1.0
-
-
-@dataclass
-class WorkerProcess:
-    pid: int
-    queues: str
-    started: float  # time.monotonic()
-    stopping: bool = False
-
-    @property
-    def id(self) -> str:
-        from ..worker import make_worker_id
-
-        return make_worker_id(self.pid, split_queues(self.queues))
 
 
 @dataclass
@@ -78,8 +64,7 @@ class Manager:
         self.counts: dict[str, int] = {}
         self.paused = False  # WINCH: hold at zero until HUP
         self.status = "starting"
-        # {queues: {pid: WorkerProcess}}; dicts keep insertion order, so oldest first.
-        self.workers: dict[str, dict[int, WorkerProcess]] = {}
+        self.workers = WorkerTable()
         self.backoffs: dict[str, Backoff] = {}
         self.signals = SignalQueue()
         self.next_load = 0.0
@@ -87,9 +72,7 @@ class Manager:
         self.next_publish = 0.0
         self.load_error: str | None = None
         self.publish_error: str | None = None
-        self.kill_others_pending = options.kill_others
-        self.kill_others_logged = False
-        self.next_kill_check = 0.0
+        self.killer = killer.KillOthers(options.appname, self.host, self.pid, options.kill_others)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -108,7 +91,7 @@ class Manager:
         self.status = "running"
         self.procline("(started)")
         logger.info("started manager")
-        pids = self.all_pids()
+        pids = self.workers.pids()
         logger.info("Pool contains worker PIDs: %s", pids) if pids else logger.info("Pool is empty")
         self.publish(force=True)
 
@@ -125,9 +108,9 @@ class Manager:
                 if time.monotonic() >= self.next_load:
                     self.load_counts()
                 self.maintain()
-            self.procline(f"managing {self.all_pids()}")
+            self.procline(f"managing {self.workers.pids()}")
             self.publish()
-            self.maybe_kill_others()
+            self.killer.tick(self.workers, self.desired())
 
     def finish(self) -> None:
         self.status = "stopped"
@@ -182,10 +165,10 @@ class Manager:
         desired = self.desired()
         now = time.monotonic()
         prepared = False
-        for queues in dict.fromkeys([*desired, *self.workers]):
+        for queues in dict.fromkeys([*desired, *self.workers.queue_lists()]):
             want = desired.get(queues, 0)
-            procs = self.workers.get(queues, {})
-            active = [proc for proc in procs.values() if not proc.stopping]
+            procs = self.workers.of(queues)
+            active = self.workers.active(queues)
             for proc in active[: max(len(active) - want, 0)]:
                 self.stop_worker(proc)
             backoff = self.backoffs.get(queues)
@@ -218,7 +201,7 @@ class Manager:
             logger.error("could not fork a worker for %s: %s", queues, error)
             self.next_spawn = time.monotonic() + 1.0
             return False
-        self.workers.setdefault(queues, {})[pid] = WorkerProcess(pid, queues, time.monotonic())
+        self.workers.add(WorkerProcess(pid, queues, time.monotonic()))
         logger.info("spawned worker %d for %s", pid, queues)
         return True
 
@@ -230,25 +213,7 @@ class Manager:
         signum = self.stop_signal()
         logger.info("stopping excess worker %d for %s with %s", proc.pid, proc.queues, name(signum))
         proc.stopping = True
-        self.kill(proc.pid, signum)
-
-    @staticmethod
-    def kill(pid: int, signum: int) -> None:
-        # An already exited pid is harmless: the reaper will see it.
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-    def procs(self) -> list[WorkerProcess]:
-        return [proc for procs in self.workers.values() for proc in procs.values()]
-
-    def all_pids(self) -> list[int]:
-        return [proc.pid for proc in self.procs()]
-
-    def signal_all(self, signum: int, stopping: bool = True) -> None:
-        for proc in self.procs():
-            if stopping:
-                proc.stopping = True
-            self.kill(proc.pid, signum)
+        send_signal(proc.pid, signum)
 
     # -- reaping ---------------------------------------------------------------------------
 
@@ -262,21 +227,12 @@ class Manager:
                 return
             self.worker_exited(pid, status)
 
-    def find(self, pid: int) -> WorkerProcess | None:
-        for procs in self.workers.values():
-            if pid in procs:
-                return procs[pid]
-        return None
-
     def worker_exited(self, pid: int, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
-        proc = self.find(pid)
+        proc = self.workers.remove(pid)
         if proc is None:
             logger.info("reaped unknown child %d (status: %s)", pid, code)
             return
-        del self.workers[proc.queues][pid]
-        if not self.workers[proc.queues]:
-            del self.workers[proc.queues]
         described = f"signal: {name(-code)}" if code < 0 else f"status: {code}"
         logger.info("Reaped resque worker[%d] (%s) queues: %s", pid, described, proc.queues)
         now = time.monotonic()
@@ -297,23 +253,9 @@ class Manager:
                     proc.queues,
                     backoff.delay,
                 )
-        self.clean_up(proc, killed=code != 0)
-
-    def clean_up(self, proc: WorkerProcess, killed: bool) -> None:
-        """Unregister a dead worker and fail (or requeue) its in-flight job now, instead of
-        leaving it to another worker's prune minutes later."""
-        if killed and not self.options.single_process_group:
-            # The worker led its own process group: a job child it left behind is killed so
-            # that a job recorded as DirtyExit (or requeued) does not also go on running.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            from ..worker import cleanup_dead_worker
-
-            if cleanup_dead_worker(proc.id, requeue=bool(settings.RESQUE_REQUEUE_DIRTY_JOBS)):
-                logger.warning("cleaned up dead worker %s in Redis", proc.id)
-        except Exception as error:  # noqa: BLE001 (Redis down: the prune will do it later)
-            logger.error("could not clean up worker %s: %s", proc.id, error)
+        clean_up_dead_worker(
+            proc, killed=code != 0, own_group=not self.options.single_process_group
+        )
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -337,7 +279,7 @@ class Manager:
             self.winch()
         else:  # USR1, USR2, CONT
             logger.info("%s: sending to all workers", name(signum))
-            self.signal_all(signum, stopping=False)
+            self.workers.signal_all(signum, stopping=False)
         return False
 
     def hup(self) -> None:
@@ -354,7 +296,7 @@ class Manager:
         self.status = "running"
         if loaded:
             logger.info("HUP: gracefully restarting all workers")
-            self.signal_all(self.stop_signal())
+            self.workers.signal_all(self.stop_signal())
         else:
             logger.error("HUP: configuration did not load; keeping the current workers")
         self.maintain()
@@ -377,18 +319,18 @@ class Manager:
     def graceful_worker_shutdown_and_wait(self, signum: int) -> bool:
         logger.info("%s: graceful shutdown, waiting for children", name(signum))
         self.status = "stopping"
-        self.signal_all(signal.SIGQUIT)
+        self.workers.signal_all(signal.SIGQUIT)
         self.wait_for_workers()
         return True
 
     def graceful_worker_shutdown(self, signum: int) -> bool:
         logger.info("%s: immediate shutdown (graceful worker shutdown)", name(signum))
-        self.signal_all(signal.SIGTERM if self.term_child else signal.SIGQUIT)
+        self.workers.signal_all(signal.SIGTERM if self.term_child else signal.SIGQUIT)
         return True
 
     def shutdown_everything_now(self, signum: int) -> bool:
         logger.info("%s: immediate shutdown (and immediate worker shutdown)", name(signum))
-        self.signal_all(signal.SIGQUIT if self.term_child else signal.SIGTERM)
+        self.workers.signal_all(signal.SIGQUIT if self.term_child else signal.SIGTERM)
         return True
 
     def wait_for_workers(self) -> None:
@@ -402,7 +344,7 @@ class Manager:
             if signal.SIGINT in waiting or signal.SIGTERM in waiting:
                 logger.info("short circuiting QUIT waitpid")
                 return
-            self.procline(f"managing {self.all_pids()}")
+            self.procline(f"managing {self.workers.pids()}")
             self.publish()
             self.signals.sleep(1.0)
 
@@ -417,7 +359,7 @@ class Manager:
         deadlines = [self.next_load, self.next_publish]
         desired = self.desired()
         for queues, want in desired.items():
-            if want > len(self.workers.get(queues, {})):
+            if want > len(self.workers.of(queues)):
                 deadlines.append(self.next_spawn)
                 backoff = self.backoffs.get(queues)
                 if backoff:
@@ -434,7 +376,7 @@ class Manager:
             "environment": self.options.environment or "",
             "started": self.started_at,
             "counts": self.counts,
-            "workers": {queues: list(procs) for queues, procs in self.workers.items()},
+            "workers": self.workers.pids_by_queues(),
             "status": self.status,
         }
 
@@ -452,34 +394,6 @@ class Manager:
             self.publish_error = message
             return
         self.publish_error = None
-
-    def maybe_kill_others(self) -> None:
-        now = time.monotonic()
-        if not self.kill_others_pending or now < self.next_kill_check:
-            return
-        self.next_kill_check = now + 0.5  # one Redis round trip, twice a second at most
-        desired = self.desired()
-        complete = all(
-            sum(not p.stopping for p in self.workers.get(q, {}).values()) >= want
-            for q, want in desired.items()
-        )
-        try:
-            ready = complete and killer.workers_registered(
-                proc.id for proc in self.procs() if not proc.stopping
-            )
-        except Exception as error:  # noqa: BLE001
-            logger.error("kill-others: could not read the workers from Redis: %s", error)
-            return
-        if not ready:
-            if not self.kill_others_logged:
-                logger.info("kill-others: waiting for this pool's workers to register")
-                self.kill_others_logged = True
-            return
-        self.kill_others_pending = False
-        try:
-            killer.kill_other_pools(self.options.appname, self.host, self.pid)
-        except Exception as error:  # noqa: BLE001
-            logger.error("kill-others: could not list the other pools: %s", error)
 
     def procline(self, text: str) -> None:
         setproctitle.setproctitle(f"resque-pool-master[{self.options.appname}]: {text}")

@@ -1,0 +1,104 @@
+"""The manager's table of worker processes, per queue list, oldest first."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+from ..conf import settings
+from ..queue_lists import split_queues
+
+logger = logging.getLogger("resque_pool.pool")
+
+
+@dataclass
+class WorkerProcess:
+    pid: int
+    queues: str
+    started: float  # time.monotonic()
+    stopping: bool = False  # the manager asked it to stop: its exit is no crash
+
+    @property
+    def id(self) -> str:
+        """The Resque worker id it registers under (``host:pid:queues``)."""
+        from ..worker import make_worker_id
+
+        return make_worker_id(self.pid, split_queues(self.queues))
+
+
+def send_signal(pid: int, signum: int) -> None:
+    # A pid that already exited (not yet reaped, or reaped a moment ago) is harmless.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+class WorkerTable:
+    """``{queues: {pid: WorkerProcess}}``; dicts keep insertion order, so within a queue list
+    the oldest worker comes first (resque-pool stops ``pids_for(q)[0...n]``)."""
+
+    def __init__(self) -> None:
+        self._by_queues: dict[str, dict[int, WorkerProcess]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_queues)
+
+    def queue_lists(self) -> list[str]:
+        return list(self._by_queues)
+
+    def of(self, queues: str) -> list[WorkerProcess]:
+        return list(self._by_queues.get(queues, {}).values())
+
+    def active(self, queues: str) -> list[WorkerProcess]:
+        return [proc for proc in self.of(queues) if not proc.stopping]
+
+    def add(self, proc: WorkerProcess) -> None:
+        self._by_queues.setdefault(proc.queues, {})[proc.pid] = proc
+
+    def remove(self, pid: int) -> WorkerProcess | None:
+        for queues, procs in self._by_queues.items():
+            if pid in procs:
+                proc = procs.pop(pid)
+                if not procs:
+                    del self._by_queues[queues]
+                return proc
+        return None
+
+    def all(self) -> list[WorkerProcess]:
+        return [proc for procs in self._by_queues.values() for proc in procs.values()]
+
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.all()]
+
+    def pids_by_queues(self) -> dict[str, list[int]]:
+        return {queues: list(procs) for queues, procs in self._by_queues.items()}
+
+    def signal_all(self, signum: int, stopping: bool = True) -> None:
+        for proc in self.all():
+            if stopping:
+                proc.stopping = True
+            send_signal(proc.pid, signum)
+
+    def complete(self, desired: dict[str, int]) -> bool:
+        """Every queue list runs at least its desired number of workers not stopping."""
+        return all(len(self.active(queues)) >= want for queues, want in desired.items())
+
+
+def clean_up_dead_worker(proc: WorkerProcess, killed: bool, own_group: bool) -> None:
+    """Unregister a reaped worker and fail (or requeue) its in-flight job now, instead of
+    leaving it to another worker's prune minutes later (nothing to do after a clean exit)."""
+    if killed and own_group:
+        # The worker led its own process group: a job child it left behind is killed so
+        # that a job recorded as DirtyExit (or requeued) does not also go on running.
+        # The group id cannot have been reused while any member is alive.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        from ..worker import cleanup_dead_worker
+
+        if cleanup_dead_worker(proc.id, requeue=bool(settings.RESQUE_REQUEUE_DIRTY_JOBS)):
+            logger.warning("cleaned up dead worker %s in Redis", proc.id)
+    except Exception as error:  # noqa: BLE001 (Redis down: a later prune will do it)
+        logger.error("could not clean up worker %s: %s", proc.id, error)

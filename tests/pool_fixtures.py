@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,14 @@ def processing_worker(resque) -> str | None:
         if resque.client.get(resque.key("worker", worker_id)):
             return worker_id
     return None
+
+
+def log_times(log: str, pattern: str) -> list[float]:
+    """Epoch seconds of the log lines (``%(asctime)s`` first) whose message matches."""
+    times = []
+    for line in log.splitlines():
+        found = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ", line)
+        if found and re.search(pattern, line):
+            stamp = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S")
+            times.append(stamp.timestamp() + int(found.group(2)) / 1000)
+    return times

@@ -13,7 +13,7 @@ from resque_pool import enqueue, pool_state
 from resque_pool.models import WorkerCount
 from tests import pool_fixtures
 from tests.conftest import wait_until
-from tests.pool_fixtures import processing_worker, registered, write
+from tests.pool_fixtures import log_times, processing_worker, registered, write
 from tests.pool_support import alive, children, cmdline
 
 start_pool = pool_fixtures.start_pool  # the fixture, shared with test_pool_daemon.py
@@ -141,6 +141,14 @@ def test_database_unreachable_keeps_last_counts(start_pool, database_env, tmp_pa
     pool.wait_for_log(r"worker counts from database load again")
 
 
+def test_spawn_delay_spaces_spawns(start_pool, tmp_path):
+    pool = start_pool("-s", "400", "-c", str(write(tmp_path / "pool.yml", "demo: 3\n")))
+    pool.wait_for_workers({"demo": 3})
+    stamps = log_times(pool.log(), r"spawned worker \d+ for demo")
+    assert len(stamps) == 3
+    assert all(0.35 <= b - a < 3 for a, b in zip(stamps, stamps[1:], strict=False)), stamps
+
+
 # -- custom loader ---------------------------------------------------------------------------
 
 
@@ -190,10 +198,7 @@ def test_quickly_dying_workers_back_off(start_pool, tmp_path):
     pool.wait_for_log("started manager")
     time.sleep(9)
     log = pool.log()
-    stamps = [
-        time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(ms) / 1000
-        for stamp, ms in re.findall(r"(\S+ \S+),(\d+) INFO .*spawned worker \d+ for crash", log)
-    ]
+    stamps = log_times(log, r"spawned worker \d+ for crash")
     # at once, at once, then 1, 2, 4 s: five or so spawns in 9 s, never a hot loop
     assert 3 <= len(stamps) <= 6, log
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]

@@ -56,7 +56,8 @@ class Manager:
     def __init__(self, source: Source, options: Options) -> None:
         self.source = source
         self.options = options
-        self.term_child = "TERM_CHILD" in os.environ  # resque-pool: ENV['TERM_CHILD'] is set
+        # Read exactly as the worker reads it, so both sides agree on what QUIT/TERM mean.
+        self.term_child = bool(os.environ.get("TERM_CHILD"))
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = pool_state.pool_id(self.host, self.pid)
@@ -92,7 +93,10 @@ class Manager:
         self.procline("(started)")
         logger.info("started manager")
         pids = self.workers.pids()
-        logger.info("Pool contains worker PIDs: %s", pids) if pids else logger.info("Pool is empty")
+        if pids:
+            logger.info("Pool contains worker PIDs: %s", pids)
+        else:
+            logger.info("Pool is empty")
         self.publish(force=True)
 
     def join(self) -> None:

@@ -74,7 +74,7 @@ def term_behavior(options: dict[str, Any]) -> str | None:
         return GRACEFUL_AND_WAIT
     if options["term_graceful"]:
         return GRACEFUL
-    if "TERM_CHILD" in os.environ:
+    if os.environ.get("TERM_CHILD"):
         logger.info("TERM_CHILD enabled, so will use 'term-graceful-and-wait' behaviour")
         return GRACEFUL_AND_WAIT
     if os.environ.get("DYNO"):

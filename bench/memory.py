@@ -7,7 +7,8 @@ Memory is the proportional set size (PSS) summed over the whole process tree, so
 shared by copy-on-write are split among the processes that share them. Three set-ups:
 
 - ours: ``manage.py resque_pool`` (Django loaded once, ``gc.freeze()``, then fork);
-- rq: ``rq worker-pool -n N`` (rq 2.x/3.x, forks its workers from one parent);
+- django-rq: ``manage.py rqworker-pool -n N`` (Django loaded, then rq's WorkerPool forks);
+- rq: ``rq worker-pool -n N`` (no Django at all: a floor, not a peer for a Django app);
 - independent: N separate ``manage.py resque_work`` processes, as ``rake resque:work`` N
   times would run them without a pool.
 """
@@ -83,6 +84,23 @@ def measure_rq(url: str, client: redis.Redis, workers: int) -> int:
         stop(process, signal.SIGINT)
 
 
+def measure_django_rq(url: str, client: redis.Redis, workers: int) -> int:
+    process = subprocess.Popen(
+        [PYTHON, "manage.py", "rqworker-pool", "--num-workers", str(workers), "bench"],
+        env=env_for(url, DJANGO_SETTINGS_MODULE="bench.django_rq_settings"),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: client.scard("rq:workers") >= workers)
+        time.sleep(SETTLE_SECONDS)
+        return tree_pss_kib(process.pid)
+    finally:
+        stop(process, signal.SIGINT)
+
+
 def measure_independent(url: str, client: redis.Redis, workers: int) -> int:
     processes = [
         subprocess.Popen(
@@ -114,6 +132,7 @@ def main() -> None:
         results = {}
         for name, measure in (
             ("ours (pool)", measure_ours),
+            ("django-rq pool", measure_django_rq),
             ("rq worker-pool", measure_rq),
             ("independent", measure_independent),
         ):

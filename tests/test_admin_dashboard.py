@@ -420,3 +420,29 @@ def test_stats_page_shows_resque_info_and_redis_info(viewer, resque):
     assert info["servers"][0].endswith("/" + resque.namespace)
     body = response.content.decode()
     assert "redis_version" in body and "environment" in body
+
+
+def test_remove_confirmation_names_the_entry_or_reports_a_move(operator, resque):
+    resque.client.rpush(resque.key("failed"), failure_json(0), RUBY_FAILURE)
+    digest = failures.entry_digest(RUBY_FAILURE)
+    body = operator.get(url("failed_remove") + f"?index=1&digest={digest}").content.decode()
+    assert "BadJob on low: ArgumentError" in body
+    resque.client.lpop(resque.key("failed"))
+    response = operator.get(url("failed_remove") + f"?index=1&digest={digest}")
+    assert response.status_code == 302 and response["Location"] == url("failed")
+
+
+def test_multi_queue_failure_lists_are_listed(viewer, resque):
+    resque.client.sadd(resque.key("failed_queues"), "low_failed")
+    resque.client.rpush(resque.key("low_failed"), RUBY_FAILURE, RUBY_FAILURE)
+    response = viewer.get(url("queues"))
+    assert response.context["failed_queues"] == [{"name": "low_failed", "size": 2}]
+
+
+def test_overview_lists_at_most_fifty_busy_workers(viewer, resque):
+    job = '{"queue":"q","run_at":"2026-11-22T07:59:40Z","payload":{"class":"J","args":[]}}'
+    for pid in range(60):
+        ruby_worker(resque, f"h:{pid}:q", job=job)
+    response = viewer.get(url("poll"))
+    assert len(response.context["working"]) == 50
+    assert "50 shown of 60" in response.content.decode()

@@ -2,7 +2,8 @@
 up on the live overview, retry a failed job. Saves the screenshots used in docs/admin.md.
 
 Needs Debian's ``/usr/bin/chromium`` (or ``RESQUE_TEST_CHROMIUM``), driven by Playwright;
-never run ``playwright install``.
+never run ``playwright install``. Screenshots go to a temporary directory, or to
+``docs/img/`` when ``RESQUE_ADMIN_SCREENSHOTS=1`` (how the docs' pictures are refreshed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from resque_pool.models import WorkerCount
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOTS = ROOT / "docs" / "img"
+DOCS_IMG = ROOT / "docs" / "img"
 CHROMIUM = os.environ.get("RESQUE_TEST_CHROMIUM") or shutil.which("chromium") or (
     "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -54,9 +55,10 @@ def browser_page(monkeypatch):
 
 
 def test_edit_count_watch_pool_and_retry_failure(
-    live_server, browser_page, spawn_manage, database_env, resque
+    live_server, browser_page, spawn_manage, database_env, resque, tmp_path
 ):
     page = browser_page
+    shots = DOCS_IMG if os.environ.get("RESQUE_ADMIN_SCREENSHOTS") == "1" else tmp_path
     User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
     WorkerCount.objects.create(queues="demo", count=1)
     WorkerCount.objects.create(queues="mail,reports", count=0)
@@ -84,14 +86,14 @@ def test_edit_count_watch_pool_and_retry_failure(
     # A job that is running when the live part refreshes shows under "workers working".
     enqueue("Sleep", 4)
     page.wait_for_selector(".resque-working td >> text=Sleep", timeout=15_000)
-    page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+    page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
     # Edit the count in a second tab (list_editable on the changelist).
     counts = page.context.new_page()
     counts.goto(f"{live_server.url}/admin/resque_pool/workercount/")
     row = counts.locator("#result_list tr", has_text="demo").first
     row.locator("input[name$='-count']").fill("2")
-    counts.screenshot(path=str(SCREENSHOTS / "worker-counts.png"), full_page=True)
+    counts.screenshot(path=str(shots / "worker-counts.png"), full_page=True)
     counts.click("input[name=_save]")
     counts.wait_for_selector("text=was changed successfully")
     assert WorkerCount.objects.get(queues="demo").count == 2
@@ -109,15 +111,18 @@ def test_edit_count_watch_pool_and_retry_failure(
     # Queues and workers pages.
     page.goto(f"{live_server.url}/admin/resque_pool/dashboard/queues/")
     page.wait_for_selector("text=reports")
-    page.screenshot(path=str(SCREENSHOTS / "queues.png"), full_page=True)
+    page.screenshot(path=str(shots / "queues.png"), full_page=True)
+    page.click("text=reports")
+    page.wait_for_selector("text=later-2")
+    page.screenshot(path=str(shots / "queue.png"), full_page=True)
     page.goto(f"{live_server.url}/admin/resque_pool/dashboard/workers/")
     assert page.locator("table.resque-workers tbody tr").count() == 2
-    page.screenshot(path=str(SCREENSHOTS / "workers.png"), full_page=True)
+    page.screenshot(path=str(shots / "workers.png"), full_page=True)
 
     # Retry the failed job: it is pushed again, runs, and (Fail always fails) fails again.
     page.goto(f"{live_server.url}/admin/resque_pool/dashboard/failed/")
     page.wait_for_selector("text=boom from e2e")
-    page.screenshot(path=str(SCREENSHOTS / "failed.png"), full_page=True)
+    page.screenshot(path=str(shots / "failed.png"), full_page=True)
     page.click("input.retry")
     page.wait_for_selector("text=Retried failure #0")
     wait_until(lambda: failure.count() == 2, timeout=20, message="the retried job to run")

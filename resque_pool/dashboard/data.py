@@ -56,7 +56,7 @@ def decode_json(raw: str | None) -> tuple[Any, bool]:
 
 def pretty(value: Any) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False)
+        return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
 
@@ -124,6 +124,19 @@ def queues() -> list[dict[str, Any]]:
     pipe = get_redis().pipeline(transaction=False)
     for name in names:
         pipe.llen(key("queue", name))
+    return [{"name": n, "size": size} for n, size in zip(names, pipe.execute(), strict=True)]
+
+
+def failed_queues() -> list[dict[str, Any]]:
+    """``<q>_failed`` lists of Resque's RedisMultiQueue failure backend (Ruby workers may use
+    it); shown as resque-web shows them, read-only."""
+    client = get_redis()
+    names = sorted(client.smembers(key("failed_queues")))
+    if not names:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(key(name))
     return [{"name": n, "size": size} for n, size in zip(names, pipe.execute(), strict=True)]
 
 

@@ -114,6 +114,14 @@ def _class_of(raw: str) -> str | None:
     return describe_payload(item.get("payload"))["class"]
 
 
+def lookup(index: int, digest: str) -> dict[str, Any] | None:
+    """The entry at ``index`` if it still has ``digest``, else None."""
+    raw = get_redis().lindex(key(failure.FAILED), index)
+    if raw is None or raw == "" or entry_digest(raw) != digest:
+        return None
+    return describe(index, raw)
+
+
 def _transact(index: int, digest: str, action: Callable[[Any, str], None]) -> str:
     client = get_redis()
     name = key(failure.FAILED)

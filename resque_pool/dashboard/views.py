@@ -29,6 +29,7 @@ QUEUE_PAGE = 20
 FAILED_PAGE = 20
 WORKER_PAGE = 100
 POLL_SECONDS = 3
+WORKING_SHOWN = 50  # busy workers listed on the overview (all are on the workers page)
 TABS = [("overview", "Overview"), ("queues", "Queues"), ("workers", "Workers"),
         ("failed", "Failed"), ("stats", "Stats")]
 
@@ -123,7 +124,8 @@ def _overview_context() -> dict:
     return {
         "info": data.info(),
         "queues": data.queues(),
-        "working": data.working(all_workers),
+        "working": data.working(all_workers)[:WORKING_SHOWN],
+        "working_total": sum(1 for w in all_workers if w["job"]),
         "worker_total": len(all_workers),
         "pools": data.pools(),
         "generated_at": data.now(),
@@ -148,7 +150,8 @@ def overview_poll(model_admin, request):
 
 def queue_list(model_admin, request):
     return render(model_admin, request, "queues.html", "Queues", "queues",
-                  queues=data.queues(), failed_count=failure.count())
+                  queues=data.queues(), failed_count=failure.count(),
+                  failed_queues=data.failed_queues())
 
 
 def queue_detail(model_admin, request, name: str):
@@ -270,8 +273,14 @@ def failed_remove(model_admin, request):
     source = request.POST if request.method == "POST" else request.GET
     index, digest = _index_and_digest(source)
     if request.method == "GET":
+        shown = failures.lookup(index, digest)
+        if shown is None:
+            messages.error(request, f"Failure #{index} changed or moved since the page was "
+                                    "shown. Nothing was removed; look again.")
+            return HttpResponseRedirect(_back(request))
+        what = f"{shown['class'] or 'a job'} on {shown['queue'] or '?'}: {shown['exception']}"
         return _confirm(model_admin, request, title="Remove failure", tab="failed",
-                        question=f"Remove failure #{index} from the failed list? "
+                        question=f"Remove failure #{index} ({what}) from the failed list? "
                                  "It is lost for good.",
                         action=url("failed_remove"),
                         fields={"index": index, "digest": digest, "next": _back(request)},

@@ -19,6 +19,13 @@ from tests.pool_support import alive, children, cmdline
 start_pool = pool_fixtures.start_pool  # the fixture, shared with test_pool_daemon.py
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (its own, not its children's)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- start, HUP, bad config -----------------------------------------------------------------
 
 
@@ -196,7 +203,10 @@ def test_killed_worker_is_replaced_and_cleaned_up(start_pool, tmp_path, resque):
 def test_quickly_dying_workers_back_off(start_pool, tmp_path):
     pool = start_pool("-c", str(write(tmp_path / "pool.yml", "crash: 1\n")))
     pool.wait_for_log("started manager")
+    cpu_before = cpu_seconds(pool.pid)
     time.sleep(9)
+    # waiting out a backoff is sleeping, not spinning
+    assert cpu_seconds(pool.pid) - cpu_before < 1.5
     log = pool.log()
     stamps = log_times(log, r"spawned worker \d+ for crash")
     # at once, at once, then 1, 2, 4 s: five or so spawns in 9 s, never a hot loop

@@ -65,6 +65,7 @@ class Manager:
         self.counts: dict[str, int] = {}
         self.paused = False  # WINCH: hold at zero until HUP
         self.status = "starting"
+        self.title = ""
         self.workers = WorkerTable()
         self.backoffs: dict[str, Backoff] = {}
         self.signals = SignalQueue()
@@ -359,16 +360,17 @@ class Manager:
     # -- timing, state, proclines ----------------------------------------------------------
 
     def sleep_timeout(self) -> float:
+        """Until the next load or publish, or the moment a list waiting on the spawn delay
+        or its backoff may spawn; at most a second. Only deadlines still ahead count: one
+        already passed would make the loop spin instead of sleep."""
         now = time.monotonic()
         deadlines = [self.next_load, self.next_publish]
-        desired = self.desired()
-        for queues, want in desired.items():
+        for queues, want in self.desired().items():
             if want > len(self.workers.of(queues)):
-                deadlines.append(self.next_spawn)
                 backoff = self.backoffs.get(queues)
-                if backoff:
-                    deadlines.append(backoff.not_before)
-        return min(max(min(deadlines) - now, 0.0), 1.0)
+                deadlines.append(max(self.next_spawn, backoff.not_before if backoff else 0.0))
+        ahead = [deadline - now for deadline in deadlines if deadline > now]
+        return min([*ahead, 1.0])
 
     def state(self) -> dict[str, Any]:
         return {
@@ -400,4 +402,7 @@ class Manager:
         self.publish_error = None
 
     def procline(self, text: str) -> None:
-        setproctitle.setproctitle(f"resque-pool-master[{self.options.appname}]: {text}")
+        title = f"resque-pool-master[{self.options.appname}]: {text}"
+        if title != self.title:  # the loop runs often; the title rarely changes
+            setproctitle.setproctitle(title)
+            self.title = title

@@ -245,6 +245,33 @@ def test_int_exits_at_once_and_workers_finish_their_job(start_pool, tmp_path, re
     assert resque.client.get(resque.key("stat", "processed")) == "1"
 
 
+def test_term_default_stops_workers_now(start_pool, tmp_path, resque):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    (worker,) = pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 60)
+    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    pool.signal(signal.SIGTERM)
+    assert pool.wait_exit(5) == 0
+    wait_until(lambda: not alive(worker), 10, message="worker stopped by TERM")
+    assert "TERM: immediate shutdown (and immediate worker shutdown)" in pool.log()
+    assert resque.client.llen(resque.key("failed")) == 1  # the job was cut short
+    assert not registered(resque)
+
+
+def test_term_graceful_wait_waits_for_the_job(start_pool, tmp_path, resque):
+    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
+    pool = start_pool("--term-graceful-wait", "-c", config)
+    pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 2)
+    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    pool.signal(signal.SIGTERM)
+    time.sleep(0.8)
+    assert pool.process.poll() is None
+    assert pool.wait_exit(30) == 0
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+    assert resque.client.llen(resque.key("failed")) == 0
+
+
 def test_killed_manager_leaves_workers_to_finish_their_job(start_pool, tmp_path, resque):
     pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 2\n")))
     workers = pool.wait_for_workers({"demo": 2})

@@ -10,8 +10,9 @@ Permissions:
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
+from functools import update_wrapper
 
+import redis as redis_lib
 from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import path
@@ -121,9 +122,17 @@ class DashboardAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         def wrap(view):
-            bound = partial(view, self)
-            update_wrapper(bound, view)
-            return self.admin_site.admin_view(bound)
+            def guarded(request, *args, **kwargs):
+                try:
+                    response = view(self, request, *args, **kwargs)
+                    if hasattr(response, "render"):
+                        response.render()  # template errors from Redis data surface here
+                    return response
+                except redis_lib.RedisError as error:
+                    return views.redis_unavailable(self, request, error)
+
+            update_wrapper(guarded, view)
+            return self.admin_site.admin_view(guarded)
 
         name = "resque_pool_dashboard_"
         return [

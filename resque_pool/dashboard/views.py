@@ -116,6 +116,24 @@ def _confirm(model_admin, request, *, title: str, question: str, action: str, fi
                   action=action, fields=fields, cancel_url=cancel, button=button)
 
 
+def redis_unavailable(model_admin, request, error: Exception):
+    """What every dashboard page shows when Redis cannot be reached (503, not a 500)."""
+    logger.warning("dashboard: Redis unavailable: %s", error)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": "Redis is unavailable",
+        "tab": "",
+        "tabs": [(name, label, url("changelist" if name == "overview" else name))
+                 for name, label in TABS],
+        "error": f"{type(error).__name__}: {error}",
+        "resque_namespace": namespace(),
+        "redis_location": "?",
+    }
+    return TemplateResponse(request, "admin/resque_pool/dashboard/unavailable.html", context,
+                            status=503)
+
+
 # -- overview ------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.urls import path
 from django.utils.html import format_html
 
-from .dashboard import data, views
+from .dashboard import data, failed_views, views
 from .models import Dashboard, WorkerCount
 
 
@@ -143,13 +143,13 @@ class DashboardAdmin(admin.ModelAdmin):
             path("remove-queue/", wrap(views.remove_queue), name=name + "remove_queue"),
             path("workers/", wrap(views.worker_list), name=name + "workers"),
             path("workers/<path:worker_id>/", wrap(views.worker_detail), name=name + "worker"),
-            path("failed/", wrap(views.failed_list), name=name + "failed"),
-            path("failed/retry/", wrap(views.failed_retry), name=name + "failed_retry"),
-            path("failed/remove/", wrap(views.failed_remove), name=name + "failed_remove"),
-            path("failed/retry-all/", wrap(views.failed_retry_all),
+            path("failed/", wrap(failed_views.failed_list), name=name + "failed"),
+            path("failed/retry/", wrap(failed_views.failed_retry), name=name + "failed_retry"),
+            path("failed/remove/", wrap(failed_views.failed_remove), name=name + "failed_remove"),
+            path("failed/retry-all/", wrap(failed_views.failed_retry_all),
                  name=name + "failed_retry_all"),
-            path("failed/clear/", wrap(views.failed_clear), name=name + "failed_clear"),
-            path("failed/clear-retried/", wrap(views.failed_clear_retried),
+            path("failed/clear/", wrap(failed_views.failed_clear), name=name + "failed_clear"),
+            path("failed/clear-retried/", wrap(failed_views.failed_clear_retried),
                  name=name + "failed_clear_retried"),
             path("stats/", wrap(views.stats), name=name + "stats"),
         ]

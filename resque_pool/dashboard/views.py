@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from .. import failure
 from ..connection import namespace
-from . import data, failures
+from . import data
 
 logger = logging.getLogger("resque_pool.admin")
 
@@ -40,18 +40,18 @@ def url(view_name: str, *args, **query) -> str:
     return f"{target}?{urlencode(query)}" if query else target
 
 
-def _require_view(model_admin, request) -> None:
+def require_view(model_admin, request) -> None:
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
 
 
-def _require_change(model_admin, request) -> None:
+def require_change(model_admin, request) -> None:
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
 
 
 def render(model_admin, request, template: str, title: str, tab: str, **context):
-    _require_view(model_admin, request)
+    require_view(model_admin, request)
     ns = namespace()
     base = {
         **model_admin.admin_site.each_context(request),
@@ -69,7 +69,7 @@ def render(model_admin, request, template: str, title: str, tab: str, **context)
                             {**base, **context})
 
 
-def _page_number(request) -> int:
+def page_number(request) -> int:
     try:
         return max(int(request.GET.get("page", 1)), 1)
     except ValueError:
@@ -77,7 +77,7 @@ def _page_number(request) -> int:
 
 
 def pager(request, total: int, size: int, **query) -> dict:
-    number = _page_number(request)
+    number = page_number(request)
     pages = max((total + size - 1) // size, 1)
     number = min(number, pages)
     start = (number - 1) * size
@@ -96,7 +96,7 @@ def pager(request, total: int, size: int, **query) -> dict:
     }
 
 
-def _log(request, model_admin, message: str, flag: int = CHANGE) -> None:
+def log_action(request, model_admin, message: str, flag: int = CHANGE) -> None:
     """Dashboard actions go to the admin log (object: the dashboard) and to ``logging``."""
     LogEntry.objects.create(
         user_id=request.user.pk,
@@ -110,7 +110,7 @@ def _log(request, model_admin, message: str, flag: int = CHANGE) -> None:
     logger.info("%s (admin user %s)", message, request.user.get_username())
 
 
-def _confirm(model_admin, request, *, title: str, question: str, action: str, fields: dict,
+def confirm(model_admin, request, *, title: str, question: str, action: str, fields: dict,
              cancel: str, tab: str, button: str):
     return render(model_admin, request, "confirm.html", title, tab, question=question,
                   action=action, fields=fields, cancel_url=cancel, button=button)
@@ -173,7 +173,7 @@ def queue_list(model_admin, request):
 
 
 def queue_detail(model_admin, request, name: str):
-    _require_view(model_admin, request)
+    require_view(model_admin, request)
     total = data.queue_jobs(name, 0, 0)[1]
     page = pager(request, total, QUEUE_PAGE)
     jobs, total = data.queue_jobs(name, page["start"], QUEUE_PAGE)
@@ -183,13 +183,13 @@ def queue_detail(model_admin, request, name: str):
 
 
 def remove_queue(model_admin, request):
-    _require_change(model_admin, request)
+    require_change(model_admin, request)
     name = request.POST.get("name") if request.method == "POST" else request.GET.get("name")
     if not name:
         raise Http404("no queue named")
     if request.method == "GET":
         size = data.queue_jobs(name, 0, 0)[1]
-        return _confirm(model_admin, request, title="Remove queue", tab="queues",
+        return confirm(model_admin, request, title="Remove queue", tab="queues",
                         question=f"Remove queue “{name}” and its {size} pending job(s)? "
                                  "The jobs are lost.",
                         action=url("remove_queue"), fields={"name": name},
@@ -197,7 +197,8 @@ def remove_queue(model_admin, request):
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
     dropped = data.remove_queue(name)
-    _log(request, model_admin, f"Removed queue {name} with {dropped} pending job(s)", DELETION)
+    log_action(request, model_admin, f"Removed queue {name} with {dropped} pending job(s)",
+               DELETION)
     messages.success(request, f"Removed queue “{name}” ({dropped} pending job(s) dropped).")
     return HttpResponseRedirect(url("queues"))
 
@@ -206,7 +207,7 @@ def remove_queue(model_admin, request):
 
 
 def worker_list(model_admin, request):
-    _require_view(model_admin, request)
+    require_view(model_admin, request)
     ids = data.worker_ids()
     host = request.GET.get("host") or ""
     show_all = request.GET.get("all") == "1"
@@ -226,7 +227,7 @@ def worker_list(model_admin, request):
 
 
 def worker_detail(model_admin, request, worker_id: str):
-    _require_view(model_admin, request)
+    require_view(model_admin, request)
     found = data.workers([worker_id])
     registered = worker_id in set(data.worker_ids())
     if not registered and not found[0]["job"] and not found[0]["heartbeat"]:
@@ -235,137 +236,11 @@ def worker_detail(model_admin, request, worker_id: str):
                   worker=found[0], registered=registered)
 
 
-# -- failed --------------------------------------------------------------------------------
-
-
-def failed_list(model_admin, request):
-    _require_view(model_admin, request)
-    class_name = request.GET.get("class") or ""
-    query = {"class": class_name} if class_name else {}
-    start = (_page_number(request) - 1) * FAILED_PAGE
-    rows, total = failures.page(start, FAILED_PAGE, class_name or None)
-    page = pager(request, total, FAILED_PAGE, **query)
-    if page["start"] != start:  # asked past the last page: show the last one
-        rows, total = failures.page(page["start"], FAILED_PAGE, class_name or None)
-        page = pager(request, total, FAILED_PAGE, **query)
-    return render(model_admin, request, "failed.html", "Failed jobs", "failed", rows=rows,
-                  page=page, class_name=class_name, total=total,
-                  back=request.get_full_path())
-
-
-def _back(request) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    failed_url = url("failed")
-    return target if target.startswith(failed_url) else failed_url
-
-
-def _index_and_digest(source) -> tuple[int, str]:
-    try:
-        return int(source.get("index", "")), str(source.get("digest", ""))
-    except ValueError:
-        raise Http404("bad failure index") from None
-
-
-def failed_retry(model_admin, request):
-    _require_change(model_admin, request)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    index, digest = _index_and_digest(request.POST)
-    try:
-        done = failures.retry(index, digest)
-    except failures.EntryMoved:
-        messages.error(request, f"Failure #{index} changed or moved since the page was shown "
-                                "(the list was edited). Nothing was retried; look again.")
-    except ValueError as error:
-        messages.error(request, str(error))
-    else:
-        _log(request, model_admin, f"Retried failure #{index} ({done['job_class']} on "
-                                   f"{done['queue']})")
-        messages.success(request, f"Retried failure #{index}: {done['job_class']} pushed to "
-                                  f"“{done['queue']}”.")
-    return HttpResponseRedirect(_back(request))
-
-
-def failed_remove(model_admin, request):
-    _require_change(model_admin, request)
-    source = request.POST if request.method == "POST" else request.GET
-    index, digest = _index_and_digest(source)
-    if request.method == "GET":
-        shown = failures.lookup(index, digest)
-        if shown is None:
-            messages.error(request, f"Failure #{index} changed or moved since the page was "
-                                    "shown. Nothing was removed; look again.")
-            return HttpResponseRedirect(_back(request))
-        what = f"{shown['class'] or 'a job'} on {shown['queue'] or '?'}: {shown['exception']}"
-        return _confirm(model_admin, request, title="Remove failure", tab="failed",
-                        question=f"Remove failure #{index} ({what}) from the failed list? "
-                                 "It is lost for good.",
-                        action=url("failed_remove"),
-                        fields={"index": index, "digest": digest, "next": _back(request)},
-                        cancel=_back(request), button="Yes, remove it")
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["GET", "POST"])
-    try:
-        failures.remove(index, digest)
-    except failures.EntryMoved:
-        messages.error(request, f"Failure #{index} changed or moved since the page was shown. "
-                                "Nothing was removed; look again.")
-    else:
-        _log(request, model_admin, f"Removed failure #{index}", DELETION)
-        messages.success(request, f"Removed failure #{index}.")
-    return HttpResponseRedirect(_back(request))
-
-
-def failed_retry_all(model_admin, request):
-    _require_change(model_admin, request)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    done = failure.requeue_all()
-    _log(request, model_admin, f"Retried all failures ({done} job(s) pushed)")
-    messages.success(request, f"Retried {done} failed job(s).")
-    return HttpResponseRedirect(url("failed"))
-
-
-def _bulk_confirmable(model_admin, request, *, name: str, question: str, button: str, run):
-    _require_change(model_admin, request)
-    if request.method == "GET":
-        return _confirm(model_admin, request, title=button, tab="failed", question=question,
-                        action=url(name), fields={}, cancel=url("failed"), button=button)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["GET", "POST"])
-    run()
-    return HttpResponseRedirect(url("failed"))
-
-
-def failed_clear(model_admin, request):
-    def run():
-        count = failure.count()
-        failure.clear()
-        _log(request, model_admin, f"Cleared the failed list ({count} entries)", DELETION)
-        messages.success(request, f"Cleared {count} failure(s).")
-
-    return _bulk_confirmable(
-        model_admin, request, name="failed_clear", button="Clear failed jobs",
-        question=f"Delete all {failure.count()} entries of the failed list? They are lost "
-                 "for good (stat:failed keeps its value).", run=run)
-
-
-def failed_clear_retried(model_admin, request):
-    def run():
-        count = failure.clear_retried()
-        _log(request, model_admin, f"Cleared {count} retried failure(s)", DELETION)
-        messages.success(request, f"Cleared {count} retried failure(s).")
-
-    return _bulk_confirmable(
-        model_admin, request, name="failed_clear_retried", button="Clear retried jobs",
-        question="Delete every failure that has already been retried?", run=run)
-
-
 # -- stats ---------------------------------------------------------------------------------
 
 
 def stats(model_admin, request):
-    _require_view(model_admin, request)
+    require_view(model_admin, request)
     info = data.info()
     return render(model_admin, request, "stats.html", "Stats", "stats",
                   info=sorted(info.items()), redis_info=data.redis_info())

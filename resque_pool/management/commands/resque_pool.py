@@ -103,8 +103,6 @@ def configure_logging() -> None:
 
 class Command(BaseCommand):
     help = "Run a pool of Resque workers (resque-pool's options, plus --pool and --test)."
-    # System checks read settings only; the pool runs them itself before forking nothing.
-    requires_system_checks = "__all__"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.set_defaults(pidfile=None, no_pidfile=False, lock_file=None, kill_others=False)

@@ -152,4 +152,6 @@ class DashboardAdmin(admin.ModelAdmin):
             path("failed/clear-retried/", wrap(failed_views.failed_clear_retried),
                  name=name + "failed_clear_retried"),
             path("stats/", wrap(views.stats), name=name + "stats"),
+            path("stats/keys/", wrap(views.key_list), name=name + "keys"),
+            path("stats/keys/<path:key>/", wrap(views.key_detail), name=name + "key"),
         ]

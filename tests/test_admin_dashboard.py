@@ -277,3 +277,35 @@ def test_overview_lists_at_most_fifty_busy_workers(viewer, resque):
     response = viewer.get(url("poll"))
     assert len(response.context["working"]) == 50
     assert "50 shown of 60" in response.content.decode()
+
+
+def test_keys_pages_list_every_type_and_show_contents(viewer, resque):
+    push_jobs(resque, "high", ['{"class":"A","args":[1]}'])
+    ruby_worker(resque)
+    resque.client.set(resque.key("stat", "processed"), "5")
+    resque.client.zadd(resque.key("delayed_queue_schedule"), {"1795410000": 1795410000})
+    resque.client.set("other-namespace:queues", "not ours")
+    response = viewer.get(url("keys"))
+    rows = {r["key"]: r for r in response.context["rows"]}
+    assert rows["queues"]["type"] == "set" and rows["queue:high"]["size"] == 1
+    assert rows["workers:heartbeat"]["type"] == "hash"
+    assert rows["delayed_queue_schedule"]["type"] == "zset"
+    assert not any("other-namespace" in k for k in rows)
+    for key in rows:
+        assert viewer.get(url("key", key)).status_code == 200, key
+    found = viewer.get(url("key", "queue:high")).context["found"]
+    assert found["items"] == [(0, '{"class":"A","args":[1]}')]
+    assert viewer.get(url("key", "missing")).status_code == 404
+
+
+def test_keys_page_follows_the_scan_cursor(viewer, resque):
+    for n in range(450):
+        resque.client.set(resque.key("k", str(n)), n)
+    seen, path = set(), url("keys")
+    for _ in range(20):
+        response = viewer.get(path)
+        seen.update(r["key"] for r in response.context["rows"])
+        path = response.context["next_url"]
+        if not path:
+            break
+    assert {f"k:{n}" for n in range(450)} <= seen

@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from .. import failure
 from ..connection import namespace
-from . import data
+from . import data, keys
 
 logger = logging.getLogger("resque_pool.admin")
 
@@ -244,3 +244,23 @@ def stats(model_admin, request):
     info = data.info()
     return render(model_admin, request, "stats.html", "Stats", "stats",
                   info=sorted(info.items()), redis_info=data.redis_info())
+
+
+def key_list(model_admin, request):
+    require_view(model_admin, request)
+    try:
+        cursor = max(int(request.GET.get("cursor", 0)), 0)
+    except ValueError:
+        cursor = 0
+    rows, next_cursor = keys.scan(cursor)
+    return render(model_admin, request, "keys.html", "Keys", "stats", rows=rows,
+                  next_url=url("keys", cursor=next_cursor) if next_cursor else None,
+                  first_url=url("keys") if cursor else None)
+
+
+def key_detail(model_admin, request, key: str):
+    require_view(model_admin, request)
+    found = keys.contents(key)
+    if found["type"] == "none":
+        raise Http404("no such key")
+    return render(model_admin, request, "key.html", f"Key {key}", "stats", found=found)

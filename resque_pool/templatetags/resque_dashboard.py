@@ -51,3 +51,8 @@ def worker_url(worker_id) -> str:
 def lines(values) -> str:
     """Join a backtrace's frames one per line."""
     return "\n".join(str(value) for value in values or [])
+
+
+@register.filter
+def key_url(key) -> str:
+    return _reverse("key", key)

@@ -2,7 +2,8 @@
 
 The demo project's settings, plus a custom loader chosen by ``POOL_TEST_LOADER`` and an
 ``after_prefork`` hook (tests/pool_support.py) that makes workers of a queue list named
-``crash`` die at once, for the backoff test.
+``crash`` die at once, for the backoff test; ``POOL_TEST_REQUEUE=1`` turns on
+``RESQUE_REQUEUE_DIRTY_JOBS``.
 """
 
 import os
@@ -11,3 +12,4 @@ import tests.pool_support  # noqa: F401,E402  (registers the after_prefork hook)
 from testproject.settings import *  # noqa: F403
 
 RESQUE_POOL_CONFIG_LOADER = os.environ.get("POOL_TEST_LOADER") or None
+RESQUE_REQUEUE_DIRTY_JOBS = os.environ.get("POOL_TEST_REQUEUE") == "1"

@@ -200,6 +200,27 @@ def test_killed_worker_is_replaced_and_cleaned_up(start_pool, tmp_path, resque):
     assert re.search(rf"Reaped resque worker\[{victim}\] \(signal: KILL\) queues: demo", pool.log())
 
 
+def test_killed_worker_job_is_requeued_when_asked(start_pool, tmp_path, resque):
+    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
+    pool = start_pool("-c", config, env={"POOL_TEST_REQUEUE": "1"})
+    (victim,) = pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 30)
+    worker_id = wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    os.kill(victim, signal.SIGKILL)
+
+    def replacement_working():
+        current = processing_worker(resque)
+        return current if current and current != worker_id else None
+
+    new_id = wait_until(replacement_working, 20, message="the requeued job picked up again")
+    assert json.loads(resque.client.get(resque.key("worker", new_id)))["payload"] == {
+        "class": "Sleep",
+        "args": [30],
+    }
+    assert resque.client.llen(resque.key("failed")) == 0
+    assert worker_id not in registered(resque)
+
+
 def test_quickly_dying_workers_back_off(start_pool, tmp_path):
     pool = start_pool("-c", str(write(tmp_path / "pool.yml", "crash: 1\n")))
     pool.wait_for_log("started manager")

@@ -123,6 +123,7 @@ class DashboardAdmin(admin.ModelAdmin):
     def get_urls(self):
         def wrap(view):
             def guarded(request, *args, **kwargs):
+                views.require_view(self, request)  # before anything reads Redis
                 try:
                     response = view(self, request, *args, **kwargs)
                     if hasattr(response, "render"):

@@ -309,3 +309,13 @@ def test_keys_page_follows_the_scan_cursor(viewer, resque):
         if not path:
             break
     assert {f"k:{n}" for n in range(450)} <= seen
+
+
+def test_permission_is_checked_before_redis_is_read(settings):
+    from resque_pool import connection
+
+    client = Client()
+    client.force_login(make_user("nobody"))
+    settings.RESQUE_REDIS_URL = "redis://127.0.0.1:1/0"
+    connection.reset_connections()
+    assert client.get(url("changelist")).status_code == 403

@@ -111,7 +111,7 @@ def log_action(request, model_admin, message: str, flag: int = CHANGE) -> None:
 
 
 def confirm(model_admin, request, *, title: str, question: str, action: str, fields: dict,
-             cancel: str, tab: str, button: str):
+            cancel: str, tab: str, button: str):
     return render(model_admin, request, "confirm.html", title, tab, question=question,
                   action=action, fields=fields, cancel_url=cancel, button=button)
 

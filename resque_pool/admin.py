@@ -77,8 +77,9 @@ class WorkerCountAdmin(admin.ModelAdmin):
             obj.paused_count = None
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Pause: set the count to 0 (restore brings it back)",
-                  permissions=["change"])
+    @admin.action(
+        description="Pause: set the count to 0 (restore brings it back)", permissions=["change"]
+    )
     def pause(self, request, queryset):
         paused = 0
         with transaction.atomic():
@@ -105,8 +106,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
         self.message_user(request, f"Restored {restored} queue list(s).", messages.SUCCESS)
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}),
-                         "dashboard_url": views.url("changelist")}
+        extra_context = {**(extra_context or {}), "dashboard_url": views.url("changelist")}
         return super().changelist_view(request, extra_context)
 
 
@@ -147,11 +147,17 @@ class DashboardAdmin(admin.ModelAdmin):
             path("failed/", wrap(failed_views.failed_list), name=name + "failed"),
             path("failed/retry/", wrap(failed_views.failed_retry), name=name + "failed_retry"),
             path("failed/remove/", wrap(failed_views.failed_remove), name=name + "failed_remove"),
-            path("failed/retry-all/", wrap(failed_views.failed_retry_all),
-                 name=name + "failed_retry_all"),
+            path(
+                "failed/retry-all/",
+                wrap(failed_views.failed_retry_all),
+                name=name + "failed_retry_all",
+            ),
             path("failed/clear/", wrap(failed_views.failed_clear), name=name + "failed_clear"),
-            path("failed/clear-retried/", wrap(failed_views.failed_clear_retried),
-                 name=name + "failed_clear_retried"),
+            path(
+                "failed/clear-retried/",
+                wrap(failed_views.failed_clear_retried),
+                name=name + "failed_clear_retried",
+            ),
             path("stats/", wrap(views.stats), name=name + "stats"),
             path("stats/keys/", wrap(views.key_list), name=name + "keys"),
             path("stats/keys/<path:key>/", wrap(views.key_detail), name=name + "key"),

@@ -21,11 +21,11 @@ def url(name: str, *args) -> str:
 
 
 def make_user(username: str, *codenames: str, superuser: bool = False) -> User:
-    user = User.objects.create_user(username, password="pw", is_staff=True,
-                                    is_superuser=superuser)
+    user = User.objects.create_user(username, password="pw", is_staff=True, is_superuser=superuser)
     for codename in codenames:
-        user.user_permissions.add(Permission.objects.get(codename=codename,
-                                                         content_type__app_label="resque_pool"))
+        user.user_permissions.add(
+            Permission.objects.get(codename=codename, content_type__app_label="resque_pool")
+        )
     return user
 
 
@@ -48,9 +48,16 @@ def csrf_post(client: Client, path: str, data: dict | None = None, page: str | N
     return client.post(path, {**(data or {}), "csrfmiddlewaretoken": token})
 
 
-def ruby_worker(resque, worker_id="rubyhost:7012:high,low", *, job=None,
-                heartbeat="2026-11-22T08:59:40+01:00", started="2026-11-22 08:59:40 +0100",
-                processed=None, failed=None) -> str:
+def ruby_worker(
+    resque,
+    worker_id="rubyhost:7012:high,low",
+    *,
+    job=None,
+    heartbeat="2026-11-22T08:59:40+01:00",
+    started="2026-11-22 08:59:40 +0100",
+    processed=None,
+    failed=None,
+) -> str:
     c = resque.client
     c.sadd(resque.key("workers"), worker_id)
     if started is not None:
@@ -73,7 +80,14 @@ def push_jobs(resque, queue: str, payloads: list[str]) -> None:
 
 
 def failure_json(n: int, cls: str = "BadJob", **extra) -> str:
-    entry = {"failed_at": "2026/11/22 08:59:40 UTC", "payload": {"class": cls, "args": [n]},
-             "exception": "RuntimeError", "error": f"boom {n}", "backtrace": [f"f.py:{n}"],
-             "worker": "py:1:demo", "queue": "demo", **extra}
+    entry = {
+        "failed_at": "2026/11/22 08:59:40 UTC",
+        "payload": {"class": cls, "args": [n]},
+        "exception": "RuntimeError",
+        "error": f"boom {n}",
+        "backtrace": [f"f.py:{n}"],
+        "worker": "py:1:demo",
+        "queue": "demo",
+        **extra,
+    }
     return json.dumps(entry, separators=(",", ":"))

@@ -41,6 +41,7 @@ def operator() -> Client:
     """Staff with ``change_dashboard``, CSRF checks on."""
     return operator_client()
 
+
 # -- permissions -----------------------------------------------------------------------------
 
 ALL_PAGES = ["changelist", "poll", "queues", "workers", "failed", "stats"]
@@ -79,10 +80,14 @@ def test_viewer_cannot_act(viewer, resque):
     resque.client.rpush(resque.key("failed"), RUBY_FAILURE)
     push_jobs(resque, "demo", ['{"class":"Noop","args":[]}'])
     digest = failures.entry_digest(RUBY_FAILURE)
-    for name, data in [("failed_retry", {"index": 0, "digest": digest}),
-                       ("failed_remove", {"index": 0, "digest": digest}),
-                       ("failed_retry_all", {}), ("failed_clear", {}),
-                       ("failed_clear_retried", {}), ("remove_queue", {"name": "demo"})]:
+    for name, data in [
+        ("failed_retry", {"index": 0, "digest": digest}),
+        ("failed_remove", {"index": 0, "digest": digest}),
+        ("failed_retry_all", {}),
+        ("failed_clear", {}),
+        ("failed_clear_retried", {}),
+        ("remove_queue", {"name": "demo"}),
+    ]:
         assert viewer.post(url(name), data).status_code == 403, name
     assert viewer.get(url("failed_clear")).status_code == 403
     assert resque.client.llen(resque.key("failed")) == 1
@@ -127,20 +132,37 @@ def test_overview_shows_queues_workers_totals_and_pools(viewer, resque):
     resque.client.set(resque.key("stat", "processed"), 42)
     resque.client.set(resque.key("stat", "failed"), 7)
     resque.client.rpush(resque.key("failed"), RUBY_FAILURE)
-    ruby_worker(resque, job='{"queue":"high","run_at":"2026-11-22T07:59:40Z",'
-                             '"payload":{"class":"SlowJob","args":[1]}}')
+    ruby_worker(
+        resque,
+        job='{"queue":"high","run_at":"2026-11-22T07:59:40Z",'
+        '"payload":{"class":"SlowJob","args":[1]}}',
+    )
     ruby_worker(resque, "rubyhost:7013:high,low")
-    pool_state.publish({"id": "web1:4242", "host": "web1", "pid": 4242, "appname": "app",
-                        "pool": "web1", "environment": "production",
-                        "started": "2026-11-22T07:59:40+00:00",
-                        "counts": {"high,low": 2}, "workers": {"high,low": [11, 12]},
-                        "status": "running"})
+    pool_state.publish(
+        {
+            "id": "web1:4242",
+            "host": "web1",
+            "pid": 4242,
+            "appname": "app",
+            "pool": "web1",
+            "environment": "production",
+            "started": "2026-11-22T07:59:40+00:00",
+            "counts": {"high,low": 2},
+            "workers": {"high,low": [11, 12]},
+            "status": "running",
+        }
+    )
     response = viewer.get(url("changelist"))
     body = response.content.decode()
     assert response.status_code == 200
     info = response.context["info"]
-    assert (info["pending"], info["processed"], info["failed"], info["workers"],
-            info["working"]) == (4, 42, 1, 2, 1)
+    assert (
+        info["pending"],
+        info["processed"],
+        info["failed"],
+        info["workers"],
+        info["working"],
+    ) == (4, 42, 1, 2, 1)
     assert "SlowJob" in body and "rubyhost:7012" in body
     assert "web1" in body and "production" in body
     assert 'data-queues="high,low"' in body
@@ -174,13 +196,17 @@ def test_queue_page_is_paginated_with_lrange(viewer, resque):
 
 
 def test_queue_page_shows_ruby_and_broken_payloads(viewer, resque):
-    push_jobs(resque, "mixed:colon/slash", [
-        '{"class":"GoodJob","args":[1,"two",{"three":3.0,"four":null},[true,false],"é/ü"]}',
-        "this is not json",
-        '["a list"]',
-        '{"class":"ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper",'
-        '"args":[{"job_class":"MailJob","arguments":[]}]}',
-    ])
+    push_jobs(
+        resque,
+        "mixed:colon/slash",
+        [
+            '{"class":"GoodJob","args":[1,"two",{"three":3.0,"four":null},[true,false],"é/ü"]}',
+            "this is not json",
+            '["a list"]',
+            '{"class":"ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper",'
+            '"args":[{"job_class":"MailJob","arguments":[]}]}',
+        ],
+    )
     response = viewer.get(url("queue", "mixed:colon/slash"))
     body = response.content.decode()
     assert response.status_code == 200
@@ -206,11 +232,14 @@ def test_remove_queue_asks_then_removes(operator, resque):
 
 
 def test_workers_page_renders_ruby_and_malformed_workers(viewer, resque):
-    ruby_worker(resque, job='{"queue":"high","run_at":"2026-11-22T07:59:40Z",'
-                             '"payload":{"class":"SlowJob","args":[1]}}',
-                processed="3", failed="1")
-    ruby_worker(resque, "rubyhost:7014:weird:queue,b", heartbeat="not a time",
-                started="garbage")
+    ruby_worker(
+        resque,
+        job='{"queue":"high","run_at":"2026-11-22T07:59:40Z",'
+        '"payload":{"class":"SlowJob","args":[1]}}',
+        processed="3",
+        failed="1",
+    )
+    ruby_worker(resque, "rubyhost:7014:weird:queue,b", heartbeat="not a time", started="garbage")
     ruby_worker(resque, "no-colons-at-all", heartbeat=None, started=None)
     ruby_worker(resque, "rubyhost:7015:x", job="not json either")
     response = viewer.get(url("workers") + "?all=1")
@@ -226,12 +255,24 @@ def test_workers_page_renders_ruby_and_malformed_workers(viewer, resque):
 
 
 def test_worker_detail_shows_what_it_is_doing(viewer, resque):
-    worker = ruby_worker(resque, job='{"queue":"high","run_at":"2026-11-22T07:59:40Z",'
-                                     '"payload":{"class":"SlowJob","args":[1,"é"]}}',
-                         processed="12", failed="2")
+    worker = ruby_worker(
+        resque,
+        job='{"queue":"high","run_at":"2026-11-22T07:59:40Z",'
+        '"payload":{"class":"SlowJob","args":[1,"é"]}}',
+        processed="12",
+        failed="2",
+    )
     body = viewer.get(url("worker", worker)).content.decode()
-    for text in ("rubyhost", "7012", "2026-11-22 08:59:40 +0100", "SlowJob", "é",
-                 "2026-11-22T07:59:40Z", "<td>12</td>", "<td>2</td>"):
+    for text in (
+        "rubyhost",
+        "7012",
+        "2026-11-22 08:59:40 +0100",
+        "SlowJob",
+        "é",
+        "2026-11-22T07:59:40Z",
+        "<td>12</td>",
+        "<td>2</td>",
+    ):
         assert text in body, text
     assert viewer.get(url("worker", "ghost:1:x")).status_code == 404
 

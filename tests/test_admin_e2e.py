@@ -21,11 +21,21 @@ from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_IMG = ROOT / "docs" / "img"
-CHROMIUM = os.environ.get("RESQUE_TEST_CHROMIUM") or shutil.which("chromium") or (
-    "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM = (
+    os.environ.get("RESQUE_TEST_CHROMIUM")
+    or shutil.which("chromium")
+    or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)"),
@@ -64,8 +74,13 @@ def test_edit_count_watch_pool_and_retry_failure(
     WorkerCount.objects.create(queues="mail,reports", count=0)
     for n in range(3):
         enqueue("Record", f"later-{n}", queue="reports")
-    pool = spawn_manage("resque_pool", "--pool", "e2e", "--no-pidfile",
-                        env={**database_env, "RESQUE_POOL_STATE_TTL": "10"})
+    pool = spawn_manage(
+        "resque_pool",
+        "--pool",
+        "e2e",
+        "--no-pidfile",
+        env={**database_env, "RESQUE_POOL_STATE_TTL": "10"},
+    )
     wait_until(lambda: running_workers("demo") == 1, timeout=30, message="one demo worker")
 
     # A failure to retry later.

@@ -49,8 +49,10 @@ def test_failed_page_one_shows_newest_of_a_thousand(viewer, resque):
 
 
 def test_failed_class_filter(viewer, resque):
-    resque.client.rpush(resque.key("failed"),
-                        *[failure_json(n, "Even" if n % 2 == 0 else "Odd") for n in range(100)])
+    resque.client.rpush(
+        resque.key("failed"),
+        *[failure_json(n, "Even" if n % 2 == 0 else "Odd") for n in range(100)],
+    )
     response = viewer.get(url("failed") + "?class=Odd&page=2")
     rows = response.context["rows"]
     assert response.context["total"] == 50
@@ -59,29 +61,45 @@ def test_failed_class_filter(viewer, resque):
 
 
 def test_failed_page_renders_ruby_and_broken_entries(viewer, resque):
-    resque.client.rpush(resque.key("failed"), RUBY_FAILURE,
-                        '{"payload":{"class":"NoWorker","args":[]},"exception":"type",'
-                        '"error":"type: <class \'ValueError\'>","backtrace":"line1\\nline2",'
-                        '"failed_at":"2026/11/22 08:59:40"}',
-                        '{"failed_at":"rubbish","payload":"raw text"}', "not json at all",
-                        '{"retried_at":"2026/11/22 09:00:00 CET","payload":{"class":"X"},'
-                        '"queue":"q","worker":"bad"}')
+    resque.client.rpush(
+        resque.key("failed"),
+        RUBY_FAILURE,
+        '{"payload":{"class":"NoWorker","args":[]},"exception":"type",'
+        '"error":"type: <class \'ValueError\'>","backtrace":"line1\\nline2",'
+        '"failed_at":"2026/11/22 08:59:40"}',
+        '{"failed_at":"rubbish","payload":"raw text"}',
+        "not json at all",
+        '{"retried_at":"2026/11/22 09:00:00 CET","payload":{"class":"X"},'
+        '"queue":"q","worker":"bad"}',
+    )
     response = viewer.get(url("failed"))
     body = response.content.decode()
     assert response.status_code == 200
-    for text in ("BadJob", "bad thing é", "ArgumentError", "exp2.rb:25", "vm:6831",
-                 "2026/11/22 08:59:40", "NoWorker", "line2", "rubbish", "not json at all",
-                 "Retried 2026/11/22 09:00:00 CET"):
+    for text in (
+        "BadJob",
+        "bad thing é",
+        "ArgumentError",
+        "exp2.rb:25",
+        "vm:6831",
+        "2026/11/22 08:59:40",
+        "NoWorker",
+        "line2",
+        "rubbish",
+        "not json at all",
+        "Retried 2026/11/22 09:00:00 CET",
+    ):
         assert text in body, text
 
 
 def test_retry_one_pushes_the_job_and_stamps_the_entry(operator, resque):
     resque.client.rpush(resque.key("failed"), RUBY_FAILURE)
-    response = csrf_post(operator, url("failed_retry"),
-                         {"index": 0, "digest": failures.entry_digest(RUBY_FAILURE)})
+    response = csrf_post(
+        operator, url("failed_retry"), {"index": 0, "digest": failures.entry_digest(RUBY_FAILURE)}
+    )
     assert response.status_code == 302
     assert resque.client.lrange(resque.key("queue", "low"), 0, -1) == [
-        '{"class":"BadJob","args":[42]}']
+        '{"class":"BadJob","args":[42]}'
+    ]
     assert "low" in resque.client.smembers(resque.key("queues"))
     entry = json.loads(resque.client.lindex(resque.key("failed"), 0))
     assert list(entry)[-1] == "retried_at" and entry["retried_at"].endswith(" UTC")
@@ -96,8 +114,7 @@ def test_remove_one_asks_then_removes(operator, resque):
     assert resque.client.llen(resque.key("failed")) == 3
     response = csrf_post(operator, url("failed_remove"), {"index": 1, "digest": digest})
     assert response.status_code == 302
-    assert resque.client.lrange(resque.key("failed"), 0, -1) == [failure_json(0),
-                                                                 failure_json(2)]
+    assert resque.client.lrange(resque.key("failed"), 0, -1) == [failure_json(0), failure_json(2)]
 
 
 def test_shifted_index_is_refused(operator, resque):
@@ -110,8 +127,7 @@ def test_shifted_index_is_refused(operator, resque):
         assert response.status_code == 302
         message = [str(m) for m in response.wsgi_request._messages]
         assert any("moved" in m for m in message), message
-    assert resque.client.lrange(resque.key("failed"), 0, -1) == [failure_json(1),
-                                                                 failure_json(2)]
+    assert resque.client.lrange(resque.key("failed"), 0, -1) == [failure_json(1), failure_json(2)]
     assert resque.client.llen(resque.key("queue", "demo")) == 0
 
 
@@ -133,12 +149,21 @@ def test_retry_all_clear_retried_and_clear(operator, resque):
 
 def test_failed_next_parameter_cannot_redirect_elsewhere(operator, resque):
     resque.client.rpush(resque.key("failed"), RUBY_FAILURE)
-    response = csrf_post(operator, url("failed_retry"), {
-        "index": 0, "digest": failures.entry_digest(RUBY_FAILURE),
-        "next": "https://evil.example/"})
+    response = csrf_post(
+        operator,
+        url("failed_retry"),
+        {
+            "index": 0,
+            "digest": failures.entry_digest(RUBY_FAILURE),
+            "next": "https://evil.example/",
+        },
+    )
     assert response["Location"] == url("failed")
-    response = csrf_post(operator, url("failed_retry"), {
-        "index": 0, "digest": "x", "next": url("failed") + "?page=2"})
+    response = csrf_post(
+        operator,
+        url("failed_retry"),
+        {"index": 0, "digest": "x", "next": url("failed") + "?page=2"},
+    )
     assert response["Location"] == url("failed") + "?page=2"
 
 

@@ -40,11 +40,20 @@ def add(client: Client, **data):
 
 
 def publish(pool: str, environment: str, workers: dict, counts: dict | None = None) -> None:
-    pool_state.publish({"id": f"{pool}:1", "host": pool, "pid": 1, "appname": "app",
-                        "pool": pool, "environment": environment,
-                        "started": "2026-11-22T07:59:40+00:00",
-                        "counts": counts or {q: len(p) for q, p in workers.items()},
-                        "workers": workers, "status": "running"})
+    pool_state.publish(
+        {
+            "id": f"{pool}:1",
+            "host": pool,
+            "pid": 1,
+            "appname": "app",
+            "pool": pool,
+            "environment": environment,
+            "started": "2026-11-22T07:59:40+00:00",
+            "counts": counts or {q: len(p) for q, p in workers.items()},
+            "workers": workers,
+            "status": "running",
+        }
+    )
 
 
 def test_permissions():
@@ -57,8 +66,12 @@ def test_add_normalises_and_validates(editor):
     assert response.status_code == 302
     row = WorkerCount.objects.get()
     assert (row.queues, row.count, row.environment) == ("high,low", 2, "production")
-    for queues, message in [("a,,b", "empty queue name"), ("a b", "contains whitespace"),
-                            ("!a,!b", "only of negations"), ("", "This field is required")]:
+    for queues, message in [
+        ("a,,b", "empty queue name"),
+        ("a b", "contains whitespace"),
+        ("!a,!b", "only of negations"),
+        ("", "This field is required"),
+    ]:
         response = add(editor, queues=queues)
         assert response.status_code == 200, queues
         assert message in response.content.decode(), queues
@@ -78,8 +91,10 @@ def test_duplicate_detected_after_normalisation(editor):
     assert WorkerCount.objects.count() == 2
     # Editing another row into a duplicate is refused too.
     other = WorkerCount.objects.create(queues="c")
-    response = editor.post(reverse("admin:resque_pool_workercount_change", args=[other.pk]),
-                           {"queues": "a ,b", "count": "1", "environment": "", "pool": ""})
+    response = editor.post(
+        reverse("admin:resque_pool_workercount_change", args=[other.pk]),
+        {"queues": "a ,b", "count": "1", "environment": "", "pool": ""},
+    )
     assert "already exists" in response.content.decode()
     assert WorkerCount.objects.get(pk=other.pk).queues == "c"
 
@@ -127,8 +142,13 @@ def test_changelist_works_when_redis_is_down(editor, settings):
 
 
 def changelist_form(rows, **changes) -> dict:
-    data = {"form-TOTAL_FORMS": str(len(rows)), "form-INITIAL_FORMS": str(len(rows)),
-            "form-MIN_NUM_FORMS": "0", "form-MAX_NUM_FORMS": "1000", "_save": "Save"}
+    data = {
+        "form-TOTAL_FORMS": str(len(rows)),
+        "form-INITIAL_FORMS": str(len(rows)),
+        "form-MIN_NUM_FORMS": "0",
+        "form-MAX_NUM_FORMS": "1000",
+        "_save": "Save",
+    }
     for i, row in enumerate(rows):
         data[f"form-{i}-id"] = str(row.pk)
         data[f"form-{i}-count"] = str(changes.get(row.queues, row.count))
@@ -156,8 +176,9 @@ def test_list_edit_needs_csrf_token():
 
 
 def action(client: Client, name: str, rows) -> object:
-    return client.post(reverse(CHANGELIST), {"action": name,
-                                             "_selected_action": [r.pk for r in rows]})
+    return client.post(
+        reverse(CHANGELIST), {"action": name, "_selected_action": [r.pk for r in rows]}
+    )
 
 
 def test_pause_and_restore(editor):

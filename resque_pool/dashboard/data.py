@@ -89,8 +89,12 @@ def parse_worker_id(worker_id: str) -> dict[str, Any]:
             "queues": [q for q in queues.split(",") if q],
             "well_formed": pid.isdigit(),
         }
-    return {"host": parts[0], "pid": parts[1] if len(parts) > 1 else "", "queues": [],
-            "well_formed": False}
+    return {
+        "host": parts[0],
+        "pid": parts[1] if len(parts) > 1 else "",
+        "queues": [],
+        "well_formed": False,
+    }
 
 
 def redis_location() -> str:
@@ -177,6 +181,10 @@ def worker_ids() -> list[str]:
     return sorted(get_redis().smembers(key("workers")))
 
 
+def worker_registered(worker_id: str) -> bool:
+    return bool(get_redis().sismember(key("workers"), worker_id))
+
+
 def workers(ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Every registered worker (or the given ids) with what it is doing, sorted by id.
 
@@ -229,8 +237,17 @@ def working_on(raw: str | None, reference: datetime | None = None) -> dict[str, 
         return None
     value, ok = decode_json(raw)
     if not ok or not isinstance(value, dict):
-        return {"queue": None, "run_at": None, "run_at_time": None, "since_seconds": None,
-                "raw": raw, "class": None, "args": None, "args_text": str(raw), "valid": False}
+        return {
+            "queue": None,
+            "run_at": None,
+            "run_at_time": None,
+            "since_seconds": None,
+            "raw": raw,
+            "class": None,
+            "args": None,
+            "args_text": str(raw),
+            "valid": False,
+        }
     run_at = value.get("run_at")
     run_at_time = wire.parse_time(run_at) if isinstance(run_at, str) else None
     return {
@@ -282,12 +299,20 @@ def pools() -> list[dict[str, Any]]:
         for queues_text in list(counts) + [q for q in running if q not in counts]:
             pids = running.get(queues_text)
             pids = pids if isinstance(pids, list) else []
-            lists.append({"queues": queues_text, "count": counts.get(queues_text),
-                          "running": len(pids), "pids": pids})
+            lists.append(
+                {
+                    "queues": queues_text,
+                    "count": counts.get(queues_text),
+                    "running": len(pids),
+                    "pids": pids,
+                }
+            )
         result.append(
             {
-                **{name: state.get(name) for name in
-                   ("id", "host", "pid", "appname", "pool", "environment", "status")},
+                **{
+                    name: state.get(name)
+                    for name in ("id", "host", "pid", "appname", "pool", "environment", "status")
+                },
                 "started": state.get("started"),
                 "uptime": age_seconds(started, reference),
                 "heartbeat": state.get("heartbeat"),
@@ -311,8 +336,9 @@ def _pools_leniently() -> list[Any]:
     return [value for value, ok in map(decode_json, raws) if ok and isinstance(value, dict)]
 
 
-def running_workers(pool_list: list[dict[str, Any]], queues_text: str, environment_name: str,
-                    pool_name: str) -> int:
+def running_workers(
+    pool_list: list[dict[str, Any]], queues_text: str, environment_name: str, pool_name: str
+) -> int:
     """Workers of one queue list running now in the pools a WorkerCount row applies to
     (blank environment/pool = every one)."""
     total = 0
@@ -343,7 +369,7 @@ def info() -> dict[str, Any]:
     pipe.get(key("stat", "failed"))
     pipe.llen(key("failed"))
     results = pipe.execute()
-    sizes, (processed, stat_failed, failed_count) = results[: len(names)], results[len(names):]
+    sizes, (processed, stat_failed, failed_count) = results[: len(names)], results[len(names) :]
     return {
         "pending": sum(sizes),
         "processed": to_int(processed),

@@ -36,9 +36,18 @@ def failed_list(model_admin, request):
     if page["start"] != start:  # asked past the last page: show the last one
         rows, total = failures.page(page["start"], FAILED_PAGE, class_name or None)
         page = pager(request, total, FAILED_PAGE, **query)
-    return render(model_admin, request, "failed.html", "Failed jobs", "failed", rows=rows,
-                  page=page, class_name=class_name, total=total,
-                  back=request.get_full_path())
+    return render(
+        model_admin,
+        request,
+        "failed.html",
+        "Failed jobs",
+        "failed",
+        rows=rows,
+        page=page,
+        class_name=class_name,
+        total=total,
+        back=request.get_full_path(),
+    )
 
 
 def _back(request) -> str:
@@ -62,15 +71,22 @@ def failed_retry(model_admin, request):
     try:
         done = failures.retry(index, digest)
     except failures.EntryMoved:
-        messages.error(request, f"Failure #{index} changed or moved since the page was shown "
-                                "(the list was edited). Nothing was retried; look again.")
+        messages.error(
+            request,
+            f"Failure #{index} changed or moved since the page was shown "
+            "(the list was edited). Nothing was retried; look again.",
+        )
     except ValueError as error:
         messages.error(request, str(error))
     else:
-        log_action(request, model_admin, f"Retried failure #{index} ({done['job_class']} on "
-                                   f"{done['queue']})")
-        messages.success(request, f"Retried failure #{index}: {done['job_class']} pushed to "
-                                  f"“{done['queue']}”.")
+        log_action(
+            request,
+            model_admin,
+            f"Retried failure #{index} ({done['job_class']} on {done['queue']})",
+        )
+        messages.success(
+            request, f"Retried failure #{index}: {done['job_class']} pushed to “{done['queue']}”."
+        )
     return HttpResponseRedirect(_back(request))
 
 
@@ -81,23 +97,34 @@ def failed_remove(model_admin, request):
     if request.method == "GET":
         shown = failures.lookup(index, digest)
         if shown is None:
-            messages.error(request, f"Failure #{index} changed or moved since the page was "
-                                    "shown. Nothing was removed; look again.")
+            messages.error(
+                request,
+                f"Failure #{index} changed or moved since the page was "
+                "shown. Nothing was removed; look again.",
+            )
             return HttpResponseRedirect(_back(request))
         what = f"{shown['class'] or 'a job'} on {shown['queue'] or '?'}: {shown['exception']}"
-        return confirm(model_admin, request, title="Remove failure", tab="failed",
-                        question=f"Remove failure #{index} ({what}) from the failed list? "
-                                 "It is lost for good.",
-                        action=url("failed_remove"),
-                        fields={"index": index, "digest": digest, "next": _back(request)},
-                        cancel=_back(request), button="Yes, remove it")
+        return confirm(
+            model_admin,
+            request,
+            title="Remove failure",
+            tab="failed",
+            question=f"Remove failure #{index} ({what}) from the failed list? It is lost for good.",
+            action=url("failed_remove"),
+            fields={"index": index, "digest": digest, "next": _back(request)},
+            cancel=_back(request),
+            button="Yes, remove it",
+        )
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
     try:
         failures.remove(index, digest)
     except failures.EntryMoved:
-        messages.error(request, f"Failure #{index} changed or moved since the page was shown. "
-                                "Nothing was removed; look again.")
+        messages.error(
+            request,
+            f"Failure #{index} changed or moved since the page was shown. "
+            "Nothing was removed; look again.",
+        )
     else:
         log_action(request, model_admin, f"Removed failure #{index}", DELETION)
         messages.success(request, f"Removed failure #{index}.")
@@ -117,8 +144,17 @@ def failed_retry_all(model_admin, request):
 def _bulk_confirmable(model_admin, request, *, name: str, question: str, button: str, run):
     require_change(model_admin, request)
     if request.method == "GET":
-        return confirm(model_admin, request, title=button, tab="failed", question=question,
-                        action=url(name), fields={}, cancel=url("failed"), button=button)
+        return confirm(
+            model_admin,
+            request,
+            title=button,
+            tab="failed",
+            question=question,
+            action=url(name),
+            fields={},
+            cancel=url("failed"),
+            button=button,
+        )
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
     run()
@@ -133,9 +169,14 @@ def failed_clear(model_admin, request):
         messages.success(request, f"Cleared {count} failure(s).")
 
     return _bulk_confirmable(
-        model_admin, request, name="failed_clear", button="Clear failed jobs",
+        model_admin,
+        request,
+        name="failed_clear",
+        button="Clear failed jobs",
         question=f"Delete all {failure.count()} entries of the failed list? They are lost "
-                 "for good (stat:failed keeps its value).", run=run)
+        "for good (stat:failed keeps its value).",
+        run=run,
+    )
 
 
 def failed_clear_retried(model_admin, request):
@@ -145,5 +186,10 @@ def failed_clear_retried(model_admin, request):
         messages.success(request, f"Cleared {count} retried failure(s).")
 
     return _bulk_confirmable(
-        model_admin, request, name="failed_clear_retried", button="Clear retried jobs",
-        question="Delete every failure that has already been retried?", run=run)
+        model_admin,
+        request,
+        name="failed_clear_retried",
+        button="Clear retried jobs",
+        question="Delete every failure that has already been retried?",
+        run=run,
+    )

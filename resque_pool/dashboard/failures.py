@@ -159,8 +159,10 @@ def retry(index: int, digest: str) -> dict[str, Any]:
         args = payload.get("args")
         pipe.lset(key(failure.FAILED), index, wire.dumps(item))
         pipe.sadd(key("queues"), queue)
-        pipe.rpush(key("queue", queue),
-                   wire.job_payload(payload["class"], args if isinstance(args, list) else []))
+        pipe.rpush(
+            key("queue", queue),
+            wire.job_payload(payload["class"], args if isinstance(args, list) else []),
+        )
         result.update(queue=queue, job_class=payload["class"])
 
     _transact(index, digest, action)

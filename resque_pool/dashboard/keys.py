@@ -12,8 +12,14 @@ from ..connection import get_redis, namespace
 PAGE = 100
 PREVIEW = 100
 _MAX_SCAN_CALLS = 50
-_SIZE = {"string": "strlen", "list": "llen", "set": "scard", "zset": "zcard", "hash": "hlen",
-         "stream": "xlen"}
+_SIZE = {
+    "string": "strlen",
+    "list": "llen",
+    "set": "scard",
+    "zset": "zcard",
+    "hash": "hlen",
+    "stream": "xlen",
+}
 
 
 def _prefix() -> str:
@@ -48,7 +54,7 @@ def scan(cursor: int = 0) -> tuple[list[dict[str, Any]], int]:
         getattr(pipe, _SIZE.get(kind, "exists"))(name)
     sizes = pipe.execute()
     rows = [
-        {"key": name[len(_prefix()):], "type": kind, "size": size}
+        {"key": name[len(_prefix()) :], "type": kind, "size": size}
         for name, kind, size in zip(names, types, sizes, strict=True)
     ]
     return rows, int(cursor)
@@ -59,16 +65,24 @@ def contents(key: str) -> dict[str, Any]:
     client = get_redis()
     name = _prefix() + key
     kind = client.type(name)
-    result: dict[str, Any] = {"key": key, "type": kind, "size": None, "items": [],
-                              "value": None, "ttl": client.ttl(name)}
+    result: dict[str, Any] = {
+        "key": key,
+        "type": kind,
+        "size": None,
+        "items": [],
+        "value": None,
+        "ttl": client.ttl(name),
+    }
     if kind == "none":
         return result
     if kind == "string":
         value = client.getrange(name, 0, 64 * 1024 - 1)
         result.update(size=client.strlen(name), value=value)
     elif kind == "list":
-        result.update(size=client.llen(name),
-                      items=[(i, v) for i, v in enumerate(client.lrange(name, 0, PREVIEW - 1))])
+        result.update(
+            size=client.llen(name),
+            items=[(i, v) for i, v in enumerate(client.lrange(name, 0, PREVIEW - 1))],
+        )
     elif kind == "set":
         _cursor, members = client.sscan(name, 0, count=PREVIEW)
         result.update(size=client.scard(name), items=[("", m) for m in sorted(members)])
@@ -76,6 +90,7 @@ def contents(key: str) -> dict[str, Any]:
         _cursor, fields = client.hscan(name, 0, count=PREVIEW)
         result.update(size=client.hlen(name), items=sorted(fields.items()))
     elif kind == "zset":
-        result.update(size=client.zcard(name),
-                      items=client.zrange(name, 0, PREVIEW - 1, withscores=True))
+        result.update(
+            size=client.zcard(name), items=client.zrange(name, 0, PREVIEW - 1, withscores=True)
+        )
     return result

@@ -30,8 +30,13 @@ FAILED_PAGE = 20
 WORKER_PAGE = 100
 POLL_SECONDS = 3
 WORKING_SHOWN = 50  # busy workers listed on the overview (all are on the workers page)
-TABS = [("overview", "Overview"), ("queues", "Queues"), ("workers", "Workers"),
-        ("failed", "Failed"), ("stats", "Stats")]
+TABS = [
+    ("overview", "Overview"),
+    ("queues", "Queues"),
+    ("workers", "Workers"),
+    ("failed", "Failed"),
+    ("stats", "Stats"),
+]
 
 
 def url(view_name: str, *args, **query) -> str:
@@ -58,15 +63,15 @@ def render(model_admin, request, template: str, title: str, tab: str, **context)
         "opts": model_admin.model._meta,
         "title": title,
         "tab": tab,
-        "tabs": [(name, label, url("changelist" if name == "overview" else name))
-                 for name, label in TABS],
+        "tabs": [
+            (name, label, url("changelist" if name == "overview" else name)) for name, label in TABS
+        ],
         "can_change": model_admin.has_change_permission(request),
         "resque_namespace": ns,
         "redis_location": data.redis_location(),
         "poll_seconds": POLL_SECONDS,
     }
-    return TemplateResponse(request, f"admin/resque_pool/dashboard/{template}",
-                            {**base, **context})
+    return TemplateResponse(request, f"admin/resque_pool/dashboard/{template}", {**base, **context})
 
 
 def page_number(request) -> int:
@@ -88,8 +93,12 @@ def pager(request, total: int, size: int, **query) -> dict:
         return f"{path}?{urlencode({**query, 'page': n})}"
 
     return {
-        "number": number, "pages": pages, "start": start, "total": total,
-        "first_shown": start + 1 if total else 0, "last_shown": min(start + size, total),
+        "number": number,
+        "pages": pages,
+        "start": start,
+        "total": total,
+        "first_shown": start + 1 if total else 0,
+        "last_shown": min(start + size, total),
         "links": [(n, link(n)) for n in near],
         "previous": link(number - 1) if number > 1 else None,
         "next": link(number + 1) if number < pages else None,
@@ -101,7 +110,8 @@ def log_action(request, model_admin, message: str, flag: int = CHANGE) -> None:
     LogEntry.objects.create(
         user_id=request.user.pk,
         content_type_id=ContentType.objects.get_for_model(
-            model_admin.model, for_concrete_model=False).pk,
+            model_admin.model, for_concrete_model=False
+        ).pk,
         object_id=None,
         object_repr=f"Resque {namespace()}",
         action_flag=flag,
@@ -110,10 +120,30 @@ def log_action(request, model_admin, message: str, flag: int = CHANGE) -> None:
     logger.info("%s (admin user %s)", message, request.user.get_username())
 
 
-def confirm(model_admin, request, *, title: str, question: str, action: str, fields: dict,
-            cancel: str, tab: str, button: str):
-    return render(model_admin, request, "confirm.html", title, tab, question=question,
-                  action=action, fields=fields, cancel_url=cancel, button=button)
+def confirm(
+    model_admin,
+    request,
+    *,
+    title: str,
+    question: str,
+    action: str,
+    fields: dict,
+    cancel: str,
+    tab: str,
+    button: str,
+):
+    return render(
+        model_admin,
+        request,
+        "confirm.html",
+        title,
+        tab,
+        question=question,
+        action=action,
+        fields=fields,
+        cancel_url=cancel,
+        button=button,
+    )
 
 
 def redis_unavailable(model_admin, request, error: Exception):
@@ -124,14 +154,16 @@ def redis_unavailable(model_admin, request, error: Exception):
         "opts": model_admin.model._meta,
         "title": "Redis is unavailable",
         "tab": "",
-        "tabs": [(name, label, url("changelist" if name == "overview" else name))
-                 for name, label in TABS],
+        "tabs": [
+            (name, label, url("changelist" if name == "overview" else name)) for name, label in TABS
+        ],
         "error": f"{type(error).__name__}: {error}",
         "resque_namespace": namespace(),
         "redis_location": "?",
     }
-    return TemplateResponse(request, "admin/resque_pool/dashboard/unavailable.html", context,
-                            status=503)
+    return TemplateResponse(
+        request, "admin/resque_pool/dashboard/unavailable.html", context, status=503
+    )
 
 
 # -- overview ------------------------------------------------------------------------------
@@ -151,14 +183,22 @@ def _overview_context() -> dict:
 
 
 def overview(model_admin, request):
-    return render(model_admin, request, "overview.html", "Resque overview", "overview",
-                  poll_url=url("poll"), **_overview_context())
+    return render(
+        model_admin,
+        request,
+        "overview.html",
+        "Resque overview",
+        "overview",
+        poll_url=url("poll"),
+        **_overview_context(),
+    )
 
 
 def overview_poll(model_admin, request):
     """The live part of the overview as an HTML fragment, fetched every few seconds."""
-    response = render(model_admin, request, "_overview_live.html", "", "overview",
-                      **_overview_context())
+    response = render(
+        model_admin, request, "_overview_live.html", "", "overview", **_overview_context()
+    )
     response["Cache-Control"] = "no-store"
     return response
 
@@ -167,9 +207,16 @@ def overview_poll(model_admin, request):
 
 
 def queue_list(model_admin, request):
-    return render(model_admin, request, "queues.html", "Queues", "queues",
-                  queues=data.queues(), failed_count=failure.count(),
-                  failed_queues=data.failed_queues())
+    return render(
+        model_admin,
+        request,
+        "queues.html",
+        "Queues",
+        "queues",
+        queues=data.queues(),
+        failed_count=failure.count(),
+        failed_queues=data.failed_queues(),
+    )
 
 
 def queue_detail(model_admin, request, name: str):
@@ -177,9 +224,18 @@ def queue_detail(model_admin, request, name: str):
     total = data.queue_jobs(name, 0, 0)[1]
     page = pager(request, total, QUEUE_PAGE)
     jobs, total = data.queue_jobs(name, page["start"], QUEUE_PAGE)
-    return render(model_admin, request, "queue.html", f"Pending jobs on {name}", "queues",
-                  queue=name, jobs=jobs, page=page, known=data.queue_exists(name),
-                  remove_url=url("remove_queue", name=name))
+    return render(
+        model_admin,
+        request,
+        "queue.html",
+        f"Pending jobs on {name}",
+        "queues",
+        queue=name,
+        jobs=jobs,
+        page=page,
+        known=data.queue_exists(name),
+        remove_url=url("remove_queue", name=name),
+    )
 
 
 def remove_queue(model_admin, request):
@@ -189,16 +245,23 @@ def remove_queue(model_admin, request):
         raise Http404("no queue named")
     if request.method == "GET":
         size = data.queue_jobs(name, 0, 0)[1]
-        return confirm(model_admin, request, title="Remove queue", tab="queues",
-                        question=f"Remove queue “{name}” and its {size} pending job(s)? "
-                                 "The jobs are lost.",
-                        action=url("remove_queue"), fields={"name": name},
-                        cancel=url("queue", name), button="Yes, remove the queue")
+        return confirm(
+            model_admin,
+            request,
+            title="Remove queue",
+            tab="queues",
+            question=f"Remove queue “{name}” and its {size} pending job(s)? The jobs are lost.",
+            action=url("remove_queue"),
+            fields={"name": name},
+            cancel=url("queue", name),
+            button="Yes, remove the queue",
+        )
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
     dropped = data.remove_queue(name)
-    log_action(request, model_admin, f"Removed queue {name} with {dropped} pending job(s)",
-               DELETION)
+    log_action(
+        request, model_admin, f"Removed queue {name} with {dropped} pending job(s)", DELETION
+    )
     messages.success(request, f"Removed queue “{name}” ({dropped} pending job(s) dropped).")
     return HttpResponseRedirect(url("queues"))
 
@@ -218,22 +281,44 @@ def worker_list(model_admin, request):
     if grouped:
         page, shown = None, []
     else:
-        page = pager(request, len(ids), WORKER_PAGE, **({"host": host} if host else {}),
-                     **({"all": "1"} if show_all else {}))
-        shown = data.workers(ids[page["start"]: page["start"] + WORKER_PAGE])
-    return render(model_admin, request, "workers.html", "Workers", "workers",
-                  workers=shown, hosts=by_host, grouped=grouped, host=host, page=page,
-                  total=len(ids))
+        page = pager(
+            request,
+            len(ids),
+            WORKER_PAGE,
+            **({"host": host} if host else {}),
+            **({"all": "1"} if show_all else {}),
+        )
+        shown = data.workers(ids[page["start"] : page["start"] + WORKER_PAGE])
+    return render(
+        model_admin,
+        request,
+        "workers.html",
+        "Workers",
+        "workers",
+        workers=shown,
+        hosts=by_host,
+        grouped=grouped,
+        host=host,
+        page=page,
+        total=len(ids),
+    )
 
 
 def worker_detail(model_admin, request, worker_id: str):
     require_view(model_admin, request)
     found = data.workers([worker_id])
-    registered = worker_id in set(data.worker_ids())
+    registered = data.worker_registered(worker_id)
     if not registered and not found[0]["job"] and not found[0]["heartbeat"]:
         raise Http404("no such worker")
-    return render(model_admin, request, "worker.html", f"Worker {worker_id}", "workers",
-                  worker=found[0], registered=registered)
+    return render(
+        model_admin,
+        request,
+        "worker.html",
+        f"Worker {worker_id}",
+        "workers",
+        worker=found[0],
+        registered=registered,
+    )
 
 
 # -- stats ---------------------------------------------------------------------------------
@@ -242,8 +327,15 @@ def worker_detail(model_admin, request, worker_id: str):
 def stats(model_admin, request):
     require_view(model_admin, request)
     info = data.info()
-    return render(model_admin, request, "stats.html", "Stats", "stats",
-                  info=sorted(info.items()), redis_info=data.redis_info())
+    return render(
+        model_admin,
+        request,
+        "stats.html",
+        "Stats",
+        "stats",
+        info=sorted(info.items()),
+        redis_info=data.redis_info(),
+    )
 
 
 def key_list(model_admin, request):
@@ -253,9 +345,16 @@ def key_list(model_admin, request):
     except ValueError:
         cursor = 0
     rows, next_cursor = keys.scan(cursor)
-    return render(model_admin, request, "keys.html", "Keys", "stats", rows=rows,
-                  next_url=url("keys", cursor=next_cursor) if next_cursor else None,
-                  first_url=url("keys") if cursor else None)
+    return render(
+        model_admin,
+        request,
+        "keys.html",
+        "Keys",
+        "stats",
+        rows=rows,
+        next_url=url("keys", cursor=next_cursor) if next_cursor else None,
+        first_url=url("keys") if cursor else None,
+    )
 
 
 def key_detail(model_admin, request, key: str):

@@ -197,7 +197,10 @@ def test_killed_worker_is_replaced_and_cleaned_up(start_pool, tmp_path, resque):
     assert failures[0]["worker"] == worker_id
     assert failures[0]["payload"] == {"class": "Sleep", "args": [30]}
     wait_until(lambda: not alive(job_child), 10, message="the orphaned job child killed")
-    assert re.search(rf"Reaped resque worker\[{victim}\] \(signal: KILL\) queues: demo", pool.log())
+    log = pool.log()
+    (reaped,) = log_times(log, rf"Reaped resque worker\[{victim}\] \(signal: KILL\) queues: demo")
+    (respawned,) = log_times(log, rf"spawned worker {replacement} for demo")
+    assert 0 <= respawned - reaped < 0.5  # replaced at once, not on the next wake-up
 
 
 def test_killed_worker_job_is_requeued_when_asked(start_pool, tmp_path, resque):

@@ -30,8 +30,11 @@ def workers_registered(worker_ids: Iterable[str]) -> bool:
     ids = list(worker_ids)
     if not ids:
         return True
-    flags = get_redis().smismember(key("workers"), ids)
-    return all(flags)
+    # SISMEMBER in a pipeline rather than SMISMEMBER, which needs Redis 6.2.
+    pipe = get_redis().pipeline(transaction=False)
+    for worker_id in ids:
+        pipe.sismember(key("workers"), worker_id)
+    return all(pipe.execute())
 
 
 def _is_pool_master(pid: int, appname: str) -> bool:

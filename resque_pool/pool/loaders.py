@@ -80,6 +80,8 @@ class Throttled:
             self._loader.reset()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # never recurse while half-built (copy, pickle)
+            raise AttributeError(name)
         return getattr(self._loader, name)
 
     def __str__(self) -> str:

@@ -110,6 +110,9 @@ class Manager:
                     break
             else:
                 self.signals.sleep(self.sleep_timeout())
+                # What woke us is often a CHLD: reap before reconciling, so that a dead
+                # worker is replaced now rather than on the next wake-up.
+                self.reap()
                 if time.monotonic() >= self.next_load:
                     self.load_counts()
                 self.maintain()

@@ -106,7 +106,11 @@ class WorkerCountAdmin(admin.ModelAdmin):
         self.message_user(request, f"Restored {restored} queue list(s).", messages.SUCCESS)
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "dashboard_url": views.url("changelist")}
+        user = request.user
+        if user.has_perm("resque_pool.view_dashboard") or user.has_perm(
+            "resque_pool.change_dashboard"
+        ):
+            extra_context = {**(extra_context or {}), "dashboard_url": views.url("changelist")}
         return super().changelist_view(request, extra_context)
 
 

@@ -228,3 +228,11 @@ def test_changelist_query_count_is_flat(editor):
     with CaptureQueriesContext(connection) as many:
         editor.get(reverse(CHANGELIST))
     assert len(many) == len(few)
+
+
+def test_changelist_links_to_the_dashboard_only_for_those_who_may_see_it(editor):
+    dashboard = reverse("admin:resque_pool_dashboard_changelist")
+    assert dashboard not in editor.get(reverse(CHANGELIST)).content.decode()
+    user = User.objects.get(username="op")
+    user.user_permissions.add(Permission.objects.get(codename="view_dashboard"))
+    assert dashboard in editor.get(reverse(CHANGELIST)).content.decode()

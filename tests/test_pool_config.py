@@ -415,3 +415,28 @@ def test_backoff_survivor_started_after_last_death_clears():
     assert backoff.delay == 2
     backoff.survived(started=105, now=116)
     assert backoff.delay == 0 and backoff.quick_deaths == 0
+
+
+# -- the signal queue ----------------------------------------------------------------------
+
+
+def test_signal_queue_holds_five_and_logs_the_rest(caplog):
+    import os
+    import signal
+
+    from resque_pool.pool.signals import SignalQueue
+
+    queue = SignalQueue()
+    queue.install()
+    try:
+        for _ in range(7):
+            os.kill(os.getpid(), signal.SIGUSR1)
+        queue.sleep(0.5)  # returns at once: signals are waiting
+        caplog.set_level(logging.WARNING, logger="resque_pool")
+        queue.log_dropped()
+        assert list(queue.pending) == [signal.SIGUSR1] * 5
+        assert caplog.text.count("ignoring SIGUSR1: signal queue is full") == 2
+        assert [queue.pop() for _ in range(6)] == [signal.SIGUSR1] * 5 + [None]
+    finally:
+        queue.uninstall()
+        queue.close()

@@ -163,3 +163,12 @@ def reopen_log_handlers() -> int:
         finally:
             handler.release()
     return reopened
+
+
+def reopen_logs(redirects: Redirects | None) -> int:
+    """On HUP: every FileHandler, and the --stdout/--stderr files that were moved."""
+    count = reopen_log_handlers()
+    if redirects:
+        count += redirects.reopen()
+    logger.info("reopened %d log file(s)", count)
+    return count

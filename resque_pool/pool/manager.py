@@ -26,7 +26,7 @@ from ..queue_lists import split_queues
 from . import killer, spawn
 from .backoff import Backoff
 from .config import validate_counts
-from .daemon import Redirects, reopen_log_handlers
+from .daemon import Redirects, reopen_logs
 from .loaders import Source
 from .processes import WorkerProcess, WorkerTable, clean_up_dead_worker, send_signal
 from .signals import SignalQueue, name
@@ -103,7 +103,7 @@ class Manager:
     def join(self) -> None:
         while True:
             self.reap()
-            self.log_dropped_signals()
+            self.signals.log_dropped()
             signum = self.signals.pop()
             if signum is not None:
                 if self.handle_signal(signum):
@@ -299,7 +299,7 @@ class Manager:
             except Exception as error:  # noqa: BLE001
                 logger.error("HUP: the loader's reset() failed: %s", error)
         loaded = self.load_counts()
-        self.reopen_logs()
+        reopen_logs(self.options.redirects)
         self.paused = False
         self.status = "running"
         if loaded:
@@ -308,12 +308,6 @@ class Manager:
         else:
             logger.error("HUP: configuration did not load; keeping the current workers")
         self.maintain()
-
-    def reopen_logs(self) -> None:
-        count = reopen_log_handlers()
-        if self.options.redirects:
-            count += self.options.redirects.reopen()
-        logger.info("reopened %d log file(s)", count)
 
     def winch(self) -> None:
         if not self.options.handle_winch:
@@ -355,10 +349,6 @@ class Manager:
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
             self.signals.sleep(1.0)
-
-    def log_dropped_signals(self) -> None:
-        for signum in self.signals.take_dropped():
-            logger.warning("ignoring SIG%s: signal queue is full", name(signum))
 
     # -- timing, state, proclines ----------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import select
 import signal
@@ -25,17 +26,21 @@ QUEUED = (
 )
 MAX_QUEUED = 5
 
+logger = logging.getLogger("resque_pool.pool")
+
 
 class SignalQueue:
     def __init__(self) -> None:
         self.pending: collections.deque[int] = collections.deque()
         self.dropped: list[int] = []
+        self.previous: dict[int, object] = {}
         self.read_fd, self.write_fd = os.pipe()
         for fd in (self.read_fd, self.write_fd):
             os.set_blocking(fd, False)
             os.set_inheritable(fd, False)
 
     def install(self) -> None:
+        self.previous = {signum: signal.getsignal(signum) for signum in self.handled}
         signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
         for signum in QUEUED:
             signal.signal(signum, self._enqueue)
@@ -43,8 +48,9 @@ class SignalQueue:
         signal.signal(signal.SIGCHLD, self._wake_only)
 
     def uninstall(self) -> None:
-        for signum in (*QUEUED, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
+        """Put back the handlers found at install()."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
 
     @property
@@ -63,9 +69,11 @@ class SignalQueue:
     def pop(self) -> int | None:
         return self.pending.popleft() if self.pending else None
 
-    def take_dropped(self) -> list[int]:
+    def log_dropped(self) -> None:
+        """Log, from the loop, the signals the handler had to drop (never log in a handler)."""
         dropped, self.dropped = self.dropped, []
-        return dropped
+        for signum in dropped:
+            logger.warning("ignoring SIG%s: signal queue is full", name(signum))
 
     def sleep(self, timeout: float) -> None:
         """Block until a signal arrives or ``timeout`` seconds pass."""

@@ -18,6 +18,15 @@ def crash_on_crash_queue(worker) -> None:
         raise RuntimeError("crash queue: this worker dies at once")
 
 
+@hooks.after_prefork
+def record_prefork(worker) -> None:
+    """With ``POOL_TEST_RECORD_PREFORK`` set, remember each worker the hook was given."""
+    if os.environ.get("POOL_TEST_RECORD_PREFORK"):
+        from resque_pool.connection import get_redis, key
+
+        get_redis().sadd(key("test", "prefork"), f"{os.getpid()} {worker.id}")
+
+
 class ReversingLoader:
     """resque-pool's spec loader: ``{environment reversed: count}``; the count comes from the
     file named by ``POOL_TEST_COUNT_FILE`` and is cached until ``reset()`` (HUP)."""

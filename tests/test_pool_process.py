@@ -9,6 +9,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from resque_pool import enqueue, pool_state
 from resque_pool.models import WorkerCount
 from tests import pool_fixtures
@@ -31,7 +33,8 @@ def cpu_seconds(pid: int) -> float:
 
 def test_pool_from_yaml_hup_and_quit(start_pool, tmp_path, resque):
     config = write(tmp_path / "pool.yml", 'foo: 1\n"bar, baz": 2\ntest:\n  foo: 2\n')
-    pool = start_pool("-c", str(config), "-a", "yamlapp", env={"RAILS_ENV": "test"})
+    env = {"RAILS_ENV": "test", "POOL_TEST_RECORD_PREFORK": "1"}
+    pool = start_pool("-c", str(config), "-a", "yamlapp", env=env)
     before = pool.wait_for_workers({"foo": 2, "bar,baz": 2})
     wait_until(
         lambda: cmdline(pool.pid) == f"resque-pool-master[yamlapp]: managing {sorted(before)}",
@@ -41,6 +44,10 @@ def test_pool_from_yaml_hup_and_quit(start_pool, tmp_path, resque):
     pool.wait_for_log(r"Resque Pool running in test environment")
     pool.wait_for_log(r"Pool contains worker PIDs: \[\d+, \d+, \d+, \d+\]")
     wait_until(lambda: len(registered(resque)) == 4, 20, message="4 registered workers")
+    # after_prefork ran in each worker, with that worker's object
+    prefork = resque.client.smembers(resque.key("test", "prefork"))
+    assert {line.split()[1] for line in prefork} == registered(resque)
+    assert {int(line.split()[0]) for line in prefork} == set(before)
 
     # the live state for the admin
     state = wait_until(lambda: [p for p in pool_state.all_pools() if p["pid"] == pool.pid], 10)[0]
@@ -255,6 +262,44 @@ def test_quit_waits_for_the_running_job(start_pool, tmp_path, resque):
     assert pool.wait_exit(30) == 0
     assert resque.client.get(resque.key("stat", "processed")) == "1"
     assert resque.client.llen(resque.key("failed")) == 0
+
+
+def test_hup_replacement_waits_for_the_busy_worker(start_pool, tmp_path, resque):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    (old,) = pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 2.5)
+    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    pool.signal(signal.SIGHUP)
+    pool.wait_for_log("HUP: gracefully restarting all workers")
+    time.sleep(1)
+    assert pool.workers() == [old]  # never a second worker on top of the busy one
+    (new,) = pool.wait_for_workers({"demo": 1}, timeout=20)
+    assert new != old
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+
+
+def test_int_cuts_a_quit_wait_short(start_pool, tmp_path, resque):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 60)
+    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    pool.signal(signal.SIGQUIT)
+    pool.wait_for_log("QUIT: graceful shutdown, waiting for children")
+    pool.signal(signal.SIGINT)
+    assert pool.wait_exit(5) == 0
+    assert "short circuiting QUIT waitpid" in pool.log()
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_process_groups(start_pool, tmp_path, single):
+    args = ["--single-process-group"] if single else []
+    pool = start_pool(*args, "-c", str(write(tmp_path / "pool.yml", "demo: 2\n")))
+    workers = pool.wait_for_workers({"demo": 2})
+    groups = {os.getpgid(worker) for worker in workers}
+    if single:
+        assert groups == {os.getpgid(pool.pid)}
+    else:
+        assert groups == set(workers)  # each worker leads its own group
 
 
 def test_int_exits_at_once_and_workers_finish_their_job(start_pool, tmp_path, resque):

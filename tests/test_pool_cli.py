@@ -4,12 +4,14 @@ and the observed cases of reference A1), ``--test`` and start-up errors."""
 from __future__ import annotations
 
 import logging
+import subprocess
 
 import pytest
 from django.core.management.base import CommandError
 
 from resque_pool.management.commands import resque_pool as command
 from resque_pool.models import WorkerCount
+from tests.conftest import manage_command
 
 
 def parse(*argv: str) -> dict:
@@ -181,3 +183,20 @@ def test_bad_explicit_config_exits_2_with_one_line(spawn_manage, tmp_path, conte
     assert len(lines) == 1, stderr
     assert message in lines[0] and str(path) in lines[0]
     assert stdout == ""  # nothing started, nothing logged
+
+
+def test_a_default_resque_pool_file_is_only_pointed_out(resque, database_env, tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "resque-pool.yml").write_text("foo: 3\n")
+    WorkerCount.objects.create(queues="demo", count=1)
+    result = subprocess.run(
+        manage_command("resque_pool", "--test"),
+        cwd=tmp_path,
+        env=resque.env(**database_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["Workers defined in database", "1: demo"]
+    assert "config/resque-pool.yml exists but is not read" in result.stderr

@@ -172,15 +172,8 @@ class Command(BaseCommand):
             source = choose_source(config_path, pool)
         except ConfigError as error:
             raise CommandError(str(error), returncode=2) from None
-        if options["test"]:
-            self.print_test(source, self.load_or_exit(source, environment))
-            return
-        if source.strict:
-            # An explicitly named file that fails is fatal now, before anything forks. A
-            # database or loader failing at start-up only starts the pool empty: the
-            # manager keeps retrying (and logs why).
-            self.load_or_exit(source, environment)
-        elif source.description == "database":
+        if source.description == "database":
+            # resque-pool would read this file; here the database wins unless it is named.
             stray = default_file_present()
             if stray:
                 logger.warning(
@@ -189,6 +182,14 @@ class Command(BaseCommand):
                     stray,
                     stray,
                 )
+        if options["test"]:
+            self.print_test(source, self.load_or_exit(source, environment))
+            return
+        if source.strict:
+            # An explicitly named file that fails is fatal now, before anything forks. A
+            # database or loader failing at start-up only starts the pool empty: the
+            # manager keeps retrying (and logs why).
+            self.load_or_exit(source, environment)
         apply_daemon_defaults(options)
         self.run_pool(source, environment, pool, options)
 

@@ -175,3 +175,11 @@ def test_remove_confirmation_names_the_entry_or_reports_a_move(operator, resque)
     resque.client.lpop(resque.key("failed"))
     response = operator.get(url("failed_remove") + f"?index=1&digest={digest}")
     assert response.status_code == 302 and response["Location"] == url("failed")
+
+
+def test_worker_link_only_for_registered_workers(viewer, resque):
+    resque.client.sadd(resque.key("workers"), "py:1:demo")
+    resque.client.rpush(resque.key("failed"), failure_json(0), RUBY_FAILURE)
+    body = viewer.get(url("failed")).content.decode()
+    assert url("worker", "py:1:demo") in body
+    assert url("worker", "vm:6831:high,low") not in body and "vm:6831" in body

@@ -185,6 +185,17 @@ def worker_registered(worker_id: str) -> bool:
     return bool(get_redis().sismember(key("workers"), worker_id))
 
 
+def registered(ids: list[str]) -> set[str]:
+    """Which of ``ids`` are in the ``workers`` set (one pipeline)."""
+    ids = [i for i in ids if i]
+    if not ids:
+        return set()
+    pipe = get_redis().pipeline(transaction=False)
+    for worker_id in ids:
+        pipe.sismember(key("workers"), worker_id)
+    return {i for i, member in zip(ids, pipe.execute(), strict=True) if member}
+
+
 def workers(ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Every registered worker (or the given ids) with what it is doing, sorted by id.
 

@@ -12,7 +12,7 @@ from django.contrib.admin.models import DELETION
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 
 from .. import failure
-from . import failures
+from . import data, failures
 from .views import (
     FAILED_PAGE,
     confirm,
@@ -36,6 +36,9 @@ def failed_list(model_admin, request):
     if page["start"] != start:  # asked past the last page: show the last one
         rows, total = failures.page(page["start"], FAILED_PAGE, class_name or None)
         page = pager(request, total, FAILED_PAGE, **query)
+    alive = data.registered([row["worker"] for row in rows])
+    for row in rows:
+        row["worker_registered"] = row["worker"] in alive
     return render(
         model_admin,
         request,

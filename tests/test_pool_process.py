@@ -278,6 +278,19 @@ def test_hup_replacement_waits_for_the_busy_worker(start_pool, tmp_path, resque)
     assert resque.client.get(resque.key("stat", "processed")) == "1"
 
 
+def test_quit_under_term_child_exits_at_once(start_pool, tmp_path, resque):
+    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
+    pool = start_pool("-c", config, env={"TERM_CHILD": "1"})
+    (worker,) = pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 2)
+    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit(5) == 0  # resque-pool: under TERM_CHILD, QUIT does not wait
+    assert "QUIT: immediate shutdown (and immediate worker shutdown)" in pool.log()
+    wait_until(lambda: not alive(worker), 20, message="the worker finishing its job (QUIT)")
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+
+
 def test_int_cuts_a_quit_wait_short(start_pool, tmp_path, resque):
     pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
     pool.wait_for_workers({"demo": 1})

@@ -18,7 +18,8 @@ from django.db import transaction
 from django.urls import path
 from django.utils.html import format_html
 
-from .dashboard import data, failed_views, views
+from .dashboard import failed_views, views
+from .dashboard import pools as live_pools
 from .models import Dashboard, WorkerCount
 
 
@@ -34,7 +35,7 @@ class RunningColumn:
     def __call__(self, obj: WorkerCount):
         if self.pools is None:
             return format_html('<span title="{}">?</span>', "Redis could not be read")
-        return data.running_workers(self.pools, obj.queues, obj.environment, obj.pool)
+        return live_pools.running_workers(self.pools, obj.queues, obj.environment, obj.pool)
 
 
 @admin.register(WorkerCount)
@@ -63,7 +64,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
         # Django asks for list_display more than once per request; read Redis once.
         if not hasattr(request, "_resque_pools"):
             try:
-                request._resque_pools = data.pools()
+                request._resque_pools = live_pools.pools()
             except Exception:  # noqa: BLE001 (Redis down must not break editing counts)
                 request._resque_pools = None
         pools = request._resque_pools

@@ -22,6 +22,7 @@ from django.urls import reverse
 from .. import failure
 from ..connection import namespace
 from . import data, keys
+from . import pools as live_pools
 
 logger = logging.getLogger("resque_pool.admin")
 
@@ -177,7 +178,7 @@ def _overview_context() -> dict:
         "working": data.working(all_workers)[:WORKING_SHOWN],
         "working_total": sum(1 for w in all_workers if w["job"]),
         "worker_total": len(all_workers),
-        "pools": data.pools(),
+        "pools": live_pools.pools(),
         "generated_at": data.now(),
     }
 

@@ -1,0 +1,90 @@
+"""The live pool managers as the dashboard and the WorkerCount admin show them.
+
+Each running ``manage.py resque_pool`` publishes its state with ``pool_state``; this module
+adds uptime and heartbeat age and never fails on a state of another shape (a pid that is
+not a number, JSON that is not an object): such entries are shown as far as they can be
+read, or skipped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .. import pool_state, wire
+from ..connection import get_redis, key
+from .data import age_seconds, decode_json, now, to_int
+
+
+def pools() -> list[dict[str, Any]]:
+    """Live pools from ``pool_state``, with uptime and heartbeat age; entries of any other
+    shape are shown as far as they can be read instead of breaking the page."""
+    try:
+        raw_pools = pool_state.all_pools()
+    except (TypeError, ValueError, AttributeError):
+        raw_pools = _pools_leniently()
+    reference = now()
+    result = []
+    for state in raw_pools:
+        if not isinstance(state, dict):
+            continue
+        started = _time_of(state.get("started"))
+        heartbeat = _time_of(state.get("heartbeat"))
+        counts = state.get("counts") if isinstance(state.get("counts"), dict) else {}
+        running = state.get("workers") if isinstance(state.get("workers"), dict) else {}
+        lists = []
+        for queues_text in list(counts) + [q for q in running if q not in counts]:
+            pids = running.get(queues_text)
+            pids = pids if isinstance(pids, list) else []
+            lists.append(
+                {
+                    "queues": queues_text,
+                    "count": counts.get(queues_text),
+                    "running": len(pids),
+                    "pids": pids,
+                }
+            )
+        result.append(
+            {
+                **{
+                    name: state.get(name)
+                    for name in ("id", "host", "pid", "appname", "pool", "environment", "status")
+                },
+                "started": state.get("started"),
+                "uptime": age_seconds(started, reference),
+                "heartbeat": state.get("heartbeat"),
+                "heartbeat_age": age_seconds(heartbeat, reference),
+                "lists": lists,
+                "running_total": sum(item["running"] for item in lists),
+                "count_total": sum(to_int(item["count"]) for item in lists),
+            }
+        )
+    return result
+
+
+def _time_of(value: Any) -> datetime | None:
+    return wire.parse_time(value) if isinstance(value, str) else None
+
+
+def _pools_leniently() -> list[Any]:
+    client = get_redis()
+    ids = sorted(client.smembers(key("pools")))
+    raws = client.mget([key("pool", i) for i in ids]) if ids else []
+    return [value for value, ok in map(decode_json, raws) if ok and isinstance(value, dict)]
+
+
+def running_workers(
+    pool_list: list[dict[str, Any]], queues_text: str, environment_name: str, pool_name: str
+) -> int:
+    """Workers of one queue list running now in the pools a WorkerCount row applies to
+    (blank environment/pool = every one)."""
+    total = 0
+    for state in pool_list:
+        if environment_name and state.get("environment") != environment_name:
+            continue
+        if pool_name and state.get("pool") != pool_name:
+            continue
+        for item in state["lists"]:
+            if item["queues"] == queues_text:
+                total += item["running"]
+    return total

@@ -110,3 +110,27 @@ def log_times(log: str, pattern: str) -> list[float]:
             stamp = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S")
             times.append(stamp.timestamp() + int(found.group(2)) / 1000)
     return times
+
+
+@dataclass
+class Busy:
+    pool: Pool
+    workers: list[int]  # spawn order
+    worker_id: str  # the Resque id of the worker running the job
+
+
+@pytest.fixture
+def busy_pool(start_pool, tmp_path, resque):
+    """A pool of ``count`` workers on ``demo`` (from a file), one of them running
+    ``Sleep(seconds)``."""
+    from resque_pool import enqueue
+
+    def start(seconds: float, *args: str, count: int = 1, env: dict | None = None) -> Busy:
+        config = write(tmp_path / "pool.yml", f"demo: {count}\n")
+        pool = start_pool(*args, "-c", str(config), env=env)
+        workers = list(pool.wait_for_workers({"demo": count}))
+        enqueue("Sleep", seconds)
+        worker_id = wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+        return Busy(pool, workers, worker_id)
+
+    return start

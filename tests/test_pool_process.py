@@ -11,14 +11,15 @@ import time
 
 import pytest
 
-from resque_pool import enqueue, pool_state
+from resque_pool import pool_state
 from resque_pool.models import WorkerCount
 from tests import pool_fixtures
 from tests.conftest import wait_until
 from tests.pool_fixtures import log_times, processing_worker, registered, write
 from tests.pool_support import alive, children, cmdline
 
-start_pool = pool_fixtures.start_pool  # the fixture, shared with test_pool_daemon.py
+start_pool = pool_fixtures.start_pool  # the fixtures, shared with test_pool_daemon.py
+busy_pool = pool_fixtures.busy_pool
 
 
 def cpu_seconds(pid: int) -> float:
@@ -135,7 +136,7 @@ def test_excess_workers_get_term_under_term_child(start_pool, database_env):
     assert re.search(r"stopping excess worker \d+ for demo with TERM", pool.log())
 
 
-def test_database_unreachable_keeps_last_counts(start_pool, database_env, tmp_path):
+def test_database_unreachable_keeps_last_counts(start_pool, database_env):
     WorkerCount.objects.create(queues="demo", count=1)
     pool = start_pool("--pool", "here", env=database_env)
     before = pool.wait_for_workers({"demo": 1})
@@ -187,11 +188,11 @@ def test_custom_loader_called_with_environment_and_reset_on_hup(start_pool, tmp_
 # -- dead workers ----------------------------------------------------------------------------
 
 
-def test_killed_worker_is_replaced_and_cleaned_up(start_pool, tmp_path, resque):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
-    (victim,) = pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 30)
-    worker_id = wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_killed_worker_is_replaced_and_cleaned_up(busy_pool, resque):
+    busy = busy_pool(30)
+    pool = busy.pool
+    (victim,) = busy.workers
+    worker_id = busy.worker_id
     job_child = wait_until(lambda: children(victim), 10, message="the job child")[0]
     os.kill(victim, signal.SIGKILL)
 
@@ -210,12 +211,10 @@ def test_killed_worker_is_replaced_and_cleaned_up(start_pool, tmp_path, resque):
     assert 0 <= respawned - reaped < 0.5  # replaced at once, not on the next wake-up
 
 
-def test_killed_worker_job_is_requeued_when_asked(start_pool, tmp_path, resque):
-    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
-    pool = start_pool("-c", config, env={"POOL_TEST_REQUEUE": "1"})
-    (victim,) = pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 30)
-    worker_id = wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_killed_worker_job_is_requeued_when_asked(busy_pool, resque):
+    busy = busy_pool(30, env={"POOL_TEST_REQUEUE": "1"})
+    (victim,) = busy.workers
+    worker_id = busy.worker_id
     os.kill(victim, signal.SIGKILL)
 
     def replacement_working():
@@ -251,11 +250,9 @@ def test_quickly_dying_workers_back_off(start_pool, tmp_path):
 # -- signals ---------------------------------------------------------------------------------
 
 
-def test_quit_waits_for_the_running_job(start_pool, tmp_path, resque):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
-    pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 3)
-    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_quit_waits_for_the_running_job(busy_pool, resque):
+    busy = busy_pool(3)
+    pool = busy.pool
     pool.signal(signal.SIGQUIT)
     time.sleep(1)
     assert pool.process.poll() is None  # still waiting for the job
@@ -264,11 +261,10 @@ def test_quit_waits_for_the_running_job(start_pool, tmp_path, resque):
     assert resque.client.llen(resque.key("failed")) == 0
 
 
-def test_hup_replacement_waits_for_the_busy_worker(start_pool, tmp_path, resque):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
-    (old,) = pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 2.5)
-    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_hup_replacement_waits_for_the_busy_worker(busy_pool, resque):
+    busy = busy_pool(2.5)
+    pool = busy.pool
+    (old,) = busy.workers
     pool.signal(signal.SIGHUP)
     pool.wait_for_log("HUP: gracefully restarting all workers")
     time.sleep(1)
@@ -278,12 +274,10 @@ def test_hup_replacement_waits_for_the_busy_worker(start_pool, tmp_path, resque)
     assert resque.client.get(resque.key("stat", "processed")) == "1"
 
 
-def test_quit_under_term_child_exits_at_once(start_pool, tmp_path, resque):
-    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
-    pool = start_pool("-c", config, env={"TERM_CHILD": "1"})
-    (worker,) = pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 2)
-    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_quit_under_term_child_exits_at_once(busy_pool, resque):
+    busy = busy_pool(2, env={"TERM_CHILD": "1"})
+    pool = busy.pool
+    (worker,) = busy.workers
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit(5) == 0  # resque-pool: under TERM_CHILD, QUIT does not wait
     assert "QUIT: immediate shutdown (and immediate worker shutdown)" in pool.log()
@@ -291,11 +285,9 @@ def test_quit_under_term_child_exits_at_once(start_pool, tmp_path, resque):
     assert resque.client.get(resque.key("stat", "processed")) == "1"
 
 
-def test_int_cuts_a_quit_wait_short(start_pool, tmp_path, resque):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
-    pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 60)
-    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_int_cuts_a_quit_wait_short(busy_pool, resque):
+    busy = busy_pool(60)
+    pool = busy.pool
     pool.signal(signal.SIGQUIT)
     pool.wait_for_log("QUIT: graceful shutdown, waiting for children")
     pool.signal(signal.SIGINT)
@@ -315,11 +307,10 @@ def test_process_groups(start_pool, tmp_path, single):
         assert groups == set(workers)  # each worker leads its own group
 
 
-def test_int_exits_at_once_and_workers_finish_their_job(start_pool, tmp_path, resque):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
-    (worker,) = pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 2)
-    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_int_exits_at_once_and_workers_finish_their_job(busy_pool, resque):
+    busy = busy_pool(2)
+    pool = busy.pool
+    (worker,) = busy.workers
     pool.signal(signal.SIGINT)
     assert pool.wait_exit(5) == 0
     assert alive(worker)  # QUIT: finishing its job
@@ -327,11 +318,10 @@ def test_int_exits_at_once_and_workers_finish_their_job(start_pool, tmp_path, re
     assert resque.client.get(resque.key("stat", "processed")) == "1"
 
 
-def test_term_default_stops_workers_now(start_pool, tmp_path, resque):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
-    (worker,) = pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 60)
-    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_term_default_stops_workers_now(busy_pool, resque):
+    busy = busy_pool(60)
+    pool = busy.pool
+    (worker,) = busy.workers
     pool.signal(signal.SIGTERM)
     assert pool.wait_exit(5) == 0
     wait_until(lambda: not alive(worker), 10, message="worker stopped by TERM")
@@ -340,12 +330,9 @@ def test_term_default_stops_workers_now(start_pool, tmp_path, resque):
     assert not registered(resque)
 
 
-def test_term_graceful_wait_waits_for_the_job(start_pool, tmp_path, resque):
-    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
-    pool = start_pool("--term-graceful-wait", "-c", config)
-    pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 2)
-    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_term_graceful_wait_waits_for_the_job(busy_pool, resque):
+    busy = busy_pool(2, "--term-graceful-wait")
+    pool = busy.pool
     pool.signal(signal.SIGTERM)
     time.sleep(0.8)
     assert pool.process.poll() is None
@@ -354,11 +341,10 @@ def test_term_graceful_wait_waits_for_the_job(start_pool, tmp_path, resque):
     assert resque.client.llen(resque.key("failed")) == 0
 
 
-def test_killed_manager_leaves_workers_to_finish_their_job(start_pool, tmp_path, resque):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 2\n")))
-    workers = pool.wait_for_workers({"demo": 2})
-    enqueue("Sleep", 2)
-    wait_until(lambda: processing_worker(resque), 20, message="a job in flight")
+def test_killed_manager_leaves_workers_to_finish_their_job(busy_pool, resque):
+    busy = busy_pool(2, count=2)
+    pool = busy.pool
+    workers = busy.workers
     pool.process.kill()
     pool.wait_exit(10)
     for worker in workers:

@@ -55,6 +55,10 @@ class FailureNotFound(ResqueError):
     """No failure entry at that index (it was removed or the list shrank)."""
 
 
+class FailureMoved(FailureNotFound):
+    """The entry at that index is no longer the one the caller saw (ids are indexes)."""
+
+
 def exception_name(exception: BaseException) -> str:
     """The ``exception`` field for a failure entry: Ruby names for Resque's own errors,
     plain names for builtins, dotted paths for everything else."""

@@ -48,7 +48,11 @@ def withdraw(identifier: str) -> None:
 
 
 def all_pools() -> list[dict[str, Any]]:
-    """Every live pool, sorted by host then pid; expired ids are removed from the set."""
+    """Every live pool, sorted by host then pid; expired ids are removed from the set.
+
+    A state of another shape (not JSON, not an object, a pid that is not a number) is
+    skipped rather than allowed to break a reader such as the admin or ``--kill-others``.
+    """
     client = get_redis()
     ids = sorted(client.smembers(key("pools")))
     if not ids:
@@ -60,9 +64,16 @@ def all_pools() -> list[dict[str, Any]]:
             gone.append(identifier)
             continue
         try:
-            pools.append(wire.loads(raw))
+            state = wire.loads(raw)
         except ValueError:
-            gone.append(identifier)
+            continue
+        if isinstance(state, dict):
+            pools.append(state)
     if gone:
         client.srem(key("pools"), *gone)
-    return sorted(pools, key=lambda p: (str(p.get("host")), int(p.get("pid") or 0)))
+    return sorted(pools, key=_sort_key)
+
+
+def _sort_key(state: dict[str, Any]) -> tuple[str, int]:
+    pid = state.get("pid")
+    return (str(state.get("host")), pid if isinstance(pid, int) else -1)

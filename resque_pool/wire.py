@@ -9,7 +9,7 @@ heartbeat is ISO 8601 with a numeric offset taken from the Redis server's clock.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 
@@ -47,34 +47,77 @@ def heartbeat(server_seconds: int) -> str:
     return datetime.fromtimestamp(server_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
+# Zone abbreviations Ruby's Time.parse/DateTime.parse understand that Ruby hosts commonly
+# write into failed_at (a subset of Ruby's Date::ZONE_TABLE), as offsets in hours.
+ZONE_OFFSETS: dict[str, float] = {
+    "UTC": 0,
+    "UT": 0,
+    "GMT": 0,
+    "Z": 0,
+    "WET": 0,
+    "WEST": 1,
+    "BST": 1,
+    "IST": 5.5,
+    "CET": 1,
+    "CEST": 2,
+    "MET": 1,
+    "MEST": 2,
+    "EET": 2,
+    "EEST": 3,
+    "MSK": 3,
+    "EST": -5,
+    "EDT": -4,
+    "CST": -6,
+    "CDT": -5,
+    "MST": -7,
+    "MDT": -6,
+    "PST": -8,
+    "PDT": -7,
+    "AKST": -9,
+    "AKDT": -8,
+    "HST": -10,
+    "JST": 9,
+    "KST": 9,
+    "HKT": 8,
+    "SGT": 8,
+    "AEST": 10,
+    "AEDT": 11,
+    "ACST": 9.5,
+    "AWST": 8,
+    "NZST": 12,
+    "NZDT": 13,
+}
+
+
 def parse_time(value: str) -> datetime | None:
     """Parse any of Resque's time formats (as Ruby's ``Time.parse`` would); None if unreadable.
 
-    A value with no zone, or a zone abbreviation other than UTC/GMT, is read as UTC, the
-    same fallback Ruby's ``DateTime.parse`` applies to a missing zone.
+    ISO 8601 (``Z`` or an offset), Ruby's ``Time#to_s`` (``+0100``), and ``failed_at``'s
+    ``%Y/%m/%d %H:%M:%S %Z`` with a zone abbreviation from ``ZONE_OFFSETS`` or a numeric
+    offset. A missing or unknown zone is read as UTC, as Ruby's ``DateTime.parse`` reads a
+    missing one.
     """
     value = (value or "").strip()
     if not value:
         return None
-    candidates = [value]
-    if value.endswith("Z"):
-        candidates.append(value[:-1] + "+00:00")
-    for text in candidates:
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            continue
+    try:
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        pass
+    else:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    head = value.rpartition(" ")[0]
+    head, _, zone = value.rpartition(" ")
     for fmt in ("%Y-%m-%d %H:%M:%S %z", "%Y/%m/%d %H:%M:%S %z"):
         try:
             return datetime.strptime(value, fmt)
         except ValueError:
             pass
-    for fmt in ("%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
-        for text in (head, value):
+    offset = ZONE_OFFSETS.get(zone.upper())
+    for text, tz in ((head, offset), (value, 0)):
+        for fmt in ("%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
             try:
-                return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+                naive = datetime.strptime(text, fmt)
             except ValueError:
-                pass
+                continue
+            return naive.replace(tzinfo=timezone(timedelta(hours=tz or 0)))
     return None

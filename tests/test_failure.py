@@ -8,7 +8,7 @@ import re
 import pytest
 
 from resque_pool import failure
-from resque_pool.errors import DirtyExit, FailureNotFound
+from resque_pool.errors import DirtyExit, FailureMoved, FailureNotFound
 
 FAILED_AT = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d UTC$")
 
@@ -158,3 +158,41 @@ def test_page_class_filter_includes_activejob_wrapped_class(resque):
     assert total == 1 and rows[0][0] == 0
     rows, total = failure.page(0, 10, class_name="BadJob")
     assert total == 1 and rows[0][0] == 1
+
+
+def test_digest_guards_against_a_shifted_index(resque):
+    for n in range(3):
+        _record(args=(n,))
+    rows, _ = failure.raw_page(0, 10)
+    index, raw = rows[-1]  # the oldest entry, index 0
+    digest = failure.entry_digest(raw)
+    failure.remove(0)  # someone else removes it first: index 0 is now another entry
+    with pytest.raises(FailureMoved):
+        failure.remove(index, digest)
+    with pytest.raises(FailureMoved):
+        failure.requeue(index, digest)
+    assert failure.count() == 2
+    index, raw = failure.raw_page(0, 1)[0][0]
+    failure.requeue(index, failure.entry_digest(raw))
+    assert resque.client.llen(resque.key("queue", "low")) == 1
+
+
+def test_requeue_refuses_args_that_are_not_a_list(resque):
+    failure.create(RuntimeError("x"), "h:1:q", "q", {"class": "Job", "args": {"a": 1}})
+    with pytest.raises(ValueError, match="not a list"):
+        failure.requeue(0)
+    assert resque.client.exists(resque.key("queue", "q")) == 0
+    assert failure.requeue_all() == 0
+
+
+def test_class_filter_scans_newest_first_across_batches(resque):
+    pipe = resque.client.pipeline()
+    for n in range(1200):
+        name = "Even" if n % 2 == 0 else "Odd"
+        pipe.rpush(resque.key("failed"), json.dumps({"payload": {"class": name, "args": [n]}}))
+    pipe.execute()
+    rows, total = failure.page(0, 3, class_name="Odd")
+    assert total == 600
+    assert [item["payload"]["args"][0] for _, item in rows] == [1199, 1197, 1195]
+    rows, total = failure.page(0, 2, newest_first=False, class_name="Even")
+    assert [index for index, _ in rows] == [0, 2]

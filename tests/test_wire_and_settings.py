@@ -30,8 +30,12 @@ def test_parse_time_reads_every_resque_format():
         "2026/11/22 07:59:40",
     ):
         assert wire.parse_time(text) == expected, text
-    # A zone abbreviation is read as UTC rather than refused (Ruby data has CET etc.).
-    assert wire.parse_time("2026/11/22 07:59:40 CET") == expected
+    # Ruby hosts write their zone abbreviation into failed_at.
+    assert wire.parse_time("2026/11/22 08:59:40 CET") == expected
+    assert wire.parse_time("2026/11/22 02:59:40 EST") == expected
+    assert wire.parse_time("2026/11/22 07:59:40 +0000") == expected
+    # An unknown abbreviation falls back to UTC rather than losing the time.
+    assert wire.parse_time("2026/11/22 07:59:40 XYZT") == expected
     assert wire.parse_time("not a time") is None
     assert wire.parse_time("") is None
 

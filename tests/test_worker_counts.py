@@ -88,3 +88,16 @@ def test_clean_reports_queue_errors_on_the_field():
     with pytest.raises(ValidationError) as caught:
         row.full_clean()
     assert "queues" in caught.value.message_dict
+
+
+def test_pool_state_readers_skip_states_of_another_shape(resque):
+    from resque_pool import pool_state
+
+    pool_state.publish({"id": "h:1", "host": "h", "pid": 1, "counts": {"a": 1}})
+    resque.client.sadd(resque.key("pools"), "h:x", "h:list", "h:text", "h:gone")
+    resque.client.set(resque.key("pool", "h:x"), '{"id":"h:x","host":"h","pid":"x"}')
+    resque.client.set(resque.key("pool", "h:list"), "[1,2]")
+    resque.client.set(resque.key("pool", "h:text"), "not json")
+    pools = pool_state.all_pools()
+    assert [p["id"] for p in pools] == ["h:x", "h:1"]
+    assert "h:gone" not in resque.client.smembers(resque.key("pools"))

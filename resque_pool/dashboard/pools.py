@@ -12,22 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from .. import pool_state, wire
-from ..connection import get_redis, key
-from .data import age_seconds, decode_json, now, to_int
+from .data import age_seconds, now, to_int
 
 
 def pools() -> list[dict[str, Any]]:
     """Live pools from ``pool_state``, with uptime and heartbeat age; entries of any other
     shape are shown as far as they can be read instead of breaking the page."""
-    try:
-        raw_pools = pool_state.all_pools()
-    except (TypeError, ValueError, AttributeError):
-        raw_pools = _pools_leniently()
     reference = now()
     result = []
-    for state in raw_pools:
-        if not isinstance(state, dict):
-            continue
+    for state in pool_state.all_pools():
         started = _time_of(state.get("started"))
         heartbeat = _time_of(state.get("heartbeat"))
         counts = state.get("counts") if isinstance(state.get("counts"), dict) else {}
@@ -64,13 +57,6 @@ def pools() -> list[dict[str, Any]]:
 
 def _time_of(value: Any) -> datetime | None:
     return wire.parse_time(value) if isinstance(value, str) else None
-
-
-def _pools_leniently() -> list[Any]:
-    client = get_redis()
-    ids = sorted(client.smembers(key("pools")))
-    raws = client.mget([key("pool", i) for i in ids]) if ids else []
-    return [value for value, ok in map(decode_json, raws) if ok and isinstance(value, dict)]
 
 
 def running_workers(

@@ -67,10 +67,11 @@ def measure_ours(url: str, client: redis.Redis, workers: int) -> int:
         os.unlink(config.name)
 
 
-def measure_rq(url: str, client: redis.Redis, workers: int) -> int:
+def measure_rq_pool(cmd: list[str], env: dict[str, str], client: redis.Redis, workers: int) -> int:
+    """PSS of an rq-style pool started with ``cmd``, once its workers registered."""
     process = subprocess.Popen(
-        [PYTHON, "-m", "rq.cli", "worker-pool", "-n", str(workers), "--url", url, "bench"],
-        env=env_for(url),
+        cmd,
+        env=env,
         cwd=ROOT,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
@@ -82,23 +83,17 @@ def measure_rq(url: str, client: redis.Redis, workers: int) -> int:
         return tree_pss_kib(process.pid)
     finally:
         stop(process, signal.SIGINT)
+
+
+def measure_rq(url: str, client: redis.Redis, workers: int) -> int:
+    cmd = [PYTHON, "-m", "rq.cli", "worker-pool", "-n", str(workers), "--url", url, "bench"]
+    return measure_rq_pool(cmd, env_for(url), client, workers)
 
 
 def measure_django_rq(url: str, client: redis.Redis, workers: int) -> int:
-    process = subprocess.Popen(
-        [PYTHON, "manage.py", "rqworker-pool", "--num-workers", str(workers), "bench"],
-        env=env_for(url, DJANGO_SETTINGS_MODULE="bench.django_rq_settings"),
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: client.scard("rq:workers") >= workers)
-        time.sleep(SETTLE_SECONDS)
-        return tree_pss_kib(process.pid)
-    finally:
-        stop(process, signal.SIGINT)
+    cmd = [PYTHON, "manage.py", "rqworker-pool", "--num-workers", str(workers), "bench"]
+    env = env_for(url, DJANGO_SETTINGS_MODULE="bench.django_rq_settings")
+    return measure_rq_pool(cmd, env, client, workers)
 
 
 def measure_independent(url: str, client: redis.Redis, workers: int) -> int:

@@ -163,3 +163,19 @@ def database_env(transactional_db) -> dict[str, str]:
     host = settings_dict.get("HOST") or "localhost"
     port = settings_dict.get("PORT") or "5432"
     return {"DATABASE_URL": f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"}
+
+
+@pytest.fixture
+def viewer(db):
+    """An admin client logged in as staff with ``view_dashboard`` only."""
+    from tests.admin_support import viewer_client
+
+    return viewer_client()
+
+
+@pytest.fixture
+def operator(db):
+    """An admin client logged in as staff with ``change_dashboard``, CSRF checks on."""
+    from tests.admin_support import operator_client
+
+    return operator_client()

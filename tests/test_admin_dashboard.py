@@ -20,26 +20,12 @@ from tests.admin_support import (
     RUBY_FAILURE,
     csrf_post,
     make_user,
-    operator_client,
     push_jobs,
     ruby_worker,
     url,
-    viewer_client,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def viewer() -> Client:
-    """Staff with ``view_dashboard`` only."""
-    return viewer_client()
-
-
-@pytest.fixture
-def operator() -> Client:
-    """Staff with ``change_dashboard``, CSRF checks on."""
-    return operator_client()
 
 
 # -- permissions -----------------------------------------------------------------------------

@@ -7,31 +7,16 @@ import json
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.test import Client
 
 from resque_pool.dashboard import failures
 from tests.admin_support import (
     RUBY_FAILURE,
     csrf_post,
     failure_json,
-    operator_client,
     url,
-    viewer_client,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def viewer() -> Client:
-    """Staff with ``view_dashboard`` only."""
-    return viewer_client()
-
-
-@pytest.fixture
-def operator() -> Client:
-    """Staff with ``change_dashboard``, CSRF checks on."""
-    return operator_client()
 
 
 # -- failed ------------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ def get_redis() -> redis_lib.Redis:
         with _lock:
             client = _clients.get(url)
             if client is None:
+                # RESP2 unless the URL says ?protocol=3: every Redis a Resque user may run
+                # speaks it, whereas redis-py 8 would otherwise pick RESP3 (Redis >= 6).
                 client = redis_lib.Redis.from_url(
-                    url, decode_responses=True, encoding_errors="surrogateescape"
+                    url, decode_responses=True, encoding_errors="surrogateescape", protocol=2
                 )
                 _clients[url] = client
     return client

@@ -61,3 +61,12 @@ def test_checks_report_bad_settings(settings):
 
 def test_checks_pass_for_the_demo_project():
     assert [m for m in run_checks() if m.id.startswith("resque_pool")] == []
+
+
+def test_client_speaks_resp2_unless_the_url_asks_for_resp3(resque, settings):
+    from resque_pool import connection
+
+    assert connection.get_redis().connection_pool.connection_kwargs["protocol"] == 2
+    settings.RESQUE_REDIS_URL = resque.url + "?protocol=3"
+    assert connection.get_redis().connection_pool.connection_kwargs["protocol"] == 3
+    assert connection.get_redis().ping()

@@ -27,6 +27,37 @@ from tests import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# start_pool / busy_pool for the pool's process tests.
+pytest_plugins = ["tests.pool_fixtures"]
+
+
+_DATABASE_FIXTURES = {"db", "transactional_db", "database_env", "live_server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that touches the database ``database``, so that scripts/test.sh can
+    run exactly those again against PostgreSQL."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _DATABASE_FIXTURES or item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.database)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, plus: on PostgreSQL, end the sessions that pool
+    processes and the live server's thread may still hold, so the database can be dropped."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
 
 @pytest.fixture(scope="session")
 def redis_server_url() -> Iterator[str]:

@@ -2,7 +2,8 @@
 
 The demo project's settings, plus a custom loader chosen by ``POOL_TEST_LOADER`` and an
 ``after_prefork`` hook (tests/pool_support.py) that makes workers of a queue list named
-``crash`` die at once, for the backoff test; ``POOL_TEST_REQUEUE=1`` turns on
+``crash`` die at once, for the backoff test; the ``tests.dbjobs`` app, whose job reads the
+database from a forked job child; ``POOL_TEST_REQUEUE=1`` turns on
 ``RESQUE_REQUEUE_DIRTY_JOBS``.
 """
 
@@ -10,6 +11,9 @@ import os
 
 import tests.pool_support  # noqa: F401,E402  (registers the after_prefork hook)
 from testproject.settings import *  # noqa: F403
+from testproject.settings import INSTALLED_APPS
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.dbjobs"]
 
 RESQUE_POOL_CONFIG_LOADER = os.environ.get("POOL_TEST_LOADER") or None
 RESQUE_REQUEUE_DIRTY_JOBS = os.environ.get("POOL_TEST_REQUEUE") == "1"

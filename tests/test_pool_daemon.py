@@ -11,12 +11,9 @@ import subprocess
 import time
 
 from resque_pool import pool_state
-from tests import pool_fixtures
 from tests.conftest import manage_command, wait_until
 from tests.pool_fixtures import SETTINGS, registered, write
 from tests.pool_support import alive, children, cmdline, kill_tree
-
-start_pool = pool_fixtures.start_pool
 
 
 def ppid_of(pid: int) -> int:

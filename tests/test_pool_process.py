@@ -13,13 +13,9 @@ import pytest
 
 from resque_pool import pool_state
 from resque_pool.models import WorkerCount
-from tests import pool_fixtures
 from tests.conftest import wait_until
 from tests.pool_fixtures import log_times, processing_worker, registered, write
 from tests.pool_support import alive, children, cmdline
-
-start_pool = pool_fixtures.start_pool  # the fixtures, shared with test_pool_daemon.py
-busy_pool = pool_fixtures.busy_pool
 
 
 def cpu_seconds(pid: int) -> float:

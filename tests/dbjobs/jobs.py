@@ -1,0 +1,13 @@
+"""A job that queries the database from a forked job child."""
+
+from resque_pool import job
+from resque_pool.connection import get_redis, key
+from resque_pool.models import WorkerCount
+
+
+@job(queue="dbjobs", name="CountRows")
+class CountRows:
+    @staticmethod
+    def perform(token):
+        rows = WorkerCount.objects.count()
+        get_redis().sadd(key("dbjobs", "done"), f"{token}:{rows}")

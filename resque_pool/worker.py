@@ -88,6 +88,7 @@ class Worker:
         self._in_job = False
         self._term_raised = False
         self._signal_names: list[str] = []
+        self._redis_down: str | None = None
         self._previous_handlers: dict[int, Any] = {}
         self._waker: Waker | None = None
         self._heartbeat: Heartbeat | None = None
@@ -137,16 +138,37 @@ class Worker:
     def _loop(self) -> None:
         while not self._should_stop():
             try:
-                if self.work_one_job():
+                worked = self.work_one_job()
+                self._redis_answers()
+                if worked:
                     continue
+                if self.interval == 0:
+                    return
+                self._set_idle_procline()
             except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
+                # Any Redis call of an iteration may meet an outage; the worker waits it out
+                # rather than exiting (interval 0 means "drain and exit", so it exits).
                 if self.interval == 0:
                     raise
-                logger.error("Redis is unreachable (%s); retrying in %ss", error, self.interval)
-            if self.interval == 0:
-                return
-            self._set_idle_procline()
+                self._redis_unreachable(error)
             self._idle(self.interval)
+
+    def _redis_unreachable(self, error: Exception) -> None:
+        if self._redis_down is None:
+            logger.error(
+                "Redis is unreachable (%s); retrying every %ss until it answers",
+                error,
+                self.interval,
+            )
+        self._redis_down = str(error)
+
+    def _redis_answers(self) -> None:
+        if self._redis_down is not None:
+            # Redis may have come back empty (a restart without persistence, a failover):
+            # registering again is idempotent and keeps the worker visible.
+            register(self.id)
+            logger.info("Redis answers again; worker %s registered", self.id)
+            self._redis_down = None
 
     def _finish(self, error: BaseException | None) -> None:
         if self._heartbeat is not None:
@@ -196,20 +218,22 @@ class Worker:
         return None
 
     def process(self, job: Job) -> None:
-        working_on(self.id, job)
+        # The job is in hand once popped: a Redis outage while recording it must not lose
+        # it, so bookkeeping errors are logged and the job runs all the same.
+        _record("working_on", working_on, self.id, job)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
         logger.info("got: (Job{%s} | %s)", job.queue, job.raw[:200])
         try:
             # Garbage is recorded here, before any child is forked for it.
             job.validate()
         except JobError as error:
-            report_failed_job(self.id, job, error)
+            _record("the failure", report_failed_job, self.id, job, error)
         else:
             if self.fork_per_job:
                 self._perform_with_fork(job)
             else:
                 self._perform_in_process(job)
-        done_working(self.id)
+        _record("done_working", done_working, self.id)
 
     def _perform_in_process(self, job: Job) -> None:
         db.close_old_connections()
@@ -218,7 +242,7 @@ class Worker:
             job.perform()
         except Exception as error:
             self._in_job = False
-            report_failed_job(self.id, job, error)
+            _record("the failure", report_failed_job, self.id, job, error)
         finally:
             self._in_job = False
             db.close_old_connections()
@@ -245,7 +269,7 @@ class Worker:
             self.child = None
         dirty = dirty_exit_for(pid, status)
         if dirty is not None:
-            report_dirty_exit(self.id, job, dirty)
+            _record("the dirty exit", report_dirty_exit, self.id, job, dirty)
 
     def _wait_for_child(self, child: ChildProcess) -> int:
         while True:
@@ -377,6 +401,20 @@ class Worker:
         while self._signal_names:
             name = self._signal_names.pop(0)
             logger.info("Worker %s received %s", self._pid, name)
+
+
+def _record(what: str, write: Any, *args: Any) -> None:
+    """Run a Redis write about a job in hand; an outage is logged with the job, not raised."""
+    try:
+        write(*args)
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
+        job = next((arg for arg in args if isinstance(arg, Job)), None)
+        logger.error(
+            "could not record %s in Redis (%s)%s",
+            what,
+            error,
+            f"; job: (Job{{{job.queue}}} | {job.raw[:500]})" if job else "",
+        )
 
 
 def _interval(value: float | str | None) -> float:

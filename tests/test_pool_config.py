@@ -396,12 +396,25 @@ def test_backoff_quick_deaths_double_to_sixteen_seconds():
 def test_backoff_long_life_clears():
     backoff = Backoff()
     backoff.died(0.1, 100)
-    backoff.died(0.1, 100)
+    backoff.died(0.1, 101)
     assert backoff.delay == 1
     backoff.died(60, 200)  # lived long enough: replaced at once, counter cleared
     assert backoff.delay == 0 and backoff.wait(200) == 0
     backoff.died(0.1, 201)
     assert backoff.delay == 0  # a first quick death again
+
+
+def test_backoff_grows_once_per_wave_of_deaths():
+    """A Redis outage kills every worker of a list at once: one wave, one doubling."""
+    backoff = Backoff()
+    for _worker in range(5):  # five workers started at 99.9 die at 100
+        backoff.died(0.1, 100.0)
+    assert (backoff.quick_deaths, backoff.delay) == (1, 0)
+    for _worker in range(5):  # their replacements, started at 100.5, die at 101
+        backoff.died(0.5, 101.0)
+    assert (backoff.quick_deaths, backoff.delay) == (2, 1)
+    backoff.died(5.0, 103.0)  # a worker of the first wave, dying late: already counted
+    assert (backoff.quick_deaths, backoff.delay) == (2, 1)
 
 
 def test_backoff_survivor_started_after_last_death_clears():

@@ -7,6 +7,9 @@ resque-pool respawns a crashing worker in a hot loop (issues #72, #108); resqued
   and clears the list's backoff;
 - the first quick death is also replaced at once (a single crash is not a pattern);
 - each further quick death doubles the wait before the next spawn: 1, 2, 4, 8, 16, 16 s...
+  Deaths of workers that were already running at the last quick death belong to the same
+  wave (a Redis outage takes down every worker of a list at once) and do not double it
+  again, so the wait grows per wave, as resqued's does per listener;
 - a worker of the list started after the last quick death that has been alive
   ``healthy_after`` seconds clears the backoff too (a long-lived sibling does not: it says
   nothing about whether new workers of the list can boot).
@@ -38,6 +41,8 @@ class Backoff:
         if lifetime >= self.healthy_after:
             self.clear()
             return
+        if self.quick_deaths and now - lifetime < self.last_death:
+            return  # started before the last quick death: the same wave, already counted
         self.quick_deaths += 1
         self.last_death = now
         if self.quick_deaths == 1:

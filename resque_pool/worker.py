@@ -28,6 +28,7 @@ from .jobs import Job
 from .procline import set_procline
 from .queue_resolution import QueueList
 from .wakeup import Waker
+from .worker_options import WorkerOptions
 from .worker_registry import (
     Heartbeat,
     cleanup_dead_worker,
@@ -35,6 +36,7 @@ from .worker_registry import (
     done_working,
     make_worker_id,
     prune_dead_workers,
+    record_tolerantly,
     register,
     report_dirty_exit,
     report_failed_job,
@@ -46,7 +48,6 @@ __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL = 5.0
 # Longest stretch the worker sleeps without checking whether its manager is still there.
 _MANAGER_CHECK = 1.0
 # How often the parent looks at its job child when no signal wakes it.
@@ -72,13 +73,8 @@ class Worker:
         if not queues:
             queues = os.environ.get("QUEUES") or os.environ.get("QUEUE") or ""
         self.queue_list = QueueList(queues)
-        self.interval = _interval(interval)
-        self.fork_per_job = _fork_per_job(fork_per_job)
+        self.options = WorkerOptions.from_environment(interval, fork_per_job)
         self.manager_pid = manager_pid
-        self.term_child = bool(os.environ.get("TERM_CHILD"))
-        self.graceful_term = bool(os.environ.get("GRACEFUL_TERM"))
-        self.pre_shutdown_timeout = float(os.environ.get("RESQUE_PRE_SHUTDOWN_TIMEOUT") or 0)
-        self.term_timeout = float(os.environ.get("RESQUE_TERM_TIMEOUT") or 4.0)
         self.shutdown_requested = False
         self.paused = False
         self.child: ChildProcess | None = None
@@ -142,23 +138,23 @@ class Worker:
                 self._redis_answers()
                 if worked:
                     continue
-                if self.interval == 0:
+                if self.options.interval == 0:
                     return
                 self._set_idle_procline()
             except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
                 # Any Redis call of an iteration may meet an outage; the worker waits it out
                 # rather than exiting (interval 0 means "drain and exit", so it exits).
-                if self.interval == 0:
+                if self.options.interval == 0:
                     raise
                 self._redis_unreachable(error)
-            self._idle(self.interval)
+            self._idle(self.options.interval)
 
     def _redis_unreachable(self, error: Exception) -> None:
         if self._redis_down is None:
             logger.error(
                 "Redis is unreachable (%s); retrying every %ss until it answers",
                 error,
-                self.interval,
+                self.options.interval,
             )
         self._redis_down = str(error)
 
@@ -220,20 +216,20 @@ class Worker:
     def process(self, job: Job) -> None:
         # The job is in hand once popped: a Redis outage while recording it must not lose
         # it, so bookkeeping errors are logged and the job runs all the same.
-        _record("working_on", working_on, self.id, job)
+        record_tolerantly("working_on", working_on, self.id, job)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
         logger.info("got: (Job{%s} | %s)", job.queue, job.raw[:200])
         try:
             # Garbage is recorded here, before any child is forked for it.
             job.validate()
         except JobError as error:
-            _record("the failure", report_failed_job, self.id, job, error)
+            record_tolerantly("the failure", report_failed_job, self.id, job, error)
         else:
-            if self.fork_per_job:
+            if self.options.fork_per_job:
                 self._perform_with_fork(job)
             else:
                 self._perform_in_process(job)
-        _record("done_working", done_working, self.id)
+        record_tolerantly("done_working", done_working, self.id)
 
     def _perform_in_process(self, job: Job) -> None:
         db.close_old_connections()
@@ -242,7 +238,7 @@ class Worker:
             job.perform()
         except Exception as error:
             self._in_job = False
-            _record("the failure", report_failed_job, self.id, job, error)
+            record_tolerantly("the failure", report_failed_job, self.id, job, error)
         finally:
             self._in_job = False
             db.close_old_connections()
@@ -260,7 +256,7 @@ class Worker:
         self._kill_child_requested = False
         pid = os.fork()
         if pid == 0:
-            run_job_child(self.id, job, self.term_child, self._close_inherited)
+            run_job_child(self.id, job, self.options.term_child, self._close_inherited)
         self.child = ChildProcess(pid)
         set_procline(f"Forked {pid} at {int(time.time())}")
         try:
@@ -269,7 +265,7 @@ class Worker:
             self.child = None
         dirty = dirty_exit_for(pid, status)
         if dirty is not None:
-            _record("the dirty exit", report_dirty_exit, self.id, job, dirty)
+            record_tolerantly("the dirty exit", report_dirty_exit, self.id, job, dirty)
 
     def _wait_for_child(self, child: ChildProcess) -> int:
         while True:
@@ -284,8 +280,8 @@ class Worker:
             self._wait(_CHILD_POLL)
 
     def _kill_child(self, child: ChildProcess) -> None:
-        if self.term_child:
-            child.terminate(self.pre_shutdown_timeout, self.term_timeout)
+        if self.options.term_child:
+            child.terminate(self.options.pre_shutdown_timeout, self.options.term_timeout)
         else:
             child.kill()
 
@@ -361,7 +357,7 @@ class Worker:
         self._noted(signum)
 
     def _on_term(self, signum: int, frame: object) -> None:
-        if self.graceful_term:
+        if self.options.graceful_term:
             self._on_quit(signum, frame)
         else:
             self._shutdown_now(signum)
@@ -373,15 +369,15 @@ class Worker:
         """Resque's ``shutdown!``: stop after this job and end the job now."""
         self.shutdown_requested = True
         self._noted(signum)
-        if self.fork_per_job:
+        if self.options.fork_per_job:
             self._kill_child_requested = True
-        elif self.term_child and self._in_job and not self._term_raised:
+        elif self.options.term_child and self._in_job and not self._term_raised:
             # In-process with TERM_CHILD the job itself receives TermException (once).
             self._term_raised = True
             raise TermException("SIGTERM")
 
     def _on_usr1(self, signum: int, frame: object) -> None:
-        self._kill_child_requested = self.fork_per_job
+        self._kill_child_requested = self.options.fork_per_job
         self._noted(signum)
 
     def _on_usr2(self, signum: int, frame: object) -> None:
@@ -401,37 +397,3 @@ class Worker:
         while self._signal_names:
             name = self._signal_names.pop(0)
             logger.info("Worker %s received %s", self._pid, name)
-
-
-def _record(what: str, write: Any, *args: Any) -> None:
-    """Run a Redis write about a job in hand; an outage is logged with the job, not raised."""
-    try:
-        write(*args)
-    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
-        job = next((arg for arg in args if isinstance(arg, Job)), None)
-        logger.error(
-            "could not record %s in Redis (%s)%s",
-            what,
-            error,
-            f"; job: (Job{{{job.queue}}} | {job.raw[:500]})" if job else "",
-        )
-
-
-def _interval(value: float | str | None) -> float:
-    if value is None:
-        value = os.environ.get("INTERVAL") or DEFAULT_INTERVAL
-    interval = float(value)
-    if interval < 0:
-        raise ValueError(f"interval must be >= 0 seconds, not {value!r}")
-    return interval
-
-
-def _fork_per_job(value: bool | None) -> bool:
-    if not hasattr(os, "fork"):
-        return False
-    if value is not None:
-        return bool(value)
-    env = os.environ.get("FORK_PER_JOB")
-    if env is not None:
-        return env != "false"
-    return bool(settings.RESQUE_FORK_PER_JOB)

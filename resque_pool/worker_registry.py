@@ -302,3 +302,17 @@ def resque_process_alive(pid: int) -> bool:
         return True
     text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace")
     return bool(_RESQUE_COMMAND.search(text)) and "resque-web" not in text
+
+
+def record_tolerantly(what: str, write: Any, *args: Any) -> None:
+    """Run a Redis write about a job in hand; an outage is logged with the job, not raised."""
+    try:
+        write(*args)
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
+        job = next((arg for arg in args if isinstance(arg, Job)), None)
+        logger.error(
+            "could not record %s in Redis (%s)%s",
+            what,
+            error,
+            f"; job: (Job{{{job.queue}}} | {job.raw[:500]})" if job else "",
+        )

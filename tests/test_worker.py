@@ -254,19 +254,19 @@ def test_environment_fallbacks(monkeypatch, settings):
     monkeypatch.setenv("FORK_PER_JOB", "false")
     worker = Worker(None)
     assert worker.queue_list.patterns == ["high", "low"]
-    assert worker.interval == 0.5
-    assert worker.fork_per_job is False
+    assert worker.options.interval == 0.5
+    assert worker.options.fork_per_job is False
     monkeypatch.delenv("QUEUES")
     monkeypatch.setenv("QUEUE", "only")
     monkeypatch.delenv("FORK_PER_JOB")
     monkeypatch.delenv("INTERVAL")
     worker = Worker([])
     assert worker.queue_list.patterns == ["only"]
-    assert worker.interval == 5.0
-    assert worker.fork_per_job is True
+    assert worker.options.interval == 5.0
+    assert worker.options.fork_per_job is True
     settings.RESQUE_FORK_PER_JOB = False
-    assert Worker("q").fork_per_job is False
-    assert Worker("q", fork_per_job=True).fork_per_job is True
+    assert Worker("q").options.fork_per_job is False
+    assert Worker("q", fork_per_job=True).options.fork_per_job is True
 
 
 def test_no_queue_is_an_error(monkeypatch):

@@ -23,6 +23,7 @@ from django.db import connections
 from .. import pool_state
 from ..conf import settings
 from ..queue_lists import split_queues
+from ..worker_options import term_child_enabled
 from . import killer, spawn
 from .backoff import Backoff
 from .config import validate_counts
@@ -56,8 +57,7 @@ class Manager:
     def __init__(self, source: Source, options: Options) -> None:
         self.source = source
         self.options = options
-        # Read exactly as the worker reads it, so both sides agree on what QUIT/TERM mean.
-        self.term_child = bool(os.environ.get("TERM_CHILD"))
+        self.term_child = term_child_enabled()
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = pool_state.pool_id(self.host, self.pid)

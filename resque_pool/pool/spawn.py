@@ -15,6 +15,10 @@ from django.db import connections
 
 from .. import connection, hooks
 
+# Imported here, in the manager, so the workers share these pages instead of each
+# importing the worker's modules after the fork.
+from ..worker import Worker
+
 logger = logging.getLogger("resque_pool.pool")
 
 
@@ -44,8 +48,6 @@ def fork_worker(
     status = 1
     try:
         _become_worker(single_process_group, reset_signals, close_fds)
-        from ..worker import Worker
-
         worker = Worker(queues, manager_pid=manager_pid)
         logger.info("resque-pool-worker: starting worker %s", worker.id)
         hooks.run("after_prefork", worker)

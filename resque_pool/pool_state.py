@@ -67,7 +67,8 @@ def all_pools() -> list[dict[str, Any]]:
             state = wire.loads(raw)
         except ValueError:
             continue
-        if isinstance(state, dict):
+        pid = state.get("pid") if isinstance(state, dict) else None
+        if isinstance(pid, int) and not isinstance(pid, bool):
             pools.append(state)
     if gone:
         client.srem(key("pools"), *gone)
@@ -75,5 +76,4 @@ def all_pools() -> list[dict[str, Any]]:
 
 
 def _sort_key(state: dict[str, Any]) -> tuple[str, int]:
-    pid = state.get("pid")
-    return (str(state.get("host")), pid if isinstance(pid, int) else -1)
+    return (str(state.get("host")), state["pid"])

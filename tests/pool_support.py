@@ -27,6 +27,11 @@ def record_prefork(worker) -> None:
         get_redis().sadd(key("test", "prefork"), f"{os.getpid()} {worker.id}")
 
 
+def failing_loader(environment):
+    """A custom loader whose source is down, for POOL_TEST_LOADER."""
+    raise RuntimeError("the count source is down")
+
+
 class ReversingLoader:
     """resque-pool's spec loader: ``{environment reversed: count}``; the count comes from the
     file named by ``POOL_TEST_COUNT_FILE`` and is cached until ``reset()`` (HUP)."""

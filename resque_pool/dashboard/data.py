@@ -106,11 +106,9 @@ def redis_location() -> str:
 
 
 def environment() -> str:
-    """The environment pools resolve (RACK_ENV, RAILS_ENV, RESQUE_ENV), else development."""
-    for name in ("RACK_ENV", "RAILS_ENV", "RESQUE_ENV"):
-        if os.environ.get(name):
-            return os.environ[name]
-    return "development"
+    """``Resque.info[:environment]``: ``RAILS_ENV || RACK_ENV || "development"`` (a pool's
+    own environment, resolved RACK_ENV first as resque-pool does, is on the pool list)."""
+    return os.environ.get("RAILS_ENV") or os.environ.get("RACK_ENV") or "development"
 
 
 # -- queues -------------------------------------------------------------------------------

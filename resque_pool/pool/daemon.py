@@ -113,27 +113,40 @@ class Redirects:
         self.targets = {1: stdout, 2: stderr}
 
     def apply(self) -> None:
+        """Point stdout/stderr at their files (at start-up: an error here is fatal)."""
         for fd, path in self.targets.items():
-            if not path:
-                continue
-            stream = sys.stdout if fd == 1 else sys.stderr
-            with contextlib.suppress(ValueError, OSError):
-                stream.flush()
-            _makedirs_for(path)
-            opened = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.dup2(opened, fd)
-            finally:
-                os.close(opened)
+            if path:
+                _redirect(fd, path)
 
     def reopen(self) -> int:
-        """Reopen the files whose path now names another file (or none); returns how many."""
+        """Reopen the files whose path now names another file (or none); returns how many.
+
+        On HUP a file that cannot be opened (logrotate recreated it with another owner, a
+        directory in its place) is logged and the old one kept: a log file must never
+        take the manager down."""
         reopened = 0
         for fd, path in self.targets.items():
-            if path and _moved(path, fd):
+            if not path or not _moved(path, fd):
+                continue
+            try:
+                _redirect(fd, path)
+            except OSError as error:
+                logger.error("could not reopen %s (%s); still writing to the old file", path, error)
+            else:
                 reopened += 1
-        self.apply()
         return reopened
+
+
+def _redirect(fd: int, path: str) -> None:
+    stream = sys.stdout if fd == 1 else sys.stderr
+    with contextlib.suppress(ValueError, OSError):
+        stream.flush()
+    _makedirs_for(path)
+    opened = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.dup2(opened, fd)
+    finally:
+        os.close(opened)
 
 
 def _moved(path: str, fd: int) -> bool:
@@ -157,8 +170,17 @@ def reopen_log_handlers() -> int:
             continue
         handler.acquire()
         try:
+            try:
+                stream = handler._open()  # noqa: SLF001
+            except OSError as error:
+                logger.error(
+                    "could not reopen %s (%s); still writing to the old file",
+                    handler.baseFilename,
+                    error,
+                )
+                continue
             handler.stream.close()
-            handler.stream = handler._open()  # noqa: SLF001
+            handler.stream = stream
             reopened += 1
         finally:
             handler.release()

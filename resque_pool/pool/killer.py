@@ -104,8 +104,9 @@ class KillOthers:
                 logger.info("kill-others: waiting for this pool's workers to register")
                 self.logged_wait = True
             return
-        self.pending = False
         try:
             kill_other_pools(self.appname, self.host, self.own_pid)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 (Redis down: try again next loop)
             logger.error("kill-others: could not list the other pools: %s", error)
+            return
+        self.pending = False

@@ -30,7 +30,7 @@ from .config import validate_counts
 from .daemon import Redirects, reopen_logs
 from .loaders import Source
 from .processes import WorkerProcess, WorkerTable, clean_up_dead_worker, send_signal
-from .signals import SignalQueue, name
+from .signals import SIGNAL_29, SignalQueue, name
 
 logger = logging.getLogger("resque_pool.pool")
 
@@ -73,6 +73,7 @@ class Manager:
         self.next_spawn = 0.0
         self.next_publish = 0.0
         self.load_error: str | None = None
+        self.loaded_once = False
         self.publish_error: str | None = None
         self.killer = killer.KillOthers(options.appname, self.host, self.pid, options.kill_others)
 
@@ -118,7 +119,8 @@ class Manager:
                 self.maintain()
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
-            self.killer.tick(self.workers, self.desired())
+            if self.counts_trusted():
+                self.killer.tick(self.workers, self.desired())
 
     def finish(self) -> None:
         self.status = "stopped"
@@ -153,6 +155,7 @@ class Manager:
             # A database error can leave the connection unusable; the next call reconnects.
             connections.close_all()
             return False
+        self.loaded_once = True
         if self.load_error is not None:
             logger.info("worker counts from %s load again", self.source.description)
             self.load_error = None
@@ -160,6 +163,11 @@ class Manager:
             logger.info("worker counts from %s: %s", self.source.description, counts)
             self.counts = counts
         return True
+
+    def counts_trusted(self) -> bool:
+        """Counts loaded at least once and loading now: only then may --kill-others judge
+        this pool complete (an empty pool that failed to load must not stop the old one)."""
+        return self.loaded_once and self.load_error is None and not self.paused
 
     def desired(self) -> dict[str, int]:
         return {} if self.paused else self.counts
@@ -190,7 +198,7 @@ class Manager:
                     spawn.prepare_to_fork()
                     prepared = True
                 if not self.spawn_worker(queues):
-                    return
+                    break  # spawn_worker set next_spawn: later lists wait too, stops still run
                 now = time.monotonic()
                 if self.options.spawn_delay:
                     self.next_spawn = now + self.options.spawn_delay
@@ -285,6 +293,10 @@ class Manager:
             return self.shutdown_everything_now(signum)
         elif signum == signal.SIGWINCH:
             self.winch()
+        elif signum == SIGNAL_29:
+            logger.info(
+                "%s: no siginfo hooks here; pool contains %s", name(signum), self.workers.pids()
+            )
         else:  # USR1, USR2, CONT
             logger.info("%s: sending to all workers", name(signum))
             self.workers.signal_all(signum, stopping=False)
@@ -327,7 +339,7 @@ class Manager:
 
     def graceful_worker_shutdown(self, signum: int) -> bool:
         logger.info("%s: immediate shutdown (graceful worker shutdown)", name(signum))
-        self.workers.signal_all(signal.SIGTERM if self.term_child else signal.SIGQUIT)
+        self.workers.signal_all(self.stop_signal())
         return True
 
     def shutdown_everything_now(self, signum: int) -> bool:

@@ -14,6 +14,9 @@ import os
 import select
 import signal
 
+# resque-pool also queues signal 29 (SIGINFO on BSD/macOS, SIGIO on Linux) for its siginfo
+# hooks; queueing it here keeps its default action (terminate) from killing the manager.
+SIGNAL_29 = getattr(signal, "SIGINFO", None) or signal.SIGIO
 QUEUED = (
     signal.SIGQUIT,
     signal.SIGINT,
@@ -23,6 +26,7 @@ QUEUED = (
     signal.SIGCONT,
     signal.SIGHUP,
     signal.SIGWINCH,
+    SIGNAL_29,
 )
 MAX_QUEUED = 5
 

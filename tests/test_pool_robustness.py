@@ -1,0 +1,60 @@
+"""Things that must never take a running manager down, or take another pool down with it.
+Real pools, real Redis."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from tests.conftest import wait_until
+from tests.pool_fixtures import write
+
+
+def test_signal_29_is_logged_not_fatal(start_pool, tmp_path):
+    """resque-pool queues signal 29 (SIGINFO/SIGIO); its default action would kill us."""
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    before = pool.wait_for_workers({"demo": 1})
+    pool.signal(signal.SIGIO)
+    pool.wait_for_log(r"IO: no siginfo hooks here; pool contains")
+    time.sleep(0.5)
+    assert pool.process.poll() is None
+    assert set(pool.titles()) == set(before)
+
+
+def test_hup_survives_a_log_file_that_cannot_be_reopened(start_pool, tmp_path):
+    logs = tmp_path / "logs"
+    config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
+    pool = start_pool("-c", config, "-o", str(logs / "out.log"), "-e", str(logs / "err.log"))
+    wait_until(
+        lambda: (logs / "err.log").exists() and "started manager" in (logs / "err.log").read_text(),
+        20,
+        message="the manager logging to err.log",
+    )
+    pool.wait_for_workers({"demo": 1})
+    (logs / "err.log").rename(logs / "err.log.1")
+    (logs / "err.log").mkdir()  # what logrotate left is not a file we can open
+    pool.signal(signal.SIGHUP)
+    wait_until(
+        lambda: "could not reopen" in (logs / "err.log.1").read_text(),
+        20,
+        message="the reopen error logged to the old file",
+    )
+    assert pool.process.poll() is None
+    wait_until(
+        lambda: "HUP: gracefully restarting all workers" in (logs / "err.log.1").read_text(),
+        10,
+        message="the HUP carried on",
+    )
+    pool.wait_for_workers({"demo": 1})
+
+
+def test_kill_others_spares_the_old_pool_when_the_new_one_loads_nothing(start_pool, tmp_path):
+    old = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), "-a", "app")
+    old_workers = old.wait_for_workers({"demo": 1})
+    new = start_pool(
+        "-k", "-a", "app", name="new", env={"POOL_TEST_LOADER": "tests.pool_support.failing_loader"}
+    )
+    new.wait_for_log(r"could not load worker counts from tests\.pool_support\.failing_loader")
+    time.sleep(3.0)  # several loop passes in which an empty pool would look "complete"
+    assert "kill-others: sent QUIT" not in new.log()
+    assert old.process.poll() is None and set(old.titles()) == set(old_workers)

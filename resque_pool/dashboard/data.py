@@ -288,26 +288,35 @@ def working_count(ids: list[str]) -> int:
 # -- Resque.info and stats ----------------------------------------------------------------
 
 
-def info() -> dict[str, Any]:
+def info(
+    queue_list: list[dict[str, Any]] | None = None,
+    worker_list: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """``Resque.info``: pending, processed, queues, workers, working, failed, servers,
-    environment (``failed`` is ``LLEN failed``, as in Resque)."""
-    client = get_redis()
-    names = queue_names()
-    ids = worker_ids()
-    pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.llen(key("queue", name))
+    environment (``failed`` is ``LLEN failed``, as in Resque).
+
+    A page that already read ``queues()`` or ``workers()`` passes them in, so nothing is
+    read twice on a page that refreshes every few seconds.
+    """
+    if queue_list is None:
+        queue_list = queues()
+    if worker_list is None:
+        ids = worker_ids()
+        worker_total, working = len(ids), working_count(ids)
+    else:
+        worker_total = len(worker_list)
+        working = sum(1 for worker in worker_list if worker["job"])
+    pipe = get_redis().pipeline(transaction=False)
     pipe.get(key("stat", "processed"))
     pipe.get(key("stat", "failed"))
     pipe.llen(key("failed"))
-    results = pipe.execute()
-    sizes, (processed, stat_failed, failed_count) = results[: len(names)], results[len(names) :]
+    processed, stat_failed, failed_count = pipe.execute()
     return {
-        "pending": sum(sizes),
+        "pending": sum(queue["size"] for queue in queue_list),
         "processed": to_int(processed),
-        "queues": len(names),
-        "workers": len(ids),
-        "working": working_count(ids),
+        "queues": len(queue_list),
+        "workers": worker_total,
+        "working": working,
         "failed": failed_count,
         "failed_total": to_int(stat_failed),
         "servers": [f"redis://{redis_location()}/{namespace()}"],

@@ -172,12 +172,14 @@ def redis_unavailable(model_admin, request, error: Exception):
 
 def _overview_context() -> dict:
     all_workers = data.workers()
+    queues = data.queues()
+    info = data.info(queues, all_workers)
     return {
-        "info": data.info(),
-        "queues": data.queues(),
+        "info": info,
+        "queues": queues,
         "working": data.working(all_workers)[:WORKING_SHOWN],
-        "working_total": sum(1 for w in all_workers if w["job"]),
-        "worker_total": len(all_workers),
+        "working_total": info["working"],
+        "worker_total": info["workers"],
         "pools": live_pools.pools(),
         "generated_at": data.now(),
     }

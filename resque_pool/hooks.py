@@ -15,6 +15,13 @@ def reconnect(worker):
 | ``after_fork`` | in the job child, before the job runs | the job |
 | ``worker_exit`` | in the worker, after it unregistered | the worker |
 | ``after_prefork`` | in each worker forked by the pool manager, before it works | the worker |
+| ``before_pause``, ``after_pause`` | in the worker, on USR2 / CONT | the worker |
+| ``queue_empty`` | in the worker, when it turns idle after processing jobs | the worker |
+| ``shutdown`` | in the worker, once, when asked to stop (signal, manager gone) | the worker |
+
+``before_first_fork``, ``before_fork`` and ``after_fork`` errors propagate (they fail the
+worker or the job); an error in the pause, ``queue_empty`` or ``shutdown`` hooks is logged
+and the worker carries on.
 """
 
 from __future__ import annotations
@@ -25,7 +32,17 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-HOOK_NAMES = ("before_first_fork", "before_fork", "after_fork", "worker_exit", "after_prefork")
+HOOK_NAMES = (
+    "before_first_fork",
+    "before_fork",
+    "after_fork",
+    "worker_exit",
+    "after_prefork",
+    "before_pause",
+    "after_pause",
+    "queue_empty",
+    "shutdown",
+)
 
 _registry: dict[str, list[Callable[[Any], Any]]] = {name: [] for name in HOOK_NAMES}
 
@@ -67,3 +84,19 @@ def worker_exit(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def after_prefork(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return register("after_prefork", func)
+
+
+def before_pause(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return register("before_pause", func)
+
+
+def after_pause(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return register("after_pause", func)
+
+
+def queue_empty(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return register("queue_empty", func)
+
+
+def shutdown(func: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return register("shutdown", func)

@@ -234,7 +234,8 @@ class Job:
         return definition
 
     def perform(self) -> bool:
-        """Run the job with its hooks; True if it ran, False if a before hook said DontPerform.
+        """Run the job with its hooks; True if it ran, False if a before hook said
+        DontPerform or an around hook did not yield.
 
         Exceptions from the job propagate after the ``on_failure*`` hooks ran; the caller
         records the failure.
@@ -247,10 +248,12 @@ class Job:
                     hook(*args)
             except DontPerform:
                 return False
-            _run_around_chain(definition.hooks("around_perform"), definition.perform, args)
+            performed = _run_around_chain(
+                definition.hooks("around_perform"), definition.perform, args
+            )
             for hook in definition.hooks("after_perform"):
                 hook(*args)
-            return True
+            return performed
         except BaseException as error:
             if isinstance(error, Exception):
                 self.run_failure_hooks(error)
@@ -272,12 +275,13 @@ class Job:
 
 def _run_around_chain(
     hooks: list[Callable[..., Any]], perform: Callable[..., Any], args: list[Any]
-) -> None:
+) -> bool:
     """Nest ``around_perform*`` generator hooks, first outermost; each ``yield`` runs the
-    next level. A hook that returns without yielding skips everything inside it."""
+    next level. A hook that returns without yielding skips everything inside it. True when
+    the job itself ran (Resque's ``job_was_performed``)."""
     if not hooks:
         perform(*args)
-        return
+        return True
     outer, inner = hooks[0], hooks[1:]
     generator = outer(*args)
     if not inspect.isgenerator(generator):
@@ -285,17 +289,17 @@ def _run_around_chain(
     try:
         next(generator)
     except StopIteration:
-        return  # the hook chose not to yield: the job does not run
+        return False  # the hook chose not to yield: the job does not run
     try:
-        _run_around_chain(inner, perform, args)
+        performed = _run_around_chain(inner, perform, args)
     except BaseException as error:
         try:
             generator.throw(error)
         except StopIteration:
-            return  # the hook swallowed the error
+            return False  # the hook swallowed the error: the job did not complete
         raise
     try:
         next(generator)
     except StopIteration:
-        return
+        return performed
     raise RuntimeError(f"around_perform hook {outer.__name__} yielded more than once")

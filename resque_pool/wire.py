@@ -9,6 +9,7 @@ heartbeat is ISO 8601 with a numeric offset taken from the Redis server's clock.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -112,7 +113,9 @@ def parse_time(value: str) -> datetime | None:
             return datetime.strptime(value, fmt)
         except ValueError:
             pass
-    offset = ZONE_OFFSETS.get(zone.upper())
+    offset = _numeric_zone(zone)
+    if offset is None:
+        offset = ZONE_OFFSETS.get(zone.upper())
     for text, tz in ((head, offset), (value, 0)):
         for fmt in ("%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M:%S"):
             try:
@@ -121,3 +124,16 @@ def parse_time(value: str) -> datetime | None:
                 continue
             return naive.replace(tzinfo=timezone(timedelta(hours=tz or 0)))
     return None
+
+
+_NUMERIC_ZONE = re.compile(r"^([+-])(\d\d):?(\d\d)?$")
+
+
+def _numeric_zone(zone: str) -> float | None:
+    """``+03``, ``-0530``, ``+05:30`` (what ``%Z`` gives in zones without an abbreviation)."""
+    match = _NUMERIC_ZONE.match(zone)
+    if not match:
+        return None
+    sign, hours, minutes = match.groups()
+    value = int(hours) + int(minutes or 0) / 60
+    return -value if sign == "-" else value

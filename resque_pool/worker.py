@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import redis as redis_lib
 from django import db
@@ -22,12 +19,11 @@ from django import db
 from . import hooks
 from .conf import settings
 from .connection import get_redis, key
-from .errors import JobError, TermException
+from .errors import JobError
 from .job_child import ChildProcess, dirty_exit_for, run_job_child
 from .jobs import Job
 from .procline import set_procline
 from .queue_resolution import QueueList
-from .wakeup import Waker
 from .worker_options import WorkerOptions
 from .worker_registry import (
     Heartbeat,
@@ -43,6 +39,7 @@ from .worker_registry import (
     unregister,
     working_on,
 )
+from .worker_signals import WorkerSignals
 
 __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
 
@@ -54,7 +51,7 @@ _MANAGER_CHECK = 1.0
 _CHILD_POLL = 0.5
 
 
-class Worker:
+class Worker(WorkerSignals):
     """``Worker(queues, interval=None, fork_per_job=None, manager_pid=None).work()``.
 
     ``queues`` is a list or a comma-separated string (``"critical,*,!file_*"``); ``None``
@@ -80,13 +77,10 @@ class Worker:
         self.child: ChildProcess | None = None
         self._pid: int | None = None
         self._id: str | None = None
-        self._kill_child_requested = False
+        self._init_signal_state()
         self._in_job = False
-        self._term_raised = False
-        self._signal_names: list[str] = []
         self._redis_down: str | None = None
-        self._previous_handlers: dict[int, Any] = {}
-        self._waker: Waker | None = None
+        self._was_working = False
         self._heartbeat: Heartbeat | None = None
 
     @property
@@ -137,7 +131,11 @@ class Worker:
                 worked = self.work_one_job()
                 self._redis_answers()
                 if worked:
+                    self._was_working = True
                     continue
+                if self._was_working:  # the state changes to idle
+                    self._was_working = False
+                    self._run_hook("queue_empty")
                 if self.options.interval == 0:
                     return
                 self._set_idle_procline()
@@ -167,6 +165,7 @@ class Worker:
             self._redis_down = None
 
     def _finish(self, error: BaseException | None) -> None:
+        self._run_state_hooks()  # a shutdown seen only by the loop's last check
         if self._heartbeat is not None:
             self._heartbeat.stop()
         try:
@@ -191,6 +190,9 @@ class Worker:
 
     def work_one_job(self) -> bool:
         """Reserve and process one job; False when paused or every queue is empty."""
+        # Cleared here, before anything is reserved, so that a TERM/INT/USR1 arriving
+        # between the pop and the fork still kills the job child once it exists.
+        self._kill_child_requested = False
         self._log_signals()
         if self.is_paused():
             return False
@@ -236,7 +238,9 @@ class Worker:
         self._in_job = True
         try:
             job.perform()
-        except Exception as error:
+        except (Exception, SystemExit) as error:
+            # A job's sys.exit() is the job's failure, not the worker's (Ruby rescues
+            # Object here; the forked child does the same).
             self._in_job = False
             record_tolerantly("the failure", report_failed_job, self.id, job, error)
         finally:
@@ -253,7 +257,6 @@ class Worker:
         # parent, so the child opens its own (closing them in the child could send a
         # protocol-level goodbye on the parent's connection).
         db.connections.close_all()
-        self._kill_child_requested = False
         pid = os.fork()
         if pid == 0:
             run_job_child(self.id, job, self.options.term_child, self._close_inherited)
@@ -301,6 +304,7 @@ class Worker:
         """Sleep, waking early for a signal and checking on the manager every second."""
         deadline = time.monotonic() + seconds
         while not self._should_stop():
+            self._log_signals()
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._wait(min(remaining, _MANAGER_CHECK)):
                 return
@@ -319,81 +323,3 @@ class Worker:
 
     def _manager_gone(self) -> bool:
         return self.manager_pid is not None and os.getppid() != self.manager_pid
-
-    # -- signals ---------------------------------------------------------------------
-
-    def _install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            logger.warning("Worker runs outside the main thread: signals are not handled")
-            return
-        self._waker = Waker()
-        handlers = {
-            signal.SIGTERM: self._on_term,
-            signal.SIGINT: self._on_int,
-            signal.SIGQUIT: self._on_quit,
-            signal.SIGUSR1: self._on_usr1,
-            signal.SIGUSR2: self._on_usr2,
-            signal.SIGCONT: self._on_cont,
-            signal.SIGCHLD: self._on_chld,
-        }
-        for signum, handler in handlers.items():
-            self._previous_handlers[signum] = signal.signal(signum, handler)
-
-    def _restore_signal_handlers(self) -> None:
-        for signum, previous in self._previous_handlers.items():
-            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
-        self._previous_handlers.clear()
-        if self._waker is not None:
-            self._waker.close()
-            self._waker = None
-
-    def _noted(self, signum: int) -> None:
-        self._signal_names.append(signal.Signals(signum).name)
-        if self._waker is not None:
-            self._waker.wake()
-
-    def _on_quit(self, signum: int, frame: object) -> None:
-        self.shutdown_requested = True
-        self._noted(signum)
-
-    def _on_term(self, signum: int, frame: object) -> None:
-        if self.options.graceful_term:
-            self._on_quit(signum, frame)
-        else:
-            self._shutdown_now(signum)
-
-    def _on_int(self, signum: int, frame: object) -> None:
-        self._shutdown_now(signum)
-
-    def _shutdown_now(self, signum: int) -> None:
-        """Resque's ``shutdown!``: stop after this job and end the job now."""
-        self.shutdown_requested = True
-        self._noted(signum)
-        if self.options.fork_per_job:
-            self._kill_child_requested = True
-        elif self.options.term_child and self._in_job and not self._term_raised:
-            # In-process with TERM_CHILD the job itself receives TermException (once).
-            self._term_raised = True
-            raise TermException("SIGTERM")
-
-    def _on_usr1(self, signum: int, frame: object) -> None:
-        self._kill_child_requested = self.options.fork_per_job
-        self._noted(signum)
-
-    def _on_usr2(self, signum: int, frame: object) -> None:
-        self.paused = True
-        self._noted(signum)
-
-    def _on_cont(self, signum: int, frame: object) -> None:
-        self.paused = False
-        self._noted(signum)
-
-    def _on_chld(self, signum: int, frame: object) -> None:
-        if self._waker is not None:
-            self._waker.wake()
-
-    def _log_signals(self) -> None:
-        # Logged here rather than in the handlers: logging is not safe to re-enter.
-        while self._signal_names:
-            name = self._signal_names.pop(0)
-            logger.info("Worker %s received %s", self._pid, name)

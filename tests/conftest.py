@@ -93,6 +93,21 @@ class Resque:
 
 
 @pytest.fixture(autouse=True)
+def _no_database_left_open(request, django_db_blocker) -> None:
+    """A test without database access starts with no connection left open by an earlier
+    test: a worker running in-process closes stale connections between jobs, which
+    pytest-django refuses in such a test, so results would depend on test order."""
+    if _DATABASE_FIXTURES & set(request.fixturenames) or request.node.get_closest_marker(
+        "django_db"
+    ):
+        return
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        connections.close_all()
+
+
+@pytest.fixture(autouse=True)
 def resque(redis_server_url: str, settings) -> Iterator[Resque]:
     from resque_pool import connection
 

@@ -11,6 +11,9 @@ def test_arguments_are_json_when_they_parse_else_strings():
     assert parse_argument('{"a":[1]}') == {"a": [1]}
     assert parse_argument("masterbrew") == "masterbrew"
     assert parse_argument("") == ""
+    for text in ("NaN", "Infinity", "-Infinity", "1e400"):
+        assert parse_argument(text) == text
+    assert parse_argument('{"a": NaN}') == '{"a": NaN}'
 
 
 def test_enqueue_prints_queue_and_payload(resque, run_manage):

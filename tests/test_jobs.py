@@ -188,7 +188,7 @@ def test_perform_hooks_order(calls):
 
 def test_around_hook_that_does_not_yield_skips_the_job_but_after_runs(calls):
     _hooked_job(calls, around_yields=False)
-    assert Job.from_raw("h", '{"class":"Perform","args":[1]}').perform() is True
+    assert Job.from_raw("h", '{"class":"Perform","args":[1]}').perform() is False
     assert "perform" not in calls
     assert calls[-1] == "after"
 

@@ -34,6 +34,9 @@ def test_parse_time_reads_every_resque_format():
     assert wire.parse_time("2026/11/22 08:59:40 CET") == expected
     assert wire.parse_time("2026/11/22 02:59:40 EST") == expected
     assert wire.parse_time("2026/11/22 07:59:40 +0000") == expected
+    # %Z in zones without an abbreviation (TZ=Europe/Istanbul) writes a numeric one.
+    assert wire.parse_time("2026/11/22 10:59:40 +03") == expected
+    assert wire.parse_time("2026/11/22 02:29:40 -05:30") == expected
     # An unknown abbreviation falls back to UTC rather than losing the time.
     assert wire.parse_time("2026/11/22 07:59:40 XYZT") == expected
     assert wire.parse_time("not a time") is None

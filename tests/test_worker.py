@@ -309,3 +309,102 @@ def test_dirty_exit_wording_for_signals_and_exit_statuses():
     assert str(dirty_exit_for(42, 9)) == (
         "Child process received unhandled signal pid 42 SIGKILL (signal 9)"
     )
+
+
+@job(queue="wt", name="WorkerTestExits")
+class Exits:
+    @staticmethod
+    def perform(status):
+        raise SystemExit(status)
+
+
+@pytest.mark.parametrize("fork_per_job", [False, True])
+def test_job_calling_sys_exit_fails_the_job_not_the_worker(resque, fork_per_job):
+    enqueue("WorkerTestExits", 3)
+    enqueue("Record", "after")
+    run_worker("wt,demo", fork_per_job=fork_per_job)
+    assert resque.client.smembers(resque.key("demo", "done")) == {"after"}
+    (entry,) = [json.loads(raw) for raw in failures(resque)]
+    assert (entry["exception"], entry["error"]) == ("SystemExit", "3")
+    assert resque.client.get(resque.key("stat", "failed")) == "1"
+    assert resque.client.get(resque.key("stat", "processed")) == "2"
+
+
+def test_term_between_pop_and_fork_still_kills_the_job(resque):
+    """A TERM that lands after the job was popped but before its child exists (here from a
+    before_fork hook) must still end the job at once, not let it run to its end."""
+    import signal
+    import time
+
+    def term_myself(job):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    hooks.register("before_fork", term_myself)
+    try:
+        enqueue("Sleep", 20)
+        started = time.monotonic()
+        run_worker("demo", fork_per_job=True, interval=0.1)
+    finally:
+        hooks.unregister("before_fork", term_myself)
+    assert time.monotonic() - started < 10
+    (entry,) = [json.loads(raw) for raw in failures(resque)]
+    assert entry["exception"] == "Resque::DirtyExit"
+    assert "SIGKILL" in entry["error"]
+
+
+def test_state_hooks_queue_empty_and_shutdown(resque):
+    """queue_empty when the worker turns idle after jobs; shutdown once when it stops."""
+    import signal
+
+    seen = []
+
+    def on_empty(worker):
+        seen.append("queue_empty")
+        os.kill(os.getpid(), signal.SIGQUIT)  # then stop, as an operator would
+
+    def on_shutdown(worker):
+        seen.append(("shutdown", worker.id))
+
+    hooks.register("queue_empty", on_empty)
+    hooks.register("shutdown", on_shutdown)
+    try:
+        enqueue("Record", "a")
+        enqueue("Record", "b")
+        worker = run_worker("demo", interval=0.1)
+    finally:
+        hooks.unregister("queue_empty", on_empty)
+        hooks.unregister("shutdown", on_shutdown)
+    assert seen == ["queue_empty", ("shutdown", worker.id)]
+
+
+def test_pause_hooks_run_on_usr2_and_cont(resque):
+    import signal
+    import threading
+    import time
+
+    seen = []
+
+    def before(worker):
+        seen.append("before_pause")
+
+    def after(worker):
+        seen.append("after_pause")
+
+    pid = os.getpid()
+
+    def operator():
+        for signum in (signal.SIGUSR2, signal.SIGCONT, signal.SIGQUIT):
+            time.sleep(0.5)
+            os.kill(pid, signum)
+
+    hooks.register("before_pause", before)
+    hooks.register("after_pause", after)
+    thread = threading.Thread(target=operator)
+    thread.start()
+    try:
+        run_worker("demo", interval=0.1)
+    finally:
+        thread.join()
+        hooks.unregister("before_pause", before)
+        hooks.unregister("after_pause", after)
+    assert seen == ["before_pause", "after_pause"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -13,11 +14,19 @@ from resque_pool.jobs import enqueue
 
 def parse_argument(text: str) -> Any:
     """An argument is JSON when it parses as JSON (``44``, ``true``, ``{"a":1}``), else the
-    string itself (``masterbrew``)."""
+    string itself (``masterbrew``). ``NaN``, ``Infinity`` and numbers too large for a float
+    are not JSON that Ruby (or our encoder) can write, so they stay strings."""
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_refuse)
     except ValueError:
         return text
+    if isinstance(value, float) and not math.isfinite(value):
+        return text
+    return value
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class Command(BaseCommand):

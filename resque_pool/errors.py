@@ -16,6 +16,14 @@ class DirtyExit(ResqueError):
 class PruneDeadWorkerDirtyExit(DirtyExit):
     resque_name = "Resque::PruneDeadWorkerDirtyExit"
 
+    @classmethod
+    def message_for(cls, worker_id: str, job_class: str | None) -> str:
+        """Ruby's wording (``errors.rb``), also used when a manager cleans up a worker."""
+        return (
+            f"Worker {worker_id} did not gracefully exit while processing "
+            f"{job_class or '<Unknown Job>'}"
+        )
+
 
 class TermException(ResqueError):
     """Raised inside a job when TERM_CHILD asks it to stop (Ruby: ``Resque::TermException``)."""

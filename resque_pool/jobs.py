@@ -178,6 +178,13 @@ def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob |
     return EnqueuedJob(queue=target_queue, payload=payload)
 
 
+def class_name_of(payload: Any) -> str | None:
+    """The payload's ``class`` when it is a string, else None."""
+    if isinstance(payload, dict) and isinstance(payload.get("class"), str):
+        return payload["class"]
+    return None
+
+
 @dataclass
 class Job:
     """A reserved job: the queue it came from and its decoded payload."""
@@ -203,11 +210,16 @@ class Job:
             payload = raw
         return cls(queue=queue, payload=payload, raw=raw)
 
+    @classmethod
+    def from_payload(cls, queue: str, payload: Any) -> Job:
+        """A job from a decoded payload (as ``worker:<id>`` holds it); a string payload is
+        the raw text of one that was not JSON."""
+        raw = payload if isinstance(payload, str) else wire.dumps(payload)
+        return cls(queue=queue, payload=payload, raw=raw)
+
     @property
     def class_name(self) -> str | None:
-        if isinstance(self.payload, dict) and isinstance(self.payload.get("class"), str):
-            return self.payload["class"]
-        return None
+        return class_name_of(self.payload)
 
     @property
     def args(self) -> list[Any]:

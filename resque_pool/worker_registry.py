@@ -21,7 +21,7 @@ from . import failure, wire
 from .conf import settings
 from .connection import get_redis, key
 from .errors import DirtyExit, PruneDeadWorkerDirtyExit
-from .jobs import Job, registry
+from .jobs import Job, class_name_of, registry
 from .queue_resolution import QueueList
 
 logger = logging.getLogger(__name__)
@@ -87,16 +87,14 @@ def cleanup_dead_worker(worker_id: str, requeue: bool = False) -> bool:
     if in_flight and requeue and in_flight.get("queue"):
         _push_back(in_flight["queue"], in_flight.get("payload"))
     elif in_flight:
-        job_class = _class_name(in_flight.get("payload"))
-        reason = DirtyExit(
-            f"Worker {worker_id} did not gracefully exit while processing {job_class}"
-        )
+        job_class = class_name_of(in_flight.get("payload"))
+        reason = DirtyExit(PruneDeadWorkerDirtyExit.message_for(worker_id, job_class))
         fail_recorded_job(worker_id, in_flight, reason)
     return _delete_worker_keys(worker_id) or bool(in_flight)
 
 
 def _push_back(queue: str, payload: Any) -> None:
-    raw = payload if isinstance(payload, str) else wire.dumps(payload)
+    raw = Job.from_payload(queue, payload).raw
     pipe = get_redis().pipeline(transaction=False)
     pipe.sadd(key("queues"), queue)
     pipe.rpush(key("queue", queue), raw)
@@ -149,9 +147,7 @@ def report_dirty_exit(worker_id: str, job: Job, exception: DirtyExit) -> None:
 
 
 def fail_recorded_job(worker_id: str, data: dict[str, Any], exception: BaseException) -> None:
-    payload = data.get("payload")
-    raw = payload if isinstance(payload, str) else wire.dumps(payload)
-    job = Job(queue=str(data.get("queue") or ""), payload=payload, raw=raw)
+    job = Job.from_payload(str(data.get("queue") or ""), data.get("payload"))
     logger.warning("%s: %s", _describe(job), exception)
     _fail(worker_id, job, exception)
 
@@ -166,12 +162,6 @@ def _fail(worker_id: str, job: Job, exception: BaseException) -> None:
 
 def _describe(job: Job) -> str:
     return f"(Job{{{job.queue}}} | {job.raw[:200]})"
-
-
-def _class_name(payload: Any) -> str:
-    if isinstance(payload, dict) and isinstance(payload.get("class"), str):
-        return payload["class"]
-    return "<Unknown Job>"
 
 
 def display_class(job: Job) -> str:
@@ -256,12 +246,10 @@ def _prune_expired_heartbeats(client: redis_lib.Redis, worker_id: str) -> set[st
             continue
         if int(now - beat_time.timestamp()) > int(settings.RESQUE_PRUNE_INTERVAL):
             logger.info("Pruning dead worker: %s", other)
-            job_class = _class_name((processing(other) or {}).get("payload"))
+            job_class = class_name_of((processing(other) or {}).get("payload"))
             unregister(
                 other,
-                PruneDeadWorkerDirtyExit(
-                    f"Worker {other} did not gracefully exit while processing {job_class}"
-                ),
+                PruneDeadWorkerDirtyExit(PruneDeadWorkerDirtyExit.message_for(other, job_class)),
             )
             pruned.add(other)
     return pruned

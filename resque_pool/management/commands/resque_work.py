@@ -6,8 +6,6 @@ then ``QUEUE`` from the environment, and ``INTERVAL`` without ``--interval``.
 
 from __future__ import annotations
 
-import os
-
 from django.core.management.base import BaseCommand, CommandError
 
 from resque_pool.errors import NoQueueError
@@ -37,9 +35,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        queues = options["queues"] or os.environ.get("QUEUES") or os.environ.get("QUEUE")
         try:
-            worker = Worker(queues, interval=options["interval"])
+            # Without --queues the worker reads QUEUES, then QUEUE, as rake resque:work does.
+            worker = Worker(options["queues"], interval=options["interval"])
         except NoQueueError as error:
             raise CommandError(f"{error} Use --queues a,b or set QUEUES.") from None
         except ValueError as error:

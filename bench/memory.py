@@ -47,28 +47,14 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGQUIT) -> None:
         process.wait(10)
 
 
-def measure_ours(url: str, client: redis.Redis, workers: int) -> int:
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as config:
-        config.write(f"bench: {workers}\n")
-    process = subprocess.Popen(
-        [PYTHON, "manage.py", "resque_pool", "-c", config.name, "--no-pidfile"],
-        env=env_for(url),
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: client.scard("bench:workers") >= workers)
-        time.sleep(SETTLE_SECONDS)
-        return tree_pss_kib(process.pid)
-    finally:
-        stop(process)
-        os.unlink(config.name)
-
-
-def measure_rq_pool(cmd: list[str], env: dict[str, str], client: redis.Redis, workers: int) -> int:
-    """PSS of an rq-style pool started with ``cmd``, once its workers registered."""
+def measure_pool(
+    cmd: list[str],
+    env: dict[str, str],
+    registered: Callable[[], bool],
+    stop_signal: int = signal.SIGQUIT,
+) -> int:
+    """PSS of the process tree started by ``cmd``, once ``registered()`` says its workers
+    are up and a moment has passed for them to settle."""
     process = subprocess.Popen(
         cmd,
         env=env,
@@ -78,22 +64,36 @@ def measure_rq_pool(cmd: list[str], env: dict[str, str], client: redis.Redis, wo
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: client.scard("rq:workers") >= workers)
+        wait_for(registered)
         time.sleep(SETTLE_SECONDS)
         return tree_pss_kib(process.pid)
     finally:
-        stop(process, signal.SIGINT)
+        stop(process, stop_signal)
+
+
+def measure_ours(url: str, client: redis.Redis, workers: int) -> int:
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as config:
+        config.write(f"bench: {workers}\n")
+    try:
+        cmd = [PYTHON, "manage.py", "resque_pool", "-c", config.name, "--no-pidfile"]
+        return measure_pool(cmd, env_for(url), lambda: client.scard("bench:workers") >= workers)
+    finally:
+        os.unlink(config.name)
+
+
+def _rq_registered(client: redis.Redis, workers: int) -> Callable[[], bool]:
+    return lambda: client.scard("rq:workers") >= workers
 
 
 def measure_rq(url: str, client: redis.Redis, workers: int) -> int:
     cmd = [PYTHON, "-m", "rq.cli", "worker-pool", "-n", str(workers), "--url", url, "bench"]
-    return measure_rq_pool(cmd, env_for(url), client, workers)
+    return measure_pool(cmd, env_for(url), _rq_registered(client, workers), signal.SIGINT)
 
 
 def measure_django_rq(url: str, client: redis.Redis, workers: int) -> int:
     cmd = [PYTHON, "manage.py", "rqworker-pool", "--num-workers", str(workers), "bench"]
     env = env_for(url, DJANGO_SETTINGS_MODULE="bench.django_rq_settings")
-    return measure_rq_pool(cmd, env, client, workers)
+    return measure_pool(cmd, env, _rq_registered(client, workers), signal.SIGINT)
 
 
 def measure_independent(url: str, client: redis.Redis, workers: int) -> int:

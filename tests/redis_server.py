@@ -38,10 +38,9 @@ def start() -> TestRedis:
     return _start_fake()
 
 
-def _start_real(binary: str) -> TestRedis:
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="resque-pool-test-redis-")
-    process = subprocess.Popen(
+def spawn_redis_server(port: int, workdir: str, binary: str = "redis-server") -> subprocess.Popen:
+    """A throwaway redis-server on 127.0.0.1:``port`` that keeps nothing on disk."""
+    return subprocess.Popen(
         [
             binary,
             "--port",
@@ -60,6 +59,12 @@ def _start_real(binary: str) -> TestRedis:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def _start_real(binary: str) -> TestRedis:
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="resque-pool-test-redis-")
+    process = spawn_redis_server(port, workdir, binary)
     url = f"redis://127.0.0.1:{port}/0"
     _wait_for(url, process)
 

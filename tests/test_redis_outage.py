@@ -14,7 +14,7 @@ import redis
 from resque_pool import wire
 from tests.conftest import wait_until
 from tests.pool_fixtures import write
-from tests.redis_server import free_port
+from tests.redis_server import free_port, spawn_redis_server
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs a redis-server binary to stop and restart"
@@ -31,23 +31,7 @@ class Server:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.process = spawn_redis_server(self.port, str(self.dir))
         client = redis.Redis.from_url(self.url, decode_responses=True)
         wait_until(lambda: _pings(client), timeout=10, message="redis-server to answer")
         self.client = client

@@ -453,3 +453,22 @@ def test_signal_queue_holds_five_and_logs_the_rest(caplog):
     finally:
         queue.uninstall()
         queue.close()
+
+
+def test_kill_others_logs_a_repeating_redis_error_once(caplog, settings):
+    from resque_pool import connection
+    from resque_pool.pool.killer import KillOthers
+    from resque_pool.pool.processes import WorkerProcess, WorkerTable
+
+    settings.RESQUE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    connection.reset_connections()
+    killer = KillOthers("app", "host", 1, enabled=True)
+    workers = WorkerTable()
+    workers.add(WorkerProcess(12345, "demo", 0.0))
+    with caplog.at_level("ERROR", logger="resque_pool.pool"):
+        for _ in range(3):
+            killer.next_check = 0.0
+            killer.tick(workers, {"demo": 1})
+    errors = [r for r in caplog.records if "kill-others" in r.getMessage()]
+    assert len(errors) == 1 and "will retry" in errors[0].getMessage()
+    assert killer.pending  # still waiting to signal the old pools

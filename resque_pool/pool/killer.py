@@ -85,6 +85,7 @@ class KillOthers:
         self.appname, self.host, self.own_pid = appname, host, own_pid
         self.pending = enabled
         self.logged_wait = False
+        self.last_error: str | None = None
         self.next_check = 0.0
 
     def tick(self, workers: WorkerTable, desired: dict[str, int]) -> None:
@@ -97,7 +98,7 @@ class KillOthers:
                 proc.id for proc in workers.all() if not proc.stopping
             )
         except Exception as error:  # noqa: BLE001 (Redis down: try again later)
-            logger.error("kill-others: could not read the workers from Redis: %s", error)
+            self._log_error(f"could not read the workers from Redis: {error}")
             return
         if not ready:
             if not self.logged_wait:
@@ -107,6 +108,12 @@ class KillOthers:
         try:
             kill_other_pools(self.appname, self.host, self.own_pid)
         except Exception as error:  # noqa: BLE001 (Redis down: try again next loop)
-            logger.error("kill-others: could not list the other pools: %s", error)
+            self._log_error(f"could not list the other pools: {error}")
             return
         self.pending = False
+
+    def _log_error(self, message: str) -> None:
+        """Once per distinct error: the check repeats twice a second while Redis is down."""
+        if message != self.last_error:
+            logger.error("kill-others: %s; will retry", message)
+            self.last_error = message

@@ -211,7 +211,7 @@ class Manager:
                 manager_pid=self.pid,
                 single_process_group=self.options.single_process_group,
                 reset_signals=self.signals.handled,
-                close_fds=(self.signals.read_fd, self.signals.write_fd),
+                close_fds=self.signals.fds,
             )
         except OSError as error:
             logger.error("could not fork a worker for %s: %s", queues, error)

@@ -8,11 +8,10 @@ and the C-level wakeup fd writes a byte to a pipe, which the main loop sleeps on
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
-import os
-import select
 import signal
+
+from ..wakeup import Waker
 
 # resque-pool also queues signal 29 (SIGINFO on BSD/macOS, SIGIO on Linux) for its siginfo
 # hooks; queueing it here keeps its default action (terminate) from killing the manager.
@@ -38,14 +37,12 @@ class SignalQueue:
         self.pending: collections.deque[int] = collections.deque()
         self.dropped: list[int] = []
         self.previous: dict[int, object] = {}
-        self.read_fd, self.write_fd = os.pipe()
-        for fd in (self.read_fd, self.write_fd):
-            os.set_blocking(fd, False)
-            os.set_inheritable(fd, False)
+        # The worker's self-pipe; here Python's C-level wakeup fd writes to it.
+        self.waker = Waker()
 
     def install(self) -> None:
         self.previous = {signum: signal.getsignal(signum) for signum in self.handled}
-        signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+        signal.set_wakeup_fd(self.waker.write_fd, warn_on_full_buffer=False)
         for signum in QUEUED:
             signal.signal(signum, self._enqueue)
         # CHLD only has to wake the loop (the wakeup fd does that); reaping is the loop's job.
@@ -81,22 +78,16 @@ class SignalQueue:
 
     def sleep(self, timeout: float) -> None:
         """Block until a signal arrives or ``timeout`` seconds pass."""
-        if self.pending:
-            return
-        with contextlib.suppress(InterruptedError):
-            readable, _, _ = select.select([self.read_fd], [], [], max(timeout, 0.0))
-            if readable:
-                self._drain()
+        if not self.pending:
+            self.waker.wait(timeout)
 
-    def _drain(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self.read_fd, 4096):
-                pass
+    @property
+    def fds(self) -> tuple[int, int]:
+        """The pipe's ends, for a forked worker to close."""
+        return self.waker.read_fd, self.waker.write_fd
 
     def close(self) -> None:
-        for fd in (self.read_fd, self.write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self.waker.close()
 
 
 def name(signum: int) -> str:

@@ -15,8 +15,7 @@ from typing import NoReturn
 from . import connection, hooks
 from .errors import DirtyExit, TermException
 from .jobs import Job
-from .procline import set_procline
-from .worker_registry import display_class, report_failed_job
+from .worker_registry import report_failed_job
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,8 @@ def run_job_child(
         _reset_signals(term_child)
         close_inherited()
         connection.reset_connections()
-        set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
+        # The title "Processing <queue> since ..." is inherited: the parent set it before
+        # forking and changes its own to "Forked ..." only afterwards.
         try:
             hooks.run("after_fork", job)
             job.perform()
@@ -44,7 +44,7 @@ def run_job_child(
             report_failed_job(worker_id, job, error)
         status = 0
     except BaseException:
-        logger.exception("Job child %s could not finish %s", os.getpid(), job.raw[:200])
+        logger.exception("Job child %s could not finish %s", os.getpid(), job.describe())
     finally:
         _flush_output()
         os._exit(status)

@@ -221,6 +221,10 @@ class Job:
     def class_name(self) -> str | None:
         return class_name_of(self.payload)
 
+    def describe(self, limit: int = 200) -> str:
+        """``(Job{queue} | payload)`` for logs, the payload cut to ``limit`` characters."""
+        return f"(Job{{{self.queue}}} | {self.raw[:limit]})"
+
     @property
     def args(self) -> list[Any]:
         if isinstance(self.payload, dict) and isinstance(self.payload.get("args"), list):

@@ -220,7 +220,7 @@ class Worker(WorkerSignals):
         # it, so bookkeeping errors are logged and the job runs all the same.
         record_tolerantly("working_on", working_on, self.id, job)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
-        logger.info("got: (Job{%s} | %s)", job.queue, job.raw[:200])
+        logger.info("got: %s", job.describe())
         try:
             # Garbage is recorded here, before any child is forked for it.
             job.validate()
@@ -251,7 +251,7 @@ class Worker(WorkerSignals):
         try:
             hooks.run("before_fork", job)
         except Exception as error:
-            report_failed_job(self.id, job, error)
+            record_tolerantly("the failure", report_failed_job, self.id, job, error)
             return
         # Database sockets must never be shared with a child: close them here, in the
         # parent, so the child opens its own (closing them in the child could send a

@@ -132,7 +132,7 @@ def done_working(worker_id: str) -> None:
 def report_failed_job(worker_id: str, job: Job, exception: BaseException) -> None:
     """A job that raised: failure hooks, failure entry, then ``stat:failed`` (Ruby
     ``report_failed_job``: the entry is written even when a hook raises)."""
-    logger.error("%s failed: %s: %s", _describe(job), type(exception).__name__, exception)
+    logger.error("%s failed: %s: %s", job.describe(), type(exception).__name__, exception)
     _fail(worker_id, job, exception)
     pipe = get_redis().pipeline(transaction=False)
     pipe.incrby(key("stat", "failed"), 1)
@@ -142,13 +142,13 @@ def report_failed_job(worker_id: str, job: Job, exception: BaseException) -> Non
 
 def report_dirty_exit(worker_id: str, job: Job, exception: DirtyExit) -> None:
     """A job whose process died: a failure entry, but ``stat:failed`` is left alone."""
-    logger.error("%s: %s", _describe(job), exception)
+    logger.error("%s: %s", job.describe(), exception)
     _fail(worker_id, job, exception)
 
 
 def fail_recorded_job(worker_id: str, data: dict[str, Any], exception: BaseException) -> None:
     job = Job.from_payload(str(data.get("queue") or ""), data.get("payload"))
-    logger.warning("%s: %s", _describe(job), exception)
+    logger.warning("%s: %s", job.describe(), exception)
     _fail(worker_id, job, exception)
 
 
@@ -158,10 +158,6 @@ def _fail(worker_id: str, job: Job, exception: BaseException) -> None:
     except Exception:
         logger.exception("on_failure hook of %s raised", job.class_name)
     failure.create(exception, worker_id, job.queue, job.payload)
-
-
-def _describe(job: Job) -> str:
-    return f"(Job{{{job.queue}}} | {job.raw[:200]})"
 
 
 def display_class(job: Job) -> str:
@@ -298,9 +294,10 @@ def record_tolerantly(what: str, write: Any, *args: Any) -> None:
         write(*args)
     except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
         job = next((arg for arg in args if isinstance(arg, Job)), None)
+        # A longer cut than usual: this log line may be all that is left of the job.
         logger.error(
             "could not record %s in Redis (%s)%s",
             what,
             error,
-            f"; job: (Job{{{job.queue}}} | {job.raw[:500]})" if job else "",
+            f"; job: {job.describe(500)}" if job else "",
         )

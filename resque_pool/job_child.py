@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -15,6 +14,7 @@ from typing import NoReturn
 from . import connection, hooks
 from .errors import DirtyExit, TermException
 from .jobs import Job
+from .proc import flush_output
 from .worker_registry import report_failed_job
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def run_job_child(
     except BaseException:
         logger.exception("Job child %s could not finish %s", os.getpid(), job.describe())
     finally:
-        _flush_output()
+        flush_output()
         os._exit(status)
 
 
@@ -64,16 +64,6 @@ def _raise_term_once(signum: int, frame: object) -> None:
     # TERMs are ignored and the parent's KILL after RESQUE_TERM_TIMEOUT is the backstop.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise TermException("SIGTERM")
-
-
-def _flush_output() -> None:
-    # os._exit skips interpreter shutdown, so buffered log lines would be lost.
-    for handler in logging.getLogger().handlers + logging.getLogger("resque_pool").handlers:
-        with contextlib.suppress(Exception):
-            handler.flush()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
 
 
 class ChildProcess:

@@ -7,12 +7,10 @@ command; see ``shared/reference/resque-wire-format.md`` sections 1 and 3.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import redis as redis_lib
@@ -22,6 +20,7 @@ from .conf import settings
 from .connection import get_redis, key
 from .errors import DirtyExit, PruneDeadWorkerDirtyExit
 from .jobs import Job, class_name_of, registry
+from .proc import command_line, pid_alive
 from .queue_resolution import QueueList
 
 logger = logging.getLogger(__name__)
@@ -270,21 +269,11 @@ def resque_process_alive(pid: int) -> bool:
     ``/proc`` exists, that its command line is a resque one, so a recycled pid or a
     zombie does not keep a dead worker registered.
     """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        pass  # alive, owned by someone else
-    if not Path("/proc/self").exists():
-        return True
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace")
+    text = command_line(pid)
+    if text is None:
+        return True  # cannot tell: a live pid is given the benefit of the doubt
     return bool(_RESQUE_COMMAND.search(text)) and "resque-web" not in text
 
 

@@ -11,6 +11,8 @@ import os
 import sys
 from typing import IO
 
+from ..proc import pid_alive
+
 logger = logging.getLogger("resque_pool.pool")
 
 
@@ -45,18 +47,6 @@ def daemonize() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def read_pid(path: str) -> int | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .. import pool_state
 from ..connection import get_redis, key
+from ..proc import command_line
 
 if TYPE_CHECKING:
     from .processes import WorkerTable
@@ -39,23 +40,19 @@ def workers_registered(worker_ids: Iterable[str]) -> bool:
 
 def _is_pool_master(pid: int, appname: str) -> bool:
     """Guard against a recycled pid: the process must still carry the manager's title."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
-    except FileNotFoundError:
-        return not os.path.isdir("/proc")  # no procfs: trust the live state
-    except OSError:
-        return False
-    return f"resque-pool-master[{appname}]" in cmdline
+    text = command_line(pid)
+    if text is None:  # no procfs: trust the live state; unreadable: do not signal
+        return not os.path.isdir("/proc")
+    return f"resque-pool-master[{appname}]" in text
 
 
 def other_pools(appname: str, host: str, own_pid: int) -> list[int]:
+    """Pids of the live pools of ``appname`` on ``host`` (``all_pools`` only returns
+    states with an integer pid)."""
     return [
-        int(state["pid"])
+        state["pid"]
         for state in pool_state.all_pools()
-        if state.get("appname") == appname
-        and state.get("host") == host
-        and int(state.get("pid") or 0) not in (0, own_pid)
+        if state.get("appname") == appname and state.get("host") == host and state["pid"] != own_pid
     ]
 
 

@@ -7,13 +7,13 @@ import gc
 import logging
 import os
 import signal
-import sys
 import traceback
 from collections.abc import Iterable
 
 from django.db import connections
 
 from .. import connection, hooks
+from ..proc import flush_output
 
 # Imported here, in the manager, so the workers share these pages instead of each
 # importing the worker's modules after the fork.
@@ -59,9 +59,7 @@ def fork_worker(
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(BaseException):
-                stream.flush()
+        flush_output()
         # Never return into the manager's stack, never run its atexit handlers.
         os._exit(status)
     raise AssertionError("unreachable")  # pragma: no cover

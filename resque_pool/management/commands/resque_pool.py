@@ -22,6 +22,7 @@ from resque_pool.pool import daemon
 from resque_pool.pool.config import ConfigError, default_file_present, validate_counts
 from resque_pool.pool.loaders import Source, choose_source
 from resque_pool.pool.manager import GRACEFUL, GRACEFUL_AND_WAIT, Manager, Options
+from resque_pool.worker_options import term_child_enabled
 
 logger = logging.getLogger("resque_pool.pool")
 
@@ -74,7 +75,7 @@ def term_behavior(options: dict[str, Any]) -> str | None:
         return GRACEFUL_AND_WAIT
     if options["term_graceful"]:
         return GRACEFUL
-    if os.environ.get("TERM_CHILD"):
+    if term_child_enabled():
         logger.info("TERM_CHILD enabled, so will use 'term-graceful-and-wait' behaviour")
         return GRACEFUL_AND_WAIT
     if os.environ.get("DYNO"):

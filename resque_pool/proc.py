@@ -1,0 +1,46 @@
+"""What one process may learn about another (alive? its command line?) and the flush a
+forked process owes its output before ``os._exit``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists (owned by anyone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def command_line(pid: int) -> str | None:
+    """The process's command line (its title, for a resque process); ``""`` when the
+    process is gone; None when it cannot be told (no ``/proc``, no permission)."""
+    try:
+        data = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return "" if Path("/proc/self").exists() else None
+    except OSError:
+        return None
+    return data.replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def flush_output() -> None:
+    """``os._exit`` skips interpreter shutdown: flush log handlers and stdio first, so the
+    last log lines of a forked worker or job child are not lost."""
+    for handler in logging.getLogger().handlers + logging.getLogger("resque_pool").handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()

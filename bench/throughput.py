@@ -16,7 +16,7 @@ import argparse
 import redis
 
 from bench.common import PYTHON, env_for, start_redis, timed
-from resque_pool import wire
+from resque_pool.resque import wire
 
 
 def fill_ours(client: redis.Redis, jobs: int) -> None:

@@ -18,9 +18,9 @@ from django.db import transaction
 from django.urls import path
 from django.utils.html import format_html
 
-from .dashboard import failed_views, views
-from .dashboard import pools as live_pools
-from .models import Dashboard, WorkerCount
+from resque_pool.dashboard import failed_views, views
+from resque_pool.dashboard import pools as live_pools
+from resque_pool.models import Dashboard, WorkerCount
 
 
 class RunningColumn:

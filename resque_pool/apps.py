@@ -10,4 +10,4 @@ class ResquePoolConfig(AppConfig):
     def ready(self) -> None:
         # Register every installed app's jobs, as the admin autodiscovers admin.py.
         autodiscover_modules("jobs")
-        from . import checks  # noqa: F401  (registers the system checks)
+        from resque_pool import checks  # noqa: F401  (registers the system checks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .conf import settings
+from resque_pool.conf import settings
 
 
 @checks.register()

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from .queue_lists import normalize_queue_list
+from resque_pool.resque.queue_lists import normalize_queue_list
 
 
 class WorkerCountQuerySet(models.QuerySet):

@@ -109,7 +109,7 @@ def _no_database_left_open(request, django_db_blocker) -> None:
 
 @pytest.fixture(autouse=True)
 def resque(redis_server_url: str, settings) -> Iterator[Resque]:
-    from resque_pool import connection
+    from resque_pool.resque import connection
 
     namespace = f"test-{uuid.uuid4().hex[:12]}"
     settings.RESQUE_REDIS_URL = redis_server_url

@@ -22,7 +22,7 @@ def crash_on_crash_queue(worker) -> None:
 def record_prefork(worker) -> None:
     """With ``POOL_TEST_RECORD_PREFORK`` set, remember each worker the hook was given."""
     if os.environ.get("POOL_TEST_RECORD_PREFORK"):
-        from resque_pool.connection import get_redis, key
+        from resque_pool.resque.connection import get_redis, key
 
         get_redis().sadd(key("test", "prefork"), f"{os.getpid()} {worker.id}")
 

@@ -14,8 +14,8 @@ from django.contrib.admin.models import LogEntry
 from django.test import Client
 from django.urls import reverse
 
-from resque_pool import pool_state
 from resque_pool.dashboard import failures
+from resque_pool.pool import state as pool_state
 from tests.admin_support import (
     RUBY_FAILURE,
     csrf_post,
@@ -339,7 +339,7 @@ def test_keys_page_follows_the_scan_cursor(viewer, resque):
 
 
 def test_permission_is_checked_before_redis_is_read(settings):
-    from resque_pool import connection
+    from resque_pool.resque import connection
 
     client = Client()
     client.force_login(make_user("nobody"))

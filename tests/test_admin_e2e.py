@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from resque_pool import enqueue, failure, pool_state
+from resque_pool import enqueue
 from resque_pool.models import WorkerCount
+from resque_pool.pool import state as pool_state
+from resque_pool.resque import failures as failure
 from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

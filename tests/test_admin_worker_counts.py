@@ -11,8 +11,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from resque_pool import pool_state
 from resque_pool.models import WorkerCount
+from resque_pool.pool import state as pool_state
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +132,7 @@ def test_running_column_reads_redis_once_per_changelist(editor, resque, monkeypa
 
 
 def test_changelist_works_when_redis_is_down(editor, settings):
-    from resque_pool import connection as redis_connection
+    from resque_pool.resque import connection as redis_connection
 
     WorkerCount.objects.create(queues="a", count=1)
     settings.RESQUE_REDIS_URL = "redis://127.0.0.1:1/0"

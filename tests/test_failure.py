@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from resque_pool import failure
 from resque_pool.errors import DirtyExit, FailureMoved, FailureNotFound
+from resque_pool.resque import failures as failure
 
 FAILED_AT = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d UTC$")
 

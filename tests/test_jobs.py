@@ -6,7 +6,7 @@ import pytest
 
 from resque_pool import DontPerform, enqueue, job
 from resque_pool.errors import BadArguments, MalformedPayload, NoQueueError, UnknownJob
-from resque_pool.jobs import Job, registry
+from resque_pool.resque.jobs import Job, registry
 
 
 @pytest.fixture

@@ -456,9 +456,9 @@ def test_signal_queue_holds_five_and_logs_the_rest(caplog):
 
 
 def test_kill_others_logs_a_repeating_redis_error_once(caplog, settings):
-    from resque_pool import connection
     from resque_pool.pool.killer import KillOthers
     from resque_pool.pool.processes import WorkerProcess, WorkerTable
+    from resque_pool.resque import connection
 
     settings.RESQUE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     connection.reset_connections()

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from resque_pool import pool_state
+from resque_pool.pool import state as pool_state
 from tests.conftest import manage_command, wait_until
 from tests.pool_fixtures import SETTINGS, registered, write
 from tests.pool_support import alive, children, cmdline, kill_tree

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 
-from resque_pool import failure, wire
 from resque_pool.models import WorkerCount
+from resque_pool.resque import failures as failure
+from resque_pool.resque import wire
 from tests.conftest import wait_until
 
 JOBS = 40

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from resque_pool import pool_state
 from resque_pool.models import WorkerCount
+from resque_pool.pool import state as pool_state
 from tests.conftest import wait_until
 from tests.pool_fixtures import log_times, processing_worker, registered, write
 from tests.pool_support import alive, children, cmdline

@@ -3,7 +3,7 @@
 import pytest
 
 from resque_pool.errors import NoQueueError
-from resque_pool.queue_resolution import QueueList, fnmatch
+from resque_pool.resque.queue_resolution import QueueList, fnmatch
 
 EXISTING = {"high", "low", "critical", "file_serve", "file_upload", "mail", "a/b", ".hidden"}
 

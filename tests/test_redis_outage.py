@@ -11,7 +11,7 @@ import time
 import pytest
 import redis
 
-from resque_pool import wire
+from resque_pool.resque import wire
 from tests.conftest import wait_until
 from tests.pool_fixtures import write
 from tests.redis_server import free_port, spawn_redis_server

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from django.core.checks import run_checks
 
-from resque_pool import wire
 from resque_pool.conf import DEFAULTS, settings
+from resque_pool.resque import wire
 
 
 def test_time_formats_match_resque():
@@ -67,7 +67,7 @@ def test_checks_pass_for_the_demo_project():
 
 
 def test_client_speaks_resp2_unless_the_url_asks_for_resp3(resque, settings):
-    from resque_pool import connection
+    from resque_pool.resque import connection
 
     assert connection.get_redis().connection_pool.connection_kwargs["protocol"] == 2
     settings.RESQUE_REDIS_URL = resque.url + "?protocol=3"

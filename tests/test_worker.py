@@ -10,10 +10,11 @@ import socket
 
 import pytest
 
-from resque_pool import enqueue, hooks, job, wire
-from resque_pool.connection import get_redis, key
+from resque_pool import enqueue, hooks, job
 from resque_pool.errors import NoQueueError
-from resque_pool.worker import Worker, make_worker_id
+from resque_pool.resque import wire
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.worker.loop import Worker, make_worker_id
 
 HOST = socket.gethostname()
 FAILURE_KEYS = ["failed_at", "payload", "exception", "error", "backtrace", "worker", "queue"]
@@ -293,7 +294,7 @@ def test_resque_work_command_drains_with_interval_zero(resque, run_manage):
 
 
 def test_dirty_exit_wording_for_signals_and_exit_statuses():
-    from resque_pool.job_child import dirty_exit_for
+    from resque_pool.worker.job_child import dirty_exit_for
 
     statuses = {}
     for code in (0, 3):

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
 from resque_pool.models import WorkerCount
-from resque_pool.queue_lists import normalize_queue_list, split_queues
+from resque_pool.resque.queue_lists import normalize_queue_list, split_queues
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_clean_reports_queue_errors_on_the_field():
 
 
 def test_pool_state_readers_skip_states_of_another_shape(resque):
-    from resque_pool import pool_state
+    from resque_pool.pool import state as pool_state
 
     pool_state.publish({"id": "h:1", "host": "h", "pid": 1, "counts": {"a": 1}})
     resque.client.sadd(resque.key("pools"), "h:x", "h:list", "h:text", "h:gone")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from resque_pool import enqueue
-from resque_pool.worker import cleanup_dead_worker
+from resque_pool.worker.loop import cleanup_dead_worker
 from tests.conftest import ROOT, wait_until
 
 HOST = socket.gethostname()
@@ -256,7 +256,7 @@ MANAGER_SCRIPT = textwrap.dedent(
     import os, sys, time
     import django
     django.setup()
-    from resque_pool.worker import Worker
+    from resque_pool.worker.loop import Worker
 
     manager = os.getpid()
     pid = os.fork()

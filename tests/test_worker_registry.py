@@ -11,15 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from resque_pool import hooks, wire
-from resque_pool.queue_resolution import QueueList
-from resque_pool.worker import cleanup_dead_worker
-from resque_pool.worker_registry import (
-    prune_dead_workers,
-    register,
-    resque_process_alive,
-    unregister,
-)
+from resque_pool import hooks
+from resque_pool.resque import wire
+from resque_pool.resque.pruning import prune_dead_workers, resque_process_alive
+from resque_pool.resque.queue_resolution import QueueList
+from resque_pool.resque.workers import register, unregister
+from resque_pool.worker.loop import cleanup_dead_worker
 from tests.conftest import wait_until
 
 HOST = socket.gethostname()
@@ -228,7 +225,7 @@ def test_process_liveness(processes):
 
 
 def test_worker_prunes_at_startup_before_hooks_and_registration(resque):
-    from resque_pool.worker import Worker
+    from resque_pool.worker.loop import Worker
 
     other = f"{HOST}:{dead_pid()}:demo"
     fake_worker(resque, other)
@@ -247,7 +244,7 @@ def test_worker_prunes_at_startup_before_hooks_and_registration(resque):
 
 
 def test_heartbeat_thread_beats_from_server_time_until_stopped(resque):
-    from resque_pool.worker_registry import Heartbeat
+    from resque_pool.worker.heartbeat import Heartbeat
 
     worker_id = f"{HOST}:1:demo"
     field = resque.key("workers:heartbeat")

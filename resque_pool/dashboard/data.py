@@ -18,8 +18,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import wire
-from ..connection import get_redis, key, namespace
+from resque_pool.resque import wire
+from resque_pool.resque.connection import get_redis, key, namespace
 
 ACTIVE_JOB_WRAPPER = "ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper"
 

@@ -11,9 +11,8 @@ from django.contrib import messages
 from django.contrib.admin.models import DELETION
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 
-from .. import failure
-from . import data, failures
-from .views import (
+from resque_pool.dashboard import data, failures
+from resque_pool.dashboard.views import (
     FAILED_PAGE,
     confirm,
     log_action,
@@ -24,6 +23,7 @@ from .views import (
     require_view,
     url,
 )
+from resque_pool.resque import failures as failure
 
 
 def failed_list(model_admin, request):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import failure, wire
-from ..connection import get_redis, key
-from ..errors import FailureNotFound
-from ..failure import entry_digest
-from .data import decode_json, describe_payload, parse_worker_id, pretty
+from resque_pool.dashboard.data import decode_json, describe_payload, parse_worker_id, pretty
+from resque_pool.errors import FailureNotFound
+from resque_pool.resque import failures as failure
+from resque_pool.resque import wire
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.failures import entry_digest
 
 # Any reason an entry is not the one shown: gone (FailureNotFound) or replaced (FailureMoved).
 EntryMoved = FailureNotFound

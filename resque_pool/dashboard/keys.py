@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..connection import get_redis, namespace
+from resque_pool.resque.connection import get_redis, namespace
 
 PAGE = 100
 PREVIEW = 100

@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .. import pool_state, wire
-from .data import age_seconds, now, to_int
+from resque_pool.dashboard.data import age_seconds, now, to_int
+from resque_pool.pool import state as pool_state
+from resque_pool.resque import wire
 
 
 def pools() -> list[dict[str, Any]]:

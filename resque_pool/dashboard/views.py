@@ -19,12 +19,12 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from .. import failure
-from ..connection import namespace
-from . import data, keys
-from . import pools as live_pools
+from resque_pool.dashboard import data, keys
+from resque_pool.dashboard import pools as live_pools
+from resque_pool.resque import failures as failure
+from resque_pool.resque.connection import namespace
 
-logger = logging.getLogger("resque_pool.admin")
+logger = logging.getLogger(__name__)
 
 QUEUE_PAGE = 20
 FAILED_PAGE = 20

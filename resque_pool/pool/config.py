@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from django.core.exceptions import ValidationError
 
-from ..queue_lists import normalize_queue_list
+from resque_pool.resque.queue_lists import normalize_queue_list
 
 
 class ConfigError(Exception):

@@ -11,9 +11,9 @@ import os
 import sys
 from typing import IO
 
-from ..proc import pid_alive
+from resque_pool.unix.process import pid_alive
 
-logger = logging.getLogger("resque_pool.pool")
+logger = logging.getLogger(__name__)
 
 
 class PidfileError(Exception):

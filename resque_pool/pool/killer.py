@@ -16,14 +16,14 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .. import pool_state
-from ..connection import get_redis, key
-from ..proc import command_line
+from resque_pool.pool import state as pool_state
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.unix.process import command_line
 
 if TYPE_CHECKING:
-    from .processes import WorkerTable
+    from resque_pool.pool.processes import WorkerTable
 
-logger = logging.getLogger("resque_pool.pool")
+logger = logging.getLogger(__name__)
 
 
 def workers_registered(worker_ids: Iterable[str]) -> bool:

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from ..conf import settings
-from .config import ConfigError, FileLoader
+from resque_pool.conf import settings
+from resque_pool.pool.config import ConfigError, FileLoader
 
 Loader = Callable[[str | None], Any]
 
@@ -27,7 +27,7 @@ class DatabaseLoader:
         self.pool = pool
 
     def __call__(self, environment: str | None) -> dict[str, int]:
-        from ..models import WorkerCount
+        from resque_pool.models import WorkerCount
 
         return WorkerCount.objects.counts_for(environment, self.pool)
 

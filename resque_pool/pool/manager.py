@@ -20,19 +20,19 @@ from typing import Any
 import setproctitle
 from django.db import connections
 
-from .. import pool_state
-from ..conf import settings
-from ..queue_lists import split_queues
-from ..worker_options import term_child_enabled
-from . import killer, spawn
-from .backoff import Backoff
-from .config import validate_counts
-from .daemon import Redirects, reopen_logs
-from .loaders import Source
-from .processes import WorkerProcess, WorkerTable, clean_up_dead_worker, send_signal
-from .signals import SIGNAL_29, SignalQueue, name
+from resque_pool.conf import settings
+from resque_pool.pool import killer, spawn
+from resque_pool.pool import state as pool_state
+from resque_pool.pool.backoff import Backoff
+from resque_pool.pool.config import validate_counts
+from resque_pool.pool.daemon import Redirects, reopen_logs
+from resque_pool.pool.loaders import Source
+from resque_pool.pool.processes import WorkerProcess, WorkerTable, clean_up_dead_worker, send_signal
+from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
+from resque_pool.resque.queue_lists import split_queues
+from resque_pool.worker.options import term_child_enabled
 
-logger = logging.getLogger("resque_pool.pool")
+logger = logging.getLogger(__name__)
 
 GRACEFUL_AND_WAIT = "graceful_worker_shutdown_and_wait"
 GRACEFUL = "graceful_worker_shutdown"

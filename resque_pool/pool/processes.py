@@ -8,10 +8,10 @@ import os
 import signal
 from dataclasses import dataclass
 
-from ..conf import settings
-from ..queue_lists import split_queues
+from resque_pool.conf import settings
+from resque_pool.resque.queue_lists import split_queues
 
-logger = logging.getLogger("resque_pool.pool")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,7 +24,7 @@ class WorkerProcess:
     @property
     def id(self) -> str:
         """The Resque worker id it registers under (``host:pid:queues``)."""
-        from ..worker import make_worker_id
+        from resque_pool.worker.loop import make_worker_id
 
         return make_worker_id(self.pid, split_queues(self.queues))
 
@@ -96,7 +96,7 @@ def clean_up_dead_worker(proc: WorkerProcess, killed: bool, own_group: bool) -> 
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
     try:
-        from ..worker import cleanup_dead_worker
+        from resque_pool.worker.loop import cleanup_dead_worker
 
         if cleanup_dead_worker(proc.id, requeue=bool(settings.RESQUE_REQUEUE_DIRTY_JOBS)):
             logger.warning("cleaned up dead worker %s in Redis", proc.id)

@@ -11,7 +11,7 @@ import collections
 import logging
 import signal
 
-from ..wakeup import Waker
+from resque_pool.unix.wakeup import Waker
 
 # resque-pool also queues signal 29 (SIGINFO on BSD/macOS, SIGIO on Linux) for its siginfo
 # hooks; queueing it here keeps its default action (terminate) from killing the manager.
@@ -29,7 +29,7 @@ QUEUED = (
 )
 MAX_QUEUED = 5
 
-logger = logging.getLogger("resque_pool.pool")
+logger = logging.getLogger(__name__)
 
 
 class SignalQueue:

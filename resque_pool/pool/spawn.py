@@ -12,14 +12,15 @@ from collections.abc import Iterable
 
 from django.db import connections
 
-from .. import connection, hooks
-from ..proc import flush_output
+from resque_pool import hooks
+from resque_pool.resque import connection
+from resque_pool.unix.process import flush_output
 
 # Imported here, in the manager, so the workers share these pages instead of each
 # importing the worker's modules after the fork.
-from ..worker import Worker
+from resque_pool.worker.loop import Worker
 
-logger = logging.getLogger("resque_pool.pool")
+logger = logging.getLogger(__name__)
 
 
 def prepare_to_fork() -> None:

@@ -3,7 +3,7 @@
 import time
 
 from resque_pool import job
-from resque_pool.connection import get_redis, key
+from resque_pool.resque.connection import get_redis, key
 
 
 @job(queue="demo", name="Noop")

@@ -1,8 +1,8 @@
 """A job that queries the database from a forked job child."""
 
 from resque_pool import job
-from resque_pool.connection import get_redis, key
 from resque_pool.models import WorkerCount
+from resque_pool.resque.connection import get_redis, key
 
 
 @job(queue="dbjobs", name="CountRows")

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from resque_pool.errors import NoQueueError, UnknownJob
-from resque_pool.jobs import enqueue
+from resque_pool.resque.jobs import enqueue
 
 
 def parse_argument(text: str) -> Any:

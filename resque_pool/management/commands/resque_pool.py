@@ -22,9 +22,9 @@ from resque_pool.pool import daemon
 from resque_pool.pool.config import ConfigError, default_file_present, validate_counts
 from resque_pool.pool.loaders import Source, choose_source
 from resque_pool.pool.manager import GRACEFUL, GRACEFUL_AND_WAIT, Manager, Options
-from resque_pool.worker_options import term_child_enabled
+from resque_pool.worker.options import term_child_enabled
 
-logger = logging.getLogger("resque_pool.pool")
+logger = logging.getLogger(__name__)
 
 DAEMON_STDOUT = "log/resque-pool.stdout.log"
 DAEMON_STDERR = "log/resque-pool.stderr.log"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from resque_pool.errors import NoQueueError
-from resque_pool.worker import Worker
+from resque_pool.worker.loop import Worker
 
 
 class Command(BaseCommand):

@@ -16,30 +16,26 @@ from collections.abc import Iterable
 import redis as redis_lib
 from django import db
 
-from . import hooks
-from .conf import settings
-from .connection import get_redis, key
-from .errors import JobError
-from .job_child import ChildProcess, dirty_exit_for, run_job_child
-from .jobs import Job
-from .procline import set_procline
-from .queue_resolution import QueueList
-from .worker_options import WorkerOptions
-from .worker_registry import (
-    Heartbeat,
-    cleanup_dead_worker,
-    display_class,
-    done_working,
+from resque_pool import hooks
+from resque_pool.conf import settings
+from resque_pool.errors import JobError
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.jobs import Job
+from resque_pool.resque.outcomes import done_working, report_dirty_exit, report_failed_job
+from resque_pool.resque.pruning import cleanup_dead_worker, prune_dead_workers
+from resque_pool.resque.queue_resolution import QueueList
+from resque_pool.resque.workers import (
     make_worker_id,
-    prune_dead_workers,
     record_tolerantly,
     register,
-    report_dirty_exit,
-    report_failed_job,
     unregister,
     working_on,
 )
-from .worker_signals import WorkerSignals
+from resque_pool.worker.heartbeat import Heartbeat
+from resque_pool.worker.job_child import ChildProcess, dirty_exit_for, run_job_child
+from resque_pool.worker.options import WorkerOptions
+from resque_pool.worker.procline import display_class, set_procline
+from resque_pool.worker.signals import WorkerSignals
 
 __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
 

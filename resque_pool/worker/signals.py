@@ -17,11 +17,11 @@ import signal
 import threading
 from typing import Any
 
-from . import hooks
-from .errors import TermException
-from .wakeup import Waker
+from resque_pool import hooks
+from resque_pool.errors import TermException
+from resque_pool.unix.wakeup import Waker
 
-logger = logging.getLogger("resque_pool.worker")
+logger = logging.getLogger(__name__)
 
 
 class WorkerSignals:

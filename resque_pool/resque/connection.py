@@ -11,7 +11,7 @@ import threading
 
 import redis as redis_lib
 
-from .conf import settings
+from resque_pool.conf import settings
 
 _lock = threading.Lock()
 _clients: dict[str, redis_lib.Redis] = {}

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import wire
-from .connection import get_redis, key
-from .errors import BadArguments, DontPerform, MalformedPayload, NoQueueError, UnknownJob
+from resque_pool.errors import BadArguments, DontPerform, MalformedPayload, NoQueueError, UnknownJob
+from resque_pool.resque import wire
+from resque_pool.resque.connection import get_redis, key
 
 HOOK_PREFIXES = (
     "before_perform",

@@ -21,9 +21,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from . import wire
-from .conf import settings
-from .connection import get_redis, key
+from resque_pool.conf import settings
+from resque_pool.resque import wire
+from resque_pool.resque.connection import get_redis, key
 
 
 def pool_id(host: str, pid: int) -> str:

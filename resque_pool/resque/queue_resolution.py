@@ -13,8 +13,8 @@ import functools
 import re
 from collections.abc import Iterable
 
-from .errors import NoQueueError
-from .queue_lists import split_queues
+from resque_pool.errors import NoQueueError
+from resque_pool.resque.queue_lists import split_queues
 
 # Any of these in a pattern (or any negation) makes the list dynamic (worker.rb WILDCARDS).
 WILDCARDS = ("*", "?", "{", "}", "[", "]")

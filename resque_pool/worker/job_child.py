@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
-from . import connection, hooks
-from .errors import DirtyExit, TermException
-from .jobs import Job
-from .proc import flush_output
-from .worker_registry import report_failed_job
+from resque_pool import hooks
+from resque_pool.errors import DirtyExit, TermException
+from resque_pool.resque import connection
+from resque_pool.resque.jobs import Job
+from resque_pool.resque.outcomes import report_failed_job
+from resque_pool.unix.process import flush_output
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import redis as redis_lib
 
-from . import wire
-from .connection import get_redis, key
-from .errors import FailureMoved, FailureNotFound, exception_name
+from resque_pool.errors import FailureMoved, FailureNotFound, exception_name
+from resque_pool.resque import wire
+from resque_pool.resque.connection import get_redis, key
 
 FAILED = "failed"
 _BATCH = 500

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .conf import settings
+from resque_pool.conf import settings
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_TERM_TIMEOUT = 4.0

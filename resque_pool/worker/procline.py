@@ -10,7 +10,8 @@ import os
 
 import setproctitle
 
-from . import __version__
+from resque_pool import __version__
+from resque_pool.resque.jobs import Job, registry
 
 
 def format_procline(text: str) -> str:
@@ -22,3 +23,9 @@ def set_procline(text: str) -> str:
     title = format_procline(text)
     setproctitle.setproctitle(title)
     return title
+
+
+def display_class(job: Job) -> str:
+    """The class a procline shows; ``No Name`` when this process cannot run it (Ruby)."""
+    name = job.class_name
+    return name if name is not None and name in registry else "No Name"

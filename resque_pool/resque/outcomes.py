@@ -1,0 +1,57 @@
+"""What a finished job writes: ``stat:processed`` when it succeeded, a failure entry (and
+``stat:failed``) when it raised, a failure entry alone when its process died.
+
+The order of writes follows Ruby Resque 3.0 (``Worker#perform``, ``Worker#done_working``,
+``Worker#report_failed_job`` in ``lib/resque/worker.rb``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from resque_pool.resque import failures
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.jobs import Job
+
+logger = logging.getLogger(__name__)
+
+
+def done_working(worker_id: str) -> None:
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.delete(key("worker", worker_id))
+    pipe.incrby(key("stat", "processed"), 1)
+    pipe.incrby(key("stat", "processed", worker_id), 1)
+    pipe.execute()
+
+
+def report_failed_job(worker_id: str, job: Job, exception: BaseException) -> None:
+    """A job that raised: failure hooks, failure entry, then ``stat:failed`` (Ruby
+    ``report_failed_job``: the entry is written even when a hook raises)."""
+    logger.error("%s failed: %s: %s", job.describe(), type(exception).__name__, exception)
+    _fail(worker_id, job, exception)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.incrby(key("stat", "failed"), 1)
+    pipe.incrby(key("stat", "failed", worker_id), 1)
+    pipe.execute()
+
+
+def report_dirty_exit(worker_id: str, job: Job, exception: BaseException) -> None:
+    """A job whose process died: a failure entry, but ``stat:failed`` is left alone."""
+    logger.error("%s: %s", job.describe(), exception)
+    _fail(worker_id, job, exception)
+
+
+def fail_recorded_job(worker_id: str, data: dict[str, Any], exception: BaseException) -> None:
+    """Fail the job a worker's in-flight record (``worker:<id>``) names."""
+    job = Job.from_payload(str(data.get("queue") or ""), data.get("payload"))
+    logger.warning("%s: %s", job.describe(), exception)
+    _fail(worker_id, job, exception)
+
+
+def _fail(worker_id: str, job: Job, exception: BaseException) -> None:
+    try:
+        job.run_failure_hooks(exception)
+    except Exception:
+        logger.exception("on_failure hook of %s raised", job.class_name)
+    failures.create(exception, worker_id, job.queue, job.payload)

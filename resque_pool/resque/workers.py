@@ -1,0 +1,97 @@
+"""What a worker writes to Redis about itself: its id, registration and in-flight job.
+
+Every key write mirrors Ruby Resque 3.0 (``lib/resque/worker.rb`` and
+``lib/resque/data_store.rb``) command for command; ``docs/interop.md`` lists the keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+import redis as redis_lib
+
+from resque_pool.errors import DirtyExit
+from resque_pool.resque import wire
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.jobs import Job
+from resque_pool.resque.outcomes import fail_recorded_job
+from resque_pool.resque.queue_resolution import QueueList
+
+logger = logging.getLogger(__name__)
+
+
+def make_worker_id(pid: int, queues: str | Iterable[str]) -> str:
+    """``host:pid:q1,q2`` with the raw non-negated patterns, as ``Worker#to_s``."""
+    return f"{socket.gethostname()}:{pid}:{QueueList(queues)}"
+
+
+def parse_worker_id(worker_id: str) -> tuple[str, str, list[str]] | None:
+    """``(host, pid, queues)``; queue names may contain ``:`` (``split(':', 3)`` in Ruby)."""
+    parts = worker_id.split(":", 2)
+    if len(parts) != 3:
+        return None
+    host, pid, queues = parts
+    return host, pid, queues.split(",")
+
+
+def register(worker_id: str) -> None:
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.sadd(key("workers"), worker_id)
+    pipe.set(key("worker", worker_id, "started"), wire.started_at())
+    pipe.execute()
+
+
+def delete_worker_keys(worker_id: str) -> bool:
+    """Remove every key of the worker; True if it was registered in any of them."""
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.srem(key("workers"), worker_id)
+    pipe.delete(key("worker", worker_id))
+    pipe.delete(key("worker", worker_id, "started"))
+    pipe.hdel(key("workers:heartbeat"), worker_id)
+    pipe.delete(key("stat", "processed", worker_id))
+    pipe.delete(key("stat", "failed", worker_id))
+    return any(pipe.execute()[:4])
+
+
+def unregister(worker_id: str, exception: BaseException | None = None) -> bool:
+    """Fail the job still recorded as in flight, then delete every key of the worker.
+
+    Returns True if the worker had anything registered."""
+    in_flight = processing(worker_id)
+    if in_flight:
+        fail_recorded_job(worker_id, in_flight, exception or DirtyExit("Job still being processed"))
+    return delete_worker_keys(worker_id) or bool(in_flight)
+
+
+def working_on(worker_id: str, job: Job) -> None:
+    data = {"queue": job.queue, "run_at": wire.run_at(), "payload": job.payload}
+    get_redis().set(key("worker", worker_id), wire.dumps(data))
+
+
+def processing(worker_id: str) -> dict[str, Any] | None:
+    raw = get_redis().get(key("worker", worker_id))
+    if not raw:
+        return None
+    try:
+        data = wire.loads(raw)
+    except ValueError:
+        return {"queue": "", "payload": raw}
+    return data if isinstance(data, dict) else {"queue": "", "payload": data}
+
+
+def record_tolerantly(what: str, write: Any, *args: Any) -> None:
+    """Run a Redis write about a job in hand; an outage is logged with the job, not raised."""
+    try:
+        write(*args)
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
+        job = next((arg for arg in args if isinstance(arg, Job)), None)
+        # A longer cut than usual: this log line may be all that is left of the job.
+        logger.error(
+            "could not record %s in Redis (%s)%s",
+            what,
+            error,
+            f"; job: {job.describe(500)}" if job else "",
+        )

@@ -1,0 +1,58 @@
+"""Names other people's code and tools depend on, pinned so that moving modules cannot
+change them: the exception paths failure entries record, and the documented imports."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from resque_pool import errors
+from resque_pool.errors import exception_name
+
+
+@pytest.mark.parametrize(
+    "exception, recorded",
+    [
+        (errors.DirtyExit("x"), "Resque::DirtyExit"),
+        (errors.UnknownJob("x"), "resque_pool.errors.UnknownJob"),
+        (errors.MalformedPayload("x"), "resque_pool.errors.MalformedPayload"),
+        (errors.BadArguments("x"), "resque_pool.errors.BadArguments"),
+        (errors.TermException("SIGTERM"), "Resque::TermException"),
+        (errors.DontPerform(), "Resque::Job::DontPerform"),
+        (RuntimeError("x"), "RuntimeError"),
+    ],
+)
+def test_failure_entries_record_the_same_exception_names(exception, recorded):
+    assert exception_name(exception) == recorded
+
+
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("resque_pool", "job"),
+        ("resque_pool", "enqueue"),
+        ("resque_pool", "DontPerform"),
+        ("resque_pool", "TermException"),
+        ("resque_pool", "Worker"),
+        ("resque_pool", "failures"),
+        ("resque_pool", "failure"),
+        ("resque_pool", "Throttled"),
+        ("resque_pool", "hooks"),
+        ("resque_pool.worker", "Worker"),
+        ("resque_pool.errors", "TermException"),
+        ("resque_pool.hooks", "after_prefork"),
+        ("resque_pool.pool.loaders", "Throttled"),
+    ],
+)
+def test_documented_imports_work(module, name):
+    assert getattr(importlib.import_module(module), name) is not None
+
+
+def test_short_paths_are_the_objects_themselves():
+    import resque_pool
+    from resque_pool.resque import failures, jobs
+    from resque_pool.worker.loop import Worker
+
+    assert resque_pool.job is jobs.job and resque_pool.Worker is Worker
+    assert resque_pool.failures is failures and resque_pool.failure is failures

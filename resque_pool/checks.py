@@ -1,30 +1,90 @@
-"""System checks for the settings django-resque-pool reads."""
+"""System checks for the settings django-resque-pool reads (one row each in ``conf.SETTINGS``).
+
+Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E004 number
+out of range, E005 wrong type; W001 a prune interval that would prune live workers.
+"""
 
 from __future__ import annotations
+
+import reprlib
+from typing import Any
 
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from resque_pool.conf import settings
+from resque_pool.conf import SETTINGS, Setting, settings
+
+# Values never quoted in a message: they may hold a password.
+_SECRET = frozenset({"RESQUE_REDIS_URL"})
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
 
 
 @checks.register()
 def check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
-    url = settings.RESQUE_REDIS_URL
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+    valid: dict[str, Any] = {}
+    for row in SETTINGS:
+        value = getattr(settings, row.name)
+        problem = _problem(row, value)
+        if problem is None:
+            valid[row.name] = value
+        else:
+            errors.append(problem)
+    errors.extend(_specific_checks(valid))
+    return errors
+
+
+def _problem(row: Setting, value: Any) -> checks.CheckMessage | None:
+    """A type or range error for ``value`` against its row, or None when it fits."""
+    if value is None and row.optional:
+        return None
+    # bool is an int subclass; True is never meant as a number of seconds.
+    wrong_type = not isinstance(value, row.types) or (
+        isinstance(value, bool) and bool not in row.types
+    )
+    if wrong_type:
+        shown = "" if row.name in _SECRET else f"{_short.repr(value)} "
+        return checks.Error(
+            f"{row.name} must be {row.expected()}, not {shown}({type(value).__name__}).",
+            hint=_defined_hint(row),
+            id="resque_pool.E005",
+        )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if (
+        (row.positive and not value > 0)
+        or (row.minimum is not None and not value >= row.minimum)
+        or (row.maximum is not None and not value <= row.maximum)
+    ):
+        return checks.Error(
+            f"{row.name} must be {row.expected()}, not {value!r}.",
+            hint=_defined_hint(row),
+            id="resque_pool.E004",
+        )
+    return None
+
+
+def _defined_hint(row: Setting) -> str:
+    return f"{row.help} Default: {row.default!r}."
+
+
+def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
+    """Rules beyond type and range, for the settings whose type is already right."""
+    errors: list[checks.CheckMessage] = []
+    url = valid.get("RESQUE_REDIS_URL")
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         errors.append(
             checks.Error(
                 f"RESQUE_REDIS_URL must be a redis://, rediss:// or unix:// URL, not {url!r}.",
                 id="resque_pool.E001",
             )
         )
-    namespace = settings.RESQUE_NAMESPACE
-    if not isinstance(namespace, str) or not namespace:
+    if valid.get("RESQUE_NAMESPACE") == "":
         errors.append(
             checks.Error("RESQUE_NAMESPACE must be a non-empty string.", id="resque_pool.E002")
         )
-    loader = settings.RESQUE_POOL_CONFIG_LOADER
+    loader = valid.get("RESQUE_POOL_CONFIG_LOADER")
     if loader:
         try:
             import_string(loader)
@@ -35,12 +95,15 @@ def check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                     id="resque_pool.E003",
                 )
             )
-    period = settings.RESQUE_POOL_LOADER_PERIOD
-    if not isinstance(period, int | float) or period <= 0:
+    heartbeat = valid.get("RESQUE_HEARTBEAT_INTERVAL")
+    prune = valid.get("RESQUE_PRUNE_INTERVAL")
+    if heartbeat is not None and prune is not None and prune <= heartbeat:
         errors.append(
-            checks.Error(
-                "RESQUE_POOL_LOADER_PERIOD must be a positive number of seconds.",
-                id="resque_pool.E004",
+            checks.Warning(
+                f"RESQUE_PRUNE_INTERVAL ({prune:g}) is not above RESQUE_HEARTBEAT_INTERVAL "
+                f"({heartbeat:g}): live workers would be pruned between two heartbeats.",
+                hint="Resque's default is five heartbeat intervals.",
+                id="resque_pool.W001",
             )
         )
     return errors

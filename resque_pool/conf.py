@@ -1,40 +1,131 @@
-"""Every setting django-resque-pool reads, with its default, in one place.
+"""Every setting django-resque-pool reads: one row each, with its default, type and range.
 
 Code reads ``from resque_pool.conf import settings`` and then ``settings.RESQUE_NAMESPACE``;
-a project overrides any of these in its Django settings.
+a project overrides any of these in its Django settings. ``resque_pool.checks`` validates
+every row (``manage.py check``), so a new setting is one new row in ``SETTINGS`` below
+(and one line in ``docs/settings.md``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings
 
-DEFAULTS: dict[str, Any] = {
-    # Redis holding queues, workers, stats and failures (rediss:// and passwords work).
-    "RESQUE_REDIS_URL": "redis://localhost:6379/0",
-    # Key prefix, as Ruby's Resque (redis-namespace) uses it.
-    "RESQUE_NAMESPACE": "resque",
-    # Dotted path to a callable (environment) -> {"q1,q2": count}; optional reset().
-    "RESQUE_POOL_CONFIG_LOADER": None,
-    # Seconds between loader calls in the manager.
-    "RESQUE_POOL_LOADER_PERIOD": 1.0,
-    # Fork a child per job (Resque's default); the FORK_PER_JOB env var overrides it.
-    "RESQUE_FORK_PER_JOB": True,
-    # Seconds between worker heartbeats (Resque.heartbeat_interval).
-    "RESQUE_HEARTBEAT_INTERVAL": 60,
-    # A heartbeat older than this many seconds marks a worker dead (Resque.prune_interval).
-    "RESQUE_PRUNE_INTERVAL": 300,
-    # When the manager cleans up a worker that died mid-job: requeue the job instead of
-    # recording a DirtyExit failure.
-    "RESQUE_REQUEUE_DIRTY_JOBS": False,
-    # Seconds a pool's published live state survives without a refresh.
-    "RESQUE_POOL_STATE_TTL": 30,
-}
+NUMBER = (int, float)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, default and the values ``manage.py check`` accepts.
+
+    ``types`` are the accepted Python types (``bool`` is never taken for a number);
+    ``optional`` also accepts ``None``; ``minimum``/``maximum`` bound a number, inclusive,
+    except that ``positive`` asks for a number above zero.
+    """
+
+    name: str
+    default: Any
+    types: tuple[type, ...]
+    help: str
+    optional: bool = False
+    positive: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def expected(self) -> str:
+        """What the setting must be, in words, for error messages."""
+        if self.types == (bool,):
+            text = "True or False"
+        elif self.types == NUMBER:
+            text = "a number" if not self.positive else "a positive number"
+        elif self.types == (int,):
+            text = "an integer" if not self.positive else "a positive integer"
+        elif self.types == (str,):
+            text = "a string"
+        else:
+            text = " or ".join(kind.__name__ for kind in self.types)
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum:g}")
+        if bounds:
+            text += " " + " and ".join(bounds)
+        return text + (" or None" if self.optional else "")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "RESQUE_REDIS_URL",
+        "redis://localhost:6379/0",
+        (str,),
+        "Redis holding queues, workers, stats and failures (rediss://, unix:// and "
+        "passwords work).",
+    ),
+    Setting(
+        "RESQUE_NAMESPACE",
+        "resque",
+        (str,),
+        "Key prefix, as Ruby's Resque (redis-namespace) uses it.",
+    ),
+    Setting(
+        "RESQUE_POOL_CONFIG_LOADER",
+        None,
+        (str,),
+        "Dotted path to a callable (environment) -> {'q1,q2': count}; optional reset().",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_POOL_LOADER_PERIOD",
+        1.0,
+        NUMBER,
+        "Seconds between loader calls in the manager.",
+        positive=True,
+    ),
+    Setting(
+        "RESQUE_FORK_PER_JOB",
+        True,
+        (bool,),
+        "Fork a child per job (Resque's default); the FORK_PER_JOB env var overrides it.",
+    ),
+    Setting(
+        "RESQUE_HEARTBEAT_INTERVAL",
+        60,
+        NUMBER,
+        "Seconds between worker heartbeats (Resque.heartbeat_interval).",
+        positive=True,
+    ),
+    Setting(
+        "RESQUE_PRUNE_INTERVAL",
+        300,
+        NUMBER,
+        "A heartbeat older than this many seconds marks a worker dead (Resque.prune_interval).",
+        positive=True,
+    ),
+    Setting(
+        "RESQUE_REQUEUE_DIRTY_JOBS",
+        False,
+        (bool,),
+        "When the manager cleans up a worker that died mid-job: requeue the job instead of "
+        "recording a DirtyExit failure.",
+    ),
+    Setting(
+        "RESQUE_POOL_STATE_TTL",
+        30,
+        NUMBER,
+        "Seconds a pool's published live state survives without a refresh.",
+        positive=True,
+    ),
+)
+
+BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS}
+DEFAULTS: dict[str, Any] = {row.name: row.default for row in SETTINGS}
 
 
 class Settings:
-    """Reads a setting from Django's settings, falling back to ``DEFAULTS``."""
+    """Reads a setting from Django's settings, falling back to its row's default."""
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from django.core.checks import run_checks
 
-from resque_pool.conf import DEFAULTS, settings
+from resque_pool.conf import DEFAULTS, SETTINGS, settings
 from resque_pool.resque import wire
 
 
@@ -60,6 +60,72 @@ def test_checks_report_bad_settings(settings):
     settings.RESQUE_POOL_LOADER_PERIOD = 0
     ids = {message.id for message in run_checks()}
     assert {"resque_pool.E001", "resque_pool.E003", "resque_pool.E004"} <= ids
+
+
+def _resque_messages():
+    return [m for m in run_checks() if m.id.startswith("resque_pool")]
+
+
+def test_every_setting_is_one_row_with_a_valid_default():
+    names = [row.name for row in SETTINGS]
+    assert len(names) == len(set(names))
+    assert DEFAULTS == {row.name: row.default for row in SETTINGS}
+    with pytest.raises(AttributeError):
+        settings.RESQUE_NO_SUCH_SETTING  # noqa: B018
+
+
+def test_checks_refuse_negative_and_zero_intervals(settings):
+    settings.RESQUE_HEARTBEAT_INTERVAL = -5
+    settings.RESQUE_PRUNE_INTERVAL = 0
+    settings.RESQUE_POOL_STATE_TTL = -1.5
+    messages = {m.msg.split()[0]: m for m in _resque_messages()}
+    for name in ("RESQUE_HEARTBEAT_INTERVAL", "RESQUE_PRUNE_INTERVAL", "RESQUE_POOL_STATE_TTL"):
+        assert messages[name].id == "resque_pool.E004"
+        assert "must be a positive number" in messages[name].msg
+
+
+def test_checks_refuse_a_string_for_a_boolean(settings):
+    settings.RESQUE_FORK_PER_JOB = "no"
+    [message] = _resque_messages()
+    assert message.id == "resque_pool.E005"
+    assert message.msg == "RESQUE_FORK_PER_JOB must be True or False, not 'no' (str)."
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("RESQUE_REDIS_URL", b"redis://localhost"),
+        ("RESQUE_NAMESPACE", 7),
+        ("RESQUE_POOL_CONFIG_LOADER", ["a.b"]),
+        ("RESQUE_POOL_LOADER_PERIOD", "1"),
+        ("RESQUE_POOL_LOADER_PERIOD", True),
+        ("RESQUE_FORK_PER_JOB", 1),
+        ("RESQUE_FORK_PER_JOB", None),
+        ("RESQUE_HEARTBEAT_INTERVAL", "60"),
+        ("RESQUE_PRUNE_INTERVAL", None),
+        ("RESQUE_REQUEUE_DIRTY_JOBS", "yes"),
+        ("RESQUE_POOL_STATE_TTL", [30]),
+    ],
+)
+def test_checks_refuse_the_wrong_type_for_every_setting(settings, name, value):
+    setattr(settings, name, value)
+    [message] = _resque_messages()
+    assert (message.id, message.msg.split()[0]) == ("resque_pool.E005", name)
+    assert type(value).__name__ in message.msg
+
+
+def test_checks_warn_when_pruning_would_catch_live_workers(settings):
+    settings.RESQUE_HEARTBEAT_INTERVAL = 60
+    settings.RESQUE_PRUNE_INTERVAL = 30
+    [message] = _resque_messages()
+    assert message.id == "resque_pool.W001"
+
+
+def test_checks_accept_floats_and_none_where_allowed(settings):
+    settings.RESQUE_HEARTBEAT_INTERVAL = 0.5
+    settings.RESQUE_PRUNE_INTERVAL = 2.5
+    settings.RESQUE_POOL_CONFIG_LOADER = None
+    assert _resque_messages() == []
 
 
 def test_checks_pass_for_the_demo_project():

@@ -120,9 +120,35 @@ def job(queue: str | None = None, name: str | None = None) -> Callable[[Any], An
         target.job_definition = definition
         target.enqueue = lambda *args: enqueue(definition, *args)
         target.enqueue_to = lambda to_queue, *args: enqueue(definition, *args, queue=to_queue)
+        _add_delayed_methods(target, definition)
         return target
 
     return decorate
+
+
+def _add_delayed_methods(target: Any, definition: JobDefinition) -> None:
+    """``enqueue_at(when, *args)``, ``enqueue_in(delay, *args)`` and
+    ``remove_delayed(*args)``, from ``resque_pool.scheduler.delayed`` (imported late: it
+    imports this module)."""
+
+    def enqueue_at(when: Any, *args: Any) -> Any:
+        from resque_pool.scheduler import delayed
+
+        return delayed.enqueue_at(when, definition, *args)
+
+    def enqueue_in(delay: Any, *args: Any) -> Any:
+        from resque_pool.scheduler import delayed
+
+        return delayed.enqueue_in(delay, definition, *args)
+
+    def remove_delayed(*args: Any) -> int:
+        from resque_pool.scheduler import delayed
+
+        return delayed.remove_delayed(definition, *args)
+
+    target.enqueue_at = enqueue_at
+    target.enqueue_in = enqueue_in
+    target.remove_delayed = remove_delayed
 
 
 @dataclass(frozen=True)

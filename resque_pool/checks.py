@@ -13,6 +13,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from resque_pool.conf import SETTINGS, Setting, settings
+from resque_pool.debug import mask_url
 
 # Values never quoted in a message: they may hold a password.
 _SECRET = frozenset({"RESQUE_REDIS_URL"})
@@ -76,7 +77,8 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
         errors.append(
             checks.Error(
-                f"RESQUE_REDIS_URL must be a redis://, rediss:// or unix:// URL, not {url!r}.",
+                "RESQUE_REDIS_URL must be a redis://, rediss:// or unix:// URL, "
+                f"not {mask_url(url)!r}.",
                 id="resque_pool.E001",
             )
         )

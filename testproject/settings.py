@@ -78,6 +78,9 @@ STATIC_URL = "static/"
 
 RESQUE_REDIS_URL = env("RESQUE_REDIS_URL")
 RESQUE_NAMESPACE = env("RESQUE_NAMESPACE")
+# RESQUE_REDIS_URL may hold a password that Django's own filter would show on error pages
+# and in the admins' e-mail reports.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "resque_pool.debug.SafeExceptionReporterFilter"
 
 LOGGING = {
     "version": 1,

@@ -128,6 +128,17 @@ def test_checks_accept_floats_and_none_where_allowed(settings):
     assert _resque_messages() == []
 
 
+def test_checks_never_print_the_redis_password(settings):
+    settings.RESQUE_REDIS_URL = "http://:s3cret@cache.example:6379/0"
+    [message] = _resque_messages()
+    assert message.id == "resque_pool.E001"
+    assert "s3cret" not in message.msg
+    assert "'http://:********@cache.example:6379/0'" in message.msg
+    settings.RESQUE_REDIS_URL = b"redis://:s3cret@cache.example"
+    [message] = _resque_messages()
+    assert "s3cret" not in message.msg
+
+
 def test_checks_pass_for_the_demo_project():
     assert [m for m in run_checks() if m.id.startswith("resque_pool")] == []
 

@@ -127,3 +127,68 @@ def _try_exclusive(handle) -> bool:
         return False
     fcntl.flock(handle, fcntl.LOCK_UN)
     return True
+
+
+# -- hostile paths ---------------------------------------------------------------------------
+
+
+def test_a_lock_planted_as_a_symlink_is_refused_and_its_target_kept(tmp_path):
+    from resque_pool.pool import daemon
+
+    target = tmp_path / "precious.txt"
+    target.write_text("do not truncate me\n")
+    planted = tmp_path / "pool.lock"
+    planted.symlink_to(target)
+    try:
+        daemon.obtain_shared_lock(str(planted))
+        raise AssertionError("a symlinked lock was opened")
+    except daemon.DaemonError as error:
+        assert str(planted) in str(error) and "\n" not in str(error)
+    assert target.read_text() == "do not truncate me\n"
+
+
+def test_a_lock_file_is_never_truncated(tmp_path):
+    from resque_pool.pool import daemon
+
+    lock = tmp_path / "pool.lock"
+    lock.write_text("kept\n")
+    handle = daemon.obtain_shared_lock(str(lock))
+    try:
+        assert lock.read_text() == "kept\n"
+    finally:
+        handle.close()
+
+
+def test_a_symlink_planted_at_the_temporary_pidfile_is_not_written_through(tmp_path):
+    from resque_pool.pool import daemon
+
+    target = tmp_path / "precious.txt"
+    target.write_text("do not overwrite me\n")
+    path = tmp_path / "pool.pid"
+    (tmp_path / f"pool.pid.{os.getpid()}.tmp").symlink_to(target)
+    pidfile = daemon.Pidfile(str(path))
+    pidfile.write()
+    try:
+        assert target.read_text() == "do not overwrite me\n"
+        assert path.read_text() == f"{os.getpid()}\n" and not path.is_symlink()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "pool.pid",
+            f"pool.pid.{os.getpid()}.tmp",
+            "precious.txt",
+        ]
+    finally:
+        pidfile.remove()
+    assert not path.exists()
+
+
+def test_the_command_refuses_a_symlinked_lock_in_one_line(run_manage, tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("do not truncate me\n")
+    planted = tmp_path / "pool.lock"
+    planted.symlink_to(target)
+    config = write(tmp_path / "pool.yml", "demo: 1\n")
+    result = run_manage("resque_pool", "-c", str(config), "-l", str(planted))
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "symbolic link" in result.stderr
+    assert target.read_text() == "do not truncate me\n"

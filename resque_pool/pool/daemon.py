@@ -8,7 +8,9 @@ import fcntl
 import logging
 import logging.handlers
 import os
+import stat
 import sys
+import tempfile
 from typing import IO
 
 from resque_pool.unix.process import pid_alive
@@ -16,7 +18,11 @@ from resque_pool.unix.process import pid_alive
 logger = logging.getLogger(__name__)
 
 
-class PidfileError(Exception):
+class DaemonError(Exception):
+    """A file the pool needs (lock, pidfile, log) cannot be used; one line for a person."""
+
+
+class PidfileError(DaemonError):
     """Another live process owns the pidfile."""
 
 
@@ -26,12 +32,26 @@ def _makedirs_for(path: str) -> None:
         os.makedirs(directory, exist_ok=True)
 
 
-def obtain_shared_lock(path: str) -> IO[str]:
+def obtain_shared_lock(path: str) -> IO[bytes]:
     """A shared ``flock`` on ``path``, held until this process and every worker forked from
     it exits (the open file description is inherited), so an init script can wait for a
-    whole generation with ``flock -x``. Keep the returned file object alive."""
+    whole generation with ``flock -x``. Keep the returned file object alive.
+
+    The lock is never truncated, and a symbolic link planted at ``path`` is refused
+    (``O_NOFOLLOW``) rather than followed: whatever it points at stays untouched. A FIFO
+    or device there is refused too (``O_NONBLOCK`` keeps the open from hanging)."""
     _makedirs_for(path)
-    handle = open(path, "w")  # noqa: SIM115 (held for the life of the process)
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise DaemonError(f"lock file {path} is a symbolic link; refusing to use it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DaemonError(f"lock file {path} is not a regular file")
+    handle = os.fdopen(fd, "rb")
     fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
     return handle
 
@@ -67,9 +87,9 @@ def check_pidfile(path: str) -> None:
 
 
 class Pidfile:
-    """Written atomically (temp file + rename, as resqued does) after checking for a live
-    owner; removed only by the process that wrote it, and only while it still holds its pid,
-    so forked workers and a successor's file are never touched."""
+    """Written atomically (a fresh temporary file + rename, as resqued does) after checking
+    for a live owner; removed only by the process that wrote it, and only while it still
+    holds its pid, so forked workers and a successor's file are never touched."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -81,10 +101,19 @@ class Pidfile:
             logger.info("replacing stale pidfile %s", self.path)
         _makedirs_for(self.path)
         pid = os.getpid()
-        temporary = f"{self.path}.{pid}.tmp"
-        with open(temporary, "w") as handle:
-            handle.write(f"{pid}\n")
-        os.replace(temporary, self.path)
+        # A fresh name created with O_EXCL in the same directory (so the rename is atomic):
+        # nothing planted at a predictable name can be written through.
+        directory, base = os.path.split(self.path)
+        fd, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory or ".")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{pid}\n")
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
         self.pid = pid
 
     def remove(self) -> None:

@@ -220,9 +220,9 @@ class Command(BaseCommand):
         if not options["nosync"]:
             for stream in (sys.stdout, sys.stderr):
                 stream.reconfigure(line_buffering=True)
-        lock = daemon.obtain_shared_lock(options["lock_file"]) if options["lock_file"] else None
         pidfile = daemon.Pidfile(options["pidfile"]) if options["pidfile"] else None
         try:
+            lock = daemon.obtain_shared_lock(options["lock_file"]) if options["lock_file"] else None
             if pidfile:
                 daemon.check_pidfile(pidfile.path)  # refuse before detaching, visibly
             if options["daemon"]:
@@ -230,7 +230,7 @@ class Command(BaseCommand):
                 daemon.daemonize()
             if pidfile:
                 pidfile.write()
-        except daemon.PidfileError as error:
+        except daemon.DaemonError as error:
             raise CommandError(str(error)) from None
         redirects = daemon.Redirects(options["stdout"], options["stderr"])
         redirects.apply()

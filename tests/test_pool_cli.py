@@ -24,14 +24,14 @@ def parse(*argv: str) -> dict:
 def test_daemon_defaults():
     options = parse("--daemon")
     assert options["daemon"]
-    assert options["stdout"] == "log/resque-pool.stdout.log"
-    assert options["stderr"] == "log/resque-pool.stderr.log"
+    assert options["stdout_file"] == "log/resque-pool.stdout.log"
+    assert options["stderr_file"] == "log/resque-pool.stderr.log"
     assert options["pidfile"] == "tmp/pids/resque-pool.pid"
 
 
 def test_explicit_values_beat_daemon_defaults():
     options = parse("--stdout", "my.stdout", "--stderr", "my.stderr", "--daemon")
-    assert (options["stdout"], options["stderr"]) == ("my.stdout", "my.stderr")
+    assert (options["stdout_file"], options["stderr_file"]) == ("my.stdout", "my.stderr")
     assert parse("--daemon", "--pidfile", "my.pid")["pidfile"] == "my.pid"
 
 
@@ -58,8 +58,8 @@ def test_hot_swap_with_daemon_in_either_order(argv):
     assert options["pidfile"] is None and options["no_pidfile"]
     assert options["lock_file"] == "tmp/resque-pool.lock"
     assert options["kill_others"]
-    assert options["stdout"] == "log/resque-pool.stdout.log"
-    assert options["stderr"] == "log/resque-pool.stderr.log"
+    assert options["stdout_file"] == "log/resque-pool.stdout.log"
+    assert options["stderr_file"] == "log/resque-pool.stderr.log"
 
 
 def test_hot_swap_keeps_an_explicit_lock():

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from resque_pool.pool import state as pool_state
 from tests.conftest import manage_command, wait_until
 from tests.pool_fixtures import SETTINGS, registered, write
@@ -192,3 +194,47 @@ def test_the_command_refuses_a_symlinked_lock_in_one_line(run_manage, tmp_path):
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "symbolic link" in result.stderr
     assert target.read_text() == "do not truncate me\n"
+
+
+# -- unusable paths: one line, non-zero exit, before detaching -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [
+        ("--pidfile", "pool.pid"),
+        ("--stdout", "out.log"),
+        ("--stderr", "err.log"),
+        ("--lock", "pool.lock"),
+    ],
+)
+@pytest.mark.parametrize("detach", [False, True], ids=["foreground", "daemon"])
+def test_an_unusable_path_is_one_line_before_detaching(resque, tmp_path, option, name, detach):
+    """A path under a regular file can be neither created nor opened (even by root)."""
+    write(tmp_path / "pool.yml", "demo: 1\n")
+    blocker = write(tmp_path / "not-a-dir", "a regular file\n")
+    bad = str(blocker / name)
+    args = ["resque_pool", "-c", "pool.yml"]
+    if detach:
+        args += ["-d", "--no-pidfile", "-o", "out.log", "-e", "err.log"]
+    args += [option, bad]  # last, so it wins over the ones above
+    result = subprocess.run(
+        manage_command(*args),
+        cwd=tmp_path,
+        env=resque.env(**SETTINGS),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert bad in lines[0] and "Traceback" not in result.stderr
+    assert "replacing stale pidfile" not in result.stderr
+    assert blocker.read_text() == "a regular file\n"
+    time.sleep(0.5)  # a detached daemon would be starting now
+    assert "started manager" not in _text(tmp_path / "err.log")
+
+
+def _text(path) -> str:
+    return path.read_text() if path.exists() else ""

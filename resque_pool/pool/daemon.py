@@ -29,7 +29,15 @@ class PidfileError(DaemonError):
 def _makedirs_for(path: str) -> None:
     directory = os.path.dirname(path)
     if directory:
-        os.makedirs(directory, exist_ok=True)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except FileExistsError:
+            # A regular file where a directory should be: say that, not "File exists".
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)) from None
+
+
+def _cannot(what: str, path: str, error: OSError) -> DaemonError:
+    return DaemonError(f"cannot use {what} {path}: {error.strerror or error}")
 
 
 def obtain_shared_lock(path: str) -> IO[bytes]:
@@ -40,14 +48,14 @@ def obtain_shared_lock(path: str) -> IO[bytes]:
     The lock is never truncated, and a symbolic link planted at ``path`` is refused
     (``O_NOFOLLOW``) rather than followed: whatever it points at stays untouched. A FIFO
     or device there is refused too (``O_NONBLOCK`` keeps the open from hanging)."""
-    _makedirs_for(path)
     flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
+        _makedirs_for(path)
         fd = os.open(path, flags, 0o644)
     except OSError as error:
         if error.errno == errno.ELOOP:
             raise DaemonError(f"lock file {path} is a symbolic link; refusing to use it") from None
-        raise
+        raise _cannot("lock file", path, error) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise DaemonError(f"lock file {path} is not a regular file")
@@ -70,13 +78,27 @@ def daemonize() -> None:
 
 
 def read_pid(path: str) -> int | None:
+    """The pid in ``path``; None when there is no file, 0 when it holds garbage (stale, like
+    resque-pool's pid <= 0). A path that cannot hold a pidfile (a directory, a component
+    that is a regular file, no permission) is a DaemonError: it is not "stale"."""
     try:
-        with open(path) as handle:
-            return int(handle.read().strip() or 0)
+        # O_NOFOLLOW: a symlink there is stale (the rename replaces the link, not its
+        # target); O_NONBLOCK: a FIFO must not hang us; read at most a pid's worth.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return 0
+        raise _cannot("pidfile", path, error) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DaemonError(f"cannot use pidfile {path}: not a regular file")
+        return int(os.read(fd, 64).strip() or 0)
     except (OSError, ValueError):
-        return 0  # unreadable or garbage: treated as stale, like resque-pool's pid <= 0
+        return 0
+    finally:
+        os.close(fd)
 
 
 def check_pidfile(path: str) -> None:
@@ -94,34 +116,59 @@ class Pidfile:
     def __init__(self, path: str) -> None:
         self.path = path
         self.pid: int | None = None
+        self._temporary: tuple[int, str] | None = None
+
+    def prepare(self) -> None:
+        """Before detaching: refuse a live owner or a path that cannot hold a pidfile, and
+        create the temporary file, which proves the directory is writable."""
+        check_pidfile(self.path)
+        if self._temporary is not None:
+            return
+        try:
+            _makedirs_for(self.path)
+            # A fresh name created with O_EXCL in the same directory (so the rename is
+            # atomic): nothing planted at a predictable name can be written through.
+            directory, base = os.path.split(self.path)
+            self._temporary = tempfile.mkstemp(
+                prefix=f".{base}.", suffix=".tmp", dir=directory or "."
+            )
+        except OSError as error:
+            raise _cannot("pidfile", self.path, error) from None
 
     def write(self) -> None:
-        check_pidfile(self.path)
+        """Write this process's pid (after detaching: the pid is the daemon's)."""
+        self.prepare()
         if read_pid(self.path) is not None:
             logger.info("replacing stale pidfile %s", self.path)
-        _makedirs_for(self.path)
+        assert self._temporary is not None
+        (fd, temporary), self._temporary = self._temporary, None
         pid = os.getpid()
-        # A fresh name created with O_EXCL in the same directory (so the rename is atomic):
-        # nothing planted at a predictable name can be written through.
-        directory, base = os.path.split(self.path)
-        fd, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory or ".")
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(f"{pid}\n")
             os.chmod(temporary, 0o644)
             os.replace(temporary, self.path)
-        except BaseException:
+        except OSError as error:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
-            raise
+            raise _cannot("pidfile", self.path, error) from None
         self.pid = pid
+
+    def discard(self) -> None:
+        """Remove the temporary file of a start that failed before ``write()``."""
+        if self._temporary is not None:
+            (fd, temporary), self._temporary = self._temporary, None
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
     def remove(self) -> None:
         if self.pid is None or self.pid != os.getpid():
             return
-        if read_pid(self.path) == self.pid:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+        with contextlib.suppress(DaemonError):
+            if read_pid(self.path) == self.pid:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
         self.pid = None
 
 
@@ -130,12 +177,30 @@ class Redirects:
 
     def __init__(self, stdout: str | None, stderr: str | None) -> None:
         self.targets = {1: stdout, 2: stderr}
+        self._opened: dict[int, int] = {}
+
+    def open(self) -> None:
+        """Before detaching: open the files, so that a path that cannot be used stops the
+        start visibly instead of killing a daemon nobody watches."""
+        for fd, path in self.targets.items():
+            if path and fd not in self._opened:
+                try:
+                    self._opened[fd] = _open_log(path)
+                except OSError as error:
+                    self.close()
+                    raise _cannot("log file", path, error) from None
 
     def apply(self) -> None:
-        """Point stdout/stderr at their files (at start-up: an error here is fatal)."""
-        for fd, path in self.targets.items():
-            if path:
-                _redirect(fd, path)
+        """Point stdout/stderr at their files (opened by ``open()``, or now)."""
+        self.open()
+        opened, self._opened = self._opened, {}
+        for fd, log in opened.items():
+            _point(fd, log)
+
+    def close(self) -> None:
+        opened, self._opened = self._opened, {}
+        for log in opened.values():
+            os.close(log)
 
     def reopen(self) -> int:
         """Reopen the files whose path now names another file (or none); returns how many.
@@ -156,16 +221,24 @@ class Redirects:
         return reopened
 
 
-def _redirect(fd: int, path: str) -> None:
+def _open_log(path: str) -> int:
+    _makedirs_for(path)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def _point(fd: int, opened: int) -> None:
+    """Make ``fd`` (1 or 2) write to ``opened``, which is closed."""
     stream = sys.stdout if fd == 1 else sys.stderr
     with contextlib.suppress(ValueError, OSError):
         stream.flush()
-    _makedirs_for(path)
-    opened = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.dup2(opened, fd)
     finally:
         os.close(opened)
+
+
+def _redirect(fd: int, path: str) -> None:
+    _point(fd, _open_log(path))
 
 
 def _moved(path: str, fd: int) -> bool:

@@ -64,8 +64,8 @@ class HotSwapAction(argparse.Action):
 def apply_daemon_defaults(options: dict[str, Any]) -> None:
     """resque-pool's ``||=`` defaults for ``--daemon``."""
     if options["daemon"]:
-        options["stdout"] = options["stdout"] or DAEMON_STDOUT
-        options["stderr"] = options["stderr"] or DAEMON_STDERR
+        options["stdout_file"] = options["stdout_file"] or DAEMON_STDOUT
+        options["stderr_file"] = options["stderr_file"] or DAEMON_STDERR
         if not options["no_pidfile"]:
             options["pidfile"] = options["pidfile"] or DAEMON_PIDFILE
 
@@ -118,8 +118,22 @@ class Command(BaseCommand):
             dest="kill_others",
             help="QUIT other pools of this app on this host once our workers registered",
         )
-        add("-o", "--stdout", metavar="FILE", help="append stdout to FILE (reopened on HUP)")
-        add("-e", "--stderr", metavar="FILE", help="append stderr to FILE (reopened on HUP)")
+        # dest is not "stdout"/"stderr": Django's execute() would take a path given there
+        # for the stream its own messages (a CommandError) are written to.
+        add(
+            "-o",
+            "--stdout",
+            metavar="FILE",
+            dest="stdout_file",
+            help="append stdout to FILE (reopened on HUP)",
+        )
+        add(
+            "-e",
+            "--stderr",
+            metavar="FILE",
+            dest="stderr_file",
+            help="append stderr to FILE (reopened on HUP)",
+        )
         add("--nosync", action="store_true", help="do not line-buffer stdout and stderr")
         add("-p", "--pidfile", metavar="FILE", action=PidfileAction, help="write the pid to FILE")
         add("--no-pidfile", action=NoPidfileAction, help="write no pidfile")
@@ -221,19 +235,26 @@ class Command(BaseCommand):
             for stream in (sys.stdout, sys.stderr):
                 stream.reconfigure(line_buffering=True)
         pidfile = daemon.Pidfile(options["pidfile"]) if options["pidfile"] else None
+        redirects = daemon.Redirects(options["stdout_file"], options["stderr_file"])
         try:
+            # Every file is opened (or its temporary file created) before detaching, so a
+            # path that cannot be used is one line on the terminal and a non-zero exit,
+            # never a daemon that dies unseen after the command said 0.
             lock = daemon.obtain_shared_lock(options["lock_file"]) if options["lock_file"] else None
             if pidfile:
-                daemon.check_pidfile(pidfile.path)  # refuse before detaching, visibly
+                pidfile.prepare()  # also refuses a live pidfile, visibly
+            redirects.open()
             if options["daemon"]:
                 connections.close_all()
                 daemon.daemonize()
+            redirects.apply()
             if pidfile:
                 pidfile.write()
         except daemon.DaemonError as error:
+            if pidfile:
+                pidfile.discard()
+            redirects.close()
             raise CommandError(str(error)) from None
-        redirects = daemon.Redirects(options["stdout"], options["stderr"])
-        redirects.apply()
         logger.info("Resque Pool running in %s environment", environment or "development")
         manager = Manager(
             source,

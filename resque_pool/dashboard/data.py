@@ -57,8 +57,8 @@ def decode_json(raw: str | None) -> tuple[Any, bool]:
 def pretty(value: Any) -> str:
     try:
         return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
+    except (TypeError, ValueError, RecursionError):
+        return object.__repr__(value) if isinstance(value, list | dict) else repr(value)
 
 
 def describe_payload(payload: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from django.contrib.admin.models import DELETION
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 
 from resque_pool.dashboard import data, failures
+from resque_pool.dashboard.text import query_param
 from resque_pool.dashboard.views import (
     FAILED_PAGE,
     confirm,
@@ -28,7 +29,7 @@ from resque_pool.resque import failures as failure
 
 def failed_list(model_admin, request):
     require_view(model_admin, request)
-    class_name = request.GET.get("class") or ""
+    class_name = query_param(request, "class")
     query = {"class": class_name} if class_name else {}
     start = (page_number(request) - 1) * FAILED_PAGE
     rows, total = failures.page(start, FAILED_PAGE, class_name or None)

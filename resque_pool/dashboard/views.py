@@ -9,7 +9,6 @@ action needs ``change_dashboard``, is a POST, and those that lose data ask first
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
@@ -21,6 +20,7 @@ from django.urls import reverse
 
 from resque_pool.dashboard import data, keys
 from resque_pool.dashboard import pools as live_pools
+from resque_pool.dashboard.text import from_path, printable, query_param, query_string
 from resque_pool.resque import failures as failure
 from resque_pool.resque.connection import namespace
 
@@ -43,7 +43,7 @@ TABS = [
 def url(view_name: str, *args, **query) -> str:
     target = reverse(f"admin:resque_pool_dashboard_{view_name}", args=args)
     query = {k: v for k, v in query.items() if v not in (None, "")}
-    return f"{target}?{urlencode(query)}" if query else target
+    return f"{target}?{query_string(query)}" if query else target
 
 
 def require_view(model_admin, request) -> None:
@@ -54,6 +54,16 @@ def require_view(model_admin, request) -> None:
 def require_change(model_admin, request) -> None:
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
+
+
+class DashboardResponse(TemplateResponse):
+    """A page of Redis data: bytes that are not UTF-8 (kept as they are everywhere else, so
+    that actions write back what they read) are shown as ``\\xff`` here, at the one place
+    where the page becomes text for the browser."""
+
+    @property
+    def rendered_content(self) -> str:
+        return printable(super().rendered_content)
 
 
 def render(model_admin, request, template: str, title: str, tab: str, **context):
@@ -72,7 +82,9 @@ def render(model_admin, request, template: str, title: str, tab: str, **context)
         "redis_location": data.redis_location(),
         "poll_seconds": POLL_SECONDS,
     }
-    return TemplateResponse(request, f"admin/resque_pool/dashboard/{template}", {**base, **context})
+    return DashboardResponse(
+        request, f"admin/resque_pool/dashboard/{template}", {**base, **context}
+    )
 
 
 def page_number(request) -> int:
@@ -91,7 +103,7 @@ def pager(request, total: int, size: int, **query) -> dict:
     path = request.path
 
     def link(n: int) -> str:
-        return f"{path}?{urlencode({**query, 'page': n})}"
+        return f"{path}?{query_string({**query, 'page': n})}"
 
     return {
         "number": number,
@@ -108,6 +120,7 @@ def pager(request, total: int, size: int, **query) -> dict:
 
 def log_action(request, model_admin, message: str, flag: int = CHANGE) -> None:
     """Dashboard actions go to the admin log (object: the dashboard) and to ``logging``."""
+    message = printable(message)  # it may name a class or queue that is not UTF-8
     LogEntry.objects.create(
         user_id=request.user.pk,
         content_type_id=ContentType.objects.get_for_model(
@@ -162,7 +175,7 @@ def redis_unavailable(model_admin, request, error: Exception):
         "resque_namespace": namespace(),
         "redis_location": "?",
     }
-    return TemplateResponse(
+    return DashboardResponse(
         request, "admin/resque_pool/dashboard/unavailable.html", context, status=503
     )
 
@@ -224,6 +237,8 @@ def queue_list(model_admin, request):
 
 def queue_detail(model_admin, request, name: str):
     require_view(model_admin, request)
+    if not data.queue_exists(name):
+        name = from_path(name)
     total = data.queue_jobs(name, 0, 0)[1]
     page = pager(request, total, QUEUE_PAGE)
     jobs, total = data.queue_jobs(name, page["start"], QUEUE_PAGE)
@@ -243,7 +258,9 @@ def queue_detail(model_admin, request, name: str):
 
 def remove_queue(model_admin, request):
     require_change(model_admin, request)
-    name = request.POST.get("name") if request.method == "POST" else request.GET.get("name")
+    # The name travels in the query string, also for the POST, so that a name that is not
+    # UTF-8 reaches Redis byte for byte (a form field could not carry it).
+    name = query_param(request, "name") or request.POST.get("name")
     if not name:
         raise Http404("no queue named")
     if request.method == "GET":
@@ -254,8 +271,8 @@ def remove_queue(model_admin, request):
             title="Remove queue",
             tab="queues",
             question=f"Remove queue “{name}” and its {size} pending job(s)? The jobs are lost.",
-            action=url("remove_queue"),
-            fields={"name": name},
+            action=url("remove_queue", name=name),
+            fields={},
             cancel=url("queue", name),
             button="Yes, remove the queue",
         )
@@ -275,7 +292,7 @@ def remove_queue(model_admin, request):
 def worker_list(model_admin, request):
     require_view(model_admin, request)
     ids = data.worker_ids()
-    host = request.GET.get("host") or ""
+    host = query_param(request, "host")
     show_all = request.GET.get("all") == "1"
     by_host = data.hosts([data.parse_worker_id(i) for i in ids])
     grouped = len(by_host) > 1 and not host and not show_all
@@ -309,8 +326,11 @@ def worker_list(model_admin, request):
 
 def worker_detail(model_admin, request, worker_id: str):
     require_view(model_admin, request)
-    found = data.workers([worker_id])
     registered = data.worker_registered(worker_id)
+    if not registered and data.worker_registered(from_path(worker_id)):
+        worker_id = from_path(worker_id)
+        registered = True
+    found = data.workers([worker_id])
     if not registered and not found[0]["job"] and not found[0]["heartbeat"]:
         raise Http404("no such worker")
     return render(
@@ -363,6 +383,8 @@ def key_list(model_admin, request):
 def key_detail(model_admin, request, key: str):
     require_view(model_admin, request)
     found = keys.contents(key)
+    if found["type"] == "none":
+        found = keys.contents(from_path(key))
     if found["type"] == "none":
         raise Http404("no such key")
     return render(model_admin, request, "key.html", f"Key {key}", "stats", found=found)

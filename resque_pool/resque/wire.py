@@ -13,14 +13,26 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+# Lone surrogates that surrogateescape cannot turn back into bytes: they come from JSON
+# "\ud800"-style escapes written by another client, and are written back as escapes.
+_UNENCODABLE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
 
 def dumps(obj: Any) -> str:
     """JSON exactly as Ruby's MultiJson writes it for Resque."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if _UNENCODABLE.search(text):
+        text = _UNENCODABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return text
 
 
 def loads(text: str) -> Any:
-    return json.loads(text)
+    """Decode JSON; a value nested too deep to decode is a ``ValueError`` like any other
+    unreadable text (another client may push ``[[[[...]]]]`` 10,000 deep)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def job_payload(class_name: str, args: list[Any]) -> str:

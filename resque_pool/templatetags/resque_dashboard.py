@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import template
 
+from resque_pool.dashboard.text import query_string, quote_path
+
 register = template.Library()
 
 
@@ -35,6 +37,11 @@ def _reverse(name: str, value) -> str:
         return reverse(f"admin:resque_pool_dashboard_{name}", args=[value])
     except NoReverseMatch:  # an empty or odd name from Redis: no link rather than a 500
         return ""
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 (see dashboard/text.py): link them as %FF, which the
+        # view turns back into the name Redis holds.
+        base = reverse(f"admin:resque_pool_dashboard_{name}", args=["-"])
+        return base[: -len("-/")] + quote_path(str(value)) + "/"
 
 
 @register.filter
@@ -56,3 +63,10 @@ def lines(values) -> str:
 @register.filter
 def key_url(key) -> str:
     return _reverse("key", key)
+
+
+@register.filter
+def query(value, name: str) -> str:
+    """``?class=…`` for a value from Redis, with its original bytes (``urlencode`` would
+    fail on bytes that are not UTF-8)."""
+    return "?" + query_string({name: str(value)})

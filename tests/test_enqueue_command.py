@@ -49,3 +49,16 @@ def test_unknown_job_with_queue_is_pushed_for_other_workers(resque, run_manage):
     assert resque.client.lindex(resque.key("queue", "file_serve"), 0) == (
         '{"class":"Ruby::Archive","args":[44]}'
     )
+
+
+def test_unreachable_redis_is_one_line_without_the_password(resque, run_manage):
+    url = "redis://:s3cret@127.0.0.1:1/0"  # nothing listens on port 1
+    result = run_manage("enqueue", "Sleep", "1", env={"RESQUE_REDIS_URL": url})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        "CommandError: nothing enqueued: Redis at redis://:********@127.0.0.1:1/0: "
+    )
+    assert "Connection refused" in line

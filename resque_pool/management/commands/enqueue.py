@@ -6,8 +6,11 @@ import json
 import math
 from typing import Any
 
+import redis
 from django.core.management.base import BaseCommand, CommandError
 
+from resque_pool.conf import settings
+from resque_pool.debug import mask_url
 from resque_pool.errors import NoQueueError, UnknownJob
 from resque_pool.resque.jobs import enqueue
 
@@ -46,6 +49,10 @@ class Command(BaseCommand):
             pushed = enqueue(options["name"], *job_args, queue=options["queue"])
         except (UnknownJob, NoQueueError, ValueError) as error:
             raise CommandError(str(error)) from None
+        except redis.RedisError as error:
+            # Nothing was pushed (the push is one pipeline); one line, never the password.
+            url = mask_url(settings.RESQUE_REDIS_URL)
+            raise CommandError(f"nothing enqueued: Redis at {url}: {error}") from None
         if pushed is None:
             self.stdout.write(f"{options['name']}: a before_enqueue hook cancelled the job")
             return

@@ -4,6 +4,8 @@ written exactly as Ruby's Resque writes it."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 
 from django.contrib.auth.models import Permission, User
 from django.test import Client
@@ -91,3 +93,39 @@ def failure_json(n: int, cls: str = "BadJob", **extra) -> str:
         **extra,
     }
     return json.dumps(entry, separators=(",", ":"))
+
+
+class RecordedCommands:
+    """Commands the Redis server received on this test's keys, seen through ``MONITOR``
+    (the server's own record, so pipelines and every client are counted)."""
+
+    def __init__(self, resque) -> None:
+        self.resque = resque
+        self.commands: list[list[str]] = []
+
+    def __enter__(self) -> RecordedCommands:
+        import redis as redis_lib
+
+        if os.environ.get("RESQUE_TEST_REDIS_KIND") == "fakeredis":
+            import pytest
+
+            pytest.skip("MONITOR needs a real redis-server")
+        self._client = redis_lib.Redis.from_url(self.resque.url, decode_responses=True)
+        self._monitor = self._client.monitor()
+        self._monitor.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        sentinel = f"{self.resque.namespace}:end-of-recording"
+        self._client.echo(sentinel)
+        while True:
+            command = self._monitor.next_command()["command"]
+            if sentinel in command:
+                break
+            if self.resque.namespace in command:
+                self.commands.append(shlex.split(command))
+        self._monitor.__exit__(*exc_info)
+        self._client.close()
+
+    def named(self, name: str) -> list[list[str]]:
+        return [c for c in self.commands if c[0].upper() == name.upper()]

@@ -18,6 +18,7 @@ from resque_pool.dashboard import failures
 from resque_pool.pool import state as pool_state
 from tests.admin_support import (
     RUBY_FAILURE,
+    RecordedCommands,
     csrf_post,
     make_user,
     push_jobs,
@@ -179,6 +180,20 @@ def test_queue_page_is_paginated_with_lrange(viewer, resque):
     assert last[-1]["args"] == [2499]
     beyond = viewer.get(url("queue", "big") + "?page=999").context["page"]
     assert beyond["number"] == 125
+
+
+def test_queue_page_and_remove_confirmation_read_llen_and_one_slice(viewer, operator, resque):
+    push_jobs(resque, "big", [json.dumps({"class": "Job", "args": [i]}) for i in range(500)])
+    with RecordedCommands(resque) as recorded:
+        response = viewer.get(url("queue", "big") + "?page=3")
+    assert [job["args"] for job in response.context["jobs"]] == [[i] for i in range(40, 60)]
+    queue_key = resque.key("queue", "big")
+    assert recorded.named("LRANGE") == [["LRANGE", queue_key, "40", "59"]]
+    assert recorded.named("LLEN") == [["LLEN", queue_key]]
+    with RecordedCommands(resque) as recorded:
+        confirm = operator.get(url("remove_queue") + "?name=big")
+    assert "500 pending job" in confirm.content.decode()
+    assert recorded.named("LRANGE") == [] and recorded.named("LLEN") == [["LLEN", queue_key]]
 
 
 def test_queue_page_shows_ruby_and_broken_payloads(viewer, resque):

@@ -142,18 +142,22 @@ def failed_queues() -> list[dict[str, Any]]:
     return [{"name": n, "size": size} for n, size in zip(names, pipe.execute(), strict=True)]
 
 
-def queue_jobs(name: str, start: int, size: int) -> tuple[list[dict[str, Any]], int]:
-    """One page of pending jobs on a queue (oldest first, as they will run) and the total."""
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.llen(key("queue", name))
-    pipe.lrange(key("queue", name), start, start + size - 1)
-    total, raws = pipe.execute()
+def queue_key(name: str) -> str:
+    return key("queue", name)
+
+
+def queue_length(name: str) -> int:
+    return get_redis().llen(queue_key(name))
+
+
+def describe_jobs(rows: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Pending jobs ``(position, stored text)`` as the queue page shows them."""
     jobs = []
-    for offset, raw in enumerate(raws):
+    for position, raw in rows:
         payload, ok = decode_json(raw)
         described = describe_payload(payload) if ok else describe_payload(None)
-        jobs.append({"position": start + offset, "raw": raw, "decoded": ok, **described})
-    return jobs, total
+        jobs.append({"position": position, "raw": raw, "decoded": ok, **described})
+    return jobs
 
 
 def queue_exists(name: str) -> bool:

@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from resque_pool.dashboard import data, keys
 from resque_pool.dashboard import pools as live_pools
+from resque_pool.dashboard.paging import RedisList, paginate
 from resque_pool.dashboard.text import from_path, printable, query_param, query_string
 from resque_pool.resque import failures as failure
 from resque_pool.resque.connection import namespace
@@ -239,9 +240,8 @@ def queue_detail(model_admin, request, name: str):
     require_view(model_admin, request)
     if not data.queue_exists(name):
         name = from_path(name)
-    total = data.queue_jobs(name, 0, 0)[1]
-    page = pager(request, total, QUEUE_PAGE)
-    jobs, total = data.queue_jobs(name, page["start"], QUEUE_PAGE)
+    shown, page = paginate(request, RedisList(data.queue_key(name)), QUEUE_PAGE)
+    jobs = data.describe_jobs(shown.object_list)
     return render(
         model_admin,
         request,
@@ -264,7 +264,7 @@ def remove_queue(model_admin, request):
     if not name:
         raise Http404("no queue named")
     if request.method == "GET":
-        size = data.queue_jobs(name, 0, 0)[1]
+        size = data.queue_length(name)
         return confirm(
             model_admin,
             request,

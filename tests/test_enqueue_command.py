@@ -62,3 +62,29 @@ def test_unreachable_redis_is_one_line_without_the_password(resque, run_manage):
         "CommandError: nothing enqueued: Redis at redis://:********@127.0.0.1:1/0: "
     )
     assert "Connection refused" in line
+
+
+def test_unknown_job_error_names_the_command_line_option(resque, run_manage):
+    result = run_manage("enqueue", "NoSuchJob")
+    assert result.returncode == 1
+    assert "give --queue QUEUE to push it" in result.stderr
+    assert "queue=" not in result.stderr
+
+
+def test_bad_queue_names_are_refused_as_yaml_and_the_admin_refuse_them(resque, run_manage):
+    for queue, reason in [("", "empty"), ("a b", "whitespace"), ("a,b", "comma")]:
+        result = run_manage("enqueue", "Sleep", "1", "--queue", queue)
+        assert result.returncode == 1, (queue, result.stdout)
+        [line] = result.stderr.splitlines()
+        assert reason in line
+    assert resque.client.keys(f"{resque.namespace}:*") == []
+
+
+def test_arguments_that_do_not_fit_the_job_are_refused_before_pushing(resque, run_manage):
+    result = run_manage("enqueue", "Sleep", "1", "2", "3")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "CommandError: Sleep.perform(seconds=1) cannot take 3 argument(s) [1,2,3]: "
+        "too many positional arguments"
+    ]
+    assert resque.client.keys(f"{resque.namespace}:*") == []

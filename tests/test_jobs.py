@@ -238,3 +238,57 @@ def test_demo_jobs_are_autodiscovered():
 def test_record_demo_job_writes_token(resque):
     Job.from_raw("demo", '{"class":"Record","args":["t1"]}').perform()
     assert resque.client.smembers(resque.key("demo", "done")) == {"t1"}
+
+
+def test_enqueue_checks_arguments_against_the_signature_before_pushing(resque, calls):
+    @job(queue="sig", name="Sig")
+    class Sig:
+        @staticmethod
+        def perform(repo_id, branch="master"):
+            pass
+
+    @job(queue="sig", name="ClassSig")
+    class ClassSig:
+        @classmethod
+        def perform(cls, *items, **options):
+            pass
+
+    @job(queue="sig")
+    def keyword_only(a, *, b):
+        pass
+
+    with pytest.raises(BadArguments) as refused:
+        Sig.enqueue(1, "two", 3)
+    assert str(refused.value) == (
+        "Sig.perform(repo_id, branch='master') cannot take 3 argument(s) [1,\"two\",3]: "
+        "too many positional arguments"
+    )
+    with pytest.raises(BadArguments, match=r"^Sig\.perform\(repo_id, branch='master'\) .*"):
+        enqueue("Sig")
+    with pytest.raises(BadArguments, match=r"keyword_only\(a, \*, b\) cannot take 1"):
+        keyword_only.enqueue(1)
+    assert resque.client.exists(resque.key("queue", "sig"), resque.key("queues")) == 0
+    # *args takes any number; a classmethod's cls is not an argument.
+    ClassSig.enqueue()
+    ClassSig.enqueue(1, 2, 3)
+    Sig.enqueue(1)
+    assert resque.client.llen(resque.key("queue", "sig")) == 3
+
+
+def test_enqueue_refuses_queue_names_a_queue_list_could_not_hold(resque, calls):
+    for bad, reason in [
+        ("", "empty"),
+        ("a b", "whitespace"),
+        ("a,b", "comma"),
+        ("!a", "negation"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            enqueue("Record", "t", queue=bad)
+    with pytest.raises(ValueError, match="whitespace"):
+        enqueue("Ruby::Job", queue="ruby jobs")
+    assert resque.client.keys(f"{resque.namespace}:*") == []
+
+
+def test_unknown_name_error_tells_a_python_caller_about_queue(resque):
+    with pytest.raises(UnknownJob, match="pass queue= to push it"):
+        enqueue("NoSuchJob")

@@ -11,9 +11,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from resque_pool.errors import BadArguments, DontPerform, MalformedPayload, NoQueueError, UnknownJob
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.queue_lists import check_queue_name
 
 HOOK_PREFIXES = (
     "before_perform",
@@ -46,7 +49,17 @@ class JobDefinition:
         names = sorted(n for n in dir(self.target) if n.startswith(prefix))
         return [getattr(self.target, n) for n in names if callable(getattr(self.target, n))]
 
+    def describe(self) -> str:
+        """``Archive.perform(repo_id, branch='master')`` or ``myapp.jobs.archive(...)``."""
+        where = f"{self.name}.perform" if inspect.isclass(self.target) else self.name
+        try:
+            return f"{where}{inspect.signature(self.perform)}"
+        except (TypeError, ValueError):
+            return f"{where}(...)"
+
     def check_arguments(self, args: list[Any]) -> None:
+        """BadArguments naming the job and its signature when ``perform(*args)`` cannot bind
+        (args are positional, as Resque passes them; ``*args`` takes any number)."""
         try:
             signature = inspect.signature(self.perform)
         except (TypeError, ValueError):  # builtins without a signature: let the call decide
@@ -54,9 +67,11 @@ class JobDefinition:
         try:
             signature.bind(*args)
         except TypeError as error:
+            shown = wire.dumps(args)
+            if len(shown) > 200:
+                shown = shown[:200] + "…"
             raise BadArguments(
-                f"{self.name}.perform{signature} cannot take {len(args)} argument(s) "
-                f"{wire.dumps(args)}: {error}"
+                f"{self.describe()} cannot take {len(args)} argument(s) {shown}: {error}"
             ) from None
 
 
@@ -168,6 +183,15 @@ def _definition_for(job_ref: Any) -> JobDefinition | None:
     raise TypeError(f"enqueue() takes a registered job or its name, not {job_ref!r}")
 
 
+def unknown_job(name: Any, how_to_push: str) -> UnknownJob:
+    """The error for a name nobody registered here; ``how_to_push`` names the caller's way
+    of giving a queue (``pass queue=`` in Python, ``give --queue QUEUE`` in the shell)."""
+    return UnknownJob(
+        f"no job is registered as {name!r}; register it with @job or {how_to_push} to push "
+        f"it for another worker (registered: {', '.join(registry.names()) or 'none'})"
+    )
+
+
 def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob | None:
     """Push a job, as ``Resque.enqueue``/``enqueue_to`` do.
 
@@ -176,19 +200,23 @@ def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob |
     was pushed, or None when a ``before_enqueue*`` hook returned ``False``.
     """
     definition = _definition_for(job_ref)
-    if definition is None and not queue:
-        raise UnknownJob(
-            f"no job is registered as {job_ref!r}; register it with @job or pass queue= "
-            f"to push it for another worker (registered: {', '.join(registry.names()) or 'none'})"
-        )
+    if definition is None and queue is None:
+        raise unknown_job(job_ref, "pass queue=")
     class_name = definition.name if definition else str(job_ref)
-    target_queue = queue or (definition.queue if definition else None)
-    if not target_queue:
+    target_queue = queue if queue is not None else (definition.queue if definition else None)
+    if target_queue is None:
         raise NoQueueError(f"job {class_name!r} has no queue; give @job(queue=...) or queue=")
+    try:
+        check_queue_name(target_queue)
+    except ValidationError as error:
+        raise ValueError(f"{class_name}: {error.messages[0]}") from None
     try:
         payload = wire.job_payload(class_name, list(args))
     except (TypeError, ValueError) as error:
         raise ValueError(f"arguments of {class_name} must be JSON-serialisable: {error}") from None
+    if definition is not None:
+        # Refused here rather than as a failure in the worker, later and elsewhere.
+        definition.check_arguments(list(args))
     if definition is not None:
         # Every before hook runs, then any ``False`` cancels (Resque's enqueue_to).
         results = [hook(*args) for hook in definition.hooks("before_enqueue")]

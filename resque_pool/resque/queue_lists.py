@@ -40,3 +40,27 @@ def normalize_queue_list(text: str) -> str:
             "A queue list made only of negations selects no queue.", code="only_negations"
         )
     return ",".join(raw_parts)
+
+
+def check_queue_name(name: str) -> str:
+    """One queue to push to, or ValidationError: the rules a queue list applies to each of
+    its names, and nothing a queue list would read as syntax (a comma, a leading ``!``)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("Give a queue name (it is empty).", code="empty")
+    if _BAD_NAME.search(name):
+        raise ValidationError(
+            "Queue name %(name)r contains whitespace.", code="whitespace", params={"name": name}
+        )
+    if "," in name:
+        raise ValidationError(
+            "Queue name %(name)r contains a comma: a job goes to one queue.",
+            code="comma",
+            params={"name": name},
+        )
+    if name.startswith("!"):
+        raise ValidationError(
+            "Queue name %(name)r starts with '!', which a queue list reads as a negation.",
+            code="negation",
+            params={"name": name},
+        )
+    return name

@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from resque_pool.conf import settings
 from resque_pool.debug import mask_url
-from resque_pool.errors import NoQueueError, UnknownJob
-from resque_pool.resque.jobs import enqueue
+from resque_pool.errors import ResqueError
+from resque_pool.resque.jobs import enqueue, registry, unknown_job
 
 
 def parse_argument(text: str) -> Any:
@@ -44,16 +44,19 @@ class Command(BaseCommand):
         parser.add_argument("--queue", "-q", help="queue to push to (default: the job's queue)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        name = options["name"]
+        if options["queue"] is None and name not in registry:
+            raise CommandError(str(unknown_job(name, "give --queue QUEUE")))
         job_args = [parse_argument(text) for text in options["job_args"]]
         try:
-            pushed = enqueue(options["name"], *job_args, queue=options["queue"])
-        except (UnknownJob, NoQueueError, ValueError) as error:
+            pushed = enqueue(name, *job_args, queue=options["queue"])
+        except (ResqueError, ValueError) as error:
             raise CommandError(str(error)) from None
         except redis.RedisError as error:
             # Nothing was pushed (the push is one pipeline); one line, never the password.
             url = mask_url(settings.RESQUE_REDIS_URL)
             raise CommandError(f"nothing enqueued: Redis at {url}: {error}") from None
         if pushed is None:
-            self.stdout.write(f"{options['name']}: a before_enqueue hook cancelled the job")
+            self.stdout.write(f"{name}: a before_enqueue hook cancelled the job")
             return
         self.stdout.write(f"queue:   {pushed.queue}\npayload: {pushed.payload}")

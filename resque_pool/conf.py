@@ -118,6 +118,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a pool's published live state survives without a refresh.",
         positive=True,
     ),
+    Setting(
+        "RESQUE_SCHEDULER",
+        True,
+        (bool,),
+        "Run a scheduler child in each resque_pool (moves due delayed jobs; fires "
+        "schedules); resque_pool --no-scheduler turns it off for one pool.",
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS}

@@ -4,7 +4,8 @@ The demo project's settings, plus a custom loader chosen by ``POOL_TEST_LOADER``
 ``after_prefork`` hook (tests/pool_support.py) that makes workers of a queue list named
 ``crash`` die at once, for the backoff test; the ``tests.dbjobs`` app, whose job reads the
 database from a forked job child; ``POOL_TEST_REQUEUE=1`` turns on
-``RESQUE_REQUEUE_DIRTY_JOBS``.
+``RESQUE_REQUEUE_DIRTY_JOBS``; the scheduler child runs only with ``POOL_TEST_SCHEDULER=1``
+(the pool tests count and name the manager's children).
 """
 
 import os
@@ -17,3 +18,4 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.dbjobs"]
 
 RESQUE_POOL_CONFIG_LOADER = os.environ.get("POOL_TEST_LOADER") or None
 RESQUE_REQUEUE_DIRTY_JOBS = os.environ.get("POOL_TEST_REQUEUE") == "1"
+RESQUE_SCHEDULER = os.environ.get("POOL_TEST_SCHEDULER") == "1"

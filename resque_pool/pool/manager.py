@@ -30,6 +30,7 @@ from resque_pool.pool.loaders import Source
 from resque_pool.pool.processes import WorkerProcess, WorkerTable, clean_up_dead_worker, send_signal
 from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
 from resque_pool.resque.queue_lists import split_queues
+from resque_pool.scheduler.child import SchedulerChild
 from resque_pool.worker.options import term_child_enabled
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Options:
     kill_others: bool = False
     redirects: Redirects | None = None
     loader_period: float = field(default_factory=lambda: float(settings.RESQUE_POOL_LOADER_PERIOD))
+    scheduler: bool = field(default_factory=lambda: bool(settings.RESQUE_SCHEDULER))
 
 
 class Manager:
@@ -76,6 +78,9 @@ class Manager:
         self.loaded_once = False
         self.publish_error: str | None = None
         self.killer = killer.KillOthers(options.appname, self.host, self.pid, options.kill_others)
+        self.scheduler = SchedulerChild(
+            options.scheduler, self.pid, options.appname, options.single_process_group
+        )
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -123,6 +128,7 @@ class Manager:
                 self.killer.tick(self.workers, self.desired())
 
     def finish(self) -> None:
+        self.scheduler.stop()
         self.status = "stopped"
         self.procline("(shutting down)")
         try:
@@ -203,6 +209,7 @@ class Manager:
                 if self.options.spawn_delay:
                     self.next_spawn = now + self.options.spawn_delay
                     break
+        self.scheduler.maintain(self.signals.handled, self.signals.fds)
 
     def spawn_worker(self, queues: str) -> bool:
         try:
@@ -245,6 +252,8 @@ class Manager:
 
     def worker_exited(self, pid: int, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
+        if self.scheduler.reaped(pid, code):
+            return
         proc = self.workers.remove(pid)
         if proc is None:
             logger.info("reaped unknown child %d (status: %s)", pid, code)

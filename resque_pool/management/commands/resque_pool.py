@@ -174,6 +174,13 @@ class Command(BaseCommand):
         )
         add("--pool", metavar="NAME", help="pool name for database counts (default: host name)")
         add("--test", action="store_true", help="print the workers the config defines and exit")
+        add(
+            "--no-scheduler",
+            action="store_false",
+            dest="scheduler",
+            default=None,
+            help="run no scheduler child (default: RESQUE_SCHEDULER)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_logging()
@@ -269,6 +276,7 @@ class Command(BaseCommand):
                 handle_winch=options["daemon"],
                 kill_others=options["kill_others"],
                 redirects=redirects,
+                **({} if options["scheduler"] is None else {"scheduler": options["scheduler"]}),
             ),
         )
         try:

@@ -1,0 +1,30 @@
+"""``python manage.py resque_scheduler``: the scheduler alone, in the foreground.
+
+What each pool runs as a child by default (see ``--no-scheduler``): it moves due delayed
+jobs to their queues. Any number may run side by side, with each other and with Ruby's
+resque-scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from resque_pool.management.commands.resque_pool import configure_logging
+from resque_pool.scheduler.process import Scheduler
+
+
+class Command(BaseCommand):
+    help = (
+        "Move due delayed jobs to their queues (resque-scheduler's keys). TERM, INT or QUIT "
+        "stop it after the current step."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("-a", "--appname", help="app name in the procline (default: cwd name)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_logging()
+        Scheduler(appname=options["appname"] or os.path.basename(os.getcwd())).run()

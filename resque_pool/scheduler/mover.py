@@ -1,0 +1,170 @@
+"""Moving due delayed items to their queues, one atomic script per item.
+
+The script checks that the head of ``delayed:<ts>`` is still the item this mover read,
+pops it, pushes the queue entry, fixes the reverse index and drops the timestamp from
+``delayed_queue_schedule`` once its list is empty. Because the check and the move are one
+step, any number of movers (our schedulers, a Ruby resque-scheduler) can run side by side:
+an item is moved by exactly one of them, and a mover killed between two scripts leaves
+every item either still delayed or already queued.
+
+The queue entry is cut from the item's own bytes, never re-encoded: an item ending in
+``,"queue":"<q>"}`` (how resque-scheduler and we write them) becomes the same text
+without that member, ``{"class":…,"args":[…]}``, exactly what Resque pushes; any other
+item is pushed as it is (workers ignore the extra member).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from redis.exceptions import NoScriptError
+
+from resque_pool.resque import wire
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.jobs import registry
+from resque_pool.scheduler.delayed import SCHEDULE, index_key, timestamp_key, timestamp_member
+
+logger = logging.getLogger(__name__)
+
+# KEYS: delayed:<ts>, timestamps:<item>, queue:<q>, queues, delayed_queue_schedule
+# ARGV: item, queue entry, queue name, ts, "delayed:<ts>" (the index's member: no namespace).
+# Returns 1 when moved, 0 when the head is not that item (another mover took it).
+_MOVE = """
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return 0 end
+redis.call('LPOP', KEYS[1])
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then
+  redis.call('SREM', KEYS[2], ARGV[5])
+end
+redis.call('SADD', KEYS[4], ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[2])
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[5], ARGV[4])
+end
+return 1
+"""
+
+# KEYS: delayed:<ts>, delayed_queue_schedule; ARGV: ts.  resque-scheduler's
+# clean_up_timestamp: an emptied list (remove_delayed leaves them) leaves the schedule.
+_CLEAN = """
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+BATCH = 100
+
+
+@dataclass
+class MoveResult:
+    moved: int = 0
+    # timestamps holding items this process cannot route (no queue, not JSON): left for
+    # another scheduler (Ruby knows its own classes' queues); logged once each.
+    stuck: set[int] = field(default_factory=set)
+
+
+_reported: set[tuple[int, str]] = set()
+
+
+def queue_entry(item: str) -> tuple[str, str] | None:
+    """(queue, entry to push) for a delayed item, or None when it cannot be routed here."""
+    try:
+        payload = wire.loads(item)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("class"), str):
+        return None
+    queue = payload.get("queue")
+    if not isinstance(queue, str) or not queue:
+        # Old resque-scheduler items carry no queue: Resque.queue_from_class, our registry.
+        definition = registry.get(payload["class"])
+        if definition is None or not definition.queue:
+            return None
+        return definition.queue, item
+    suffix = ',"queue":' + wire.dumps(queue) + "}"
+    if item.endswith(suffix) and item.startswith("{"):
+        return queue, item[: -len(suffix)] + "}"
+    return queue, item
+
+
+def due_timestamps(now: float | None = None, limit: int = BATCH) -> list[int]:
+    """Timestamps whose score is not after ``now``, earliest first."""
+    stamps = get_redis().zrangebyscore(
+        key(SCHEDULE), "-inf", int(now if now is not None else time.time()), start=0, num=limit
+    )
+    return [int(stamp) for stamp in stamps]
+
+
+def move_due(now: float | None = None, max_items: int | None = None) -> MoveResult:
+    """Move every item due at ``now`` (default: this second); at most ``max_items``."""
+    result = MoveResult()
+    while max_items is None or result.moved < max_items:
+        stamps = [
+            s for s in due_timestamps(now, BATCH + len(result.stuck)) if s not in result.stuck
+        ]
+        if not stamps:
+            break
+        for stamp in stamps:
+            left = None if max_items is None else max_items - result.moved
+            if not _move_timestamp(stamp, result, left):
+                result.stuck.add(stamp)
+            if max_items is not None and result.moved >= max_items:
+                break
+    return result
+
+
+def _move_timestamp(stamp: int, result: MoveResult, max_items: int | None) -> bool:
+    """Move the items of one timestamp; False when an item there cannot be routed."""
+    client = get_redis()
+    list_key = timestamp_key(stamp)
+    schedule = key(SCHEDULE)
+    queues = key("queues")
+    move = client.register_script(_MOVE)
+    while max_items is None or max_items > 0:
+        count = BATCH if max_items is None else min(BATCH, max_items)
+        items = client.lrange(list_key, 0, count - 1)
+        if not items:
+            client.register_script(_CLEAN)(keys=[list_key, schedule], args=[stamp])
+            return True
+        pipe = client.pipeline(transaction=False)
+        routable = 0
+        for item in items:
+            routed = queue_entry(item)
+            if routed is None:
+                _report_stuck(stamp, item)
+                break
+            queue, entry = routed
+            move(
+                keys=[list_key, index_key(item), key("queue", queue), queues, schedule],
+                args=[item, entry, queue, stamp, timestamp_member(stamp)],
+                client=pipe,
+            )
+            routable += 1
+        if routable:
+            try:
+                moved = sum(pipe.execute())
+            except NoScriptError:  # a SCRIPT FLUSH between two batches: load it again
+                client.script_load(_MOVE)
+                continue
+            result.moved += moved
+            if max_items is not None:
+                max_items -= moved
+        if routable < len(items):
+            return False
+    return True
+
+
+def _report_stuck(stamp: int, item: str) -> None:
+    if (stamp, item) in _reported:
+        return
+    _reported.add((stamp, item))
+    logger.warning(
+        "delayed item at %s cannot be routed here (no queue and no registered job, or not "
+        "JSON); left for another scheduler: %s",
+        stamp,
+        item[:200],
+    )

@@ -1,0 +1,94 @@
+"""The scheduler process: move due delayed jobs about once a second.
+
+Run alone (``manage.py resque_scheduler``) or as a child of the pool manager
+(``resque_pool.scheduler.child``). TERM, INT and QUIT end it after the current step; a
+child whose manager is gone ends too. A Redis error is logged once and retried a second
+later: the process keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+import setproctitle
+
+from resque_pool.scheduler import mover
+from resque_pool.unix.wakeup import Waker
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# Resque's own scheduler polls every 5 s by default; a due job should reach its queue within
+# about a second here, so the loop wakes just after each whole second (items are kept to
+# the second).
+TICK = 1.0
+
+
+class Scheduler:
+    def __init__(self, appname: str = "", manager_pid: int | None = None) -> None:
+        self.appname = appname
+        self.manager_pid = manager_pid
+        self.stopping = False
+        self.waker = Waker()
+        self.error: str | None = None
+        self.title = ""
+
+    def run(self) -> None:
+        self.install_signals()
+        self.procline("starting")
+        logger.info("scheduler started (pid %d)", os.getpid())
+        try:
+            while not self.stopping:
+                if self.manager_pid is not None and os.getppid() != self.manager_pid:
+                    logger.info("scheduler: the pool manager is gone, exiting")
+                    break
+                self.tick()
+                if not self.stopping:
+                    self.procline("waiting")
+                    self.waker.wait(self.sleep_time())
+        finally:
+            self.waker.close()
+            logger.info("scheduler finished (pid %d)", os.getpid())
+
+    def tick(self) -> None:
+        try:
+            moved = mover.move_due()
+        except Exception as error:  # noqa: BLE001 (Redis down: retry on the next tick)
+            self.failed(error)
+            return
+        self.recovered()
+        if moved.moved:
+            logger.info("moved %d due delayed job(s) to their queues", moved.moved)
+
+    def sleep_time(self) -> float:
+        # Just past the next whole second, when the next timestamps become due.
+        return TICK - (time.time() % TICK) + 0.01
+
+    def failed(self, error: Exception) -> None:
+        message = f"{type(error).__name__}: {error}"
+        if message != self.error:
+            logger.error("scheduler: %s (retrying every second)", message)
+            self.error = message
+
+    def recovered(self) -> None:
+        if self.error is not None:
+            logger.info("scheduler: Redis answers again")
+            self.error = None
+
+    def install_signals(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._stop)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True  # the loop logs and exits; a handler only sets a flag
+        self.waker.wake()
+
+    def procline(self, text: str) -> None:
+        app = f"[{self.appname}]" if self.appname else ""
+        title = f"resque-scheduler{app}: {text}"
+        if title != self.title:
+            setproctitle.setproctitle(title)
+            self.title = title

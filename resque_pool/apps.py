@@ -10,4 +10,7 @@ class ResquePoolConfig(AppConfig):
     def ready(self) -> None:
         # Register every installed app's jobs, as the admin autodiscovers admin.py.
         autodiscover_modules("jobs")
+        from resque_pool.tasks import registry as tasks_registry
+
+        tasks_registry.autodiscover()  # tasks modules too, when TASKS uses ResqueBackend
         from resque_pool import checks  # noqa: F401  (registers the system checks)

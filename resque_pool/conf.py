@@ -125,6 +125,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Run a scheduler child in each resque_pool (moves due delayed jobs; fires "
         "schedules); resque_pool --no-scheduler turns it off for one pool.",
     ),
+    Setting(
+        "RESQUE_TASK_RESULT_TTL",
+        86400,
+        (int,),
+        "Seconds a finished task's result stays in Redis (resque_pool.tasks.ResqueBackend).",
+        positive=True,
+    ),
 )
 
 BY_NAME: dict[str, Setting] = {row.name: row for row in SETTINGS}

@@ -1,9 +1,11 @@
 """Settings for the demo project; every deployment knob comes from the environment."""
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,6 +32,11 @@ INSTALLED_APPS = [
     "resque_pool",
     "testproject.demo",
 ]
+
+# Django's Tasks framework: built into Django 6, the django-tasks backport on Django 5.2.
+if django.VERSION < (6, 0) and importlib.util.find_spec("django_tasks"):
+    INSTALLED_APPS.append("django_tasks")
+TASKS = {"default": {"BACKEND": "resque_pool.tasks.ResqueBackend", "QUEUES": ["default"]}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

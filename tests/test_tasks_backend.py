@@ -1,0 +1,412 @@
+"""ResqueBackend against the Tasks framework's contract (the checks Django's own
+custom-backend tests make), and tasks run by a real worker on the suite's Redis.
+
+Runs on Django 5.2 with the django-tasks backport and on Django 6 with ``django.tasks``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+
+import pytest
+from django.core import checks
+from django.utils import timezone
+
+from resque_pool.resque import failures
+from resque_pool.resque.wire import loads
+from resque_pool.tasks import execution, registry
+from resque_pool.tasks.backend import ResqueBackend
+from resque_pool.tasks.compat import (
+    FRAMEWORK,
+    InvalidTask,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    task_backends,
+    task_enqueued,
+    task_finished,
+    task_started,
+)
+from resque_pool.worker import Worker
+from testproject.demo import tasks as demo
+
+if FRAMEWORK == "django.tasks":
+    from django.tasks import task
+    from django.tasks.exceptions import TaskResultMismatch
+else:
+    from django_tasks import task
+    from django_tasks.exceptions import TaskResultMismatch
+
+
+def run_worker(*queues: str) -> Worker:
+    worker = Worker(list(queues), interval=0, fork_per_job=False)
+    worker.work()
+    return worker
+
+
+def queued(resque, queue: str) -> list[dict]:
+    return [loads(raw) for raw in resque.client.lrange(resque.key("queue", queue), 0, -1)]
+
+
+def module_level(a):
+    return a
+
+
+# -- the backend and its flags -------------------------------------------------------------
+
+
+def test_the_configured_backend_and_its_capabilities():
+    backend = task_backends["default"]
+    assert isinstance(backend, ResqueBackend)
+    assert backend.alias == "default"
+    assert backend.queues == {"default"}
+    assert backend.supports_get_result is True
+    assert backend.supports_async_task is True
+    assert backend.supports_priority is True
+
+
+# -- validation, with the framework's messages ----------------------------------------------
+
+
+def test_a_function_not_at_module_level_is_refused():
+    def local(a):
+        return a
+
+    with pytest.raises(InvalidTask, match="Task function must be defined at a module level."):
+        task()(local)
+
+
+def test_takes_context_needs_a_context_argument():
+    with pytest.raises(
+        InvalidTask, match="Task takes context but does not have a first argument of 'context'."
+    ):
+        task(takes_context=True)(module_level)
+
+
+@pytest.mark.parametrize("priority", [-101, 101, 3.1])
+def test_priority_outside_the_range_is_refused(priority):
+    with pytest.raises(InvalidTask, match="priority must be a whole number between -100 and 100."):
+        demo.add.using(priority=priority)
+
+
+def test_an_unknown_queue_is_refused_at_creation():
+    with pytest.raises(InvalidTask, match="Queue 'nope' is not valid for backend."):
+        demo.add.using(queue_name="nope")
+
+
+def test_a_queue_name_that_cannot_be_a_resque_queue_is_refused(settings):
+    settings.TASKS = {"default": {"BACKEND": "resque_pool.tasks.ResqueBackend", "QUEUES": []}}
+    assert demo.add.using(queue_name="any-name.ok").queue_name == "any-name.ok"
+    for name, why in [("a:b", "contains ':'"), ("a,b", "contains ','"), ("a b", "whitespace")]:
+        with pytest.raises(
+            InvalidTask, match=f"Queue '{name}' cannot name a Resque queue: .*{why}"
+        ):
+            demo.add.using(queue_name=name)
+
+
+def test_a_naive_run_after_is_refused():
+    with pytest.raises(InvalidTask, match="run_after"):
+        demo.add.using(run_after=datetime.now())
+
+
+def test_validation_runs_again_at_enqueue(settings):
+    queue_2 = demo.add.using()  # valid now
+    settings.TASKS = {
+        "default": {"BACKEND": "resque_pool.tasks.ResqueBackend", "QUEUES": ["other"]}
+    }
+    with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend."):
+        task_backends["default"].enqueue(queue_2, (), {})
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((datetime(2026, 1, 1),), {}, TypeError, "Unsupported type"),
+        (({1, 2},), {}, TypeError, "Unsupported type"),
+        (({1: "x"},), {}, TypeError, "Unsupported type in the task's arguments"),
+        ((math.nan,), {}, ValueError, "Unsupported value in the task's arguments"),
+        ((), {"b": object()}, TypeError, "Unsupported type"),
+    ],
+)
+def test_arguments_that_do_not_survive_json_are_refused(resque, args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        demo.add.enqueue(*args, **kwargs)
+    assert resque.client.keys(resque.key("*")) == []  # nothing written
+
+
+def test_system_checks_name_bad_queue_names(settings):
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "resque_pool.tasks.ResqueBackend",
+            "QUEUES": ["ok", "bad:name", "ok.high"],
+            "OPTIONS": {"QUEUE_PREFIX": "x,"},
+        }
+    }
+    messages = list(task_backends["default"].check())
+    ids = sorted(m.id for m in messages)
+    assert ids == ["resque_pool.tasks.E001", "resque_pool.tasks.E002", "resque_pool.tasks.W001"]
+    assert any("'bad:name' cannot name a Resque queue: it contains ':'" in m.msg for m in messages)
+    assert all(isinstance(m, checks.CheckMessage) for m in messages)
+
+
+# -- enqueue and results --------------------------------------------------------------------
+
+
+def test_enqueue_pushes_the_documented_payload_and_a_ready_result(resque):
+    result = demo.add.enqueue(1, b=2)
+    assert result.status == TaskResultStatus.READY
+    assert result.args == [1] and result.kwargs == {"b": 2}
+    assert result.enqueued_at is not None and result.started_at is None
+    assert result.worker_ids == [] and result.errors == []
+    assert resque.client.smembers(resque.key("queues")) == {"default"}
+    raw = resque.client.lrange(resque.key("queue", "default"), 0, -1)
+    assert raw == [
+        '{"class":"resque_pool.tasks.TaskWrapper","args":[{"task":"testproject.demo.tasks.add",'
+        f'"id":"{result.id}","backend":"default","queue_name":"default","priority":0,'
+        '"args":[1],"kwargs":{"b":2}}]}'
+    ]
+    # The record has no expiry while the task waits.
+    assert resque.client.ttl(resque.key("task-result", result.id)) == -1
+
+
+def test_get_result_round_trip_from_the_backend_and_the_task(resque):
+    result = demo.add.enqueue(2, 3)
+    again = task_backends["default"].get_result(result.id)
+    assert again.id == result.id
+    assert again.status == TaskResultStatus.READY
+    assert again.task.func is demo.add.func
+    assert (again.args, again.kwargs) == ([2, 3], {})
+    assert again.enqueued_at == result.enqueued_at
+    assert demo.add.get_result(result.id).id == result.id
+    with pytest.raises(TaskResultMismatch):
+        demo.fail.get_result(result.id)
+    with pytest.raises(TaskResultDoesNotExist):
+        demo.add.get_result("no-such-id")
+
+
+def test_async_enqueue_and_get_result(resque):
+    from asgiref.sync import async_to_sync
+
+    async def go():
+        result = await demo.add.aenqueue(4, 5)
+        again = await demo.add.aget_result(result.id)
+        return result, again
+
+    result, again = async_to_sync(go)()
+    assert again.id == result.id and again.status == TaskResultStatus.READY
+
+
+def test_priority_bands_are_queues(resque):
+    demo.add.using(priority=10).enqueue(1, 1)
+    demo.add.using(priority=-5).enqueue(1, 1)
+    demo.add.enqueue(1, 1)
+    assert resque.client.smembers(resque.key("queues")) == {
+        "default.high",
+        "default",
+        "default.low",
+    }
+    assert queued(resque, "default.high")[0]["args"][0]["priority"] == 10
+
+
+def test_a_worker_reading_the_bands_in_order_runs_high_priority_first(resque):
+    low = demo.add.using(priority=-1).enqueue(0, 1)
+    normal = demo.add.enqueue(0, 2)
+    high = demo.add.using(priority=100).enqueue(0, 3)
+    started = []
+
+    def record(sender, task_result, **kwargs):
+        started.append(task_result.id)
+
+    task_started.connect(record)
+    try:
+        run_worker("default.high", "default", "default.low")
+    finally:
+        task_started.disconnect(record)
+    assert started == [high.id, normal.id, low.id]
+
+
+def test_queue_prefix_option(resque, settings):
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "resque_pool.tasks.ResqueBackend",
+            "OPTIONS": {"QUEUE_PREFIX": "tasks_"},
+        }
+    }
+    demo.add.enqueue(1, 1)
+    assert resque.client.smembers(resque.key("queues")) == {"tasks_default"}
+
+
+# -- running in a worker --------------------------------------------------------------------
+
+
+def test_a_worker_runs_the_task_and_records_its_result(resque, settings):
+    settings.RESQUE_TASK_RESULT_TTL = 1234
+    result = demo.add.enqueue(1, 2)
+    worker = run_worker("default")
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == 3
+    assert result.worker_ids == [worker.id]
+    assert result.attempts == 1
+    assert result.enqueued_at <= result.started_at <= result.finished_at
+    assert result.last_attempted_at == result.started_at
+    assert result.errors == []
+    assert 1200 < resque.client.ttl(resque.key("task-result", result.id)) <= 1234
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+
+
+def test_an_async_task_runs(resque):
+    result = demo.add_async.enqueue(20, 22)
+    run_worker("default")
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value == 42
+
+
+def test_a_failing_task_records_its_error_and_a_resque_failure(resque):
+    result = demo.fail.enqueue("broken")
+    run_worker("default")
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.finished_at is not None
+    [error] = result.errors
+    assert error.exception_class_path == "builtins.ValueError"
+    assert error.exception_class is ValueError
+    assert "ValueError: broken" in error.traceback
+    with pytest.raises(ValueError, match="Task failed"):
+        _ = result.return_value
+    [entry] = failures.all(0, 1)
+    assert entry["exception"] == "ValueError" and entry["error"] == "broken"
+    assert resque.client.ttl(resque.key("task-result", result.id)) > 0
+
+
+def test_context_gives_the_attempt(resque):
+    result = demo.attempt.enqueue("first")
+    run_worker("default")
+    result.refresh()
+    assert result.return_value == {"label": "first", "attempt": 1, "id": result.id}
+
+
+def test_a_retry_from_the_failed_list_is_the_next_attempt(resque):
+    result = demo.fail.enqueue("once")
+    run_worker("default")
+    failures.requeue(0)
+    run_worker("default")
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.attempts == 2 and len(result.errors) == 2
+
+
+def _wrapper_args(result):
+    from resque_pool.tasks.backend import wrapper_arguments
+
+    return wrapper_arguments(result)
+
+
+def test_signals_fire_where_django_fires_them(resque):
+    seen = []
+
+    def receiver(signal_name):
+        def record(sender, task_result, **kwargs):
+            seen.append((signal_name, sender, task_result.status))
+
+        return record
+
+    receivers = {
+        s: receiver(n)
+        for s, n in [
+            (task_enqueued, "enqueued"),
+            (task_started, "started"),
+            (task_finished, "finished"),
+        ]
+    }
+    for signal, fn in receivers.items():
+        signal.connect(fn)
+    try:
+        demo.add.enqueue(1, 1)
+        run_worker("default")
+    finally:
+        for signal, fn in receivers.items():
+            signal.disconnect(fn)
+    assert seen == [
+        ("enqueued", ResqueBackend, TaskResultStatus.READY),
+        ("started", ResqueBackend, TaskResultStatus.RUNNING),
+        ("finished", ResqueBackend, TaskResultStatus.SUCCESSFUL),
+    ]
+
+
+def test_a_payload_naming_an_unknown_task_fails_as_an_unknown_job(resque):
+    result = demo.add.enqueue(1, 1)
+    raw = resque.client.lpop(resque.key("queue", "default"))
+    resque.client.rpush(
+        resque.key("queue", "default"), raw.replace("testproject.demo.tasks.add", "os.system")
+    )
+    run_worker("default")
+    [entry] = failures.all(0, 1)
+    assert entry["exception"] == "resque_pool.errors.UnknownJob"
+    assert "'os.system'" in entry["error"]
+    # The result the payload points at says so instead of waiting for ever.
+    record = loads(resque.client.get(resque.key("task-result", result.id)))
+    assert record["status"] == "FAILED"
+    assert record["errors"][0]["exception_class_path"] == "resque_pool.errors.UnknownJob"
+    assert "os.system" not in registry.names()
+
+
+def test_a_dead_workers_task_is_failed_by_the_clean_up(resque):
+    from resque_pool.resque.jobs import Job
+    from resque_pool.resque.pruning import cleanup_dead_worker
+    from resque_pool.resque.workers import register, working_on
+
+    result = demo.sleep.enqueue(5)
+    job = Job.reserve("default")
+    worker_id = "deadhost:999999:default"
+    register(worker_id)
+    working_on(worker_id, job)
+    # As if the task had started there, then the worker was SIGKILLed.
+    record = loads(resque.client.get(resque.key("task-result", result.id)))
+    record["status"] = "RUNNING"
+    record["worker_ids"] = [worker_id]
+    resque.client.set(resque.key("task-result", result.id), json.dumps(record))
+    assert cleanup_dead_worker(worker_id)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[0].exception_class_path == "resque_pool.errors.DirtyExit"
+    assert "did not gracefully exit" in result.errors[0].traceback
+
+
+def test_a_requeued_lost_attempt_is_recorded_when_the_task_runs_again(resque):
+    result = demo.attempt.enqueue("again")
+    raw = resque.client.lindex(resque.key("queue", "default"), 0)
+    record = loads(resque.client.get(resque.key("task-result", result.id)))
+    record.update(status="RUNNING", worker_ids=["gone:1:default"])
+    resque.client.set(resque.key("task-result", result.id), json.dumps(record))
+    assert raw  # still queued, as RESQUE_REQUEUE_DIRTY_JOBS pushes it back
+    run_worker("default")
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert result.return_value["attempt"] == 2
+    assert [e.exception_class_path for e in result.errors] == ["resque_pool.errors.DirtyExit"]
+
+
+def test_a_record_that_expired_is_rebuilt_when_its_job_runs(resque):
+    result = demo.add.enqueue(3, 4)
+    resque.client.delete(resque.key("task-result", result.id))
+    run_worker("default")
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 7
+
+
+def test_lost_leaves_a_finished_result_alone(resque):
+    result = demo.add.enqueue(1, 1)
+    run_worker("default")
+    execution.lost(RuntimeError("late"), (_wrapper_args(result),))
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.errors == []
+
+
+def test_deferred_results_keep_their_record(resque):
+    # Without the delayed queue, run_after is refused honestly.
+    if not task_backends["default"].supports_defer:
+        with pytest.raises(InvalidTask, match="Backend does not support run_after."):
+            demo.add.using(run_after=timezone.now() + timedelta(seconds=5))

@@ -1,0 +1,191 @@
+"""Where the counts come from: Throttled (resque-pool's throttled_spec.rb), choosing the
+source, the database loader, and the manager keeping the last good counts."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from resque_pool.models import WorkerCount
+from resque_pool.pool.config import ConfigError
+from resque_pool.pool.loaders import DatabaseLoader, Throttled, choose_source
+from resque_pool.pool.manager import Manager, Options
+
+# -- Throttled (spec/config_loaders/throttled_spec.rb) -------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingLoader:
+    def __init__(self) -> None:
+        self.calls: list[str | None] = []
+        self.resets = 0
+
+    def __call__(self, environment):
+        self.calls.append(environment)
+        return {"foo": len(self.calls)}
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def test_throttled_default_period():
+    clock, loader = FakeClock(), CountingLoader()
+    throttled = Throttled(loader, time_source=clock)
+    start = clock.now
+    assert throttled("env") == {"foo": 1}
+    clock.now = start + 6
+    assert throttled("env") == {"foo": 1}
+    assert len(loader.calls) == 1
+    clock.now = start + 12
+    assert throttled("env") == {"foo": 2}
+    assert len(loader.calls) == 2
+    clock.now = start + 13
+    assert throttled("env") == {"foo": 2}
+    assert len(loader.calls) == 2
+
+
+def test_throttled_period_60():
+    clock, loader = FakeClock(), CountingLoader()
+    throttled = Throttled(loader, period=60, time_source=clock)
+    start = clock.now
+    throttled("env")
+    expectations = [(59, 1), (64, 2), (123, 2), (125, 3)]
+    for offset, calls in expectations:
+        clock.now = start + offset
+        throttled("env")
+        assert len(loader.calls) == calls, offset
+
+
+def test_throttled_is_strictly_greater_and_first_call_loads_at_time_zero():
+    clock, loader = FakeClock(), CountingLoader()
+    clock.now = 0.0
+    throttled = Throttled(loader, period=10, time_source=clock)
+    throttled(None)
+    assert len(loader.calls) == 1
+    clock.now = 10.0
+    throttled(None)
+    assert len(loader.calls) == 1  # exactly the period: still cached
+    clock.now = 10.001
+    throttled(None)
+    assert len(loader.calls) == 2
+
+
+def test_throttled_reset_forces_reload_and_is_delegated():
+    clock, loader = FakeClock(), CountingLoader()
+    throttled = Throttled(loader, time_source=clock)
+    throttled("env")
+    clock.now += 1
+    throttled.reset()
+    assert loader.resets == 1
+    assert throttled("env") == {"foo": 2}
+
+
+def test_throttled_reset_with_a_plain_function():
+    calls = []
+    throttled = Throttled(lambda env: calls.append(env) or {"x": 1}, time_source=FakeClock())
+    throttled("env")
+    throttled.reset()  # no reset on a lambda: must not raise
+    throttled("env")
+    assert calls == ["env", "env"]
+
+
+def test_throttled_failure_does_not_update_last_check():
+    clock = FakeClock()
+    outcomes = [RuntimeError("down"), {"a": 1}]
+
+    def flaky(env):
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    throttled = Throttled(flaky, time_source=clock)
+    with pytest.raises(RuntimeError):
+        throttled("env")
+    assert throttled("env") == {"a": 1}  # retried at once, not after the period
+
+
+def test_throttled_delegates_attributes():
+    loader = CountingLoader()
+    throttled = Throttled(loader)
+    assert throttled.calls is loader.calls
+
+
+# -- loader selection and the database loader ----------------------------------------------
+
+
+def test_choose_source_order(settings, tmp_path):
+    settings.RESQUE_POOL_CONFIG_LOADER = "tests.pool_support.ReversingLoader"
+    path = str(tmp_path / "pool.yml")
+    assert choose_source(path, "web1").description == path
+    assert choose_source(path, "web1").strict
+    source = choose_source(None, "web1")
+    assert source.description == "tests.pool_support.ReversingLoader"
+    assert type(source.loader).__name__ == "ReversingLoader"  # a class is instantiated
+    settings.RESQUE_POOL_CONFIG_LOADER = None
+    assert choose_source(None, "web1").description == "database"
+    settings.RESQUE_POOL_CONFIG_LOADER = "tests.pool_support.nothing_here"
+    with pytest.raises(ConfigError, match="nothing_here"):
+        choose_source(None, "web1")
+
+
+@pytest.mark.django_db
+def test_database_loader_merges_layers(django_assert_num_queries):
+    WorkerCount.objects.create(queues="a", count=1)
+    WorkerCount.objects.create(queues="b", count=2)
+    WorkerCount.objects.create(queues="a", count=3, environment="production")
+    WorkerCount.objects.create(queues="b", count=0, pool="web1")
+    WorkerCount.objects.create(queues="c", count=5, environment="production", pool="web2")
+    loader = DatabaseLoader("web1")
+    with django_assert_num_queries(1):  # one small query per period per pool
+        assert loader("production") == {"a": 3, "b": 0}
+    assert DatabaseLoader("web2")("production") == {"a": 3, "b": 2, "c": 5}
+    assert DatabaseLoader("web2")("staging") == {"a": 1, "b": 2}
+
+
+# -- the manager's loading: last good counts stay, errors logged once per change ------------
+
+
+def test_manager_keeps_last_good_counts_and_logs_each_error_once(caplog):
+    outcomes: list = [
+        {"a": 1},
+        RuntimeError("db down"),
+        RuntimeError("db down"),
+        {"a": True},
+        {"a": True},
+        {"a": 2},
+    ]
+
+    def loader(env):
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    from resque_pool.pool.loaders import Source
+
+    manager = Manager(Source(loader, "flaky"), Options(environment=None, pool="p", appname="t"))
+    caplog.set_level(logging.INFO, logger="resque_pool")
+    assert manager.load_counts()
+    assert manager.counts == {"a": 1}
+    assert not manager.load_counts()
+    assert not manager.load_counts()
+    assert not manager.load_counts()
+    assert not manager.load_counts()
+    assert manager.counts == {"a": 1}
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2  # one per distinct error, not one per call
+    assert "RuntimeError: db down" in errors[0]
+    assert "must be an integer" in errors[1]
+    assert manager.load_counts()
+    assert manager.counts == {"a": 2}
+    assert any("load again" in r.getMessage() for r in caplog.records)
+    manager.signals.close()

@@ -1,0 +1,193 @@
+"""resque-pool's YAML file: merging by environment, validation, ``${VAR}`` interpolation
+and the file loader's caching."""
+
+from __future__ import annotations
+
+import pytest
+
+from resque_pool.pool.config import (
+    ConfigError,
+    FileLoader,
+    interpolate,
+    load_file,
+    merge_environment,
+    parse_yaml,
+    validate_counts,
+)
+
+# -- merging (resque-pool's FileOrHashLoader#apply_environment) -----------------------------
+
+OBSERVED = {"foo": 1, "bar": 2, "production": {"foo": 5, "a,b": 3}, "staging": {"baz": 1}}
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ("production", {"foo": 5, "bar": 2, "a,b": 3}),
+        ("staging", {"foo": 1, "bar": 2, "baz": 1}),
+        (None, {"foo": 1, "bar": 2}),
+        ("development", {"foo": 1, "bar": 2}),  # no section: root only
+    ],
+)
+def test_observed_merge_example(environment, expected):
+    merged = merge_environment(OBSERVED, environment, "example")
+    assert merged == expected
+    # configuration order: root first, then the section's new keys
+    assert list(merged) == list(expected)
+
+
+def test_hash_spec_cases():
+    config = {
+        "foo": 8,
+        "test": {"bar": 10, "foo,bar": 12},
+        "development": {"baz": 14, "foo,bar": 16},
+    }
+    assert merge_environment(config, "test", "h") == {"foo": 8, "bar": 10, "foo,bar": 12}
+    assert merge_environment(config, "development", "h") == {"foo": 8, "foo,bar": 16, "baz": 14}
+    assert merge_environment(config, None, "h") == {"foo": 8}
+    # the caller's mapping is never mutated (resque-pool's shallow-copy surprise)
+    assert config["test"] == {"bar": 10, "foo,bar": 12}
+
+
+def test_plain_hash_keeps_every_list():
+    config = {"foo": 1, "bar": 2, "foo,bar": 3, "bar,foo": 4}
+    assert merge_environment(config, "development", "h") == config
+
+
+SPEC_FILE = """\
+foo: 1
+
+production:
+  "foo,bar": 10
+
+development:
+  "foo,bar": 4
+  "baz": 23
+
+test:
+  "bar": 5
+  "foo,bar": 3
+"""
+
+
+def test_spec_file(tmp_path):
+    path = tmp_path / "resque-pool.yml"
+    path.write_text(SPEC_FILE)
+    assert load_file(str(path), "test") == {"foo": 1, "bar": 5, "foo,bar": 3}
+    assert load_file(str(path), "development") == {"foo": 1, "foo,bar": 4, "baz": 23}
+    assert load_file(str(path), None) == {"foo": 1}
+
+
+def test_nested_mappings_are_dropped_and_count_zero_kept():
+    config = parse_yaml("foo: 0\nbar: 2\nnested: {deep: 1}\nproduction:\n  other: {x: 1}\n")
+    assert merge_environment(config, "production", "f") == {"foo": 0, "bar": 2}
+
+
+def test_queue_lists_are_normalised_before_merging():
+    config = parse_yaml('"foo,bar": 1\nproduction:\n  "foo, bar": 4\n')
+    assert merge_environment(config, "production", "f") == {"foo,bar": 4}
+
+
+def test_yaml_11_booleans_stay_queue_names():
+    assert merge_environment(parse_yaml("on: 1\nyes: 2\nno: 3\n"), None, "f") == {
+        "on": 1,
+        "yes": 2,
+        "no": 3,
+    }
+
+
+def test_integer_keys_become_queue_names():
+    assert merge_environment(parse_yaml("1: 2\n"), None, "f") == {"1": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("foo: [\n", "not valid YAML"),
+        ("- foo\n- bar\n", "expected a mapping"),
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ('foo: "2"\n', "must be an integer >= 0, got '2'"),
+        ("foo: true\n", "must be an integer >= 0, got True"),
+        ("foo: -1\n", "must be an integer >= 0, got -1"),
+        ("foo:\n", "must be an integer >= 0, got None"),
+        ("foo: 1.5\n", "must be an integer >= 0, got 1.5"),
+        ('"foo,,bar": 1\n', "empty queue name"),
+        ('"": 1\n', "Give at least one queue name"),
+        ('"foo bar": 1\n', "contains whitespace"),
+        ('"foo,bar": 1\n"foo, bar": 2\n', "given twice"),
+        ("true: 1\n", "is not a queue list"),
+    ],
+)
+def test_invalid_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "pool.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_file(str(path), None)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read: No such file"):
+        load_file(str(tmp_path / "nope.yml"), None)
+
+
+def test_validate_counts_for_loader_results():
+    assert validate_counts({"a, b": 2, "c": 0}, "loader") == {"a,b": 2, "c": 0}
+    for bad in ({"a": True}, {"a": "1"}, {"a": -2}, {" ": 1}, ["a"], None):
+        with pytest.raises(ConfigError):
+            validate_counts(bad, "loader")
+
+
+# -- interpolation (in place of ERB) --------------------------------------------------------
+
+
+def test_interpolation():
+    environ = {"COUNT": "3", "EMPTY": "", "QUEUE": "mail"}
+    text = "${QUEUE}: ${COUNT}\nx: ${MISSING:-2}\ny: ${EMPTY:-4}\nz: $${LITERAL}\n# ${UNSET}\n"
+    assert interpolate(text, environ) == "mail: 3\nx: 2\ny: 4\nz: ${LITERAL}\n# ${UNSET}\n"
+
+
+def test_interpolation_of_unset_variable_is_an_error():
+    with pytest.raises(ConfigError, match=r"pool.yml:2: environment variable NOPE is not set"):
+        interpolate("a: 1\nb: ${NOPE}\n", {}, "pool.yml")
+
+
+def test_interpolated_file(tmp_path, monkeypatch):
+    # resque-pool's spec-custom.yml.erb: "foo: <%= 1+1 %>" loads as {"foo" => 2}
+    path = tmp_path / "custom.yml"
+    path.write_text("foo: ${POOL_TEST_FOO:-2}\nproduction:\n  ${POOL_TEST_Q:-bar}: 1\n")
+    monkeypatch.delenv("POOL_TEST_FOO", raising=False)
+    assert load_file(str(path), None) == {"foo": 2}
+    monkeypatch.setenv("POOL_TEST_FOO", "7")
+    monkeypatch.setenv("POOL_TEST_Q", "mail")
+    assert load_file(str(path), "production") == {"foo": 7, "mail": 1}
+
+
+# -- the file loader's caching -------------------------------------------------------------
+
+
+def test_file_loader_reads_again_only_after_reset(tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text("orig: 1\n")
+    loader = FileLoader(str(path))
+    assert loader(None) == {"orig": 1}
+    path.write_text("changed: 1\n")
+    assert loader(None) == {"orig": 1}  # "should not automatically load the changes"
+    loader.reset()
+    assert loader(None) == {"changed": 1}  # "should reload the changes on HUP signal"
+
+
+def test_file_loader_caches_a_failure_until_reset(tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text("foo: [\n")
+    loader = FileLoader(str(path))
+    with pytest.raises(ConfigError):
+        loader(None)
+    path.write_text("foo: 1\n")
+    with pytest.raises(ConfigError):  # not re-read every second
+        loader(None)
+    loader.reset()
+    assert loader(None) == {"foo": 1}

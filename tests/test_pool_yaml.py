@@ -191,3 +191,26 @@ def test_file_loader_caches_a_failure_until_reset(tmp_path):
         loader(None)
     loader.reset()
     assert loader(None) == {"foo": 1}
+
+
+def _traceback_length(error: BaseException) -> int:
+    length, tb = 0, error.__traceback__
+    while tb is not None:
+        length, tb = length + 1, tb.tb_next
+    return length
+
+
+def test_a_cached_failure_does_not_grow_with_each_raise(tmp_path):
+    """The manager asks every second; each raise must not keep the ones before it."""
+    path = tmp_path / "pool.yml"
+    path.write_text("foo: [\n")
+    loader = FileLoader(str(path))
+    seen = []
+    for _ in range(50):
+        try:
+            loader(None)
+        except ConfigError as error:
+            seen.append((_traceback_length(error), error.__context__, error.__cause__))
+    assert len(seen) == 50
+    assert seen[-1] == seen[0]
+    assert seen[0][1] is None and seen[0][2] is None

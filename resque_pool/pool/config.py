@@ -157,24 +157,30 @@ def load_file(path: str, environment: str | None, environ: Mapping[str, str] | N
 class FileLoader:
     """A loader for one file, cached like resque-pool's: the file is read on the first call
     and again only after ``reset()`` (HUP). A failed read is cached too, so a broken file is
-    not re-read every second; the next HUP tries again."""
+    not re-read every second; the next HUP tries again.
+
+    The failure is cached as its message and raised as a new exception each time: raising
+    one exception object again appends to its ``__traceback__``, which grew once a second
+    for as long as the broken file stayed."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._result: dict[str, int] | ConfigError | None = None
+        self._counts: dict[str, int] | None = None
+        self._error: str | None = None
 
     def __call__(self, environment: str | None) -> dict[str, int]:
-        if self._result is None:
+        if self._counts is None and self._error is None:
             try:
-                self._result = load_file(self.path, environment)
+                self._counts = load_file(self.path, environment)
             except ConfigError as error:
-                self._result = error
-        if isinstance(self._result, ConfigError):
-            raise self._result
-        return dict(self._result)
+                self._error = str(error)
+        if self._error is not None:
+            raise ConfigError(self._error)
+        return dict(self._counts or {})
 
     def reset(self) -> None:
-        self._result = None
+        self._counts = None
+        self._error = None
 
     def __str__(self) -> str:
         return self.path

@@ -4,6 +4,7 @@ and the observed cases of reference A1), ``--test`` and start-up errors."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 
 import pytest
@@ -200,3 +201,11 @@ def test_a_default_resque_pool_file_is_only_pointed_out(resque, database_env, tm
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["Workers defined in database", "1: demo"]
     assert "config/resque-pool.yml exists but is not read" in result.stderr
+
+
+def test_test_option_refuses_a_fifo_without_hanging(run_manage, tmp_path):
+    fifo = tmp_path / "pool.yml"
+    os.mkfifo(fifo)
+    result = run_manage("resque_pool", "--test", "-c", str(fifo), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"CommandError: {fifo}: not a regular file"

@@ -58,3 +58,34 @@ def test_kill_others_spares_the_old_pool_when_the_new_one_loads_nothing(start_po
     time.sleep(3.0)  # several loop passes in which an empty pool would look "complete"
     assert "kill-others: sent QUIT" not in new.log()
     assert old.process.poll() is None and set(old.titles()) == set(old_workers)
+
+
+def test_hostile_config_files_on_hup_keep_the_manager_and_its_workers(start_pool, tmp_path):
+    from tests.test_pool_yaml import alias_bomb
+
+    config = write(tmp_path / "pool.yml", "demo: 1\n")
+    pool = start_pool("-c", str(config))
+    before = pool.wait_for_workers({"demo": 1})
+    hostile = [
+        (alias_bomb(), "aliases expand to more than"),
+        ("demo: 1\n" + "# padding\n" * 110_000, "larger than 1 MiB"),
+        (None, "not a regular file"),  # a symlink to /dev/zero
+    ]
+    for number, (text, message) in enumerate(hostile, start=1):
+        config.unlink()
+        if text is None:
+            config.symlink_to("/dev/zero")
+        else:
+            config.write_text(text)
+        pool.signal(signal.SIGHUP)
+        pool.wait_for_log(rf"could not load worker counts from \S+ \(ConfigError: .*{message}")
+        # still answering signals at once, with the last good counts and the same workers
+        pool.signal(signal.SIGIO)
+        wait_until(
+            lambda number=number: pool.log().count("IO: no siginfo hooks here") == number,
+            10,
+            message="the manager answering a signal",
+        )
+        assert set(pool.titles()) == set(before)
+    assert pool.process.poll() is None
+    assert max(len(line) for line in pool.log().splitlines()) < 600

@@ -214,3 +214,95 @@ def test_a_cached_failure_does_not_grow_with_each_raise(tmp_path):
     assert len(seen) == 50
     assert seen[-1] == seen[0]
     assert seen[0][1] is None and seen[0][2] is None
+
+
+# -- hostile files: nothing may eat the machine or hang the manager -----------------------
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """The "billion laughs": each level lists the one before nine times (9**9 leaves)."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels):
+        lines.append(f"l{level}: &l{level} [" + ",".join([f"*l{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused(tmp_path):
+    path = tmp_path / "bomb.yml"
+    path.write_text(alias_bomb())
+    assert path.stat().st_size < 600
+    with pytest.raises(ConfigError, match="alias") as caught:
+        load_file(str(path), None)
+    assert len(str(caught.value)) < 300 and str(path) in str(caught.value)
+
+
+def test_aliases_within_the_bound_still_work(tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text("defaults: &defaults\n  mail: 1\nproduction:\n  <<: *defaults\n  foo: 2\n")
+    assert load_file(str(path), "production") == {"mail": 1, "foo": 2}
+
+
+def test_a_recursive_alias_is_a_one_line_error(tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text("foo: &a [1, *a]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_file(str(path), None)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_a_config_that_is_not_a_regular_file_is_refused(tmp_path, device):
+    path = tmp_path / "pool.yml"
+    path.symlink_to(device)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_file(str(path), None)
+
+
+def test_a_directory_is_not_a_config(tmp_path):
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_file(str(tmp_path), None)
+
+
+def test_a_file_over_one_mebibyte_is_refused(tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text("# padding\n" * 110_000)  # a valid (empty) YAML document of 1.1 MB
+    with pytest.raises(ConfigError, match="larger than 1 MiB"):
+        load_file(str(path), None)
+
+
+def test_a_file_with_too_many_entries_is_refused_early(tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text("".join(f"q{number}: 0\n" for number in range(20_000)))
+    with pytest.raises(ConfigError, match="too many"):
+        load_file(str(path), None)
+
+
+def test_deep_nesting_is_a_one_line_error(tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text("foo: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_file(str(path), None)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "foo: " + "x" * 100_000 + "\n",  # a huge value
+        '"' + "a b" * 50_000 + '": 1\n',  # a huge invalid key
+        '"' + "a" * 100_000 + ',,": 1\n',
+        "${" + "V" * 100_000 + "}: 1\n",  # a huge unset variable name
+    ],
+)
+def test_error_messages_quote_a_bounded_amount(tmp_path, text):
+    path = tmp_path / "pool.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_file(str(path), None)
+    assert len(str(caught.value)) < 300 + len(str(path))
+
+
+def test_validate_counts_quotes_a_bounded_amount():
+    with pytest.raises(ConfigError) as caught:
+        validate_counts({"foo": list(range(100_000))}, "loader")
+    assert len(str(caught.value)) < 300

@@ -405,8 +405,45 @@ def test_lost_leaves_a_finished_result_alone(resque):
     assert result.status == TaskResultStatus.SUCCESSFUL and result.errors == []
 
 
-def test_deferred_results_keep_their_record(resque):
-    # Without the delayed queue, run_after is refused honestly.
-    if not task_backends["default"].supports_defer:
-        with pytest.raises(InvalidTask, match="Backend does not support run_after."):
-            demo.add.using(run_after=timezone.now() + timedelta(seconds=5))
+def test_a_deferred_task_waits_in_the_delayed_queue_and_runs_when_moved(resque):
+    from resque_pool.scheduler import delayed, mover
+
+    run_after = timezone.now() + timedelta(seconds=30, microseconds=300_000)
+    result = demo.add.using(run_after=run_after).enqueue(5, 6)
+    assert result.status == TaskResultStatus.READY
+    assert resque.client.llen(resque.key("queue", "default")) == 0
+    # The first whole second not before run_after: a task never runs early.
+    stamp = math.ceil(run_after.timestamp())
+    [item] = delayed.items_at(stamp)
+    assert item.queue == "default"
+    assert item.class_name == "resque_pool.tasks.TaskWrapper"
+    assert item.args[0]["id"] == result.id
+    # Its record has no expiry while it waits, and remembers run_after.
+    assert resque.client.ttl(resque.key("task-result", result.id)) == -1
+    assert demo.add.get_result(result.id).task.run_after == run_after
+    assert mover.move_due(now=stamp - 1).moved == 0
+    assert mover.move_due(now=stamp).moved == 1
+    run_worker("default")
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == 11
+
+
+def test_a_run_after_in_the_past_is_enqueued_at_once(resque):
+    result = demo.add.using(run_after=timezone.now() - timedelta(minutes=1)).enqueue(1, 1)
+    assert len(queued(resque, "default")) == 1
+    assert demo.add.get_result(result.id).status == TaskResultStatus.READY
+
+
+def test_a_check_warns_when_no_pool_runs_a_scheduler(settings):
+    assert not [m for m in task_backends["default"].check() if m.id == "resque_pool.tasks.W002"]
+    settings.RESQUE_SCHEDULER = False
+    [warning] = [m for m in task_backends["default"].check() if m.id == "resque_pool.tasks.W002"]
+    assert "RESQUE_SCHEDULER = False" in warning.msg
+
+
+def test_the_dashboard_shows_the_tasks_own_name(resque):
+    from resque_pool.dashboard.data import describe_payload
+
+    demo.add.enqueue(1, 2)
+    [payload] = queued(resque, "default")
+    assert describe_payload(payload)["class"] == "testproject.demo.tasks.add"

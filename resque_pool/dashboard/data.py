@@ -20,6 +20,7 @@ from typing import Any
 
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key, namespace
+from resque_pool.tasks import WRAPPER_NAME as TASK_WRAPPER
 
 ACTIVE_JOB_WRAPPER = "ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper"
 
@@ -69,6 +70,8 @@ def describe_payload(payload: Any) -> dict[str, Any]:
     args = payload.get("args")
     if name == ACTIVE_JOB_WRAPPER and isinstance(args, list) and args and isinstance(args[0], dict):
         name = args[0].get("job_class") or name
+    elif name == TASK_WRAPPER and isinstance(args, list) and args and isinstance(args[0], dict):
+        name = args[0].get("task") or name  # a Django task (resque_pool.tasks)
     return {
         "class": name if isinstance(name, str) else (None if name is None else str(name)),
         "args": args,

@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from resque_pool.tasks.backend import ResqueBackend
     from resque_pool.tasks.wrapper import TaskWrapper
 
-__all__ = ["ResqueBackend", "TaskWrapper"]
+__all__ = ["WRAPPER_NAME", "ResqueBackend", "TaskWrapper"]
+
+# The ``class`` of every task's Resque payload (resque_pool/tasks/wrapper.py); the
+# dashboard shows the task's own path instead.
+WRAPPER_NAME = "resque_pool.tasks.TaskWrapper"
 
 
 def __getattr__(name: str) -> Any:

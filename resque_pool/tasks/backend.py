@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,9 +18,10 @@ from django.core import checks
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
+from resque_pool.conf import settings
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.tasks import queues, registry, results
+from resque_pool.tasks import WRAPPER_NAME, queues, registry, results
 from resque_pool.tasks.compat import (
     BaseTaskBackend,
     InvalidTask,
@@ -33,14 +35,12 @@ from resque_pool.tasks.compat import (
 
 logger = logging.getLogger(__name__)
 
-WRAPPER_NAME = "resque_pool.tasks.TaskWrapper"
-
 
 class ResqueBackend(BaseTaskBackend):
     supports_async_task = True  # the worker runs coroutines with async_to_sync
     supports_get_result = True  # results live in Redis, readable from any process
     supports_priority = True  # three bands, each its own Resque queue (queues.py)
-    supports_defer = False
+    supports_defer = True  # the delayed queue, moved by the pools' scheduler children
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
@@ -85,14 +85,35 @@ class ResqueBackend(BaseTaskBackend):
         json_round_trip(result.kwargs, "the task's keyword arguments")
         object.__setattr__(result, "enqueued_at", timezone.now())
         queue = self.resque_queue(task)
-        payload = wire.job_payload(WRAPPER_NAME, [wrapper_arguments(result)])
-        pipe = get_redis().pipeline(transaction=True)
-        results.save(to_record(result, queue), pipe)
-        pipe.sadd(key("queues"), queue)
-        pipe.rpush(key("queue", queue), payload)
-        pipe.execute()
+        record = to_record(result, queue)
+        if task.run_after is not None:
+            self._defer(task, result, record, queue)
+        else:
+            payload = wire.job_payload(WRAPPER_NAME, [wrapper_arguments(result)])
+            pipe = get_redis().pipeline(transaction=True)
+            results.save(record, pipe)
+            pipe.sadd(key("queues"), queue)
+            pipe.rpush(key("queue", queue), payload)
+            pipe.execute()
         task_enqueued.send(type(self), task_result=result)
         return result
+
+    def _defer(self, task: Task, result: TaskResult, record: dict[str, Any], queue: str) -> None:
+        """Into resque-scheduler's delayed queue, at the first whole second not before
+        ``run_after`` (the scheduler works in whole seconds; a task never runs early)."""
+        from resque_pool.scheduler.delayed import enqueue_at
+
+        results.save(record)
+        try:
+            enqueue_at(
+                math.ceil(task.run_after.timestamp()),
+                WRAPPER_NAME,
+                wrapper_arguments(result),
+                queue=queue,
+            )
+        except BaseException:
+            get_redis().delete(results.record_key(result.id))
+            raise
 
     # -- results ------------------------------------------------------------------------
 
@@ -142,6 +163,14 @@ class ResqueBackend(BaseTaskBackend):
                     f"{owner!r}; their tasks would share one Resque queue.",
                     id="resque_pool.tasks.W001",
                 )
+        if not settings.RESQUE_SCHEDULER:
+            yield checks.Warning(
+                f"{where}: tasks with run_after wait in the delayed queue, and "
+                "RESQUE_SCHEDULER = False means no resque_pool moves them to their queue.",
+                hint="Run `manage.py resque_scheduler` somewhere (or a Ruby resque-scheduler "
+                "on the same Redis), or set RESQUE_SCHEDULER = True.",
+                id="resque_pool.tasks.W002",
+            )
 
 
 def json_round_trip(value: Any, what: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from resque_pool.resque.jobs import job
-from resque_pool.tasks.backend import WRAPPER_NAME
+from resque_pool.tasks import WRAPPER_NAME
 
 
 @job(name=WRAPPER_NAME)

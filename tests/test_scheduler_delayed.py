@@ -188,3 +188,80 @@ def test_bad_when_and_bad_arguments(resque, archive):
     with pytest.raises(ValueError, match="JSON"):
         archive.enqueue_in(30, object())
     assert delayed.delayed_count() == 0
+
+
+# -- manage.py enqueue --in / --at ------------------------------------------------------
+
+
+def test_parse_delay_units():
+    from resque_pool.scheduler.when import parse_delay
+
+    assert parse_delay("30").total_seconds() == 30
+    assert parse_delay("30s").total_seconds() == 30
+    assert parse_delay("1.5m").total_seconds() == 90
+    assert parse_delay("2h").total_seconds() == 7200
+    assert parse_delay("1D").total_seconds() == 86400
+    for bad in ("", "-5", "5w", "s", "1h30m"):
+        with pytest.raises(ValueError, match="--in"):
+            parse_delay(bad)
+
+
+def test_enqueue_in_from_the_shell_prints_the_utc_instant(resque, run_manage):
+    before = int(time.time())
+    result = run_manage("enqueue", "Sleep", "2.5", "--in", "2m")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["queue:   demo", 'delayed: {"class":"Sleep","args":[2.5],"queue":"demo"}']
+    at = datetime.strptime(lines[2].split()[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before + 120 <= at.timestamp() <= int(time.time()) + 120
+    assert resque.client.zrange(resque.key("delayed_queue_schedule"), 0, -1) == [
+        str(int(at.timestamp()))
+    ]
+
+
+def test_a_time_without_offset_is_read_in_the_current_time_zone(settings):
+    from django.utils import timezone
+
+    from resque_pool.scheduler.when import parse_at
+
+    settings.TIME_ZONE = "Europe/Paris"
+    assert parse_at("2099-07-01T09:00") == datetime(2099, 7, 1, 7, 0, tzinfo=UTC)
+    with timezone.override("America/New_York"):
+        assert parse_at("2099-01-01T09:00") == datetime(2099, 1, 1, 14, 0, tzinfo=UTC)
+    assert parse_at("2099-07-01T09:00Z") == datetime(2099, 7, 1, 9, 0, tzinfo=UTC)
+
+
+def test_enqueue_at_without_offset_from_the_shell(resque, run_manage):
+    # testproject's TIME_ZONE is UTC.
+    result = run_manage("enqueue", "Record", "x", "--at", "2099-07-01T09:00")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2] == "at:      2099-07-01T09:00:00Z"
+
+
+def test_enqueue_at_with_offset_and_in_the_past(resque, run_manage):
+    result = run_manage("enqueue", "Record", "x", "--at", "2099-12-01T09:00+01:00")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[2] == "at:      2099-12-01T08:00:00Z"
+    result = run_manage("enqueue", "Record", "y", "--at", "2001-01-01T00:00Z")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "queue:   demo",
+        'payload: {"class":"Record","args":["y"]}',
+        "at:      2001-01-01T00:00:00Z (already passed: enqueued now)",
+    ]
+
+
+def test_enqueue_later_errors_are_one_line(resque, run_manage):
+    for args, message in (
+        (["--in", "soon"], "--in 'soon': give a number of seconds"),
+        (["--at", "tomorrow"], "--at 'tomorrow' is not an ISO 8601 time"),
+    ):
+        result = run_manage("enqueue", "Record", "x", *args)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [f"CommandError: {message}"] or (
+            message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        ), result.stderr
+    result = run_manage("enqueue", "Record", "x", "--in", "5s", "--at", "2099-01-01")
+    assert result.returncode == 2  # argparse's usage error
+    assert result.stderr.strip().splitlines()[-1].endswith("not allowed with argument --in")
+    assert resque.client.zcard(resque.key("delayed_queue_schedule")) == 0

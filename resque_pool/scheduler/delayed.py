@@ -21,12 +21,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from resque_pool.errors import NoQueueError, UnknownJob
+from resque_pool.errors import NoQueueError
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.jobs import EnqueuedJob, JobDefinition, enqueue, registry
+from resque_pool.resque.jobs import (
+    EnqueuedJob,
+    JobDefinition,
+    _definition_for,
+    enqueue,
+    unknown_job,
+)
+from resque_pool.resque.queue_lists import check_queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -118,24 +126,19 @@ def to_seconds(delay: timedelta | int | float) -> float:
 
 
 def _resolve(job_ref: Any, queue: str | None) -> tuple[JobDefinition | None, str, str]:
-    """The definition (None for a name only Ruby knows), the class name and the queue."""
-    if isinstance(job_ref, JobDefinition):
-        definition: JobDefinition | None = job_ref
-    elif isinstance(job_ref, str):
-        definition = registry.get(job_ref)
-    else:
-        definition = getattr(job_ref, "job_definition", None)
-        if not isinstance(definition, JobDefinition):
-            raise TypeError(f"expected a registered job or its name, not {job_ref!r}")
-    if definition is None and not queue:
-        raise UnknownJob(
-            f"no job is registered as {job_ref!r}; register it with @job or pass queue= "
-            f"(registered: {', '.join(registry.names()) or 'none'})"
-        )
+    """The definition (None for a name only Ruby knows), the class name and the queue,
+    checked as ``enqueue`` checks them."""
+    definition = _definition_for(job_ref)
+    if definition is None and queue is None:
+        raise unknown_job(job_ref, "pass queue=")
     class_name = definition.name if definition else str(job_ref)
-    target_queue = queue or (definition.queue if definition else None)
-    if not target_queue:
+    target_queue = queue if queue is not None else (definition.queue if definition else None)
+    if target_queue is None:
         raise NoQueueError(f"job {class_name!r} has no queue; give @job(queue=...) or queue=")
+    try:
+        check_queue_name(target_queue)
+    except ValidationError as error:
+        raise ValueError(f"{class_name}: {error.messages[0]}") from None
     return definition, class_name, target_queue
 
 
@@ -170,6 +173,8 @@ def enqueue_at(
         item = item_for(class_name, list(args), target_queue)
     except (TypeError, ValueError) as error:
         raise ValueError(f"arguments of {class_name} must be JSON-serialisable: {error}") from None
+    if definition is not None:
+        definition.check_arguments(list(args))  # refused now, not when it runs
     if not _schedule_hooks_allow(definition, args):
         return None
     if timestamp <= int(time.time()):

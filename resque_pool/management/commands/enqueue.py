@@ -1,4 +1,5 @@
-"""``python manage.py enqueue NAME [ARG ...] [--queue Q]``: push one job."""
+"""``python manage.py enqueue NAME [ARG ...] [--queue Q] [--in DELAY | --at TIME]``: push
+one job, now or later (delayed on resque-scheduler's keys)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import redis
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from resque_pool.conf import settings
 from resque_pool.debug import mask_url
@@ -42,12 +44,20 @@ class Command(BaseCommand):
         parser.add_argument("name", help="registered job name, e.g. Record or myapp.jobs.archive")
         parser.add_argument("job_args", nargs="*", metavar="ARG", help="job arguments")
         parser.add_argument("--queue", "-q", help="queue to push to (default: the job's queue)")
+        later = parser.add_mutually_exclusive_group()
+        later.add_argument("--in", dest="delay", metavar="DELAY", help="run later: 30s, 5m, 2h, 1d")
+        later.add_argument(
+            "--at", metavar="TIME", help="run at an ISO 8601 time (no offset: TIME_ZONE)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["name"]
         if options["queue"] is None and name not in registry:
             raise CommandError(str(unknown_job(name, "give --queue QUEUE")))
         job_args = [parse_argument(text) for text in options["job_args"]]
+        if options["delay"] is not None or options["at"] is not None:
+            self.enqueue_later(name, job_args, options)
+            return
         try:
             pushed = enqueue(name, *job_args, queue=options["queue"])
         except (ResqueError, ValueError) as error:
@@ -60,3 +70,31 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: a before_enqueue hook cancelled the job")
             return
         self.stdout.write(f"queue:   {pushed.queue}\npayload: {pushed.payload}")
+
+    def enqueue_later(self, name: str, job_args: list[Any], options: dict[str, Any]) -> None:
+        from resque_pool.scheduler import delayed, when
+
+        try:
+            if options["at"] is not None:
+                at = when.parse_at(options["at"])
+            else:
+                at = timezone.now() + when.parse_delay(options["delay"])
+            result = delayed.enqueue_at(at, name, *job_args, queue=options["queue"])
+        except (ResqueError, ValueError) as error:
+            raise CommandError(str(error)) from None
+        except redis.RedisError as error:
+            url = mask_url(settings.RESQUE_REDIS_URL)
+            raise CommandError(f"nothing enqueued: Redis at {url}: {error}") from None
+        if result is None:
+            self.stdout.write(f"{name}: a before_schedule or before_enqueue hook cancelled the job")
+            return
+        if isinstance(result, delayed.DelayedJob):
+            self.stdout.write(
+                f"queue:   {result.queue}\ndelayed: {result.item}\n"
+                f"at:      {when.utc_text(result.at)}"
+            )
+        else:  # the time has passed: enqueued at once, as Ruby does
+            self.stdout.write(
+                f"queue:   {result.queue}\npayload: {result.payload}\n"
+                f"at:      {when.utc_text(at)} (already passed: enqueued now)"
+            )

@@ -168,3 +168,54 @@ def test_worker_link_only_for_registered_workers(viewer, resque):
     body = viewer.get(url("failed")).content.decode()
     assert url("worker", "py:1:demo") in body
     assert url("worker", "vm:6831:high,low") not in body and "vm:6831" in body
+
+
+def test_bulk_actions_act_on_every_page_of_the_filter_and_ask_first(operator, resque):
+    """Filtered by class, "retry these" and "remove these" reach the class's entries on
+    every page (not only the one shown, not other classes), after saying how many."""
+    entries = [failure_json(n, "Odd" if n % 2 else "Even") for n in range(120)]
+    entries += [failure_json(n, "Odd", queue="other") for n in range(120, 125)]
+    resque.client.rpush(resque.key("failed"), *entries)
+    page = operator.get(url("failed") + "?class=Odd")
+    body = page.content.decode()
+    assert page.context["total"] == 65 and "Retry these 65…" in body
+    retry_link = url("failed_retry_all") + "?class=Odd"
+    assert retry_link in body
+    confirm = operator.get(retry_link).content.decode()
+    assert "Retry 65 failed job(s) of class Odd?" in confirm
+    assert resque.client.llen(resque.key("queue", "demo")) == 0  # asking changed nothing
+    response = csrf_post(operator, retry_link, page=url("failed"))
+    assert response["Location"] == url("failed") + "?class=Odd"
+    assert resque.client.llen(resque.key("queue", "demo")) == 60
+    assert resque.client.llen(resque.key("queue", "other")) == 5
+    assert LogEntry.objects.get().change_message == "Retried 65 failure(s) of class Odd"
+    # Class and queue together.
+    remove_link = url("failed_clear") + "?class=Odd&queue=demo"
+    confirm = operator.get(remove_link).content.decode()
+    assert "Remove the 60 failure(s) of class Odd on queue demo" in confirm
+    csrf_post(operator, remove_link, page=url("failed"))
+    left = [json.loads(raw) for raw in resque.client.lrange(resque.key("failed"), 0, -1)]
+    assert len(left) == 65
+    assert {(e["payload"]["class"], e["queue"]) for e in left} == {
+        ("Even", "demo"),
+        ("Odd", "other"),
+    }
+    assert "Removed 60 failure(s) of class Odd on queue demo" in LogEntry.objects.values_list(
+        "change_message", flat=True
+    )
+
+
+def test_clear_retried_follows_the_filter(operator, resque):
+    resque.client.rpush(
+        resque.key("failed"),
+        failure_json(0, "A", retried_at="2026/11/22 09:00:00 UTC"),
+        failure_json(1, "B", retried_at="2026/11/22 09:00:00 UTC"),
+        failure_json(2, "A"),
+    )
+    confirm = operator.get(url("failed_clear_retried") + "?class=A").content.decode()
+    assert "Remove the 1 failure(s) of class A already retried?" in confirm
+    csrf_post(operator, url("failed_clear_retried") + "?class=A", page=url("failed"))
+    assert resque.client.lrange(resque.key("failed"), 0, -1) == [
+        failure_json(1, "B", retried_at="2026/11/22 09:00:00 UTC"),
+        failure_json(2, "A"),
+    ]

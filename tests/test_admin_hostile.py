@@ -185,4 +185,3 @@ def test_remove_hostile_queue_and_log_it(operator, resque, raw):
     csrf_post(operator, url("remove_queue"), {"name": "hostile"})
     assert not raw.exists(resque.key("queue", "hostile"))
     assert "hostile" in LogEntry.objects.get().change_message
-

@@ -8,35 +8,54 @@ carry the entry's digest so that a shifted index is refused (see ``failures``).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.models import DELETION
+from django.contrib.admin.models import CHANGE, DELETION
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 
 from resque_pool.dashboard import data, failures
+from resque_pool.dashboard.paging import Counted, RedisList, page_number, paginate
 from resque_pool.dashboard.text import query_param
 from resque_pool.dashboard.views import (
     FAILED_PAGE,
     confirm,
     log_action,
-    page_number,
-    pager,
     render,
     require_change,
     require_view,
     url,
 )
 from resque_pool.resque import failures as failure
+from resque_pool.resque.connection import key
+
+
+def selection_of(request) -> failure.Selection:
+    """The failed page's filter (``?class=…&queue=…``), with the original bytes."""
+    return failure.Selection(
+        class_name=query_param(request, "class") or None,
+        queue=query_param(request, "queue") or None,
+    )
+
+
+def filter_query(selection: failure.Selection) -> dict[str, str]:
+    query = {"class": selection.class_name, "queue": selection.queue}
+    return {name: value for name, value in query.items() if value}
 
 
 def failed_list(model_admin, request):
     require_view(model_admin, request)
-    class_name = query_param(request, "class")
-    query = {"class": class_name} if class_name else {}
-    start = (page_number(request) - 1) * FAILED_PAGE
-    rows, total = failures.page(start, FAILED_PAGE, class_name or None)
-    page = pager(request, total, FAILED_PAGE, **query)
-    if page["start"] != start:  # asked past the last page: show the last one
-        rows, total = failures.page(page["start"], FAILED_PAGE, class_name or None)
-        page = pager(request, total, FAILED_PAGE, **query)
+    selection = selection_of(request)
+    query = filter_query(selection)
+    if selection.everything:
+        entries = RedisList(key(failure.FAILED), newest_first=True)
+    else:
+        # A filter scans the whole list: count and read the asked page in the same scan.
+        def read(start: int, size: int) -> list:
+            return failure.raw_page(start, size, selection=selection)[0]
+
+        start = (page_number(request) - 1) * FAILED_PAGE
+        rows, total = failure.raw_page(start, FAILED_PAGE, selection=selection)
+        entries = Counted(total, start, rows, read)
+    shown, page = paginate(request, entries, FAILED_PAGE, **query)
+    rows = [failures.describe(index, raw) for index, raw in shown.object_list if raw != ""]
     alive = data.registered([row["worker"] for row in rows])
     for row in rows:
         row["worker_registered"] = row["worker"] in alive
@@ -48,8 +67,11 @@ def failed_list(model_admin, request):
         "failed",
         rows=rows,
         page=page,
-        class_name=class_name,
-        total=total,
+        class_name=selection.class_name or "",
+        queue=selection.queue or "",
+        filtered=not selection.everything,
+        filter_query=query,
+        total=page["total"],
         back=request.get_full_path(),
     )
 
@@ -135,65 +157,102 @@ def failed_remove(model_admin, request):
     return HttpResponseRedirect(_back(request))
 
 
-def failed_retry_all(model_admin, request):
+def _bulk(model_admin, request, *, name: str, button: str, question, run):
+    """A bulk action on what the filter selects: GET asks first, saying how many entries
+    that is; POST acts, tells and logs. The filter travels in the query string."""
     require_change(model_admin, request)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    done = failure.requeue_all()
-    log_action(request, model_admin, f"Retried all failures ({done} job(s) pushed)")
-    messages.success(request, f"Retried {done} failed job(s).")
-    return HttpResponseRedirect(url("failed"))
-
-
-def _bulk_confirmable(model_admin, request, *, name: str, question: str, button: str, run):
-    require_change(model_admin, request)
+    selection = selection_of(request)
+    query = filter_query(selection)
     if request.method == "GET":
         return confirm(
             model_admin,
             request,
             title=button,
             tab="failed",
-            question=question,
-            action=url(name),
+            question=question(selection),
+            action=url(name, **query),
             fields={},
-            cancel=url("failed"),
+            cancel=url("failed", **query),
             button=button,
         )
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
-    run()
-    return HttpResponseRedirect(url("failed"))
+    message, flag = run(selection)
+    log_action(request, model_admin, message, flag)
+    messages.success(request, message + ".")
+    return HttpResponseRedirect(url("failed", **query))
+
+
+def failed_retry_all(model_admin, request):
+    def question(selection: failure.Selection) -> str:
+        n = failure.count_selected(selection)
+        return (
+            f"Retry {n} failed job(s){selection.describe()}? Each one's class and args are "
+            "pushed to its queue again; the entries stay in the list, marked as retried."
+        )
+
+    def run(selection: failure.Selection):
+        done = failure.requeue_selected(selection)
+        return f"Retried {done} failure(s){selection.describe()}", CHANGE
+
+    return _bulk(
+        model_admin,
+        request,
+        name="failed_retry_all",
+        button="Retry them",
+        question=question,
+        run=run,
+    )
 
 
 def failed_clear(model_admin, request):
-    def run():
-        count = failure.count()
-        failure.clear()
-        log_action(request, model_admin, f"Cleared the failed list ({count} entries)", DELETION)
-        messages.success(request, f"Cleared {count} failure(s).")
+    def question(selection: failure.Selection) -> str:
+        n = failure.count_selected(selection)
+        if selection.everything:
+            return (
+                f"Delete all {n} entries of the failed list? They are lost for good "
+                "(stat:failed keeps its value)."
+            )
+        return (
+            f"Remove the {n} failure(s){selection.describe()} from the failed list? "
+            "They are lost for good."
+        )
 
-    return _bulk_confirmable(
+    def run(selection: failure.Selection):
+        if selection.everything:
+            n = failure.count()
+            failure.clear()  # Resque's DEL failed
+            return f"Cleared the failed list ({n} entries)", DELETION
+        removed = failure.remove_selected(selection)
+        return f"Removed {removed} failure(s){selection.describe()}", DELETION
+
+    return _bulk(
         model_admin,
         request,
         name="failed_clear",
-        button="Clear failed jobs",
-        question=f"Delete all {failure.count()} entries of the failed list? They are lost "
-        "for good (stat:failed keeps its value).",
+        button="Yes, remove them",
+        question=question,
         run=run,
     )
 
 
 def failed_clear_retried(model_admin, request):
-    def run():
-        count = failure.clear_retried()
-        log_action(request, model_admin, f"Cleared {count} retried failure(s)", DELETION)
-        messages.success(request, f"Cleared {count} retried failure(s).")
+    def retried(selection: failure.Selection) -> failure.Selection:
+        return failure.Selection(selection.class_name, selection.queue, retried=True)
 
-    return _bulk_confirmable(
+    def question(selection: failure.Selection) -> str:
+        n = failure.count_selected(retried(selection))
+        return f"Remove the {n} failure(s){retried(selection).describe()}? They are lost for good."
+
+    def run(selection: failure.Selection):
+        removed = failure.remove_selected(retried(selection))
+        return f"Removed {removed} failure(s){retried(selection).describe()}", DELETION
+
+    return _bulk(
         model_admin,
         request,
         name="failed_clear_retried",
-        button="Clear retried jobs",
-        question="Delete every failure that has already been retried?",
+        button="Yes, remove them",
+        question=question,
         run=run,
     )

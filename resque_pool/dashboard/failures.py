@@ -63,10 +63,12 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else pretty(value)
 
 
-def page(start: int, size: int, class_name: str | None = None) -> tuple[list[dict], int]:
+def page(
+    start: int, size: int, selection: failure.Selection | None = None
+) -> tuple[list[dict], int]:
     """Entries newest first (highest index first) and the number matching; reads only the
-    page's slice, or scans in batches when filtering by class (see ``failure.raw_page``)."""
-    rows, total = failure.raw_page(start, size, newest_first=True, class_name=class_name or None)
+    page's slice, or scans in batches when filtering (see ``failure.raw_page``)."""
+    rows, total = failure.raw_page(start, size, selection=selection or failure.Selection())
     return [describe(index, raw) for index, raw in rows], total
 
 
@@ -87,7 +89,3 @@ def retry(index: int, digest: str) -> dict[str, Any]:
 def remove(index: int, digest: str) -> None:
     """Resque's ``remove`` of the entry shown (see ``failure.remove``)."""
     failure.remove(index, digest)
-
-
-def class_names_on(rows: list[dict]) -> list[str]:
-    return sorted({row["class"] for row in rows if row["class"]})

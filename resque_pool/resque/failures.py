@@ -1,20 +1,19 @@
 """The failed list, as Resque's ``Failure::Redis`` backend writes and edits it.
 
 Failure ids are list indexes, exactly as in Resque and resque-web. Reads page through the
-list with ``LRANGE``; nothing here loads the whole list except ``requeue_all`` and the
-class/queue filters, which Resque also implements by iterating.
+list with ``LRANGE``; the filters (class, queue) scan it in batches, as Resque iterates.
+Editing (retry, remove, the bulk operations) is in ``failure_edits.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-import redis as redis_lib
-
-from resque_pool.errors import FailureMoved, FailureNotFound, exception_name
+from resque_pool.errors import FailureNotFound, exception_name
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 
@@ -111,18 +110,55 @@ def entry_digest(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The failures a filter selects: by job class (ActiveJob's wrapper shows the wrapped
+    class, as resque-web does), by queue, by whether they were retried; empty = all."""
+
+    class_name: str | None = None
+    queue: str | None = None
+    retried: bool | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.class_name is None and self.queue is None and self.retried is None
+
+    def matches(self, item: dict[str, Any] | None) -> bool:
+        if item is None:
+            return False
+        if self.class_name is not None and job_class_of(item) != self.class_name:
+            return False
+        if self.queue is not None and item.get("queue") != self.queue:
+            return False
+        return self.retried is None or bool(item.get("retried_at")) == self.retried
+
+    def describe(self) -> str:
+        """`` of class X on queue Y`` (or nothing when it selects every entry)."""
+        parts = [f" of class {self.class_name}" if self.class_name is not None else ""]
+        parts.append(f" on queue {self.queue}" if self.queue is not None else "")
+        if self.retried is not None:
+            parts.append(" already retried" if self.retried else " not retried yet")
+        return "".join(parts)
+
+
 def raw_page(
-    start: int, size: int, newest_first: bool = True, class_name: str | None = None
+    start: int,
+    size: int,
+    newest_first: bool = True,
+    class_name: str | None = None,
+    *,
+    selection: Selection | None = None,
 ) -> tuple[list[tuple[int, str]], int]:
     """One page of ``(index, stored text)`` and the total matching; newest first by default.
 
-    Without a class filter this reads only the page's slice (``LLEN`` + one ``LRANGE``).
-    With one, the list is scanned in batches (Resque filters by iterating too), keeping only
-    the requested slice in memory. Blank entries (a removal in progress) are skipped.
+    Without a filter this reads only the page's slice (``LLEN`` + one ``LRANGE``). With one,
+    the list is scanned in batches (Resque filters by iterating too), keeping only the
+    requested slice in memory. Blank entries (a removal in progress) are skipped.
     """
+    selection = selection or Selection(class_name=class_name)
     client = get_redis()
     name = key(FAILED)
-    if class_name is None:
+    if selection.everything:
         total = client.llen(name)
         if newest_first:
             high = total - 1 - start
@@ -138,12 +174,19 @@ def raw_page(
     matched = 0
     rows = []
     for index, raw in _scan(newest_first):
-        if job_class_of(_decode(raw)) != class_name:
+        if not selection.matches(_decode(raw)):
             continue
         if start <= matched < start + size:
             rows.append((index, raw))
         matched += 1
     return rows, matched
+
+
+def count_selected(selection: Selection) -> int:
+    """How many entries ``selection`` picks: ``LLEN`` for all, else one scan."""
+    if selection.everything:
+        return count()
+    return sum(1 for _index, raw in _scan(True) if selection.matches(_decode(raw)))
 
 
 def page(
@@ -190,123 +233,26 @@ def job_class_of(item: dict[str, Any] | None) -> str | None:
     return None
 
 
-def _edit(index: int, digest: str | None, action: Callable[[Any, str], None]) -> str:
-    """Run ``action(pipeline, stored_text)`` on the entry at ``index`` atomically, after
-    checking it is there (and still has ``digest`` when one is given)."""
-    client = get_redis()
-    name = key(FAILED)
-    for _attempt in range(20):
-        with client.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(name)
-                raw = pipe.lindex(name, index)
-                if raw is None or raw == "":
-                    raise FailureNotFound(f"no failure at index {index}")
-                if digest is not None and entry_digest(raw) != digest:
-                    raise FailureMoved(f"failure #{index} is no longer the entry shown")
-                pipe.multi()
-                action(pipe, raw)
-                pipe.execute()
-                return raw
-            except redis_lib.WatchError:
-                continue  # the list changed under us (a new failure pushed); look again
-    raise FailureMoved(f"failure #{index}: the failed list kept changing; try again")
+# The editing half (requeue, remove, the bulk operations) lives in failure_edits.py;
+# ``failures.requeue(3)`` keeps working through this module's ``__getattr__``.
+_EDITS = frozenset(
+    {
+        "requeue",
+        "remove",
+        "requeue_selected",
+        "remove_selected",
+        "requeue_all",
+        "requeue_queue",
+        "remove_queue",
+        "clear",
+        "clear_retried",
+    }
+)
 
 
-def requeue(index: int, digest: str | None = None, queue: str | None = None) -> dict[str, Any]:
-    """Push the job again and stamp the entry with ``retried_at`` (it stays in the list).
+def __getattr__(name: str) -> Any:
+    if name in _EDITS:
+        from resque_pool.resque import failure_edits
 
-    Like Resque, only ``class`` and ``args`` are pushed and enqueue hooks do not run. With
-    ``digest``, nothing happens unless the entry at ``index`` is still that one.
-    """
-    result: dict[str, Any] = {}
-
-    def action(pipe, raw: str) -> None:
-        item = _decode(raw) or {}
-        payload = item.get("payload")
-        if not isinstance(payload, dict) or not isinstance(payload.get("class"), str):
-            raise ValueError(f"failure {index} has no job to retry (payload {payload!r})")
-        args = payload.get("args", [])
-        if not isinstance(args, list):
-            raise ValueError(f"failure {index} has args that are not a list: {args!r}")
-        target = queue or item.get("queue")
-        if not isinstance(target, str) or not target:
-            raise ValueError(f"failure {index} has no queue to retry on")
-        item.pop("retried_at", None)  # a second retry moves the stamp back to the end
-        item["retried_at"] = wire.failed_at()
-        pipe.lset(key(FAILED), index, wire.dumps(item))
-        pipe.sadd(key("queues"), target)
-        pipe.rpush(key("queue", target), wire.job_payload(payload["class"], args))
-        result.update(item)
-
-    _edit(index, digest, action)
-    return result
-
-
-def remove(index: int, digest: str | None = None) -> None:
-    """``LSET failed i ""`` then ``LREM failed 1 ""``, as Resque removes one entry, in one
-    transaction; with ``digest`` only if the entry at ``index`` is still that one."""
-
-    def action(pipe, _raw: str) -> None:
-        pipe.lset(key(FAILED), index, "")
-        pipe.lrem(key(FAILED), 1, "")
-
-    _edit(index, digest, action)
-
-
-def requeue_all() -> int:
-    """Requeue every entry (retried ones included, as Resque does); returns how many.
-
-    Requeueing only rewrites entries in place, so indexes never shift while this walks the
-    list batch by batch."""
-    return _requeue_where(lambda item: True)
-
-
-def requeue_queue(queue: str) -> int:
-    return _requeue_where(lambda item: item.get("queue") == queue)
-
-
-def _requeue_where(predicate: Callable[[dict[str, Any]], bool]) -> int:
-    done = 0
-    for index, item in each():
-        if predicate(item) and _retryable(item):
-            requeue(index)
-            done += 1
-    return done
-
-
-def _retryable(item: dict[str, Any]) -> bool:
-    payload = item.get("payload")
-    return (
-        isinstance(payload, dict)
-        and isinstance(payload.get("class"), str)
-        and isinstance(payload.get("args", []), list)
-        and bool(item.get("queue"))
-    )
-
-
-def remove_queue(queue: str) -> int:
-    return _remove_where(lambda item: item.get("queue") == queue)
-
-
-def clear() -> None:
-    get_redis().delete(key(FAILED))
-
-
-def clear_retried() -> int:
-    """Remove every entry that carries ``retried_at``; returns how many."""
-    return _remove_where(lambda item: bool(item.get("retried_at")))
-
-
-def _remove_where(predicate: Callable[[dict[str, Any]], bool]) -> int:
-    """Blank matching entries with ``LSET`` (which never shifts an index), then drop the
-    blanks with one ``LREM``; reads the list batch by batch."""
-    client = get_redis()
-    removed = 0
-    for index, item in each():
-        if predicate(item):
-            client.lset(key(FAILED), index, "")
-            removed += 1
-    if removed:
-        client.lrem(key(FAILED), 0, "")
-    return removed
+        return getattr(failure_edits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

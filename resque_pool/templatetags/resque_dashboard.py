@@ -70,3 +70,9 @@ def query(value, name: str) -> str:
     """``?class=…`` for a value from Redis, with its original bytes (``urlencode`` would
     fail on bytes that are not UTF-8)."""
     return "?" + query_string({name: str(value)})
+
+
+@register.filter
+def query_of(values: dict) -> str:
+    """``?class=…&queue=…`` for a dict of filters (nothing when it is empty)."""
+    return "?" + query_string(values) if values else ""

@@ -337,6 +337,19 @@ def test_term_graceful_wait_waits_for_the_job(busy_pool, resque):
     assert resque.client.llen(resque.key("failed")) == 0
 
 
+def test_term_under_term_child_sends_term_and_waits(busy_pool, resque):
+    """resque-pool 0.8.0's graceful_worker_shutdown_and_wait!: TERM to the workers under
+    TERM_CHILD, so a long job gets RESQUE_TERM_TIMEOUT, not its whole run time."""
+    busy = busy_pool(60, env={"TERM_CHILD": "1", "RESQUE_TERM_TIMEOUT": "1"})
+    pool = busy.pool
+    (worker,) = busy.workers
+    pool.signal(signal.SIGTERM)
+    pool.wait_for_log("TERM: graceful shutdown, waiting for children")
+    assert pool.wait_exit(30) == 0  # the job would run 60 s under QUIT
+    assert not alive(worker)
+    assert resque.client.llen(resque.key("failed")) == 1  # the job was cut short
+
+
 def test_killed_manager_leaves_workers_to_finish_their_job(busy_pool, resque):
     busy = busy_pool(2, count=2)
     pool = busy.pool

@@ -342,7 +342,9 @@ class Manager:
     def graceful_worker_shutdown_and_wait(self, signum: int) -> bool:
         logger.info("%s: graceful shutdown, waiting for children", name(signum))
         self.status = "stopping"
-        self.workers.signal_all(signal.SIGQUIT)
+        # QUIT, or TERM under TERM_CHILD (resque-pool 0.8.0): with TERM_CHILD a worker
+        # gives its job RESQUE_TERM_TIMEOUT, so the wait is bounded (systemd, Heroku).
+        self.workers.signal_all(self.stop_signal())
         self.wait_for_workers()
         return True
 

@@ -3,6 +3,8 @@ Real pools, real Redis."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import time
 
@@ -89,3 +91,25 @@ def test_hostile_config_files_on_hup_keep_the_manager_and_its_workers(start_pool
         assert set(pool.titles()) == set(before)
     assert pool.process.poll() is None
     assert max(len(line) for line in pool.log().splitlines()) < 600
+
+
+def test_a_burst_of_stop_signals_never_kills_the_manager_by_default_action(start_pool, tmp_path):
+    """Signals that keep arriving while the manager shuts down must not meet the default
+    action (QUIT dumps core, TERM/INT kill): it exits 0 and removes its pidfile."""
+    config = str(write(tmp_path / "pool.yml", "{}\n"))
+    kinds = [signal.SIGQUIT, signal.SIGTERM, signal.SIGINT]
+    outcomes = []
+    for batch in range(4):
+        pools = []
+        for number in range(4):
+            pidfile = tmp_path / f"pool-{batch}-{number}.pid"
+            pool = start_pool("-c", config, "-p", str(pidfile), name=f"burst-{batch}-{number}")
+            pools.append((pool, pidfile, kinds[(batch * 4 + number) % 3]))
+        for pool, pidfile, signum in pools:
+            pool.wait_for_log("Pool is empty")
+            wait_until(pidfile.exists, 10, message="the pidfile")
+            with contextlib.suppress(ProcessLookupError):
+                while pool.process.poll() is None:
+                    os.kill(pool.pid, signum)
+            outcomes.append((signal.Signals(signum).name, pool.wait_exit(), pidfile.exists()))
+    assert outcomes == [(name, 0, False) for name, _, _ in outcomes]

@@ -135,7 +135,7 @@ class Manager:
             pool_state.withdraw(self.id)
         except Exception as error:  # noqa: BLE001 (Redis down must not hide the exit)
             logger.warning("could not withdraw the pool state: %s", error)
-        self.signals.uninstall()
+        self.signals.ignore_from_now_on()
         self.signals.close()
         logger.info("manager finished")
 

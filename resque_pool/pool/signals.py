@@ -54,6 +54,15 @@ class SignalQueue:
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
 
+    def ignore_from_now_on(self) -> None:
+        """For the final shutdown: ignore the queued signals instead of putting back their
+        default actions, so that a burst of QUIT or TERM still arriving cannot kill the
+        manager (QUIT would dump core) before it removed its pidfile."""
+        for signum in QUEUED:
+            signal.signal(signum, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+
     @property
     def handled(self) -> tuple[int, ...]:
         return (*QUEUED, signal.SIGCHLD)

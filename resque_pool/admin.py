@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from resque_pool.dashboard import failed_views, views
 from resque_pool.dashboard import pools as live_pools
 from resque_pool.models import Dashboard, WorkerCount
+from resque_pool.tasks import admin_views as task_views
 
 
 class RunningColumn:
@@ -164,6 +165,8 @@ class DashboardAdmin(admin.ModelAdmin):
                 name=name + "failed_clear_retried",
             ),
             path("stats/", wrap(views.stats), name=name + "stats"),
+            path("tasks/", wrap(task_views.task_results), name=name + "tasks"),
+            path("tasks/<str:result_id>/", wrap(task_views.task_result), name=name + "task_result"),
             path("stats/keys/", wrap(views.key_list), name=name + "keys"),
             path("stats/keys/<path:key>/", wrap(views.key_detail), name=name + "key"),
         ]

@@ -37,6 +37,7 @@ TABS = [
     ("queues", "Queues"),
     ("workers", "Workers"),
     ("failed", "Failed"),
+    ("tasks", "Tasks"),  # Django task results (resque_pool/tasks/admin_views.py)
     ("stats", "Stats"),
 ]
 

@@ -87,16 +87,19 @@ def load(result_id: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def recent(start: int, size: int) -> tuple[list[dict[str, Any]], int]:
-    """A page of records for the admin (unfinished first, then latest finished) and the
-    total; ids whose record has expired are dropped from the index on the way."""
+def count() -> int:
+    """How many results the index holds, after dropping ids whose record has expired."""
     client = get_redis()
     client.zremrangebyscore(index_key(), "-inf", time.time())
-    total = client.zcard(index_key())
+    return client.zcard(index_key())
+
+
+def page(start: int, size: int) -> list[dict[str, Any]]:
+    """Records for the admin: unfinished first, then the latest finished."""
+    client = get_redis()
     ids = client.zrevrange(index_key(), start, start + size - 1)
-    records = []
-    gone = []
     texts = client.mget([record_key(i) for i in ids]) if ids else []
+    records, gone = [], []
     for result_id, text in zip(ids, texts, strict=True):
         try:
             record = wire.loads(text) if text is not None else None
@@ -108,4 +111,10 @@ def recent(start: int, size: int) -> tuple[list[dict[str, Any]], int]:
             gone.append(result_id)
     if gone:
         client.zrem(index_key(), *gone)
-    return records, total
+    return records
+
+
+def expires_in(result_id: str) -> int | None:
+    """Seconds until the record expires; None while it has no expiry (or is gone)."""
+    seconds = get_redis().ttl(record_key(result_id))
+    return seconds if seconds >= 0 else None

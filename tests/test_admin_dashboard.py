@@ -1,7 +1,7 @@
 """The admin's Resque dashboard: permissions, CSRF, pages, pagination and every action.
 
 Test data is written into Redis exactly as Ruby's Resque writes it
-(``shared/reference/resque-wire-format.md``), including the odd values Ruby and other
+(``docs/wire-format.md``), including the odd values Ruby and other
 clients leave behind.
 """
 

@@ -57,7 +57,7 @@ def test_payload_is_compact_utf8_with_class_then_args(resque, calls):
 
     Enc.enqueue(1, "two", {"three": 3.0, "four": None}, [True, False], "é/ü")
     raw = resque.client.lindex(resque.key("queue", "q"), 0)
-    # The exact bytes Ruby's Resque writes for the same job (wire-format page, section 2).
+    # The exact bytes Ruby's Resque writes for the same job (docs/wire-format.md, payload).
     assert raw == '{"class":"Enc","args":[1,"two",{"three":3.0,"four":null},[true,false],"é/ü"]}'
 
 

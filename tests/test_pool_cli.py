@@ -1,5 +1,5 @@
-"""``manage.py resque_pool`` command line: resque-pool's option precedence (spec/cli_spec.rb
-and the observed cases of reference A1), ``--test`` and start-up errors."""
+"""``manage.py resque_pool`` command line: resque-pool's option precedence (its
+``lib/resque/pool/cli.rb`` and ``spec/cli_spec.rb``), ``--test`` and start-up errors."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """What the dashboard reads from Redis: queues, workers and Resque.info (pools: pools.py).
 
 Everything here reads Redis as Ruby's Resque and resque-web leave it (see
-``shared/reference/resque-wire-format.md`` sections 1, 3 and 6) and must survive data written
-by other clients: worker ids without two colons, unparsable heartbeats and ``started``
-values, "working on" values that are not JSON, payloads that are not objects. Nothing here
-raises on such data; the odd value is shown as it is and flagged.
+``docs/wire-format.md``; Resque's ``lib/resque.rb``, ``info``, and ``lib/resque/server.rb``)
+and must survive data written by other clients: worker ids without two colons, unparsable
+heartbeats and ``started`` values, "working on" values that are not JSON, payloads that are
+not objects. Nothing here raises on such data; the odd value is shown as it is and flagged.
 
 Lists are read a page at a time with ``LRANGE``; per-worker values come from a few ``MGET``
 calls and one ``HGETALL``, never one round trip per row.

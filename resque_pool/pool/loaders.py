@@ -99,7 +99,7 @@ class Source:
 
 
 def choose_source(config_path: str | None, pool: str) -> Source:
-    """DESIGN.md's order: ``--config``/``RESQUE_POOL_CONFIG``, else the
+    """The order ``docs/pool.md`` documents: ``--config``/``RESQUE_POOL_CONFIG``, else the
     ``RESQUE_POOL_CONFIG_LOADER`` setting, else the database."""
     if config_path:
         return Source(FileLoader(config_path), config_path, strict=True)

@@ -1,9 +1,10 @@
 """The pool manager: one loop that reaps, handles one signal, reloads counts, reconciles.
 
-Mirrors resque-pool's ``Resque::Pool#join`` (reference A4) with the differences DESIGN.md
-lists: a failing configuration never kills the manager, quick deaths back off, WINCH holds
-the pool at zero until HUP, excess workers get the TERM_CHILD-aware signal, dead workers are
-cleaned up in Redis at once, and the live state is published for the admin.
+Mirrors resque-pool's ``Resque::Pool#join`` (resque-pool's ``lib/resque/pool.rb``) with the
+differences ``docs/migrating-from-resque-pool.md`` explains: a failing configuration never
+kills the manager, quick deaths back off, WINCH holds the pool at zero until HUP, excess
+workers get the TERM_CHILD-aware signal, dead workers are cleaned up in Redis at once, and
+the live state is published for the admin.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Resque's byte-level formats: JSON encoding and the four time formats.
 
-See ``shared/reference/resque-wire-format.md``: compact separators, raw UTF-8, key order as
-inserted; ``run_at`` is UTC ISO 8601 with ``Z``, ``started`` is Ruby's ``Time#to_s``,
+As ``docs/wire-format.md`` promises (after Resque's ``lib/resque.rb``, ``lib/resque/worker.rb``
+and ``lib/resque/failure/redis.rb``): compact separators, raw UTF-8, key order as inserted;
+``run_at`` is UTC ISO 8601 with ``Z``, ``started`` is Ruby's ``Time#to_s``,
 ``failed_at``/``retried_at`` are ``%Y/%m/%d %H:%M:%S %Z`` (we always write ``UTC``), and a
 heartbeat is ISO 8601 with a numeric offset taken from the Redis server's clock.
 """
@@ -51,7 +52,7 @@ def started_at(now: datetime | None = None) -> str:
 
 
 def failed_at(now: datetime | None = None) -> str:
-    """``%Y/%m/%d %H:%M:%S %Z``, written in UTC with a literal ``UTC`` as the reference advises."""
+    """``%Y/%m/%d %H:%M:%S %Z``, in UTC with a literal ``UTC``: no zone abbreviation to guess."""
     return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y/%m/%d %H:%M:%S UTC")
 
 

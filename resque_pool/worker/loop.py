@@ -1,7 +1,7 @@
 """One Resque worker: reserve jobs from a queue list and run each in a forked child.
 
-The lifecycle, key writes and proclines follow Ruby Resque 3.0 (``worker.rb``); see
-``shared/reference/resque-wire-format.md`` section 3 and ``docs/worker.md``.
+The lifecycle, key writes and proclines follow Ruby Resque 3.0 (``lib/resque/worker.rb``);
+see ``docs/wire-format.md`` and ``docs/worker.md``.
 Signal handlers only set flags and wake the main loop through a pipe; everything that
 talks to Redis or waits happens in the main loop.
 """

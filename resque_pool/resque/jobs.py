@@ -7,7 +7,7 @@ nothing is ever imported from a payload string.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +17,6 @@ from resque_pool.errors import BadArguments, DontPerform, MalformedPayload, NoQu
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.queue_lists import check_queue_name
-
-HOOK_PREFIXES = (
-    "before_perform",
-    "around_perform",
-    "after_perform",
-    "on_failure",
-    "before_enqueue",
-    "after_enqueue",
-)
 
 
 @dataclass(frozen=True)
@@ -101,9 +92,6 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._jobs
-
-    def __iter__(self) -> Iterator[JobDefinition]:
-        return iter(list(self._jobs.values()))
 
 
 registry = Registry()

@@ -1,6 +1,7 @@
 """Resque-compatible background jobs for Django, with a pre-forking pool manager.
 
-The public API, importable from here (``from resque_pool import job, enqueue``)::
+The public API, importable from here (``from resque_pool import job, enqueue``; the list
+with links is ``docs/api.md``)::
 
     job, enqueue                    define and enqueue jobs (resque_pool.resque.jobs)
     DontPerform, TermException      exceptions a job raises or catches (resque_pool.errors)
@@ -39,6 +40,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "failures": ("resque_pool.resque.failures", None),
     "failure": ("resque_pool.resque.failures", None),  # the name docs used before 0.2
     "Throttled": ("resque_pool.pool.loaders", "Throttled"),
+    "hooks": ("resque_pool.hooks", None),
 }
 
 __all__ = [

@@ -56,3 +56,18 @@ def test_short_paths_are_the_objects_themselves():
 
     assert resque_pool.job is jobs.job and resque_pool.Worker is Worker
     assert resque_pool.failures is failures and resque_pool.failure is failures
+
+
+def test_every_short_name_resolves_in_a_fresh_interpreter():
+    """``resque_pool.<name>`` works without importing the submodule first."""
+    import subprocess
+    import sys
+
+    import resque_pool
+
+    names = [name for name in resque_pool.__all__ if name != "__version__"]
+    code = "import resque_pool\n" + "".join(f"resque_pool.{name}\n" for name in names)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr

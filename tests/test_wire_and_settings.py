@@ -114,6 +114,14 @@ def test_checks_refuse_the_wrong_type_for_every_setting(settings, name, value):
     assert type(value).__name__ in message.msg
 
 
+@pytest.mark.parametrize("row", SETTINGS, ids=lambda row: row.name)
+def test_every_row_refuses_a_value_of_no_accepted_type(settings, row):
+    setattr(settings, row.name, object())
+    [message] = _resque_messages()
+    assert (message.id, message.msg.split()[0]) == ("resque_pool.E005", row.name)
+    assert f"must be {row.expected()}" in message.msg
+
+
 def test_checks_warn_when_pruning_would_catch_live_workers(settings):
     settings.RESQUE_HEARTBEAT_INTERVAL = 60
     settings.RESQUE_PRUNE_INTERVAL = 30

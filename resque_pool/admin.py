@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from resque_pool.dashboard import failed_views, views
 from resque_pool.dashboard import pools as live_pools
 from resque_pool.models import Dashboard, WorkerCount
+from resque_pool.scheduler import admin as _schedule_admin  # noqa: F401 (registers Schedule)
 from resque_pool.tasks import admin_views as task_views
 
 

@@ -126,6 +126,14 @@ SETTINGS: tuple[Setting, ...] = (
         "schedules); resque_pool --no-scheduler turns it off for one pool.",
     ),
     Setting(
+        "RESQUE_SCHEDULER_LEADER_TTL",
+        10,
+        NUMBER,
+        "Seconds the leader lock for recurring schedules outlives its holder; another "
+        "scheduler takes over within about this long.",
+        minimum=2,
+    ),
+    Setting(
         "RESQUE_TASK_RESULT_TTL",
         86400,
         (int,),

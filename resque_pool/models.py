@@ -105,3 +105,8 @@ class Dashboard(models.Model):
         default_permissions = ("view", "change")
         verbose_name = "Resque dashboard"
         verbose_name_plural = "Resque dashboard"
+
+
+# The recurring schedules' model lives with the scheduler; importing it here makes it
+# part of this app (migration 0003_schedule).
+from resque_pool.scheduler.models import Schedule  # noqa: E402, F401

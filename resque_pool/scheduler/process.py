@@ -1,4 +1,5 @@
-"""The scheduler process: move due delayed jobs about once a second.
+"""The scheduler process: move due delayed jobs and fire recurring schedules about once
+a second.
 
 Run alone (``manage.py resque_scheduler``) or as a child of the pool manager
 (``resque_pool.scheduler.child``). TERM, INT and QUIT end it after the current step; a
@@ -14,8 +15,10 @@ import signal
 import time
 
 import setproctitle
+from django.db import close_old_connections
 
 from resque_pool.scheduler import mover
+from resque_pool.scheduler.recurring import Recurring
 from resque_pool.unix.wakeup import Waker
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,8 @@ class Scheduler:
         self.waker = Waker()
         self.error: str | None = None
         self.title = ""
+        self.recurring = Recurring()
+        self.recurring_error: str | None = None
 
     def run(self) -> None:
         self.install_signals()
@@ -50,6 +55,7 @@ class Scheduler:
                     self.procline("waiting")
                     self.waker.wait(self.sleep_time())
         finally:
+            self.recurring.stop()
             self.waker.close()
             logger.info("scheduler finished (pid %d)", os.getpid())
 
@@ -62,6 +68,19 @@ class Scheduler:
         self.recovered()
         if moved.moved:
             logger.info("moved %d due delayed job(s) to their queues", moved.moved)
+        try:
+            # As Django does around a request: drop a connection that broke or aged out.
+            close_old_connections()
+            self.recurring.tick()
+        except Exception as error:  # noqa: BLE001 (database or Redis down: next tick)
+            message = f"{type(error).__name__}: {error}"
+            if message != self.recurring_error:
+                logger.error("scheduler: recurring schedules: %s (retrying every second)", message)
+                self.recurring_error = message
+            return
+        if self.recurring_error is not None:
+            logger.info("scheduler: recurring schedules work again")
+            self.recurring_error = None
 
     def sleep_time(self) -> float:
         # Just past the next whole second, when the next timestamps become due.

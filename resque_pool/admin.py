@@ -18,6 +18,7 @@ from django.db import transaction
 from django.urls import path
 from django.utils.html import format_html
 
+from resque_pool.conf import settings
 from resque_pool.dashboard import failed_views, views
 from resque_pool.dashboard import pools as live_pools
 from resque_pool.models import Dashboard, WorkerCount
@@ -62,16 +63,20 @@ class WorkerCountAdmin(admin.ModelAdmin):
     def paused_label(self, obj):
         return "" if obj.paused_count is None else f"paused (was {obj.paused_count})"
 
-    def get_list_display(self, request):
-        # Django asks for list_display more than once per request; read Redis once.
+    @staticmethod
+    def pools_now(request):
+        """The live pools, read from Redis once per request (Django asks for list_display
+        more than once); None when Redis cannot be read."""
         if not hasattr(request, "_resque_pools"):
             try:
                 request._resque_pools = live_pools.pools()
             except Exception:  # noqa: BLE001 (Redis down must not break editing counts)
                 request._resque_pools = None
-        pools = request._resque_pools
+        return request._resque_pools
+
+    def get_list_display(self, request):
         display = list(super().get_list_display(request))
-        display.insert(2, RunningColumn(pools))
+        display.insert(2, RunningColumn(self.pools_now(request)))
         return display
 
     def save_model(self, request, obj, form, change):
@@ -109,12 +114,40 @@ class WorkerCountAdmin(admin.ModelAdmin):
         self.message_user(request, f"Restored {restored} queue list(s).", messages.SUCCESS)
 
     def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            self.warn_about_ceilings(request)
         user = request.user
         if user.has_perm("resque_pool.view_dashboard") or user.has_perm(
             "resque_pool.change_dashboard"
         ):
             extra_context = {**(extra_context or {}), "dashboard_url": views.url("changelist")}
         return super().changelist_view(request, extra_context)
+
+    def warn_about_ceilings(self, request) -> None:
+        """Warn when the rows a live database pool merges add up past the ceiling that
+        pool applies (it then keeps its last good counts, so nothing forks, but the edit
+        does not take effect there either)."""
+        seen = set()
+        for state in self.pools_now(request) or ():
+            if state.get("source", "database") != "database":
+                continue  # a file or a loader: the rows do not apply to it
+            environment, pool = str(state.get("environment") or ""), str(state.get("pool") or "")
+            ceiling = state.get("max_workers")
+            if not isinstance(ceiling, int) or isinstance(ceiling, bool):
+                ceiling = int(settings.RESQUE_POOL_MAX_WORKERS)
+            if (environment, pool, ceiling) in seen:
+                continue
+            seen.add((environment, pool, ceiling))
+            total = sum(WorkerCount.objects.counts_for(environment, pool).values())
+            if total > ceiling:
+                where = f"pool {pool}" + (f", environment {environment}" if environment else "")
+                self.message_user(
+                    request,
+                    f"The rows for {where} add up to {total} workers, more than its ceiling "
+                    f"of {ceiling} (RESQUE_POOL_MAX_WORKERS): it keeps running its last good "
+                    "counts until they fit.",
+                    messages.WARNING,
+                )
 
 
 @admin.register(Dashboard)

@@ -119,6 +119,13 @@ SETTINGS: tuple[Setting, ...] = (
         positive=True,
     ),
     Setting(
+        "RESQUE_POOL_MAX_WORKERS",
+        256,
+        (int,),
+        "Most workers one pool runs in total; counts adding up to more are refused.",
+        positive=True,
+    ),
+    Setting(
         "RESQUE_SCHEDULER",
         True,
         (bool,),

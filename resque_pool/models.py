@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from resque_pool.conf import settings
 from resque_pool.resque.queue_lists import normalize_queue_list
 
 
@@ -86,6 +87,12 @@ class WorkerCount(models.Model):
             raise ValidationError({"queues": error.messages}) from None
         self.environment = (self.environment or "").strip()
         self.pool = (self.pool or "").strip()
+        # Checked here rather than by a field validator: a validator would need a migration.
+        ceiling = int(settings.RESQUE_POOL_MAX_WORKERS)
+        if self.count is not None and self.count > ceiling:
+            raise ValidationError(
+                {"count": f"A pool runs at most {ceiling} (RESQUE_POOL_MAX_WORKERS) workers."}
+            )
 
     def save(self, *args, **kwargs) -> None:
         # Normalise on every save path, not only forms, so the pool never sees " a, b".

@@ -42,7 +42,10 @@ def pools() -> list[dict[str, Any]]:
             {
                 **{
                     name: state.get(name)
-                    for name in ("id", "host", "pid", "appname", "pool", "environment", "status")
+                    for name in (
+                        *("id", "host", "pid", "appname", "pool", "environment", "status"),
+                        *("source", "max_workers"),  # for the WorkerCount admin's warning
+                    )
                 },
                 "started": state.get("started"),
                 "uptime": age_seconds(started, reference),

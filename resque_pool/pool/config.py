@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from django.core.exceptions import ValidationError
 
+from resque_pool.conf import settings
 from resque_pool.resque.queue_lists import normalize_queue_list
 
 
@@ -182,9 +183,29 @@ def _queue_key(key: Any, source: str) -> str:
 def validate_counts(mapping: Any, source: str) -> dict[str, int]:
     """``{"foo, bar": 2}`` -> ``{"foo,bar": 2}``; ConfigError for anything else.
 
-    Keys must be queue lists (normalised), values integers >= 0 (a boolean is not a count).
-    Two keys that normalise to the same list are refused: which one wins would be a guess.
+    Keys must be queue lists (normalised), values integers >= 0 (a boolean is not a count),
+    adding up to at most ``RESQUE_POOL_MAX_WORKERS``. Two keys that normalise to the same
+    list are refused: which one wins would be a guess.
     """
+    return check_ceiling(_validate_entries(mapping, source), source)
+
+
+def max_workers() -> int:
+    return int(settings.RESQUE_POOL_MAX_WORKERS)
+
+
+def check_ceiling(counts: dict[str, int], source: str) -> dict[str, int]:
+    """Refuse counts adding up to more than ``RESQUE_POOL_MAX_WORKERS``: a typo such as
+    ``foo: 99999999999`` must not fork until the kernel refuses."""
+    total, ceiling = sum(counts.values()), max_workers()
+    if total > ceiling:
+        raise ConfigError(
+            f"{source}: {total} workers in total, more than RESQUE_POOL_MAX_WORKERS ({ceiling})"
+        )
+    return counts
+
+
+def _validate_entries(mapping: Any, source: str) -> dict[str, int]:
     if not isinstance(mapping, Mapping):
         raise ConfigError(
             f"{source}: expected a mapping of queue lists to counts, got {type(mapping).__name__}"
@@ -215,14 +236,15 @@ def merge_environment(config: Any, environment: str | None, source: str) -> dict
         raise ConfigError(
             f"{source}: expected a mapping of queue lists to counts, got {type(config).__name__}"
         )
-    merged = validate_counts(
+    merged = _validate_entries(
         {k: v for k, v in config.items() if not isinstance(v, Mapping)}, source
     )
     section = config.get(environment) if environment else None
     if isinstance(section, Mapping):
         scalars = {k: v for k, v in section.items() if not isinstance(v, Mapping)}
-        merged.update(validate_counts(scalars, f"{source} [{environment}]"))
-    return merged
+        merged.update(_validate_entries(scalars, f"{source} [{environment}]"))
+    # The ceiling is for what the pool runs: the merge, not the root or a section alone.
+    return check_ceiling(merged, source)
 
 
 def load_file(path: str, environment: str | None, environ: Mapping[str, str] | None = None):

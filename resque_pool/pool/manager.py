@@ -25,7 +25,7 @@ from resque_pool.conf import settings
 from resque_pool.pool import killer, spawn
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.backoff import Backoff
-from resque_pool.pool.config import validate_counts
+from resque_pool.pool.config import max_workers, validate_counts
 from resque_pool.pool.daemon import Redirects, reopen_logs
 from resque_pool.pool.loaders import Source
 from resque_pool.pool.processes import WorkerProcess, WorkerTable, clean_up_dead_worker, send_signal
@@ -398,7 +398,11 @@ class Manager:
             "pool": self.options.pool,
             "environment": self.options.environment or "",
             "started": self.started_at,
-            "counts": self.counts,
+            "counts": self.counts,  # what the pool applies: the last good counts
+            # Where they come from and the ceiling they must fit under, so the admin can
+            # warn when the rows a database pool merges add up to more.
+            "source": self.source.description,
+            "max_workers": max_workers(),
             "workers": self.workers.pids_by_queues(),
             "status": self.status,
         }

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -243,8 +244,8 @@ def as_enqueued(task: Task, record: dict[str, Any]) -> Task:
         changes["backend"] = record["backend"]
     try:
         return dataclasses.replace(task, **changes)
-    except Exception:  # settings changed since (a queue removed): the task as known now
-        return task
+    except (InvalidTask, ImproperlyConfigured):
+        return task  # settings changed since (a queue or backend removed): as known now
 
 
 def to_result(record: dict[str, Any], task: Task) -> TaskResult:

@@ -12,7 +12,16 @@ framework's names from here. Where the two differ, this module gives them one na
 
 from __future__ import annotations
 
+import importlib.util
+
 import django
+from django.core.exceptions import ImproperlyConfigured
+
+if django.VERSION < (6, 0) and importlib.util.find_spec("django_tasks") is None:
+    raise ImproperlyConfigured(
+        "resque_pool.tasks needs Django 6 or, on Django 5.2, the django-tasks backport: "
+        'pip install "django-resque-pool[tasks]" and add "django_tasks" to INSTALLED_APPS.'
+    )
 
 if django.VERSION >= (6, 0):
     from django.tasks import DEFAULT_TASK_QUEUE_NAME, task_backends

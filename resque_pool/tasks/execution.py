@@ -15,6 +15,7 @@ import socket
 from traceback import format_exception
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from resque_pool.errors import DirtyExit, MalformedPayload, UnknownJob, exception_name
@@ -99,7 +100,10 @@ def lost(error: BaseException, args: tuple[Any, ...]) -> None:
         finished_at=results.encode_time(timezone.now()),
     )
     results.save(record)
-    backend = task_backends[record.get("backend") or "default"]
+    try:
+        backend = task_backends[record.get("backend") or "default"]
+    except ImproperlyConfigured:  # the alias is gone from TASKS: the record says enough
+        return
     if isinstance(backend, ResqueBackend) and registry.get(record.get("task") or ""):
         task_finished.send(type(backend), task_result=backend.result_from_record(record))
 

@@ -8,6 +8,7 @@ clients leave behind.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -362,3 +363,46 @@ def test_permission_is_checked_before_redis_is_read(settings):
     settings.RESQUE_REDIS_URL = "redis://127.0.0.1:1/0"
     connection.reset_connections()
     assert client.get(url("changelist")).status_code == 403
+
+
+# -- the overview's details --------------------------------------------------------------------
+
+
+def test_overview_clock_is_one_clock_with_its_zone(viewer):
+    """The first render and every live refresh show the server's clock with its zone (the
+    script copies the fragment's ``data-updated``), never the browser's."""
+    body = viewer.get(url("changelist")).content.decode()
+    assert re.search(r'id="resque-live-state">updated \d\d:\d\d:\d\d UTC<', body)
+    poll = viewer.get(url("poll")).content.decode()
+    assert re.search(r'data-updated="\d\d:\d\d:\d\d UTC"', poll)
+
+
+def test_queues_heading_counts_the_rows_it_shows(viewer, resque):
+    push_jobs(resque, "a", ['{"class":"A","args":[]}'])
+    push_jobs(resque, "b", [])
+    resque.client.rpush(resque.key("failed"), RUBY_FAILURE)
+    body = viewer.get(url("queues")).content.decode()
+    assert "<caption>2 queues</caption>" in body
+    assert body.count('class="queue-row"') == 2
+
+
+def test_pools_of_different_apps_on_one_host_are_told_apart(viewer):
+    for pid, app in ((10, "shop"), (11, "billing")):
+        pool_state.publish(
+            {"id": f"web1:{pid}", "host": "web1", "pid": pid, "appname": app, "pool": "web1"}
+        )
+    body = viewer.get(url("poll")).content.decode()
+    assert "<th>App</th>" in body and "<td>shop</td>" in body and "<td>billing</td>" in body
+
+
+def test_redis_down_page_says_read_only_only_to_viewers(viewer, operator, settings):
+    from resque_pool.resque import connection
+
+    settings.RESQUE_REDIS_URL = "redis://127.0.0.1:1/0"
+    connection.reset_connections()
+    down = operator.get(url("changelist"))
+    assert down.status_code == 503 and "read-only access" not in down.content.decode()
+    root = Client()
+    root.force_login(make_user("root", superuser=True))
+    assert "read-only access" not in root.get(url("changelist")).content.decode()
+    assert "read-only access" in viewer.get(url("changelist")).content.decode()

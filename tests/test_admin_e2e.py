@@ -9,6 +9,7 @@ never run ``playwright install``. Screenshots go to a temporary directory, or to
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -124,6 +125,9 @@ def test_edit_count_watch_pool_and_retry_failure(
         timeout=30_000,
     )
     assert running_workers("demo") == 2
+    # After live refreshes the clock is still the server's, with its zone.
+    live_state = page.locator("#resque-live-state").inner_text()
+    assert re.fullmatch(r"updated \d\d:\d\d:\d\d UTC", live_state), live_state
 
     # Queues and workers pages.
     page.goto(f"{live_server.url}/admin/resque_pool/dashboard/queues/")

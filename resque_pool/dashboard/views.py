@@ -68,10 +68,9 @@ class DashboardResponse(TemplateResponse):
         return printable(super().rendered_content)
 
 
-def render(model_admin, request, template: str, title: str, tab: str, **context):
-    require_view(model_admin, request)
-    ns = namespace()
-    base = {
+def base_context(model_admin, request, title: str, tab: str) -> dict:
+    """What every dashboard page shows around its content (also the Redis-down page)."""
+    return {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
         "title": title,
@@ -80,9 +79,16 @@ def render(model_admin, request, template: str, title: str, tab: str, **context)
             (name, label, url("changelist" if name == "overview" else name)) for name, label in TABS
         ],
         "can_change": model_admin.has_change_permission(request),
-        "resque_namespace": ns,
-        "redis_location": data.redis_location(),
+        "resque_namespace": namespace(),
         "poll_seconds": POLL_SECONDS,
+    }
+
+
+def render(model_admin, request, template: str, title: str, tab: str, **context):
+    require_view(model_admin, request)
+    base = {
+        **base_context(model_admin, request, title, tab),
+        "redis_location": data.redis_location(),
     }
     return DashboardResponse(
         request, f"admin/resque_pool/dashboard/{template}", {**base, **context}
@@ -166,15 +172,8 @@ def redis_unavailable(model_admin, request, error: Exception):
     """What every dashboard page shows when Redis cannot be reached (503, not a 500)."""
     logger.warning("dashboard: Redis unavailable: %s", error)
     context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "title": "Redis is unavailable",
-        "tab": "",
-        "tabs": [
-            (name, label, url("changelist" if name == "overview" else name)) for name, label in TABS
-        ],
+        **base_context(model_admin, request, "Redis is unavailable", ""),
         "error": f"{type(error).__name__}: {error}",
-        "resque_namespace": namespace(),
         "redis_location": "?",
     }
     return DashboardResponse(

@@ -24,7 +24,9 @@
       })
       .then(function (html) {
         box.innerHTML = html;
-        stamp("updated " + new Date().toLocaleTimeString(), false);
+        // The server's clock, with its zone, as on the first render: one clock throughout.
+        var figures = box.querySelector("[data-updated]");
+        stamp("updated " + (figures ? figures.getAttribute("data-updated") : "?"), false);
       })
       .catch(function (error) { stamp("not updated: " + error.message, true); })
       .then(function () { busy = false; });

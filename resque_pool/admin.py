@@ -179,6 +179,8 @@ class DashboardAdmin(admin.ModelAdmin):
         return [
             path("", wrap(views.overview), name=name + "changelist"),
             path("poll/", wrap(views.overview_poll), name=name + "poll"),
+            path("pause-workers/", wrap(views.pause_workers), name=name + "pause_workers"),
+            path("resume-workers/", wrap(views.resume_workers), name=name + "resume_workers"),
             path("queues/", wrap(views.queue_list), name=name + "queues"),
             path("queues/<path:name>/", wrap(views.queue_detail), name=name + "queue"),
             path("remove-queue/", wrap(views.remove_queue), name=name + "remove_queue"),

@@ -406,3 +406,30 @@ def test_redis_down_page_says_read_only_only_to_viewers(viewer, operator, settin
     root.force_login(make_user("root", superuser=True))
     assert "read-only access" not in root.get(url("changelist")).content.decode()
     assert "read-only access" in viewer.get(url("changelist")).content.decode()
+
+
+def test_pause_and_resume_all_workers(viewer, operator, resque):
+    assert viewer.post(url("pause_workers")).status_code == 403
+    assert viewer.get(url("pause_workers")).status_code == 403
+    assert "Pause all workers…" not in viewer.get(url("changelist")).content.decode()
+    assert "Pause all workers…" in operator.get(url("changelist")).content.decode()
+    confirm = operator.get(url("pause_workers"))
+    assert "Are you sure" in confirm.content.decode()
+    assert not resque.client.exists(resque.key("pause-all-workers"))  # asking changed nothing
+    response = csrf_post(operator, url("pause_workers"))
+    assert response.status_code == 302
+    assert resque.client.get(resque.key("pause-all-workers")) == "true"
+    assert "Workers are paused" in viewer.get(url("poll")).content.decode()
+    assert "Resume all workers…" in operator.get(url("poll")).content.decode()
+    csrf_post(operator, url("resume_workers"))
+    assert not resque.client.exists(resque.key("pause-all-workers"))
+    assert "Workers are paused" not in viewer.get(url("poll")).content.decode()
+    assert list(LogEntry.objects.order_by("pk").values_list("change_message", flat=True)) == [
+        "Paused all workers (pause-all-workers set)",
+        "Resumed all workers (pause-all-workers deleted)",
+    ]
+
+
+def test_overview_shows_workers_paused_by_another_client(viewer, resque):
+    resque.client.set(resque.key("pause-all-workers"), " TRUE\n")  # as Ruby reads it
+    assert "Workers are paused" in viewer.get(url("changelist")).content.decode()

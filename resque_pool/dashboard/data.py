@@ -18,7 +18,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from resque_pool.resque import wire
+from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key, namespace
 from resque_pool.tasks import WRAPPER_NAME as TASK_WRAPPER
 
@@ -290,6 +290,19 @@ def working_count(ids: list[str]) -> int:
     if not ids:
         return 0
     return sum(1 for raw in get_redis().mget([key("worker", i) for i in ids]) if raw)
+
+
+def workers_paused() -> bool:
+    """Whether ``pause-all-workers`` pauses every worker (ours and Ruby's) now."""
+    return records.pauses_workers(get_redis().get(key(records.PAUSE_ALL_WORKERS)))
+
+
+def pause_workers(paused: bool) -> None:
+    """``SET pause-all-workers true`` (what Ruby's workers honour too), or delete it."""
+    if paused:
+        get_redis().set(key(records.PAUSE_ALL_WORKERS), "true")
+    else:
+        get_redis().delete(key(records.PAUSE_ALL_WORKERS))
 
 
 # -- Resque.info and stats ----------------------------------------------------------------

@@ -195,6 +195,7 @@ def _overview_context() -> dict:
         "working_total": info["working"],
         "worker_total": info["workers"],
         "pools": live_pools.pools(),
+        "paused": data.workers_paused(),
         "generated_at": data.now(),
     }
 
@@ -218,6 +219,50 @@ def overview_poll(model_admin, request):
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _pause_action(model_admin, request, *, paused: bool):
+    """Pause or resume every worker sharing this Redis (``pause-all-workers``, which Ruby's
+    workers honour too): asks first, then sets or deletes the key and logs it."""
+    require_change(model_admin, request)
+    name = "pause_workers" if paused else "resume_workers"
+    if request.method == "GET":
+        question = (
+            "Pause every worker using this Redis, ours and Ruby's? Each one finishes its "
+            "current job and then takes no new job until resumed; jobs wait in their queues."
+            if paused
+            else "Resume every worker paused by “pause all workers”? They take jobs again."
+        )
+        return confirm(
+            model_admin,
+            request,
+            title="Pause all workers" if paused else "Resume all workers",
+            tab="overview",
+            question=question,
+            action=url(name),
+            fields={},
+            cancel=url("changelist"),
+            button="Yes, pause them" if paused else "Yes, resume them",
+        )
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["GET", "POST"])
+    data.pause_workers(paused)
+    message = (
+        "Paused all workers (pause-all-workers set)"
+        if paused
+        else "Resumed all workers (pause-all-workers deleted)"
+    )
+    log_action(request, model_admin, message)
+    messages.success(request, message + ".")
+    return HttpResponseRedirect(url("changelist"))
+
+
+def pause_workers(model_admin, request):
+    return _pause_action(model_admin, request, paused=True)
+
+
+def resume_workers(model_admin, request):
+    return _pause_action(model_admin, request, paused=False)
 
 
 # -- queues --------------------------------------------------------------------------------

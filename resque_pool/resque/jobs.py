@@ -26,6 +26,7 @@ class JobDefinition:
     name: str
     queue: str | None
     target: Any  # the decorated function or class
+    retry: Any = None  # a resque_pool.scheduler.retry.Retry, or None
 
     @property
     def perform(self) -> Callable[..., Any]:
@@ -101,13 +102,20 @@ def _source_of(target: Any) -> str:
     return f"{target.__module__}.{target.__qualname__}"
 
 
-def job(queue: str | None = None, name: str | None = None) -> Callable[[Any], Any]:
+def job(
+    queue: str | None = None, name: str | None = None, retry: Any = None
+) -> Callable[[Any], Any]:
     """Register a function or a class with a static ``perform`` as a job.
 
     The registered name is ``name`` (a Ruby-style name such as ``"Archive"`` lets Ruby and
     Python share a queue) or ``"<module>.<qualname>"``. The decorated object gains
-    ``enqueue(*args)`` and ``job_definition``.
+    ``enqueue(*args)`` and ``job_definition``. ``retry`` is a
+    ``resque_pool.scheduler.retry.Retry`` (or an integer limit): see docs/scheduling.md.
     """
+    if retry is not None:
+        from resque_pool.scheduler.retry import as_retry
+
+        retry = as_retry(retry)
 
     def decorate(target: Any) -> Any:
         if inspect.isclass(target) and not callable(getattr(target, "perform", None)):
@@ -118,6 +126,7 @@ def job(queue: str | None = None, name: str | None = None) -> Callable[[Any], An
             name=name or _source_of(target),
             queue=queue or getattr(target, "queue", None),
             target=target,
+            retry=retry,
         )
         registry.add(definition)
         target.job_definition = definition
@@ -311,6 +320,10 @@ class Job:
             )
             for hook in definition.hooks("after_perform"):
                 hook(*args)
+            if definition.retry is not None:
+                from resque_pool.scheduler.retry import succeeded
+
+                succeeded(definition.name, args)  # resque-retry's after_perform
             return performed
         except BaseException as error:
             if isinstance(error, Exception):

@@ -54,4 +54,18 @@ def _fail(worker_id: str, job: Job, exception: BaseException) -> None:
         job.run_failure_hooks(exception)
     except Exception:
         logger.exception("on_failure hook of %s raised", job.class_name)
+    if retry_instead_of_failure(worker_id, job, exception):
+        return
     failures.create(exception, worker_id, job.queue, job.payload)
+
+
+def retry_instead_of_failure(worker_id: str, job: Job, exception: BaseException) -> bool:
+    """A job with ``@job(retry=...)`` is retried instead of failed, or gives up with one
+    failure entry of its own; True when its retry policy took the failure over."""
+    from resque_pool.scheduler.retry import handled_failure
+
+    try:
+        return handled_failure(worker_id, job, exception)
+    except Exception:  # the failure is then recorded as usual: never lost
+        logger.exception("could not retry %s", job.describe())
+        return False

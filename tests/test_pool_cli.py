@@ -209,3 +209,11 @@ def test_test_option_refuses_a_fifo_without_hanging(run_manage, tmp_path):
     result = run_manage("resque_pool", "--test", "-c", str(fifo), timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == f"CommandError: {fifo}: not a regular file"
+
+
+def test_version_is_ours(run_manage):
+    from resque_pool import __version__
+
+    result = run_manage("resque_pool", "--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"django-resque-pool {__version__}"

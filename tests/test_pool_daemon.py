@@ -62,7 +62,11 @@ def test_daemon_defaults_detach_winch_and_reopen(resque, tmp_path):
         wait_until(lambda: len(children(pid)) == 2, 20, message="workers back after HUP")
         assert not set(children(pid)) & set(workers)
         wait_until(
-            lambda: stderr_log.exists() and "reopened 1 log file(s)" in stderr_log.read_text(),
+            lambda: (
+                stderr_log.exists()
+                and "reopened log files: log/resque-pool.stdout.log, log/resque-pool.stderr.log"
+                in stderr_log.read_text()
+            ),
             20,
             message="a reopened log",
         )

@@ -71,6 +71,26 @@ def test_pool_from_yaml_hup_and_quit(start_pool, tmp_path, resque):
     assert not any(p["pid"] == pool.pid for p in pool_state.all_pools())  # withdrawn
 
 
+def test_log_lines_say_what_is_true(start_pool, tmp_path):
+    """No environment: the start-up line says so (not "development"); HUP names the log
+    files it reopened (not "reopened 0")."""
+    config = write(tmp_path / "pool.yml", "demo: 0\nproduction:\n  demo: 1\n")
+    logs = tmp_path / "logs"
+    env = {name: "" for name in ("RACK_ENV", "RAILS_ENV", "RESQUE_ENV")}
+    pool = start_pool(
+        "-c", str(config), "-o", str(logs / "out.log"), "-e", str(logs / "err.log"), env=env
+    )
+    err = logs / "err.log"
+    wait_until(lambda: err.exists() and "Pool is empty" in err.read_text(), 20, message="start")
+    assert "Resque Pool running with no environment set" in err.read_text()
+    assert "development" not in err.read_text()
+    pool.signal(signal.SIGHUP)
+    wait_until(lambda: "HUP: gracefully restarting" in err.read_text(), 20, message="the HUP")
+    log = err.read_text()
+    assert f"reopened log files: {logs / 'out.log'}, {logs / 'err.log'}" in log
+    assert "reopened 0" not in log
+
+
 def test_bad_config_on_hup_keeps_workers(start_pool, tmp_path):
     config = write(tmp_path / "pool.yml", "foo: 2\n")
     pool = start_pool("-c", str(config))

@@ -202,22 +202,23 @@ class Redirects:
         for log in opened.values():
             os.close(log)
 
-    def reopen(self) -> int:
-        """Reopen the files whose path now names another file (or none); returns how many.
+    def reopen(self) -> list[str]:
+        """Reopen every file, as resque-pool does (appending to an unmoved file changes
+        nothing); returns the paths reopened.
 
         On HUP a file that cannot be opened (logrotate recreated it with another owner, a
         directory in its place) is logged and the old one kept: a log file must never
         take the manager down."""
-        reopened = 0
+        reopened = []
         for fd, path in self.targets.items():
-            if not path or not _moved(path, fd):
+            if not path:
                 continue
             try:
                 _redirect(fd, path)
             except OSError as error:
                 logger.error("could not reopen %s (%s); still writing to the old file", path, error)
             else:
-                reopened += 1
+                reopened.append(path)
         return reopened
 
 
@@ -241,19 +242,10 @@ def _redirect(fd: int, path: str) -> None:
     _point(fd, _open_log(path))
 
 
-def _moved(path: str, fd: int) -> bool:
-    try:
-        on_disk = os.stat(path)
-    except OSError as error:
-        return error.errno == errno.ENOENT
-    held = os.fstat(fd)
-    return (on_disk.st_dev, on_disk.st_ino) != (held.st_dev, held.st_ino)
-
-
-def reopen_log_handlers() -> int:
+def reopen_log_handlers() -> list[str]:
     """Reopen every ``logging.FileHandler`` (resque-pool reopens every appending File it
-    finds, issue #122); WatchedFileHandler already reopens by itself. Returns how many."""
-    reopened = 0
+    finds, issue #122); WatchedFileHandler already reopens by itself. Returns the paths."""
+    reopened = []
     for reference in list(logging._handlerList):  # noqa: SLF001 (no public registry)
         handler = reference()
         if not isinstance(handler, logging.FileHandler) or handler.stream is None:
@@ -273,16 +265,19 @@ def reopen_log_handlers() -> int:
                 continue
             handler.stream.close()
             handler.stream = stream
-            reopened += 1
+            reopened.append(handler.baseFilename)
         finally:
             handler.release()
     return reopened
 
 
-def reopen_logs(redirects: Redirects | None) -> int:
-    """On HUP: every FileHandler, and the --stdout/--stderr files that were moved."""
-    count = reopen_log_handlers()
+def reopen_logs(redirects: Redirects | None) -> list[str]:
+    """On HUP: every FileHandler, and the --stdout/--stderr files; logs which ones."""
+    reopened = reopen_log_handlers()
     if redirects:
-        count += redirects.reopen()
-    logger.info("reopened %d log file(s)", count)
-    return count
+        reopened += redirects.reopen()
+    if reopened:
+        logger.info("reopened log files: %s", ", ".join(reopened))
+    else:
+        logger.info("no log files to reopen (logging to a terminal or a pipe)")
+    return reopened

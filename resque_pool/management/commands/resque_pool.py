@@ -105,6 +105,12 @@ def configure_logging() -> None:
 class Command(BaseCommand):
     help = "Run a pool of Resque workers (resque-pool's options, plus --pool and --test)."
 
+    def get_version(self) -> str:
+        """``--version`` (resque-pool's ``-v`` is Django's ``--verbosity``)."""
+        from resque_pool import __version__
+
+        return f"django-resque-pool {__version__}"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.set_defaults(pidfile=None, no_pidfile=False, lock_file=None, kill_others=False)
         add = parser.add_argument
@@ -262,7 +268,14 @@ class Command(BaseCommand):
                 pidfile.discard()
             redirects.close()
             raise CommandError(str(error)) from None
-        logger.info("Resque Pool running in %s environment", environment or "development")
+        if environment:
+            logger.info("Resque Pool running in %s environment", environment)
+        else:
+            # resque-pool says "development" here; nothing here picks such a section.
+            logger.info(
+                "Resque Pool running with no environment set (--environment, %s)",
+                ", ".join(ENVIRONMENT_VARIABLES),
+            )
         manager = Manager(
             source,
             Options(

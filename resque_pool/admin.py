@@ -23,6 +23,7 @@ from resque_pool.dashboard import failed_views, views
 from resque_pool.dashboard import pools as live_pools
 from resque_pool.models import Dashboard, WorkerCount
 from resque_pool.scheduler import admin as _schedule_admin  # noqa: F401 (registers Schedule)
+from resque_pool.scheduler import admin_views as scheduler_views
 from resque_pool.tasks import admin_views as task_views
 
 
@@ -202,6 +203,16 @@ class DashboardAdmin(admin.ModelAdmin):
             ),
             path("stats/", wrap(views.stats), name=name + "stats"),
             path("tasks/", wrap(task_views.task_results), name=name + "tasks"),
+            path("delayed/", wrap(scheduler_views.delayed_list), name=name + "delayed"),
+            path(
+                "delayed/<str:stamp>/", wrap(scheduler_views.delayed_at), name=name + "delayed_at"
+            ),
+            path(
+                "delayed/<str:stamp>/act/",
+                wrap(scheduler_views.delayed_action),
+                name=name + "delayed_action",
+            ),
+            path("schedules/", wrap(scheduler_views.schedules), name=name + "schedules"),
             path("tasks/<str:result_id>/", wrap(task_views.task_result), name=name + "task_result"),
             path("stats/keys/", wrap(views.key_list), name=name + "keys"),
             path("stats/keys/<path:key>/", wrap(views.key_detail), name=name + "key"),

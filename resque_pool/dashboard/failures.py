@@ -17,6 +17,7 @@ from resque_pool.resque import failures as failure
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.failures import entry_digest
+from resque_pool.scheduler.retry import attempts_in
 
 # Any reason an entry is not the one shown: gone (FailureNotFound) or replaced (FailureMoved).
 EntryMoved = FailureNotFound
@@ -54,6 +55,7 @@ def describe(index: int, raw: str) -> dict[str, Any]:
         "args_text": payload["args_text"],
         "payload_text": pretty(item.get("payload")),
         "retryable": payload["valid"] and bool(item.get("queue")),
+        "attempts": attempts_in(item),  # a give-up of @job(retry=...): how many were made
     }
 
 

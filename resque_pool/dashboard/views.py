@@ -38,6 +38,8 @@ TABS = [
     ("workers", "Workers"),
     ("failed", "Failed"),
     ("tasks", "Tasks"),  # Django task results (resque_pool/tasks/admin_views.py)
+    ("delayed", "Delayed"),  # delayed jobs (resque_pool/scheduler/admin_views.py)
+    ("schedules", "Schedules"),
     ("stats", "Stats"),
 ]
 

@@ -56,6 +56,25 @@ end
 return 0
 """
 
+# The admin's "enqueue now" and "delete" of one item anywhere in delayed:<ts>.
+# KEYS: delayed:<ts>, timestamps:<item>, queue:<q>, queues, delayed_queue_schedule
+# ARGV: item, queue entry ("" to delete), queue name, ts, "delayed:<ts>".
+# Returns 1 when the item was there (and was moved or deleted), else 0.
+_TAKE_ONE = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if not redis.call('LPOS', KEYS[1], ARGV[1]) then
+  redis.call('SREM', KEYS[2], ARGV[5])
+end
+if ARGV[2] ~= '' then
+  redis.call('SADD', KEYS[4], ARGV[3])
+  redis.call('RPUSH', KEYS[3], ARGV[2])
+end
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[5], ARGV[4])
+end
+return 1
+"""
+
 BATCH = 100
 
 
@@ -168,3 +187,25 @@ def _report_stuck(stamp: int, item: str) -> None:
         stamp,
         item[:200],
     )
+
+
+def take_one(stamp: int, item: str, enqueue: bool) -> bool:
+    """Enqueue now (``enqueue=True``) or delete one copy of ``item`` scheduled at
+    ``stamp``, atomically; False when it is no longer there (moved or removed meanwhile).
+    An item that cannot be routed here cannot be enqueued: ValueError."""
+    routed = queue_entry(item)
+    if enqueue and routed is None:
+        raise ValueError("this item names no queue and no job registered here")
+    queue, entry = routed if (enqueue and routed) else ("", "")
+    client = get_redis()
+    done = client.register_script(_TAKE_ONE)(
+        keys=[
+            timestamp_key(stamp),
+            index_key(item),
+            key("queue", queue or "-"),
+            key("queues"),
+            key(SCHEDULE),
+        ],
+        args=[item, entry, queue, stamp, timestamp_member(stamp)],
+    )
+    return bool(done)

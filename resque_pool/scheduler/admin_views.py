@@ -1,0 +1,191 @@
+"""The dashboard's Delayed and Schedules pages (bound to ``DashboardAdmin`` in admin.py).
+
+Delayed jobs are listed by time, a page of ``delayed_queue_schedule`` at a time, and each
+time's items a page of ``delayed:<ts>`` at a time: nothing reads more than the page shown.
+"Enqueue now" and "delete" act on one item, named by its position and checked against a
+digest of its bytes, in one atomic script; they need ``change_dashboard``, are POSTs with
+the CSRF token and go to the admin log.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.admin.models import CHANGE, DELETION
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+
+from resque_pool.dashboard import data, views
+from resque_pool.dashboard.paging import RedisList, paginate
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.failures import entry_digest
+from resque_pool.scheduler import delayed, mover, recurring
+
+TIMES_PAGE = 50
+ITEMS_PAGE = 50
+
+
+class _Times:
+    """``delayed_queue_schedule`` for ``Paginator``: ZCARD, then one ZRANGE and one
+    pipelined LLEN per time on the page."""
+
+    def __init__(self) -> None:
+        self.total = delayed.timestamp_count()
+
+    def count(self) -> int:
+        return self.total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+        start = window.start or 0
+        stamps = delayed.timestamps(start, (window.stop or 0) - start)
+        pipe = get_redis().pipeline(transaction=False)
+        for stamp in stamps:
+            pipe.llen(delayed.timestamp_key(stamp))
+            pipe.lindex(delayed.timestamp_key(stamp), 0)
+        replies = pipe.execute()
+        rows = []
+        for n, stamp in enumerate(stamps):
+            size, first = replies[2 * n], replies[2 * n + 1]
+            item = delayed.DelayedJob(stamp, "", first or "")
+            rows.append({"stamp": stamp, "at": _at(stamp), "size": size, "first": item})
+        return rows
+
+
+def _at(stamp: int) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def delayed_list(model_admin, request):
+    views.require_view(model_admin, request)
+    times = _Times()
+    shown, page = paginate(request, times, TIMES_PAGE)
+    due = mover.due_timestamps(limit=1)
+    return views.render(
+        model_admin,
+        request,
+        "delayed.html",
+        "Delayed jobs",
+        "delayed",
+        rows=list(shown.object_list),
+        page=page,
+        total=times.total,
+        now=datetime.now(UTC),
+        overdue=bool(due),
+    )
+
+
+def _stamp(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise Http404("not a timestamp") from None
+
+
+def delayed_at(model_admin, request, stamp: str):
+    views.require_view(model_admin, request)
+    ts = _stamp(stamp)
+    items = RedisList(delayed.timestamp_key(ts))
+    shown, page = paginate(request, items, ITEMS_PAGE)
+    rows = []
+    for index, raw in shown.object_list:
+        job = delayed.DelayedJob(ts, "", raw)
+        payload = job.payload
+        rows.append(
+            {
+                "index": index,
+                "digest": entry_digest(raw),
+                "class": job.class_name,
+                "args_text": data.pretty(job.args),
+                "queue": payload.get("queue") if isinstance(payload, dict) else None,
+                "raw": raw,
+                "valid": job.class_name is not None,
+            }
+        )
+    return views.render(
+        model_admin,
+        request,
+        "delayed_at.html",
+        f"Delayed at {_at(ts):%Y-%m-%d %H:%M:%S} UTC",
+        "delayed",
+        rows=rows,
+        page=page,
+        stamp=ts,
+        at=_at(ts),
+    )
+
+
+def delayed_action(model_admin, request, stamp: str):
+    """POST ``index``, ``digest`` and ``action`` (``enqueue`` or ``delete``)."""
+    views.require_change(model_admin, request)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    ts = _stamp(stamp)
+    back = HttpResponseRedirect(views.url("delayed_at", ts))
+    action = request.POST.get("action")
+    try:
+        index = int(request.POST.get("index", ""))
+    except ValueError:
+        raise Http404("no item named") from None
+    raw = get_redis().lindex(key("delayed", str(ts)), index)
+    if raw is None or entry_digest(raw) != request.POST.get("digest"):
+        messages.warning(request, "That delayed job is no longer there (moved or removed).")
+        return back
+    job = delayed.DelayedJob(ts, "", raw)
+    due = f"{_at(ts):%Y-%m-%d %H:%M:%S} UTC"
+    what = f"{job.class_name or '(not a job)'}{data.pretty(job.args)} due {due}"
+    if action == "enqueue":
+        try:
+            done = mover.take_one(ts, raw, enqueue=True)
+        except ValueError as error:
+            messages.error(request, f"Cannot enqueue {what}: {error}.")
+            return back
+        verb, flag = "Enqueued now", CHANGE
+    elif action == "delete":
+        done = mover.take_one(ts, raw, enqueue=False)
+        verb, flag = "Deleted delayed job", DELETION
+    else:
+        raise Http404("unknown action")
+    if not done:
+        messages.warning(request, "That delayed job is no longer there (moved or removed).")
+        return back
+    views.log_action(request, model_admin, f"{verb}: {what}", flag)
+    messages.success(request, f"{verb}: {what}.")
+    if not get_redis().exists(key("delayed", str(ts))):
+        return HttpResponseRedirect(views.url("delayed"))
+    return back
+
+
+def schedules(model_admin, request):
+    """Recurring schedules with their last and next run, and who leads."""
+    from resque_pool.scheduler.models import Schedule
+
+    views.require_view(model_admin, request)
+    lasts = recurring.last_runs()
+    slots = recurring.slots()
+    rows = []
+    for schedule in Schedule.objects.all():
+        last = lasts.get(schedule.name)
+        try:
+            upcoming = schedule.next_run(
+                recurring.base_time(schedule, last, slots.get(schedule.name))
+            )
+        except ValueError:
+            upcoming = None
+        rows.append(
+            {"schedule": schedule, "last": last, "next": upcoming if schedule.enabled else None}
+        )
+    known = {row["schedule"].name for row in rows}
+    return views.render(
+        model_admin,
+        request,
+        "schedules.html",
+        "Schedules",
+        "schedules",
+        rows=rows,
+        leader=recurring.current_leader(),
+        others=sorted((name, when) for name, when in lasts.items() if name not in known),
+    )

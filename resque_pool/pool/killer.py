@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from resque_pool.logs import LogOnce
 from resque_pool.pool import state as pool_state
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.unix.process import command_line
@@ -82,7 +83,8 @@ class KillOthers:
         self.appname, self.host, self.own_pid = appname, host, own_pid
         self.pending = enabled
         self.logged_wait = False
-        self.last_error: str | None = None
+        # The check repeats twice a second while Redis is down: once per distinct error.
+        self.errors = LogOnce(logger)
         self.next_check = 0.0
 
     def tick(self, workers: WorkerTable, desired: dict[str, int]) -> None:
@@ -110,7 +112,4 @@ class KillOthers:
         self.pending = False
 
     def _log_error(self, message: str) -> None:
-        """Once per distinct error: the check repeats twice a second while Redis is down."""
-        if message != self.last_error:
-            logger.error("kill-others: %s; will retry", message)
-            self.last_error = message
+        self.errors.error(message, "kill-others: %s; will retry", message)

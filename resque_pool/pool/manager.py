@@ -22,6 +22,7 @@ import setproctitle
 from django.db import connections
 
 from resque_pool.conf import settings
+from resque_pool.logs import LogOnce
 from resque_pool.pool import killer, spawn
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.backoff import Backoff
@@ -75,9 +76,9 @@ class Manager:
         self.next_load = 0.0
         self.next_spawn = 0.0
         self.next_publish = 0.0
-        self.load_error: str | None = None
+        self.load_errors = LogOnce(logger)
         self.loaded_once = False
-        self.publish_error: str | None = None
+        self.publish_errors = LogOnce(logger)
         self.killer = killer.KillOthers(options.appname, self.host, self.pid, options.kill_others)
         self.scheduler = SchedulerChild(
             options.scheduler, self.pid, options.appname, options.single_process_group
@@ -151,21 +152,18 @@ class Manager:
             )
         except Exception as error:  # noqa: BLE001 (a loader may raise anything)
             message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            if message != self.load_error:
-                logger.error(
-                    "could not load worker counts from %s (%s); keeping the last good counts %s",
-                    self.source.description,
-                    message,
-                    self.counts,
-                )
-                self.load_error = message
+            self.load_errors.error(
+                message,
+                "could not load worker counts from %s (%s); keeping the last good counts %s",
+                self.source.description,
+                message,
+                self.counts,
+            )
             # A database error can leave the connection unusable; the next call reconnects.
             connections.close_all()
             return False
         self.loaded_once = True
-        if self.load_error is not None:
-            logger.info("worker counts from %s load again", self.source.description)
-            self.load_error = None
+        self.load_errors.clear("worker counts from %s load again", self.source.description)
         if counts != self.counts:
             logger.info("worker counts from %s: %s", self.source.description, counts)
             self.counts = counts
@@ -174,7 +172,7 @@ class Manager:
     def counts_trusted(self) -> bool:
         """Counts loaded at least once and loading now: only then may --kill-others judge
         this pool complete (an empty pool that failed to load must not stop the old one)."""
-        return self.loaded_once and self.load_error is None and not self.paused
+        return self.loaded_once and not self.load_errors.active and not self.paused
 
     def desired(self) -> dict[str, int]:
         return {} if self.paused else self.counts
@@ -415,12 +413,9 @@ class Manager:
         try:
             pool_state.publish(self.state())
         except Exception as error:  # noqa: BLE001 (Redis down must not stop the pool)
-            message = str(error)
-            if message != self.publish_error:
-                logger.error("could not publish the pool state: %s", message)
-            self.publish_error = message
+            self.publish_errors.error(str(error), "could not publish the pool state: %s", error)
             return
-        self.publish_error = None
+        self.publish_errors.clear()
 
     def procline(self, text: str) -> None:
         title = f"resque-pool-master[{self.options.appname}]: {text}"

@@ -19,6 +19,7 @@ from django import db
 from resque_pool import hooks
 from resque_pool.conf import settings
 from resque_pool.errors import JobError
+from resque_pool.logs import LogOnce
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import done_working, report_dirty_exit, report_failed_job
@@ -75,7 +76,7 @@ class Worker(WorkerSignals):
         self._id: str | None = None
         self._init_signal_state()
         self._in_job = False
-        self._redis_down: str | None = None
+        self._redis_down = LogOnce(logger)
         self._was_working = False
         self._heartbeat: Heartbeat | None = None
 
@@ -144,21 +145,20 @@ class Worker(WorkerSignals):
             self._idle(self.options.interval)
 
     def _redis_unreachable(self, error: Exception) -> None:
-        if self._redis_down is None:
-            logger.error(
-                "Redis is unreachable (%s); retrying every %ss until it answers",
-                error,
-                self.options.interval,
-            )
-        self._redis_down = str(error)
+        # Once for the whole outage, whatever each failed call said.
+        self._redis_down.error(
+            "down",
+            "Redis is unreachable (%s); retrying every %ss until it answers",
+            error,
+            self.options.interval,
+        )
 
     def _redis_answers(self) -> None:
-        if self._redis_down is not None:
+        if self._redis_down.active:
             # Redis may have come back empty (a restart without persistence, a failover):
             # registering again is idempotent and keeps the worker visible.
             register(self.id)
-            logger.info("Redis answers again; worker %s registered", self.id)
-            self._redis_down = None
+            self._redis_down.clear("Redis answers again; worker %s registered", self.id)
 
     def _finish(self, error: BaseException | None) -> None:
         self._run_state_hooks()  # a shutdown seen only by the loop's last check

@@ -18,6 +18,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from resque_pool.logs import configure_logging
 from resque_pool.pool import daemon
 from resque_pool.pool.config import ConfigError, default_file_present, validate_counts
 from resque_pool.pool.loaders import Source, choose_source
@@ -32,7 +33,6 @@ DAEMON_PIDFILE = "tmp/pids/resque-pool.pid"
 HOT_SWAP_LOCK = "tmp/resque-pool.lock"
 ENVIRONMENT_VARIABLES = ("RACK_ENV", "RAILS_ENV", "RESQUE_ENV")
 TRUTHY = {"yes", "y", "true", "t", "1", "okay", "sure", "please"}
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
 class PidfileAction(argparse.Action):
@@ -88,18 +88,6 @@ def environment_name() -> str | None:
         if os.environ.get(variable):
             return os.environ[variable]
     return None
-
-
-def configure_logging() -> None:
-    """A handler for our logger when the project configured none (time, level, pid)."""
-    package = logging.getLogger("resque_pool")
-    if package.hasHandlers():
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    package.addHandler(handler)
-    if package.level == logging.NOTSET:
-        package.setLevel(logging.INFO)
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from resque_pool.management.commands.resque_pool import configure_logging
+from resque_pool.logs import configure_logging
 from resque_pool.scheduler.process import Scheduler
 
 

@@ -46,3 +46,22 @@ def test_kill_others_logs_a_repeating_redis_error_once(caplog, settings):
     errors = [r for r in caplog.records if "kill-others" in r.getMessage()]
     assert len(errors) == 1 and "will retry" in errors[0].getMessage()
     assert killer.pending  # still waiting to signal the old pools
+
+
+def test_drain_hands_over_every_waiting_signal_and_empties_the_queue():
+    import os
+    import signal
+
+    from resque_pool.pool.signals import SignalQueue
+
+    queue = SignalQueue()
+    queue.install()
+    try:
+        for signum in (signal.SIGUSR1, signal.SIGINT, signal.SIGUSR2):
+            os.kill(os.getpid(), signum)
+        queue.sleep(0.5)
+        assert queue.drain() == [signal.SIGUSR1, signal.SIGINT, signal.SIGUSR2]
+        assert queue.drain() == [] and queue.pop() is None
+    finally:
+        queue.uninstall()
+        queue.close()

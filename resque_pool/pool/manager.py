@@ -363,9 +363,7 @@ class Manager:
             self.reap()
             if not self.workers:
                 return
-            waiting = list(self.signals.pending)
-            self.signals.pending.clear()
-            if signal.SIGINT in waiting or signal.SIGTERM in waiting:
+            if {signal.SIGINT, signal.SIGTERM} & set(self.signals.drain()):
                 logger.info("short circuiting QUIT waitpid")
                 return
             self.procline(f"managing {self.workers.pids()}")

@@ -79,6 +79,13 @@ class SignalQueue:
     def pop(self) -> int | None:
         return self.pending.popleft() if self.pending else None
 
+    def drain(self) -> list[int]:
+        """Every signal waiting, oldest first, leaving the queue empty (while the manager
+        waits for its workers to exit, only INT and TERM still mean something)."""
+        waiting = list(self.pending)
+        self.pending.clear()
+        return waiting
+
     def log_dropped(self) -> None:
         """Log, from the loop, the signals the handler had to drop (never log in a handler)."""
         dropped, self.dropped = self.dropped, []

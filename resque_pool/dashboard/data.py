@@ -20,10 +20,6 @@ from typing import Any
 
 from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key, namespace
-from resque_pool.tasks import WRAPPER_NAME as TASK_WRAPPER
-
-ACTIVE_JOB_WRAPPER = "ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper"
-
 
 # -- small helpers -------------------------------------------------------------------------
 
@@ -46,13 +42,8 @@ def to_int(value: Any) -> int:
 
 
 def decode_json(raw: str | None) -> tuple[Any, bool]:
-    """``(value, ok)``: the decoded JSON, or the raw text and False."""
-    if raw is None:
-        return None, True
-    try:
-        return wire.loads(raw), True
-    except ValueError:
-        return raw, False
+    """``(value, ok)``: the decoded JSON, or the raw text and False (None stays None)."""
+    return (None, True) if raw is None else records.json_or_text(raw)
 
 
 def pretty(value: Any) -> str:
@@ -63,40 +54,28 @@ def pretty(value: Any) -> str:
 
 
 def describe_payload(payload: Any) -> dict[str, Any]:
-    """Class and args of a job payload, as resque-web shows them (ActiveJob unwrapped)."""
+    """Class and args of a job payload, as resque-web shows them (wrappers unwrapped)."""
     if not isinstance(payload, dict):
         return {"class": None, "args": payload, "args_text": pretty(payload), "valid": False}
     name = payload.get("class")
     args = payload.get("args")
-    if name == ACTIVE_JOB_WRAPPER and isinstance(args, list) and args and isinstance(args[0], dict):
-        name = args[0].get("job_class") or name
-    elif name == TASK_WRAPPER and isinstance(args, list) and args and isinstance(args[0], dict):
-        name = args[0].get("task") or name  # a Django task (resque_pool.tasks)
+    shown = records.job_class(payload)
     return {
-        "class": name if isinstance(name, str) else (None if name is None else str(name)),
+        "class": shown if shown is not None else (None if name is None else str(name)),
         "args": args,
         "args_text": pretty(args),
         "valid": isinstance(name, str),
     }
 
 
-def parse_worker_id(worker_id: str) -> dict[str, Any]:
-    """``host:pid:queues`` parsed like ``Worker.find`` (``split(':', 3)`` in Ruby, i.e. at
-    most two splits) so queue names may contain colons; anything else is flagged."""
-    parts = str(worker_id).split(":", 2)
-    if len(parts) == 3:
-        host, pid, queues = parts
-        return {
-            "host": host,
-            "pid": pid,
-            "queues": [q for q in queues.split(",") if q],
-            "well_formed": pid.isdigit(),
-        }
+def worker_id_parts(worker_id: str) -> dict[str, Any]:
+    """A worker id's parts for the templates (see ``records.parse_worker_id``)."""
+    parsed = records.parse_worker_id(worker_id)
     return {
-        "host": parts[0],
-        "pid": parts[1] if len(parts) > 1 else "",
-        "queues": [],
-        "well_formed": False,
+        "host": parsed.host,
+        "pid": parsed.pid,
+        "queues": list(parsed.queues),
+        "well_formed": parsed.well_formed,
     }
 
 
@@ -222,7 +201,7 @@ def workers(ids: list[str] | None = None) -> list[dict[str, Any]]:
     reference = now()
     result = []
     for index, worker_id in enumerate(ids):
-        info = parse_worker_id(worker_id)
+        info = worker_id_parts(worker_id)
         heartbeat = heartbeats.get(worker_id)
         heartbeat_at = wire.parse_time(heartbeat) if heartbeat else None
         started_raw = started[index]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from resque_pool.dashboard.data import decode_json, describe_payload, parse_worker_id, pretty
+from resque_pool.dashboard.data import decode_json, describe_payload, pretty
 from resque_pool.errors import FailureNotFound
 from resque_pool.resque import failures as failure
-from resque_pool.resque import wire
+from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.failures import entry_digest
 from resque_pool.scheduler.retry import attempts_in
@@ -36,7 +36,7 @@ def describe(index: int, raw: str) -> dict[str, Any]:
         backtrace = []
     worker = item.get("worker")
     worker_text = str(worker) if worker is not None else ""
-    parsed = parse_worker_id(worker_text) if worker_text else None
+    parsed = records.parse_worker_id(worker_text) if worker_text else None
     failed_at = item.get("failed_at")
     retried_at = item.get("retried_at")
     return {
@@ -49,7 +49,7 @@ def describe(index: int, raw: str) -> dict[str, Any]:
         "error": _text(item.get("error")),
         "backtrace": [str(line) for line in backtrace],
         "worker": worker_text,
-        "worker_short": f"{parsed['host']}:{parsed['pid']}" if parsed else "",
+        "worker_short": f"{parsed.host}:{parsed.pid}" if parsed else "",
         "queue": _text(item.get("queue")),
         "class": payload["class"],
         "args_text": payload["args_text"],

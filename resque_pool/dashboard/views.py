@@ -23,6 +23,7 @@ from resque_pool.dashboard import pools as live_pools
 from resque_pool.dashboard.paging import RedisList, paginate
 from resque_pool.dashboard.text import from_path, printable, query_param, query_string
 from resque_pool.resque import failures as failure
+from resque_pool.resque import records
 from resque_pool.resque.connection import namespace
 
 logger = logging.getLogger(__name__)
@@ -341,10 +342,10 @@ def worker_list(model_admin, request):
     ids = data.worker_ids()
     host = query_param(request, "host")
     show_all = request.GET.get("all") == "1"
-    by_host = data.hosts([data.parse_worker_id(i) for i in ids])
+    by_host = data.hosts([data.worker_id_parts(i) for i in ids])
     grouped = len(by_host) > 1 and not host and not show_all
     if host:
-        ids = [i for i in ids if data.parse_worker_id(i)["host"] == host]
+        ids = [i for i in ids if records.parse_worker_id(i).host == host]
     if grouped:
         page, shown = None, []
     else:

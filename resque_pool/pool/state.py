@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from resque_pool.conf import settings
-from resque_pool.resque import wire
+from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key
 
 
@@ -68,9 +68,8 @@ def all_pools() -> list[dict[str, Any]]:
         if raw is None:
             gone.append(identifier)
             continue
-        try:
-            state = wire.loads(raw)
-        except ValueError:
+        state, ok = records.json_or_text(raw)
+        if not ok:
             continue
         pid = state.get("pid") if isinstance(state, dict) else None
         if isinstance(pid, int) and not isinstance(pid, bool):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resque_pool.errors import FailureNotFound, exception_name
-from resque_pool.resque import wire
+from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key
 
 FAILED = "failed"
@@ -74,9 +74,8 @@ def count() -> int:
 def _decode(raw: str | None) -> dict[str, Any] | None:
     if raw is None or raw == "":
         return None
-    try:
-        item = wire.loads(raw)
-    except ValueError:
+    item, ok = records.json_or_text(raw)
+    if not ok:
         return {"payload": raw, "exception": "unreadable", "error": "entry is not JSON"}
     return item if isinstance(item, dict) else {"payload": item}
 
@@ -220,17 +219,8 @@ def _scan(newest_first: bool) -> Iterator[tuple[int, str]]:
 
 
 def job_class_of(item: dict[str, Any] | None) -> str | None:
-    """The job class an entry is about; ActiveJob's wrapper shows the wrapped job class, as
-    resque-web does."""
-    payload = (item or {}).get("payload")
-    if isinstance(payload, dict):
-        name = payload.get("class")
-        if name == "ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper":
-            args = payload.get("args")
-            if isinstance(args, list) and args and isinstance(args[0], dict):
-                return args[0].get("job_class", name)
-        return name if isinstance(name, str) else None
-    return None
+    """The job class an entry is about (a wrapper's wrapped class, as resque-web shows)."""
+    return records.job_class((item or {}).get("payload"))
 
 
 # The editing half (requeue, remove, the bulk operations) lives in failure_edits.py;

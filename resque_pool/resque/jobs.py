@@ -14,7 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from resque_pool.errors import BadArguments, DontPerform, MalformedPayload, NoQueueError, UnknownJob
-from resque_pool.resque import wire
+from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.queue_lists import check_queue_name
 
@@ -255,10 +255,7 @@ class Job:
 
     @classmethod
     def from_raw(cls, queue: str, raw: str) -> Job:
-        try:
-            payload = wire.loads(raw)
-        except ValueError:
-            payload = raw
+        payload, _ok = records.json_or_text(raw)
         return cls(queue=queue, payload=payload, raw=raw)
 
     @classmethod

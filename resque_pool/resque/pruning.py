@@ -21,7 +21,8 @@ from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job, class_name_of
 from resque_pool.resque.outcomes import fail_recorded_job
 from resque_pool.resque.queue_resolution import QueueList
-from resque_pool.resque.workers import delete_worker_keys, parse_worker_id, processing, unregister
+from resque_pool.resque.records import parse_worker_id
+from resque_pool.resque.workers import delete_worker_keys, processing, unregister
 from resque_pool.unix.process import command_line, pid_alive
 
 logger = logging.getLogger(__name__)
@@ -99,10 +100,10 @@ def _prune_expired_heartbeats(client: redis_lib.Redis, worker_id: str) -> set[st
 
 def _same_host_and_dead(other: str, queues: QueueList) -> bool:
     parsed = parse_worker_id(other)
-    if parsed is None:
+    if not parsed.complete:
         return False
-    host, pid, other_queues = parsed
-    if "*" not in queues.patterns and set(other_queues) != set(queues.patterns):
+    host, pid = parsed.host, parsed.pid
+    if "*" not in queues.patterns and set(parsed.queues) != set(queues.patterns):
         return False  # may be a worker of another application or language
     if host != socket.gethostname():
         return False

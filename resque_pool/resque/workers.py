@@ -14,7 +14,7 @@ from typing import Any
 import redis as redis_lib
 
 from resque_pool.errors import DirtyExit
-from resque_pool.resque import wire
+from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import fail_recorded_job
@@ -26,15 +26,6 @@ logger = logging.getLogger(__name__)
 def make_worker_id(pid: int, queues: str | Iterable[str]) -> str:
     """``host:pid:q1,q2`` with the raw non-negated patterns, as ``Worker#to_s``."""
     return f"{socket.gethostname()}:{pid}:{QueueList(queues)}"
-
-
-def parse_worker_id(worker_id: str) -> tuple[str, str, list[str]] | None:
-    """``(host, pid, queues)``; queue names may contain ``:`` (``split(':', 3)`` in Ruby)."""
-    parts = worker_id.split(":", 2)
-    if len(parts) != 3:
-        return None
-    host, pid, queues = parts
-    return host, pid, queues.split(",")
 
 
 def register(worker_id: str) -> None:
@@ -75,9 +66,8 @@ def processing(worker_id: str) -> dict[str, Any] | None:
     raw = get_redis().get(key("worker", worker_id))
     if not raw:
         return None
-    try:
-        data = wire.loads(raw)
-    except ValueError:
+    data, ok = records.json_or_text(raw)
+    if not ok:
         return {"queue": "", "payload": raw}
     return data if isinstance(data, dict) else {"queue": "", "payload": data}
 

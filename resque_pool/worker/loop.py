@@ -20,6 +20,7 @@ from resque_pool import hooks
 from resque_pool.conf import settings
 from resque_pool.errors import JobError
 from resque_pool.logs import LogOnce
+from resque_pool.resque import records
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import done_working, report_dirty_exit, report_failed_job
@@ -201,8 +202,7 @@ class Worker(WorkerSignals):
     def is_paused(self) -> bool:
         if self.paused:
             return True
-        value = get_redis().get(key("pause-all-workers"))
-        return (value or "").strip().lower() == "true"
+        return records.pauses_workers(get_redis().get(key(records.PAUSE_ALL_WORKERS)))
 
     def reserve(self) -> Job | None:
         for queue in self.queues:

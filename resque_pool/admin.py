@@ -19,7 +19,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from resque_pool.conf import settings
-from resque_pool.dashboard import failed_views, views
+from resque_pool.dashboard import browse_views, failed_views, views
 from resque_pool.dashboard import pools as live_pools
 from resque_pool.models import Dashboard, WorkerCount
 from resque_pool.scheduler import admin as _schedule_admin  # noqa: F401 (registers Schedule)
@@ -164,7 +164,7 @@ class DashboardAdmin(admin.ModelAdmin):
     def get_urls(self):
         def wrap(view):
             def guarded(request, *args, **kwargs):
-                views.require_view(self, request)  # before anything reads Redis
+                views.check_permissions(self, request, view)  # before anything reads Redis
                 try:
                     response = view(self, request, *args, **kwargs)
                     if hasattr(response, "render"):
@@ -185,8 +185,10 @@ class DashboardAdmin(admin.ModelAdmin):
             path("queues/", wrap(views.queue_list), name=name + "queues"),
             path("queues/<path:name>/", wrap(views.queue_detail), name=name + "queue"),
             path("remove-queue/", wrap(views.remove_queue), name=name + "remove_queue"),
-            path("workers/", wrap(views.worker_list), name=name + "workers"),
-            path("workers/<path:worker_id>/", wrap(views.worker_detail), name=name + "worker"),
+            path("workers/", wrap(browse_views.worker_list), name=name + "workers"),
+            path(
+                "workers/<path:worker_id>/", wrap(browse_views.worker_detail), name=name + "worker"
+            ),
             path("failed/", wrap(failed_views.failed_list), name=name + "failed"),
             path("failed/retry/", wrap(failed_views.failed_retry), name=name + "failed_retry"),
             path("failed/remove/", wrap(failed_views.failed_remove), name=name + "failed_remove"),
@@ -201,7 +203,7 @@ class DashboardAdmin(admin.ModelAdmin):
                 wrap(failed_views.failed_clear_retried),
                 name=name + "failed_clear_retried",
             ),
-            path("stats/", wrap(views.stats), name=name + "stats"),
+            path("stats/", wrap(browse_views.stats), name=name + "stats"),
             path("tasks/", wrap(task_views.task_results), name=name + "tasks"),
             path("delayed/", wrap(scheduler_views.delayed_list), name=name + "delayed"),
             path(
@@ -214,6 +216,6 @@ class DashboardAdmin(admin.ModelAdmin):
             ),
             path("schedules/", wrap(scheduler_views.schedules), name=name + "schedules"),
             path("tasks/<str:result_id>/", wrap(task_views.task_result), name=name + "task_result"),
-            path("stats/keys/", wrap(views.key_list), name=name + "keys"),
-            path("stats/keys/<path:key>/", wrap(views.key_detail), name=name + "key"),
+            path("stats/keys/", wrap(browse_views.key_list), name=name + "keys"),
+            path("stats/keys/<path:key>/", wrap(browse_views.key_detail), name=name + "key"),
         ]

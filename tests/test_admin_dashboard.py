@@ -433,3 +433,28 @@ def test_pause_and_resume_all_workers(viewer, operator, resque):
 def test_overview_shows_workers_paused_by_another_client(viewer, resque):
     resque.client.set(resque.key("pause-all-workers"), " TRUE\n")  # as Ruby reads it
     assert "Workers are paused" in viewer.get(url("changelist")).content.decode()
+
+
+# -- paging and HTTP methods -------------------------------------------------------------------
+
+
+def test_pages_use_elided_page_ranges(viewer, resque):
+    push_jobs(resque, "big", [json.dumps({"class": "Job", "args": [i]}) for i in range(2500)])
+    page = viewer.get(url("queue", "big") + "?page=60").context["page"]
+    numbers = [number for number, _href in page["links"]]
+    assert numbers == [1, "…", 58, 59, 60, 61, 62, "…", 125]
+    assert page["first_shown"] == 1181 and page["last_shown"] == 1200
+    for n in range(230):
+        ruby_worker(resque, f"h:{n:03d}:q")
+    workers = viewer.get(url("workers") + "?page=3")
+    assert [w["id"] for w in workers.context["workers"]][:2] == ["h:200:q", "h:201:q"]
+    assert len(workers.context["workers"]) == 30 and workers.context["page"]["pages"] == 3
+
+
+def test_pages_refuse_post_and_actions_refuse_other_methods(operator):
+    for name in ("changelist", "poll", "queues", "workers", "failed", "stats", "keys"):
+        assert csrf_post(operator, url(name)).status_code == 405, name
+    token = operator.cookies["csrftoken"].value
+    assert operator.put(url("failed_clear"), HTTP_X_CSRFTOKEN=token).status_code == 405
+    assert operator.delete(url("pause_workers"), HTTP_X_CSRFTOKEN=token).status_code == 405
+    assert operator.get(url("failed_retry")).status_code == 405

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
+from django.views.decorators.http import require_http_methods, require_POST
 
 from resque_pool.dashboard import data, failures
 from resque_pool.dashboard.paging import Counted, RedisList, page_number, paginate
 from resque_pool.dashboard.text import query_param
 from resque_pool.dashboard.views import (
     FAILED_PAGE,
+    action,
     confirm,
     log_action,
+    page,
     render,
-    require_change,
-    require_view,
     url,
 )
 from resque_pool.resque import failures as failure
@@ -40,8 +41,8 @@ def filter_query(selection: failure.Selection) -> dict[str, str]:
     return {name: value for name, value in query.items() if value}
 
 
+@page
 def failed_list(model_admin, request):
-    require_view(model_admin, request)
     selection = selection_of(request)
     query = filter_query(selection)
     if selection.everything:
@@ -89,10 +90,8 @@ def _index_and_digest(source) -> tuple[int, str]:
         raise Http404("bad failure index") from None
 
 
+@action(require_POST)
 def failed_retry(model_admin, request):
-    require_change(model_admin, request)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     index, digest = _index_and_digest(request.POST)
     try:
         done = failures.retry(index, digest)
@@ -116,8 +115,8 @@ def failed_retry(model_admin, request):
     return HttpResponseRedirect(_back(request))
 
 
+@action(require_http_methods(["GET", "POST"]))
 def failed_remove(model_admin, request):
-    require_change(model_admin, request)
     source = request.POST if request.method == "POST" else request.GET
     index, digest = _index_and_digest(source)
     if request.method == "GET":
@@ -141,8 +140,6 @@ def failed_remove(model_admin, request):
             cancel=_back(request),
             button="Yes, remove it",
         )
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["GET", "POST"])
     try:
         failures.remove(index, digest)
     except failures.EntryMoved:
@@ -160,7 +157,6 @@ def failed_remove(model_admin, request):
 def _bulk(model_admin, request, *, name: str, button: str, question, run):
     """A bulk action on what the filter selects: GET asks first, saying how many entries
     that is; POST acts, tells and logs. The filter travels in the query string."""
-    require_change(model_admin, request)
     selection = selection_of(request)
     query = filter_query(selection)
     if request.method == "GET":
@@ -175,14 +171,13 @@ def _bulk(model_admin, request, *, name: str, button: str, question, run):
             cancel=url("failed", **query),
             button=button,
         )
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["GET", "POST"])
     message, flag = run(selection)
     log_action(request, model_admin, message, flag)
     messages.success(request, message + ".")
     return HttpResponseRedirect(url("failed", **query))
 
 
+@action(require_http_methods(["GET", "POST"]))
 def failed_retry_all(model_admin, request):
     def question(selection: failure.Selection) -> str:
         n = failure.count_selected(selection)
@@ -205,6 +200,7 @@ def failed_retry_all(model_admin, request):
     )
 
 
+@action(require_http_methods(["GET", "POST"]))
 def failed_clear(model_admin, request):
     def question(selection: failure.Selection) -> str:
         n = failure.count_selected(selection)
@@ -236,6 +232,7 @@ def failed_clear(model_admin, request):
     )
 
 
+@action(require_http_methods(["GET", "POST"]))
 def failed_clear_retried(model_admin, request):
     def retried(selection: failure.Selection) -> failure.Selection:
         return failure.Selection(selection.class_name, selection.queue, retried=True)

@@ -14,23 +14,23 @@ from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_http_methods, require_safe
 
-from resque_pool.dashboard import data, keys
+from resque_pool.dashboard import data
 from resque_pool.dashboard import pools as live_pools
 from resque_pool.dashboard.paging import RedisList, paginate
 from resque_pool.dashboard.text import from_path, printable, query_param, query_string
 from resque_pool.resque import failures as failure
-from resque_pool.resque import records
 from resque_pool.resque.connection import namespace
 
 logger = logging.getLogger(__name__)
 
 QUEUE_PAGE = 20
 FAILED_PAGE = 20
-WORKER_PAGE = 100
 POLL_SECONDS = 3
 WORKING_SHOWN = 50  # busy workers listed on the overview (all are on the workers page)
 TABS = [
@@ -61,6 +61,32 @@ def require_change(model_admin, request) -> None:
         raise PermissionDenied
 
 
+def check_permissions(model_admin, request, view) -> None:
+    """The one place the dashboard checks permissions: ``admin.py`` calls it before any
+    view runs (so before Redis is read). Pages need the view permission; views marked
+    ``action`` change data and also need ``change_dashboard``."""
+    require_view(model_admin, request)
+    if getattr(view, "changes_data", False):
+        require_change(model_admin, request)
+
+
+def page(view):
+    """A page: GET (and HEAD) only."""
+    return method_decorator(require_safe)(view)
+
+
+def action(allowed_methods):
+    """An action that changes data, with the HTTP methods it allows (``require_POST``, or
+    ``require_http_methods(["GET", "POST"])`` when a GET shows its confirmation)."""
+
+    def mark(view):
+        checked = method_decorator(allowed_methods)(view)
+        checked.changes_data = True
+        return checked
+
+    return mark
+
+
 class DashboardResponse(TemplateResponse):
     """A page of Redis data: bytes that are not UTF-8 (kept as they are everywhere else, so
     that actions write back what they read) are shown as ``\\xff`` here, at the one place
@@ -88,7 +114,6 @@ def base_context(model_admin, request, title: str, tab: str) -> dict:
 
 
 def render(model_admin, request, template: str, title: str, tab: str, **context):
-    require_view(model_admin, request)
     base = {
         **base_context(model_admin, request, title, tab),
         "redis_location": data.redis_location(),
@@ -96,37 +121,6 @@ def render(model_admin, request, template: str, title: str, tab: str, **context)
     return DashboardResponse(
         request, f"admin/resque_pool/dashboard/{template}", {**base, **context}
     )
-
-
-def page_number(request) -> int:
-    try:
-        return max(int(request.GET.get("page", 1)), 1)
-    except ValueError:
-        return 1
-
-
-def pager(request, total: int, size: int, **query) -> dict:
-    number = page_number(request)
-    pages = max((total + size - 1) // size, 1)
-    number = min(number, pages)
-    start = (number - 1) * size
-    near = sorted({1, pages, *range(max(number - 2, 1), min(number + 2, pages) + 1)})
-    path = request.path
-
-    def link(n: int) -> str:
-        return f"{path}?{query_string({**query, 'page': n})}"
-
-    return {
-        "number": number,
-        "pages": pages,
-        "start": start,
-        "total": total,
-        "first_shown": start + 1 if total else 0,
-        "last_shown": min(start + size, total),
-        "links": [(n, link(n)) for n in near],
-        "previous": link(number - 1) if number > 1 else None,
-        "next": link(number + 1) if number < pages else None,
-    }
 
 
 def log_action(request, model_admin, message: str, flag: int = CHANGE) -> None:
@@ -203,6 +197,7 @@ def _overview_context() -> dict:
     }
 
 
+@page
 def overview(model_admin, request):
     return render(
         model_admin,
@@ -215,6 +210,7 @@ def overview(model_admin, request):
     )
 
 
+@page
 def overview_poll(model_admin, request):
     """The live part of the overview as an HTML fragment, fetched every few seconds."""
     response = render(
@@ -227,7 +223,6 @@ def overview_poll(model_admin, request):
 def _pause_action(model_admin, request, *, paused: bool):
     """Pause or resume every worker sharing this Redis (``pause-all-workers``, which Ruby's
     workers honour too): asks first, then sets or deletes the key and logs it."""
-    require_change(model_admin, request)
     name = "pause_workers" if paused else "resume_workers"
     if request.method == "GET":
         question = (
@@ -247,8 +242,6 @@ def _pause_action(model_admin, request, *, paused: bool):
             cancel=url("changelist"),
             button="Yes, pause them" if paused else "Yes, resume them",
         )
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["GET", "POST"])
     data.pause_workers(paused)
     message = (
         "Paused all workers (pause-all-workers set)"
@@ -260,10 +253,12 @@ def _pause_action(model_admin, request, *, paused: bool):
     return HttpResponseRedirect(url("changelist"))
 
 
+@action(require_http_methods(["GET", "POST"]))
 def pause_workers(model_admin, request):
     return _pause_action(model_admin, request, paused=True)
 
 
+@action(require_http_methods(["GET", "POST"]))
 def resume_workers(model_admin, request):
     return _pause_action(model_admin, request, paused=False)
 
@@ -271,6 +266,7 @@ def resume_workers(model_admin, request):
 # -- queues --------------------------------------------------------------------------------
 
 
+@page
 def queue_list(model_admin, request):
     return render(
         model_admin,
@@ -284,8 +280,8 @@ def queue_list(model_admin, request):
     )
 
 
+@page
 def queue_detail(model_admin, request, name: str):
-    require_view(model_admin, request)
     if not data.queue_exists(name):
         name = from_path(name)
     shown, page = paginate(request, RedisList(data.queue_key(name)), QUEUE_PAGE)
@@ -304,8 +300,8 @@ def queue_detail(model_admin, request, name: str):
     )
 
 
+@action(require_http_methods(["GET", "POST"]))
 def remove_queue(model_admin, request):
-    require_change(model_admin, request)
     # The name travels in the query string, also for the POST, so that a name that is not
     # UTF-8 reaches Redis byte for byte (a form field could not carry it).
     name = query_param(request, "name") or request.POST.get("name")
@@ -324,115 +320,9 @@ def remove_queue(model_admin, request):
             cancel=url("queue", name),
             button="Yes, remove the queue",
         )
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["GET", "POST"])
     dropped = data.remove_queue(name)
     log_action(
         request, model_admin, f"Removed queue {name} with {dropped} pending job(s)", DELETION
     )
     messages.success(request, f"Removed queue “{name}” ({dropped} pending job(s) dropped).")
     return HttpResponseRedirect(url("queues"))
-
-
-# -- workers -------------------------------------------------------------------------------
-
-
-def worker_list(model_admin, request):
-    require_view(model_admin, request)
-    ids = data.worker_ids()
-    host = query_param(request, "host")
-    show_all = request.GET.get("all") == "1"
-    by_host = data.hosts([data.worker_id_parts(i) for i in ids])
-    grouped = len(by_host) > 1 and not host and not show_all
-    if host:
-        ids = [i for i in ids if records.parse_worker_id(i).host == host]
-    if grouped:
-        page, shown = None, []
-    else:
-        page = pager(
-            request,
-            len(ids),
-            WORKER_PAGE,
-            **({"host": host} if host else {}),
-            **({"all": "1"} if show_all else {}),
-        )
-        shown = data.workers(ids[page["start"] : page["start"] + WORKER_PAGE])
-    return render(
-        model_admin,
-        request,
-        "workers.html",
-        "Workers",
-        "workers",
-        workers=shown,
-        hosts=by_host,
-        grouped=grouped,
-        host=host,
-        page=page,
-        total=len(ids),
-    )
-
-
-def worker_detail(model_admin, request, worker_id: str):
-    require_view(model_admin, request)
-    registered = data.worker_registered(worker_id)
-    if not registered and data.worker_registered(from_path(worker_id)):
-        worker_id = from_path(worker_id)
-        registered = True
-    found = data.workers([worker_id])
-    if not registered and not found[0]["job"] and not found[0]["heartbeat"]:
-        raise Http404("no such worker")
-    return render(
-        model_admin,
-        request,
-        "worker.html",
-        f"Worker {worker_id}",
-        "workers",
-        worker=found[0],
-        registered=registered,
-    )
-
-
-# -- stats ---------------------------------------------------------------------------------
-
-
-def stats(model_admin, request):
-    require_view(model_admin, request)
-    info = data.info()
-    return render(
-        model_admin,
-        request,
-        "stats.html",
-        "Stats",
-        "stats",
-        info=sorted(info.items()),
-        redis_info=data.redis_info(),
-    )
-
-
-def key_list(model_admin, request):
-    require_view(model_admin, request)
-    try:
-        cursor = max(int(request.GET.get("cursor", 0)), 0)
-    except ValueError:
-        cursor = 0
-    rows, next_cursor = keys.scan(cursor)
-    return render(
-        model_admin,
-        request,
-        "keys.html",
-        "Keys",
-        "stats",
-        rows=rows,
-        next_url=url("keys", cursor=next_cursor) if next_cursor else None,
-        first_url=url("keys") if cursor else None,
-    )
-
-
-def key_detail(model_admin, request, key: str):
-    require_view(model_admin, request)
-    found = keys.contents(key)
-    if found["type"] == "none":
-        found = keys.contents(from_path(key))
-    if found["type"] == "none":
-        raise Http404("no such key")
-    return render(model_admin, request, "key.html", f"Key {key}", "stats", found=found)

@@ -1,0 +1,112 @@
+"""The dashboard's workers, stats and keys pages (read-only; see ``views.py``)."""
+
+from __future__ import annotations
+
+from django.http import Http404
+
+from resque_pool.dashboard import data, keys
+from resque_pool.dashboard.paging import paginate
+from resque_pool.dashboard.text import from_path, query_param
+from resque_pool.dashboard.views import page, render, url
+from resque_pool.resque import records
+
+WORKER_PAGE = 100
+
+
+# -- workers -------------------------------------------------------------------------------
+
+
+@page
+def worker_list(model_admin, request):
+    ids = data.worker_ids()
+    host = query_param(request, "host")
+    show_all = request.GET.get("all") == "1"
+    by_host = data.hosts([data.worker_id_parts(i) for i in ids])
+    grouped = len(by_host) > 1 and not host and not show_all
+    if host:
+        ids = [i for i in ids if records.parse_worker_id(i).host == host]
+    if grouped:
+        pager, shown = None, []
+    else:
+        query = {"host": host, "all": "1" if show_all else ""}
+        listed, pager = paginate(request, ids, WORKER_PAGE, **{k: v for k, v in query.items() if v})
+        shown = data.workers(list(listed.object_list))
+    return render(
+        model_admin,
+        request,
+        "workers.html",
+        "Workers",
+        "workers",
+        workers=shown,
+        hosts=by_host,
+        grouped=grouped,
+        host=host,
+        page=pager,
+        total=len(ids),
+    )
+
+
+@page
+def worker_detail(model_admin, request, worker_id: str):
+    registered = data.worker_registered(worker_id)
+    if not registered and data.worker_registered(from_path(worker_id)):
+        worker_id = from_path(worker_id)
+        registered = True
+    found = data.workers([worker_id])
+    if not registered and not found[0]["job"] and not found[0]["heartbeat"]:
+        raise Http404("no such worker")
+    return render(
+        model_admin,
+        request,
+        "worker.html",
+        f"Worker {worker_id}",
+        "workers",
+        worker=found[0],
+        registered=registered,
+    )
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+@page
+def stats(model_admin, request):
+    info = data.info()
+    return render(
+        model_admin,
+        request,
+        "stats.html",
+        "Stats",
+        "stats",
+        info=sorted(info.items()),
+        redis_info=data.redis_info(),
+    )
+
+
+@page
+def key_list(model_admin, request):
+    try:
+        cursor = max(int(request.GET.get("cursor", 0)), 0)
+    except ValueError:
+        cursor = 0
+    rows, next_cursor = keys.scan(cursor)
+    return render(
+        model_admin,
+        request,
+        "keys.html",
+        "Keys",
+        "stats",
+        rows=rows,
+        next_url=url("keys", cursor=next_cursor) if next_cursor else None,
+        first_url=url("keys") if cursor else None,
+    )
+
+
+@page
+def key_detail(model_admin, request, key: str):
+    found = keys.contents(key)
+    if found["type"] == "none":
+        found = keys.contents(from_path(key))
+    if found["type"] == "none":
+        raise Http404("no such key")
+    return render(model_admin, request, "key.html", f"Key {key}", "stats", found=found)

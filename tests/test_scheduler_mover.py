@@ -156,13 +156,14 @@ def test_two_movers_at_once_move_every_item_exactly_once(resque, spawn_manage):
 
 def test_a_mover_killed_mid_move_loses_and_duplicates_nothing(resque, spawn_manage):
     count = 1000
-    items = push_due(resque, count, stamps=20)
+    items = push_due(resque, count, stamps=count)  # 10 rounds of 100 times each
     process = spawn_manage("resque_scheduler")
     queue = resque.key("queue", "demo")
     wait_until(lambda: resque.client.llen(queue) > 0, 60, 0.0005, "the first moves")
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(10)
     moved = queue_entries(resque)
+    print(f"killed after {len(moved)} of {count} moves")  # -s shows where the kill landed
     left = [
         raw
         for stamp in delayed.timestamps(0, 1000)

@@ -19,8 +19,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from redis.exceptions import NoScriptError
-
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import registry
@@ -119,62 +117,59 @@ def due_timestamps(now: float | None = None, limit: int = BATCH) -> list[int]:
 
 
 def move_due(now: float | None = None, max_items: int | None = None) -> MoveResult:
-    """Move every item due at ``now`` (default: this second); at most ``max_items``."""
+    """Move every item due at ``now`` (default: this second); at most ``max_items``.
+
+    Each round reads the heads of up to ``BATCH`` due times in one pipeline and runs the
+    move script for each item read in a second one: two round trips for up to
+    ``BATCH * BATCH`` items, whether they share one time or each has its own.
+    """
     result = MoveResult()
+    client = get_redis()
+    move = client.register_script(_MOVE)
+    clean = client.register_script(_CLEAN)
+    schedule, queues = key(SCHEDULE), key("queues")
     while max_items is None or result.moved < max_items:
         stamps = [
-            s for s in due_timestamps(now, BATCH + len(result.stuck)) if s not in result.stuck
+            stamp
+            for stamp in due_timestamps(now, BATCH + len(result.stuck))
+            if stamp not in result.stuck
         ]
         if not stamps:
             break
+        reads = client.pipeline(transaction=False)
         for stamp in stamps:
-            left = None if max_items is None else max_items - result.moved
-            if not _move_timestamp(stamp, result, left):
-                result.stuck.add(stamp)
-            if max_items is not None and result.moved >= max_items:
-                break
-    return result
-
-
-def _move_timestamp(stamp: int, result: MoveResult, max_items: int | None) -> bool:
-    """Move the items of one timestamp; False when an item there cannot be routed."""
-    client = get_redis()
-    list_key = timestamp_key(stamp)
-    schedule = key(SCHEDULE)
-    queues = key("queues")
-    move = client.register_script(_MOVE)
-    while max_items is None or max_items > 0:
-        count = BATCH if max_items is None else min(BATCH, max_items)
-        items = client.lrange(list_key, 0, count - 1)
-        if not items:
-            client.register_script(_CLEAN)(keys=[list_key, schedule], args=[stamp])
-            return True
-        pipe = client.pipeline(transaction=False)
-        routable = 0
-        for item in items:
-            routed = queue_entry(item)
-            if routed is None:
-                _report_stuck(stamp, item)
-                break
-            queue, entry = routed
-            move(
-                keys=[list_key, index_key(item), key("queue", queue), queues, schedule],
-                args=[item, entry, queue, stamp, timestamp_member(stamp)],
-                client=pipe,
-            )
-            routable += 1
-        if routable:
-            try:
-                moved = sum(pipe.execute())
-            except NoScriptError:  # a SCRIPT FLUSH between two batches: load it again
-                client.script_load(_MOVE)
+            reads.lrange(timestamp_key(stamp), 0, BATCH - 1)
+        budget = None if max_items is None else max_items - result.moved
+        writes = client.pipeline(transaction=False)
+        moves: list[bool] = []  # which replies are moves (the others are clean-ups)
+        for stamp, items in zip(stamps, reads.execute(), strict=True):
+            list_key = timestamp_key(stamp)
+            if not items:
+                clean(keys=[list_key, schedule], args=[stamp], client=writes)
+                moves.append(False)
                 continue
-            result.moved += moved
-            if max_items is not None:
-                max_items -= moved
-        if routable < len(items):
-            return False
-    return True
+            for item in items:
+                if budget is not None and budget <= 0:
+                    break
+                routed = queue_entry(item)
+                if routed is None:
+                    _report_stuck(stamp, item)
+                    result.stuck.add(stamp)
+                    break
+                queue, entry = routed
+                move(
+                    keys=[list_key, index_key(item), key("queue", queue), queues, schedule],
+                    args=[item, entry, queue, stamp, timestamp_member(stamp)],
+                    client=writes,
+                )
+                moves.append(True)
+                if budget is not None:
+                    budget -= 1
+        if not moves:
+            break
+        replies = writes.execute()
+        result.moved += sum(reply for reply, is_move in zip(replies, moves, strict=True) if is_move)
+    return result
 
 
 def _report_stuck(stamp: int, item: str) -> None:

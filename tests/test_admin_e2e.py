@@ -81,6 +81,8 @@ def test_edit_count_watch_pool_and_retry_failure(
         "resque_pool",
         "--pool",
         "e2e",
+        "--appname",
+        "demo",  # not the checkout's directory name, which the docs' pictures would show
         "--no-pidfile",
         env={**database_env, "RESQUE_POOL_STATE_TTL": "10"},
     )

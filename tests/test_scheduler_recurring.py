@@ -285,7 +285,7 @@ def test_load_a_resque_scheduler_file(tmp_path, capsys):
     path.write_text(SCHEDULE_FILE)
     call_command("load_resque_schedule", str(path))
     out = capsys.readouterr().out
-    assert "4 created, 0 updated, 0 deleted" in out
+    assert "4 created, 0 updated, 0 unchanged, 0 deleted" in out
     assert "every_half_minute: every options [{'first_in': '10s'}] ignored" in out
     assert "rails_env ignored" in out
     rows = {row.name: row for row in Schedule.objects.all()}
@@ -296,10 +296,15 @@ def test_load_a_resque_scheduler_file(tmp_path, capsys):
     assert rows["every_half_minute"].interval == 30
     assert rows["every_half_minute"].args == [1, {"a": 2}]
     assert rows["with_seconds"].job_name == "Noop"
-    # Loading again updates; --replace deletes what the file no longer names.
-    path.write_text(SCHEDULE_FILE.split("\nevery_half_minute:")[0])
+    # Loading again leaves unchanged rows alone (an edit would restart their timing);
+    # --replace deletes what the file no longer names.
+    before = Schedule.objects.get(name="queue_documents_for_indexing").updated_at
+    path.write_text(
+        SCHEDULE_FILE.split("\nevery_half_minute:")[0].replace("30 6 * * 1", "45 6 * * 1")
+    )
     call_command("load_resque_schedule", str(path), "--replace")
-    assert "0 created, 2 updated, 2 deleted" in capsys.readouterr().out
+    assert "0 created, 1 updated, 1 unchanged, 2 deleted" in capsys.readouterr().out
+    assert Schedule.objects.get(name="queue_documents_for_indexing").updated_at == before
     assert set(Schedule.objects.values_list("name", flat=True)) == {
         "queue_documents_for_indexing",
         "clear_leaderboards_contributors",

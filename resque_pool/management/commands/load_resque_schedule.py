@@ -40,8 +40,11 @@ class Command(BaseCommand):
         rows = []
         for entry in entries:
             row = Schedule.objects.filter(name=entry.name).first() or Schedule(name=entry.name)
+            changed = row.pk is None
             for attribute, value in entry.values.items():
+                changed = changed or getattr(row, attribute) != value
                 setattr(row, attribute, value)
+
             try:
                 row.full_clean(validate_unique=False)
             except ValidationError as error:
@@ -49,22 +52,31 @@ class Command(BaseCommand):
                     f"{field}: {' '.join(texts)}" for field, texts in error.message_dict.items()
                 )
                 problems.append(f"{entry.name}: {messages}")
-            rows.append((row, entry))
+            # An unchanged row is not saved: a save counts as an edit, which restarts the
+            # schedule's timing (docs/scheduling.md, missed runs).
+            rows.append((row, entry, changed))
         if problems:
             raise CommandError(f"{options['file']}: " + " | ".join(problems))
-        for _row, entry in rows:
+        for _row, entry, _changed in rows:
             for note in entry.notes:
                 self.stdout.write(f"note: {note}")
         if options["dry_run"]:
             self.stdout.write(f"{len(rows)} schedule(s) valid; nothing saved (--dry-run)")
             return
         with transaction.atomic():
-            created = updated = 0
-            for row, _entry in rows:
+            created = updated = unchanged = 0
+            for row, _entry, changed in rows:
+                if not changed:
+                    unchanged += 1
+                    continue
                 created += row.pk is None
                 updated += row.pk is not None
                 row.save()
             deleted = 0
             if options["replace"]:
-                deleted, _ = Schedule.objects.exclude(name__in=[e.name for _r, e in rows]).delete()
-        self.stdout.write(f"{created} created, {updated} updated, {deleted} deleted")
+                deleted, _ = Schedule.objects.exclude(
+                    name__in=[e.name for _r, e, _c in rows]
+                ).delete()
+        self.stdout.write(
+            f"{created} created, {updated} updated, {unchanged} unchanged, {deleted} deleted"
+        )

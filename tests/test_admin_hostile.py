@@ -185,3 +185,18 @@ def test_remove_hostile_queue_and_log_it(operator, resque, raw):
     csrf_post(operator, url("remove_queue"), {"name": "hostile"})
     assert not raw.exists(resque.key("queue", "hostile"))
     assert "hostile" in LogEntry.objects.get().change_message
+
+
+def test_a_queue_named_with_bytes_that_are_not_utf8_can_be_shown_and_removed(operator, resque, raw):
+    fill_with_hostile_data(resque, raw)
+    queues = body_of(operator.get(url("queues")))
+    link = next(link for link in links_to(queues, url("queues")) if "%FF" in link)
+    page = body_of(operator.get(link))
+    assert "Nope\\xff" in page
+    remove = re.search(r'href="([^"]*remove-queue/[^"]*)"', page).group(1).replace("&amp;", "&")
+    confirm = body_of(operator.get(remove))
+    assert "1 pending job" in confirm
+    action = re.search(r'<form method="post" action="([^"]*)"', confirm).group(1)
+    csrf_post(operator, action.replace("&amp;", "&"), page=url("queues"))
+    assert not raw.exists(resque.key("queue").encode() + b":q\xff")
+    assert raw.smembers(resque.key("queues")) == {b"hostile"}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+from django.urls import reverse
+
 # A lone surrogate can only stand for a byte that was not UTF-8 (U+DC80..U+DCFF under
 # surrogateescape) or come from a JSON "\uXXXX" escape; either way it cannot be encoded.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -46,6 +48,17 @@ def query_string(query: dict) -> str:
         return urlencode(query, errors="surrogateescape")
     except UnicodeEncodeError:
         return urlencode(query, errors="surrogatepass")
+
+
+def reverse_path(view_name: str, value: str) -> str:
+    """``reverse(view_name, args=[value])`` for a value from Redis: bytes that are not
+    UTF-8 are linked as ``%FF`` (``reverse`` itself would fail on them), which
+    ``from_path`` turns back into the name Redis holds."""
+    try:
+        return reverse(view_name, args=[value])
+    except UnicodeEncodeError:
+        base = reverse(view_name, args=["-"])
+        return base[: -len("-/")] + quote_path(str(value)) + "/"
 
 
 def from_path(text: str) -> str:

@@ -23,7 +23,13 @@ from django.views.decorators.http import require_http_methods, require_safe
 from resque_pool.dashboard import data
 from resque_pool.dashboard import pools as live_pools
 from resque_pool.dashboard.paging import RedisList, paginate
-from resque_pool.dashboard.text import from_path, printable, query_param, query_string
+from resque_pool.dashboard.text import (
+    from_path,
+    printable,
+    query_param,
+    query_string,
+    reverse_path,
+)
 from resque_pool.resque import failures as failure
 from resque_pool.resque.connection import namespace
 
@@ -46,7 +52,8 @@ TABS = [
 
 
 def url(view_name: str, *args, **query) -> str:
-    target = reverse(f"admin:resque_pool_dashboard_{view_name}", args=args)
+    name = f"admin:resque_pool_dashboard_{view_name}"
+    target = reverse_path(name, args[0]) if len(args) == 1 else reverse(name, args=args)
     query = {k: v for k, v in query.items() if v not in (None, "")}
     return f"{target}?{query_string(query)}" if query else target
 

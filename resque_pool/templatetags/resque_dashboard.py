@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from resque_pool.dashboard.text import query_string, quote_path
+from resque_pool.dashboard.text import query_string, reverse_path
 
 register = template.Library()
 
@@ -31,17 +31,12 @@ def duration(seconds) -> str:
 
 
 def _reverse(name: str, value) -> str:
-    from django.urls import NoReverseMatch, reverse
+    from django.urls import NoReverseMatch
 
     try:
-        return reverse(f"admin:resque_pool_dashboard_{name}", args=[value])
+        return reverse_path(f"admin:resque_pool_dashboard_{name}", value)
     except NoReverseMatch:  # an empty or odd name from Redis: no link rather than a 500
         return ""
-    except UnicodeEncodeError:
-        # Bytes that are not UTF-8 (see dashboard/text.py): link them as %FF, which the
-        # view turns back into the name Redis holds.
-        base = reverse(f"admin:resque_pool_dashboard_{name}", args=["-"])
-        return base[: -len("-/")] + quote_path(str(value)) + "/"
 
 
 @register.filter

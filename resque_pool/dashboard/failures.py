@@ -4,7 +4,7 @@ Failure ids are list indexes (as in Resque), so an index shown on a page may poi
 another entry by the time someone clicks (an entry removed or the list cleared in between).
 Every page therefore carries a digest of each entry's stored text, and retrying or removing
 one entry goes through ``failure.requeue``/``failure.remove`` with that digest, which act
-in a ``WATCH``/``MULTI`` transaction only if the entry at that index is still that one.
+only if the entry at that index is still that one (see ``resque/failure_edits.py``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,11 @@
-"""The job rq's workers run in the benchmarks: the same no-op as the demo's ``Noop``."""
+"""The jobs rq's workers run in the benchmarks: the same no-op and latency stamp as ours."""
+
+from bench.stamp import record_latency
 
 
 def noop(*args):
     return None
+
+
+def stamp(enqueued_at):
+    record_latency(enqueued_at)

@@ -1,0 +1,63 @@
+"""The benchmark harness runs end to end at its smallest size, so it cannot rot.
+
+No timing is asserted: only that every figure produced a row for our pool and that the
+rows have the promised shape. Peers are left out (they are optional, and Celery alone
+would take longer than the whole test); the floors the issue compares against are in."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc/<pid>/smaps_rollup"
+)
+
+
+def test_harness_runs_every_figure_at_the_smallest_size(tmp_path):
+    output = tmp_path / "results.json"
+    # fmt: off
+    command = [
+        sys.executable, "bench/run.py", "--systems", "ours", "--n", "1",
+        "--throughput-n", "1", "--repetitions", "1", "--jobs", "20", "--fork-jobs", "5",
+        "--drain-timeout", "20", "--enqueue-jobs", "20", "--respawn-n", "1", "--kills", "1",
+        "--healthy-age", "0", "--changes", "1", "--idle-n", "1", "--idle-window", "0.5",
+        "--pickup-n", "1", "--stamps", "1", "--load", "5", "--pickup-interval", "0.1",
+        "--output", str(output), "--no-plot",
+    ]
+    # fmt: on
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    rows = json.loads(output.read_text())
+    assert all({"name", "system", "n", "value", "unit"} <= set(row) for row in rows)
+    failed = [row for row in rows if "error" in row]
+    assert failed == []
+    ours = {row["name"] for row in rows if row["system"] == "ours"}
+    for name in (
+        "start-up",
+        "memory PSS",
+        "memory USS",
+        "throughput, in-process",
+        "throughput, fork per job",
+        "enqueue, one client",
+        "respawn p50",
+        "reconfiguration p95",
+        "idle manager CPU",
+        "pick-up idle p50",
+        "pick-up under load p95",
+    ):
+        assert name in ours, name
+    floors = {row["system"] for row in rows if row["name"].startswith("throughput")}
+    assert {"protocol limit", "fork floor"} <= floors
+    fork = next(
+        row for row in rows if row["name"] == "throughput, fork per job" and row["system"] == "ours"
+    )
+    assert set(fork["ratios"]) == {"fork floor"}  # measured in the same run
+    assert (tmp_path / "results-machine.json").exists()

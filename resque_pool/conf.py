@@ -108,8 +108,17 @@ SETTINGS: tuple[Setting, ...] = (
         "RESQUE_REQUEUE_DIRTY_JOBS",
         False,
         (bool,),
-        "When the manager cleans up a worker that died mid-job: requeue the job instead of "
-        "recording a DirtyExit failure.",
+        "A job whose process died under it (job child or worker killed, a dead worker found "
+        "by its manager or a prune): push it back to the head of its queue instead of "
+        "recording a DirtyExit failure. At-least-once: such a job may run twice.",
+    ),
+    Setting(
+        "RESQUE_MAX_INTERRUPTIONS",
+        3,
+        (int,),
+        "With requeueing on: the interruption that brings a job to this count ends it as a "
+        "DirtyExit failure instead, so a job that kills its process cannot do so forever.",
+        minimum=1,
     ),
     Setting(
         "RESQUE_POOL_STATE_TTL",

@@ -7,6 +7,7 @@ nothing is ever imported from a payload string.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from resque_pool.errors import BadArguments, DontPerform, MalformedPayload, NoQueueError, UnknownJob
-from resque_pool.resque import records, wire
+from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.queue_lists import check_queue_name
 
@@ -27,6 +28,8 @@ class JobDefinition:
     queue: str | None
     target: Any  # the decorated function or class
     retry: Any = None  # a resque_pool.scheduler.retry.Retry, or None
+    # With RESQUE_REQUEUE_DIRTY_JOBS: push the job again when its process dies under it.
+    requeue_on_loss: bool = True
 
     @property
     def perform(self) -> Callable[..., Any]:
@@ -103,7 +106,10 @@ def _source_of(target: Any) -> str:
 
 
 def job(
-    queue: str | None = None, name: str | None = None, retry: Any = None
+    queue: str | None = None,
+    name: str | None = None,
+    retry: Any = None,
+    requeue_on_loss: bool = True,
 ) -> Callable[[Any], Any]:
     """Register a function or a class with a static ``perform`` as a job.
 
@@ -111,6 +117,9 @@ def job(
     Python share a queue) or ``"<module>.<qualname>"``. The decorated object gains
     ``enqueue(*args)`` and ``job_definition``. ``retry`` is a
     ``resque_pool.scheduler.retry.Retry`` (or an integer limit): see docs/scheduling.md.
+    ``requeue_on_loss=False`` keeps
+    ``RESQUE_REQUEUE_DIRTY_JOBS`` from running the job again when its process died under
+    it (for a job where running twice is worse than not running at all).
     """
     if retry is not None:
         from resque_pool.scheduler.retry import as_retry
@@ -127,6 +136,7 @@ def job(
             queue=queue or getattr(target, "queue", None),
             target=target,
             retry=retry,
+            requeue_on_loss=requeue_on_loss,
         )
         registry.add(definition)
         target.job_definition = definition
@@ -244,6 +254,7 @@ class Job:
     payload: Any  # a dict for a well-formed job; the raw string when it is not JSON
     raw: str
     failure_hooks_ran: bool = False
+    parse_error: str | None = None  # why ``raw`` could not be decoded
 
     @classmethod
     def reserve(cls, queue: str) -> Job | None:
@@ -255,7 +266,13 @@ class Job:
 
     @classmethod
     def from_raw(cls, queue: str, raw: str) -> Job:
-        payload, _ok = records.json_or_text(raw)
+        try:
+            payload = wire.loads_payload(raw)
+        except ValueError as error:
+            # Not JSON at all, or JSON that Python cannot hand to a job (1e999, NaN, ...).
+            what = "is not JSON" if isinstance(error, json.JSONDecodeError) else "cannot be read"
+            parse_error = f"{what} ({str(error)[:200]})"
+            return cls(queue=queue, payload=raw, raw=raw, parse_error=parse_error)
         return cls(queue=queue, payload=payload, raw=raw)
 
     @classmethod
@@ -271,7 +288,10 @@ class Job:
 
     def describe(self, limit: int = 200) -> str:
         """``(Job{queue} | payload)`` for logs, the payload cut to ``limit`` characters."""
-        return f"(Job{{{self.queue}}} | {self.raw[:limit]})"
+        # Bytes that were not UTF-8 (and lone surrogates) shown as escapes: a log line must
+        # never fail to encode.
+        text = f"(Job{{{self.queue}}} | {self.raw[:limit]})"
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
     @property
     def args(self) -> list[Any]:
@@ -282,8 +302,8 @@ class Job:
     def validate(self) -> JobDefinition:
         """The job's definition, or a JobError saying exactly what is wrong with the payload."""
         if not isinstance(self.payload, dict):
-            if isinstance(self.payload, str):
-                raise MalformedPayload(f"payload is not JSON: {self.raw[:200]!r}")
+            if isinstance(self.payload, str) and self.parse_error is not None:
+                raise MalformedPayload(f"payload {self.parse_error}: {self.raw[:200]!r}")
             raise MalformedPayload(f"payload is not a JSON object: {self.raw[:200]!r}")
         if not isinstance(self.payload.get("class"), str) or not self.payload["class"]:
             raise MalformedPayload(f"payload has no 'class' string: {self.raw[:200]!r}")

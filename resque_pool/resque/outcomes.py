@@ -8,18 +8,22 @@ The order of writes follows Ruby Resque 3.0 (``Worker#perform``, ``Worker#done_w
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from resque_pool.resque import failures
+from resque_pool.resque import failures, wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job
+from resque_pool.resque.reserve import raw_key
 
 logger = logging.getLogger(__name__)
 
 
-def done_working(worker_id: str) -> None:
+def done_working(worker_id: str, placeholder: bool = False) -> None:
+    """Resque's ``done_working`` pipeline; ``placeholder``: the in-flight record was a
+    placeholder and our key with the payload's bytes goes too."""
     pipe = get_redis().pipeline(transaction=False)
     pipe.delete(key("worker", worker_id))
+    if placeholder:
+        pipe.delete(raw_key(worker_id))
     pipe.incrby(key("stat", "processed"), 1)
     pipe.incrby(key("stat", "processed", worker_id), 1)
     pipe.execute()
@@ -42,9 +46,9 @@ def report_dirty_exit(worker_id: str, job: Job, exception: BaseException) -> Non
     _fail(worker_id, job, exception)
 
 
-def fail_recorded_job(worker_id: str, data: dict[str, Any], exception: BaseException) -> None:
-    """Fail the job a worker's in-flight record (``worker:<id>``) names."""
-    job = Job.from_payload(str(data.get("queue") or ""), data.get("payload"))
+def fail_job(worker_id: str, job: Job, exception: BaseException) -> None:
+    """A job whose process died, found after the fact (an in-flight record): the failure
+    entry alone."""
     logger.warning("%s: %s", job.describe(), exception)
     _fail(worker_id, job, exception)
 
@@ -56,7 +60,7 @@ def _fail(worker_id: str, job: Job, exception: BaseException) -> None:
         logger.exception("on_failure hook of %s raised", job.class_name)
     if retry_instead_of_failure(worker_id, job, exception):
         return
-    failures.create(exception, worker_id, job.queue, job.payload)
+    get_redis().rpush(key(failures.FAILED), failure_entry(exception, worker_id, job))
 
 
 def retry_instead_of_failure(worker_id: str, job: Job, exception: BaseException) -> bool:
@@ -69,3 +73,13 @@ def retry_instead_of_failure(worker_id: str, job: Job, exception: BaseException)
     except Exception:  # the failure is then recorded as usual: never lost
         logger.exception("could not retry %s", job.describe())
         return False
+
+
+def failure_entry(exception: BaseException, worker_id: str, job: Job) -> str:
+    """The failure entry's text, with the payload's own bytes spliced in when they are
+    JSON (never decoded and re-encoded: Python would write ``1e999`` as ``Infinity`` or
+    refuse it); a payload that is not JSON is kept whole as a JSON string."""
+    payload = job.raw if wire.splicable(job.raw) else wire.dumps(job.raw)
+    text = wire.dumps(failures.entry(exception, worker_id, job.queue, None))
+    # "failed_at" (a fixed-format time) comes first, so this is the payload's own key.
+    return text.replace(',"payload":null,', f',"payload":{payload},', 1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from typing import Any
 
 import redis as redis_lib
 
@@ -18,11 +17,10 @@ from resque_pool.conf import settings
 from resque_pool.errors import DirtyExit, PruneDeadWorkerDirtyExit
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.jobs import Job, class_name_of
-from resque_pool.resque.outcomes import fail_recorded_job
+from resque_pool.resque.in_flight import job_lost, read_in_flight
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.records import parse_worker_id
-from resque_pool.resque.workers import delete_worker_keys, processing, unregister
+from resque_pool.resque.workers import delete_worker_keys, unregister
 from resque_pool.unix.process import command_line, pid_alive
 
 logger = logging.getLogger(__name__)
@@ -32,36 +30,27 @@ PRUNE_LOCK = "pruning_dead_workers_in_progress"
 _RESQUE_COMMAND = re.compile(r"resque:work|resque:\sStarting|resque-[0-9]")
 
 
-def cleanup_dead_worker(worker_id: str, requeue: bool = False) -> bool:
+def cleanup_dead_worker(worker_id: str, requeue: bool | None = None) -> bool:
     """Unregister a worker known to be dead (SIGKILL, OOM) without waiting for a prune.
 
-    Its in-flight job becomes a DirtyExit failure, or with ``requeue`` is pushed again to
-    the end of its queue (Resque only ever RPUSHes). Returns True if anything was
-    registered for the worker.
+    Its in-flight job follows the loss policy (``resque/in_flight.py``): a ``DirtyExit``
+    failure, or with ``RESQUE_REQUEUE_DIRTY_JOBS`` a push back to the head of its queue.
+    ``requeue`` overrides the setting. Returns True if anything was registered for the
+    worker.
     """
-    in_flight = processing(worker_id)
-    if in_flight and requeue and in_flight.get("queue"):
-        _push_back(in_flight["queue"], in_flight.get("payload"))
-    elif in_flight:
-        job_class = class_name_of(in_flight.get("payload"))
-        reason = DirtyExit(PruneDeadWorkerDirtyExit.message_for(worker_id, job_class))
-        fail_recorded_job(worker_id, in_flight, reason)
-    return delete_worker_keys(worker_id) or bool(in_flight)
+    in_flight = read_in_flight(worker_id)
+    if in_flight is not None:
+        reason = DirtyExit(PruneDeadWorkerDirtyExit.message_for(worker_id, in_flight.class_name))
+        job_lost(worker_id, in_flight, reason, requeue)
+    return delete_worker_keys(worker_id) or in_flight is not None
 
 
-def _push_back(queue: str, payload: Any) -> None:
-    raw = Job.from_payload(queue, payload).raw
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.sadd(key("queues"), queue)
-    pipe.rpush(key("queue", queue), raw)
-    pipe.execute()
-    logger.info("Requeued the job of a dead worker on %s: %s", queue, raw[:200])
-
-
-def prune_dead_workers(worker_id: str, queues: QueueList) -> None:
+def prune_dead_workers(worker_id: str, queues: QueueList | list[QueueList]) -> None:
     """Unregister workers that died without unregistering (``Worker#prune_dead_workers``).
 
-    Runs under the ``pruning_dead_workers_in_progress`` lock. Heartbeats older than
+    Runs under the ``pruning_dead_workers_in_progress`` lock. ``worker_id`` holds the
+    lock (a worker's id, or a pool manager's ``host:pid``); ``queues`` is its queue list,
+    or a manager's lists. A dead worker's job follows the loss policy. Heartbeats older than
     ``RESQUE_PRUNE_INTERVAL`` mark a worker dead wherever it runs; a worker on this host
     that reads the same queue set (or this worker reads ``*``) is dead when its pid is
     not a live resque process.
@@ -71,8 +60,9 @@ def prune_dead_workers(worker_id: str, queues: QueueList) -> None:
     if not client.set(key(PRUNE_LOCK), worker_id, ex=lock_ttl, nx=True):
         return
     pruned = _prune_expired_heartbeats(client, worker_id)
+    lists = queues if isinstance(queues, list) else [queues]
     for other in sorted(client.smembers(key("workers")) - pruned - {worker_id}):
-        if _same_host_and_dead(other, queues):
+        if any(_same_host_and_dead(other, queue_list) for queue_list in lists):
             logger.info("Pruning dead worker: %s", other)
             unregister(other)
 
@@ -89,7 +79,8 @@ def _prune_expired_heartbeats(client: redis_lib.Redis, worker_id: str) -> set[st
             continue
         if int(now - beat_time.timestamp()) > int(settings.RESQUE_PRUNE_INTERVAL):
             logger.info("Pruning dead worker: %s", other)
-            job_class = class_name_of((processing(other) or {}).get("payload"))
+            in_flight = read_in_flight(other)
+            job_class = in_flight.class_name if in_flight is not None else None
             unregister(
                 other,
                 PruneDeadWorkerDirtyExit(PruneDeadWorkerDirtyExit.message_for(other, job_class)),

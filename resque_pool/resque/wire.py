@@ -10,6 +10,7 @@ heartbeat is ISO 8601 with a numeric offset taken from the Redis server's clock.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -27,6 +28,15 @@ def dumps(obj: Any) -> str:
     return text
 
 
+# Lone surrogates of any kind: text holding one is not valid UTF-8 as it stands.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Deepest payload we splice into another JSON document (Ruby's JSON.parse refuses more than
+# 100 levels, and the document around the payload adds one).
+MAX_SPLICE_DEPTH = 64
+# Python's json refuses to convert longer integers (sys.get_int_max_str_digits()).
+MAX_INT_DIGITS = 4300
+
+
 def loads(text: str) -> Any:
     """Decode JSON; a value nested too deep to decode is a ``ValueError`` like any other
     unreadable text (another client may push ``[[[[...]]]]`` 10,000 deep)."""
@@ -34,6 +44,65 @@ def loads(text: str) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("JSON nested too deep") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def loads_payload(text: str) -> Any:
+    """Strict JSON for a job payload: ValueError (with a reason) for anything Python cannot
+    hand to a job and write back unchanged: NaN/Infinity, numbers out of range, integers
+    too long to convert, nesting too deep for the parser."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _short_int(text: str) -> str:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError("integer too long")
+    return text
+
+
+def splicable(text: str, require_object: bool = False) -> bool:
+    """Whether ``text`` can be spliced byte for byte into another JSON document that Python
+    and Ruby can read back: strict JSON syntax (numbers are not converted), integers of at
+    most ``MAX_INT_DIGITS`` digits, valid UTF-8, at most ``MAX_SPLICE_DEPTH`` deep.
+    The reserve script in ``resque/reserve.py`` applies the same rules in Lua."""
+    if _SURROGATE.search(text) is not None or "\x00" in text:
+        return False
+    try:
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_float=str, parse_int=_short_int
+        )
+    except (ValueError, RecursionError):
+        return False
+    if require_object and not isinstance(value, dict):
+        return False
+    return _depth(text) <= MAX_SPLICE_DEPTH
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    for char in _JSON_STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def job_payload(class_name: str, args: list[Any]) -> str:

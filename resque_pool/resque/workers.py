@@ -1,4 +1,4 @@
-"""What a worker writes to Redis about itself: its id, registration and in-flight job.
+"""What a worker writes to Redis about itself: its id, registration and unregistering.
 
 Every key write mirrors Ruby Resque 3.0 (``lib/resque/worker.rb`` and
 ``lib/resque/data_store.rb``) command for command; ``docs/interop.md`` lists the keys.
@@ -14,11 +14,13 @@ from typing import Any
 import redis as redis_lib
 
 from resque_pool.errors import DirtyExit
-from resque_pool.resque import records, wire
+from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.in_flight import job_lost, read_in_flight
 from resque_pool.resque.jobs import Job
-from resque_pool.resque.outcomes import fail_recorded_job
+from resque_pool.resque.outcomes import fail_job
 from resque_pool.resque.queue_resolution import QueueList
+from resque_pool.resque.reserve import raw_key
 
 logger = logging.getLogger(__name__)
 
@@ -44,32 +46,24 @@ def delete_worker_keys(worker_id: str) -> bool:
     pipe.hdel(key("workers:heartbeat"), worker_id)
     pipe.delete(key("stat", "processed", worker_id))
     pipe.delete(key("stat", "failed", worker_id))
+    pipe.delete(raw_key(worker_id))
     return any(pipe.execute()[:4])
 
 
 def unregister(worker_id: str, exception: BaseException | None = None) -> bool:
-    """Fail the job still recorded as in flight, then delete every key of the worker.
+    """Deal with a job still recorded as in flight, then delete every key of the worker.
 
-    Returns True if the worker had anything registered."""
-    in_flight = processing(worker_id)
-    if in_flight:
-        fail_recorded_job(worker_id, in_flight, exception or DirtyExit("Job still being processed"))
-    return delete_worker_keys(worker_id) or bool(in_flight)
-
-
-def working_on(worker_id: str, job: Job) -> None:
-    data = {"queue": job.queue, "run_at": wire.run_at(), "payload": job.payload}
-    get_redis().set(key("worker", worker_id), wire.dumps(data))
-
-
-def processing(worker_id: str) -> dict[str, Any] | None:
-    raw = get_redis().get(key("worker", worker_id))
-    if not raw:
-        return None
-    data, ok = records.json_or_text(raw)
-    if not ok:
-        return {"queue": "", "payload": raw}
-    return data if isinstance(data, dict) else {"queue": "", "payload": data}
+    The job was lost with its process: the loss policy applies (a ``DirtyExit`` failure,
+    ``Job still being processed`` unless ``exception`` is another ``DirtyExit``, or a
+    requeue). Any other ``exception`` (what stopped the worker) is recorded as the job's
+    failure, as Resque does. Returns True if the worker had anything registered."""
+    in_flight = read_in_flight(worker_id)
+    if in_flight is not None:
+        if exception is None or isinstance(exception, DirtyExit):
+            job_lost(worker_id, in_flight, exception or DirtyExit("Job still being processed"))
+        else:
+            fail_job(worker_id, in_flight.job, exception)
+    return delete_worker_keys(worker_id) or in_flight is not None
 
 
 def record_tolerantly(what: str, write: Any, *args: Any) -> None:

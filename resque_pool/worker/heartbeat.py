@@ -17,14 +17,20 @@ logger = logging.getLogger(__name__)
 class Heartbeat:
     """A daemon thread that HSETs ``workers:heartbeat <id>`` from Redis ``TIME``.
 
+    Once ``registered`` is set, each beat also makes sure the worker is in ``workers``:
+    a worker that finds itself missing (Redis restarted empty, a failover, a prune that
+    took it for dead) registers again, even in the middle of a job.
+
     It holds its own client so it never touches the shared client registry, whose lock a
     forked job child must be able to take."""
 
     def __init__(self, worker_id: str, interval: float) -> None:
         self.worker_id = worker_id
         self.interval = max(float(interval), 0.1)
+        self.registered = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._error: str | None = None
 
     def start(self) -> None:
         client = get_redis()
@@ -35,6 +41,7 @@ class Heartbeat:
         self._thread.start()
 
     def stop(self) -> None:
+        self.registered.clear()  # never registers again once the worker is leaving
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
@@ -42,12 +49,29 @@ class Heartbeat:
     def _run(self, client: redis_lib.Redis) -> None:
         while not self._stop.is_set():
             try:
-                beat(client, self.worker_id)
+                if beat(client, self.worker_id, self.registered.is_set()):
+                    logger.warning(
+                        "Worker %s was missing from workers; registered again", self.worker_id
+                    )
             except redis_lib.RedisError as error:
-                logger.warning("Heartbeat failed: %s", error)
+                if str(error) != self._error:  # once per outage, not every beat
+                    logger.warning("Heartbeat failed: %s", error)
+                self._error = str(error)
+            else:
+                self._error = None
             self._stop.wait(self.interval)
 
 
-def beat(client: redis_lib.Redis, worker_id: str) -> None:
+def beat(client: redis_lib.Redis, worker_id: str, register: bool = False) -> bool:
+    """One beat; with ``register``, add the worker to ``workers`` (and write its
+    ``started``) if it is missing. True if it had to register again."""
     seconds, _micro = client.time()
-    client.hset(key("workers:heartbeat"), worker_id, wire.heartbeat(seconds))
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(key("workers:heartbeat"), worker_id, wire.heartbeat(seconds))
+    if register:
+        pipe.sadd(key("workers"), worker_id)
+    added = pipe.execute()[1:]
+    if added and added[0]:
+        client.set(key("worker", worker_id, "started"), wire.started_at())
+        return True
+    return False

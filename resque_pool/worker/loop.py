@@ -1,9 +1,10 @@
 """One Resque worker: reserve jobs from a queue list and run each in a forked child.
 
-The lifecycle, key writes and proclines follow Ruby Resque 3.0 (``lib/resque/worker.rb``);
-see ``docs/wire-format.md`` and ``docs/worker.md``.
-Signal handlers only set flags and wake the main loop through a pipe; everything that
-talks to Redis or waits happens in the main loop.
+The lifecycle, key writes and proclines follow Ruby Resque 3.0 (``lib/resque/worker.rb``;
+see ``docs/wire-format.md`` and ``docs/worker.md``), except that taking a job is one atomic
+step (``resque/reserve.py``) and a job lost with its process follows the loss policy
+(``resque/in_flight.py``). Signal handlers only set flags and wake the main loop;
+everything that talks to Redis or waits happens in the main loop.
 """
 
 from __future__ import annotations
@@ -11,33 +12,30 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import redis as redis_lib
 from django import db
 
 from resque_pool import hooks
 from resque_pool.conf import settings
-from resque_pool.errors import JobError
+from resque_pool.errors import DirtyExit, JobError, MalformedPayload
 from resque_pool.logs import LogOnce
 from resque_pool.resque import records
 from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.in_flight import job_lost, read_in_flight
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import done_working, report_dirty_exit, report_failed_job
 from resque_pool.resque.pruning import cleanup_dead_worker, prune_dead_workers
 from resque_pool.resque.queue_resolution import QueueList
-from resque_pool.resque.workers import (
-    make_worker_id,
-    record_tolerantly,
-    register,
-    unregister,
-    working_on,
-)
+from resque_pool.resque.reserve import PAUSED, Reservation, reserve
+from resque_pool.resque.workers import make_worker_id, register, unregister
 from resque_pool.worker.heartbeat import Heartbeat
 from resque_pool.worker.job_child import ChildProcess, dirty_exit_for, run_job_child
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.procline import display_class, set_procline
-from resque_pool.worker.signals import WorkerSignals
+from resque_pool.worker.signals import KILL_FOR_USR1, WorkerSignals
 
 __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
 
@@ -47,9 +45,10 @@ logger = logging.getLogger(__name__)
 _MANAGER_CHECK = 1.0
 # How often the parent looks at its job child when no signal wakes it.
 _CHILD_POLL = 0.5
+_REDIS_DOWN = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
-class Worker(WorkerSignals):
+class Worker:
     """``Worker(queues, interval=None, fork_per_job=None, manager_pid=None).work()``.
 
     ``queues`` is a list or a comma-separated string (``"critical,*,!file_*"``); ``None``
@@ -70,16 +69,17 @@ class Worker(WorkerSignals):
         self.queue_list = QueueList(queues)
         self.options = WorkerOptions.from_environment(interval, fork_per_job)
         self.manager_pid = manager_pid
-        self.shutdown_requested = False
-        self.paused = False
+        self.signals = WorkerSignals(self.options)
         self.child: ChildProcess | None = None
         self._pid: int | None = None
         self._id: str | None = None
-        self._init_signal_state()
-        self._in_job = False
+        self._registered = False
         self._redis_down = LogOnce(logger)
         self._was_working = False
         self._heartbeat: Heartbeat | None = None
+        # Writes about finished jobs that met a Redis outage, retried in order before the
+        # next reservation (a job's in-flight record must not outlive the job).
+        self._pending: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
 
     @property
     def id(self) -> str:
@@ -88,6 +88,22 @@ class Worker(WorkerSignals):
 
     def __str__(self) -> str:
         return self.id
+
+    @property
+    def shutdown_requested(self) -> bool:
+        return self.signals.shutdown_requested
+
+    @shutdown_requested.setter
+    def shutdown_requested(self, value: bool) -> None:
+        self.signals.shutdown_requested = value
+
+    @property
+    def paused(self) -> bool:
+        return self.signals.paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self.signals.paused = value
 
     @property
     def queues(self) -> list[str]:
@@ -99,11 +115,17 @@ class Worker(WorkerSignals):
     # -- lifecycle -------------------------------------------------------------------
 
     def work(self) -> None:
-        """Start, process jobs until shut down (or drained with interval 0), unregister."""
+        """Start, process jobs until shut down (or drained with interval 0), unregister.
+
+        With interval 0 a Redis that does not answer ends the worker with the Redis
+        error (the caller says so in one line); any other error is logged and raised."""
         error: BaseException | None = None
         try:
             self.startup()
             self._loop()
+        except _REDIS_DOWN as exc:
+            error = exc
+            raise
         except BaseException as exc:
             error = exc
             logger.exception("Worker %s stopped by an error", self._pid or os.getpid())
@@ -115,17 +137,39 @@ class Worker(WorkerSignals):
         self._pid = os.getpid()
         self._id = make_worker_id(self._pid, self.queue_list.patterns)
         set_procline("Starting")
-        self._install_signal_handlers()
+        self.signals.install()
+        if not self._wait_for_redis():
+            return  # asked to stop while waiting
         self._heartbeat = Heartbeat(self.id, settings.RESQUE_HEARTBEAT_INTERVAL)
         self._heartbeat.start()
         prune_dead_workers(self.id, self.queue_list)
         hooks.run("before_first_fork", self)
         register(self.id)
+        self._registered = True
+        self._heartbeat.registered.set()
         logger.info("Worker %s registered", self.id)
+
+    def _wait_for_redis(self) -> bool:
+        """Wait for Redis at start-up as the loop waits out an outage later: logged once,
+        polled every interval. False if a signal asked the worker to stop meanwhile."""
+        while True:
+            try:
+                get_redis().ping()
+            except _REDIS_DOWN as error:
+                if self.options.interval == 0:
+                    raise
+                self._redis_unreachable(error)
+            else:
+                self._redis_down.clear("Redis answers")
+                return True
+            self._idle(self.options.interval)
+            if self._should_stop():
+                return False
 
     def _loop(self) -> None:
         while not self._should_stop():
             try:
+                self._retry_pending()
                 worked = self.work_one_job()
                 self._redis_answers()
                 if worked:
@@ -137,7 +181,7 @@ class Worker(WorkerSignals):
                 if self.options.interval == 0:
                     return
                 self._set_idle_procline()
-            except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
+            except _REDIS_DOWN as error:
                 # Any Redis call of an iteration may meet an outage; the worker waits it out
                 # rather than exiting (interval 0 means "drain and exit", so it exits).
                 if self.options.interval == 0:
@@ -166,11 +210,12 @@ class Worker(WorkerSignals):
         if self._heartbeat is not None:
             self._heartbeat.stop()
         try:
-            if self._pid is not None:
+            if self._registered:
+                self._retry_pending(final=True)
                 self._unregister(error)
                 hooks.run("worker_exit", self)
         finally:
-            self._restore_signal_handlers()
+            self.signals.restore()
             logger.info("Worker %s exited", self.id)
 
     def _unregister(self, error: BaseException | None) -> None:
@@ -183,20 +228,58 @@ class Worker(WorkerSignals):
             if error is None:
                 raise
 
+    # -- writes that must not be lost ---------------------------------------------------
+
+    def _record(self, what: str, write: Callable[..., Any], *args: Any) -> None:
+        """Run a Redis write about a job in hand. An outage queues it for a retry (in
+        order, before the next reservation); any other error is logged, never fatal."""
+        try:
+            write(*args)
+        except _REDIS_DOWN as error:
+            self._pending.append((what, write, args))
+            job = next((arg for arg in args if isinstance(arg, Job)), None)
+            logger.error(
+                "could not record %s in Redis (%s); retrying when it answers%s",
+                what,
+                error,
+                f"; job: {job.describe(500)}" if job else "",
+            )
+        except Exception:
+            logger.exception("could not record %s", what)
+
+    def _retry_pending(self, final: bool = False) -> None:
+        while self._pending:
+            what, write, args = self._pending[0]
+            try:
+                write(*args)
+            except _REDIS_DOWN:
+                if final:
+                    logger.error("gave up recording %s: Redis is still unreachable", what)
+                    self._pending.clear()
+                    return
+                raise
+            except Exception:
+                logger.exception("could not record %s", what)
+            self._pending.pop(0)
+            logger.info("recorded %s after the outage", what)
+
     # -- one job ---------------------------------------------------------------------
 
     def work_one_job(self) -> bool:
         """Reserve and process one job; False when paused or every queue is empty."""
         # Cleared here, before anything is reserved, so that a TERM/INT/USR1 arriving
         # between the pop and the fork still kills the job child once it exists.
-        self._kill_child_requested = False
+        self.signals.kill_child = None
         self._log_signals()
-        if self.is_paused():
+        if self.paused:
             return False
-        job = self.reserve()
-        if job is None:
+        queues = self.queues
+        if not queues:
             return False
-        self.process(job)
+        reservation = reserve(self.id, queues)  # the pause-all-workers check is in there
+        if reservation is None or reservation == PAUSED:
+            return False
+        self.process(reservation)
         return True
 
     def is_paused(self) -> bool:
@@ -204,89 +287,108 @@ class Worker(WorkerSignals):
             return True
         return records.pauses_workers(get_redis().get(key(records.PAUSE_ALL_WORKERS)))
 
-    def reserve(self) -> Job | None:
-        for queue in self.queues:
-            job = Job.reserve(queue)
-            if job is not None:
-                return job
-        return None
-
-    def process(self, job: Job) -> None:
-        # The job is in hand once popped: a Redis outage while recording it must not lose
-        # it, so bookkeeping errors are logged and the job runs all the same.
-        record_tolerantly("working_on", working_on, self.id, job)
+    def process(self, reservation: Reservation) -> None:
+        """Run a reserved job to its end; whatever its bytes, it ends as done, as a failure
+        entry, or (its process died, requeueing on) back on its queue."""
+        job = Job.from_raw(reservation.queue, reservation.raw)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
         logger.info("got: %s", job.describe())
+        if self._run(job) != "requeued":
+            self._record("done_working", done_working, self.id, not reservation.spliced)
+
+    def _run(self, job: Job) -> str:
         try:
             # Garbage is recorded here, before any child is forked for it.
             job.validate()
-        except JobError as error:
-            record_tolerantly("the failure", report_failed_job, self.id, job, error)
-        else:
-            if self.options.fork_per_job:
-                self._perform_with_fork(job)
-            else:
-                self._perform_in_process(job)
-        record_tolerantly("done_working", done_working, self.id)
+        except Exception as error:  # noqa: BLE001 (no payload may stop the worker)
+            if not isinstance(error, JobError):
+                error = MalformedPayload(
+                    f"payload cannot be checked ({type(error).__name__}: {error})"[:500]
+                )
+            self._record("the failure", report_failed_job, self.id, job, error)
+            return "failed"
+        if self.options.fork_per_job:
+            return self._perform_with_fork(job)
+        return self._perform_in_process(job)
 
-    def _perform_in_process(self, job: Job) -> None:
+    def _perform_in_process(self, job: Job) -> str:
         db.close_old_connections()
-        self._in_job = True
+        self.signals.in_job = True
         try:
             job.perform()
         except (Exception, SystemExit) as error:
             # A job's sys.exit() is the job's failure, not the worker's (Ruby rescues
             # Object here; the forked child does the same).
-            self._in_job = False
-            record_tolerantly("the failure", report_failed_job, self.id, job, error)
+            self.signals.in_job = False
+            self._record("the failure", report_failed_job, self.id, job, error)
+            return "failed"
         finally:
-            self._in_job = False
+            self.signals.in_job = False
             db.close_old_connections()
+        return "done"
 
-    def _perform_with_fork(self, job: Job) -> None:
+    def _perform_with_fork(self, job: Job) -> str:
         try:
             hooks.run("before_fork", job)
         except Exception as error:
-            record_tolerantly("the failure", report_failed_job, self.id, job, error)
-            return
+            self._record("the failure", report_failed_job, self.id, job, error)
+            return "failed"
         # Database sockets must never be shared with a child: close them here, in the
         # parent, so the child opens its own (closing them in the child could send a
         # protocol-level goodbye on the parent's connection).
         db.connections.close_all()
         pid = os.fork()
         if pid == 0:
-            run_job_child(self.id, job, self.options.term_child, self._close_inherited)
+            run_job_child(self.id, job, self.options.term_child, self.signals.close)
         self.child = ChildProcess(pid)
         set_procline(f"Forked {pid} at {int(time.time())}")
+        killed_for: str | None = None
         try:
-            status = self._wait_for_child(self.child)
+            status, killed_for = self._wait_for_child(self.child)
         finally:
             self.child = None
         dirty = dirty_exit_for(pid, status)
-        if dirty is not None:
-            record_tolerantly("the dirty exit", report_dirty_exit, self.id, job, dirty)
+        if dirty is None:
+            return "done"
+        if os.WIFSIGNALED(status) and killed_for != KILL_FOR_USR1:
+            # The job died with its process (SIGKILL, the OOM killer, a shutdown): the
+            # loss policy decides. USR1 ends a job on purpose; it is never requeued.
+            try:
+                return self._job_lost(job, dirty)
+            except _REDIS_DOWN as error:
+                # The record stays in Redis until the retry applies the policy (or the
+                # manager does, should this worker die meanwhile).
+                self._pending.append(("the lost job", self._job_lost, (job, dirty)))
+                logger.error("could not deal with the lost job %s: %s", job.describe(500), error)
+                return "requeued"  # no done_working: it would delete the record
+        self._record("the dirty exit", report_dirty_exit, self.id, job, dirty)
+        return "failed"
 
-    def _wait_for_child(self, child: ChildProcess) -> int:
+    def _job_lost(self, job: Job, dirty: DirtyExit) -> str:
+        in_flight = read_in_flight(self.id)
+        if in_flight is None:  # Redis lost the record (it restarted empty)
+            report_dirty_exit(self.id, job, dirty)
+            return "failed"
+        return job_lost(self.id, in_flight, dirty)
+
+    def _wait_for_child(self, child: ChildProcess) -> tuple[int, str | None]:
+        killed_for: str | None = None
         while True:
             status = child.poll()
             if status is not None:
-                return status
-            if self._kill_child_requested:
-                self._kill_child_requested = False
+                return status, killed_for
+            if self.signals.kill_child is not None:
+                killed_for, self.signals.kill_child = self.signals.kill_child, None
                 self._kill_child(child)
                 continue
             self._log_signals()
-            self._wait(_CHILD_POLL)
+            self.signals.wait(_CHILD_POLL)
 
     def _kill_child(self, child: ChildProcess) -> None:
         if self.options.term_child:
             child.terminate(self.options.pre_shutdown_timeout, self.options.term_timeout)
         else:
             child.kill()
-
-    def _close_inherited(self) -> None:
-        if self._waker is not None:
-            self._waker.close()
 
     # -- idling ----------------------------------------------------------------------
 
@@ -302,14 +404,8 @@ class Worker(WorkerSignals):
         while not self._should_stop():
             self._log_signals()
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._wait(min(remaining, _MANAGER_CHECK)):
+            if remaining <= 0 or self.signals.wait(min(remaining, _MANAGER_CHECK)):
                 return
-
-    def _wait(self, seconds: float) -> bool:
-        if self._waker is None:
-            time.sleep(seconds)
-            return False
-        return self._waker.wait(seconds)
 
     def _should_stop(self) -> bool:
         if not self.shutdown_requested and self._manager_gone():
@@ -319,3 +415,21 @@ class Worker(WorkerSignals):
 
     def _manager_gone(self) -> bool:
         return self.manager_pid is not None and os.getppid() != self.manager_pid
+
+    # -- signals and hooks -------------------------------------------------------------
+
+    def _log_signals(self) -> None:
+        # Logged here rather than in the handlers: logging is not safe to re-enter.
+        for name in self.signals.arrived():
+            logger.info("Worker %s received %s", self._pid, name)
+        self._run_state_hooks()
+
+    def _run_state_hooks(self) -> None:
+        for name in self.signals.due_hooks():
+            self._run_hook(name)
+
+    def _run_hook(self, name: str) -> None:
+        try:
+            hooks.run(name, self)
+        except Exception:
+            logger.exception("Worker %s: a %s hook failed", self._pid, name)

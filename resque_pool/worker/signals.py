@@ -1,5 +1,5 @@
-"""A worker's signal handling, Resque's table: the handlers only set flags and wake the
-main loop; the loop logs what arrived and runs the hooks that go with it.
+"""A worker's signal state, Resque's table: the handlers only set flags and wake the main
+loop; the loop logs what arrived and runs the hooks that go with it.
 
 | signal | effect |
 |---|---|
@@ -17,27 +17,39 @@ import signal
 import threading
 from typing import Any
 
-from resque_pool import hooks
 from resque_pool.errors import TermException
 from resque_pool.unix.wakeup import Waker
+from resque_pool.worker.options import WorkerOptions
 
 logger = logging.getLogger(__name__)
 
+# Why the job child is to be killed: USR1 ends this job on purpose (it is not requeued);
+# a shutdown ends it because the worker stops (it is, with RESQUE_REQUEUE_DIRTY_JOBS).
+KILL_FOR_USR1 = "USR1"
+KILL_FOR_SHUTDOWN = "shutdown"
+
 
 class WorkerSignals:
-    """Mixed into ``Worker``, which provides ``options``, ``shutdown_requested``, ``paused``,
-    ``_pid`` and ``_in_job``; it reads ``_kill_child_requested`` and sleeps on ``_waker``."""
+    """What the signals asked of one worker, as the manager keeps its ``SignalQueue``.
 
-    def _init_signal_state(self) -> None:
-        self._kill_child_requested = False
+    ``shutdown_requested``, ``paused`` and ``kill_child`` are the flags the loop reads;
+    ``in_job`` is set by the loop around an in-process job (TERM_CHILD raises
+    ``TermException`` into it); ``wait()`` sleeps until a signal arrives."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        self.options = options
+        self.shutdown_requested = False
+        self.paused = False
+        self.kill_child: str | None = None  # KILL_FOR_USR1 / KILL_FOR_SHUTDOWN
+        self.in_job = False
         self._term_raised = False
-        self._signal_names: list[str] = []
+        self._names: list[str] = []
         self._shutdown_hooks_ran = False
         self._pause_seen = False
-        self._previous_handlers: dict[int, Any] = {}
+        self._previous: dict[int, Any] = {}
         self._waker: Waker | None = None
 
-    def _install_signal_handlers(self) -> None:
+    def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             logger.warning("Worker runs outside the main thread: signals are not handled")
             return
@@ -52,18 +64,49 @@ class WorkerSignals:
             signal.SIGCHLD: self._on_chld,
         }
         for signum, handler in handlers.items():
-            self._previous_handlers[signum] = signal.signal(signum, handler)
+            self._previous[signum] = signal.signal(signum, handler)
 
-    def _restore_signal_handlers(self) -> None:
-        for signum, previous in self._previous_handlers.items():
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
             signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
-        self._previous_handlers.clear()
+        self._previous.clear()
+        self.close()
+
+    def close(self) -> None:
+        """Drop the wake-up pipe (also in a job child, which must not hold the parent's)."""
         if self._waker is not None:
             self._waker.close()
             self._waker = None
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if a signal woke us early."""
+        if self._waker is None:
+            threading.Event().wait(seconds)
+            return False
+        return self._waker.wait(seconds)
+
+    def arrived(self) -> list[str]:
+        """Names of the signals that arrived since the last call (for the loop to log:
+        logging is not safe to re-enter from a handler)."""
+        names, self._names = self._names, []
+        return names
+
+    def due_hooks(self) -> list[str]:
+        """Ruby runs ``shutdown`` and ``before_pause``/``after_pause`` inside its signal
+        handlers; here the loop runs the ones this returns as soon as it sees the change."""
+        due = []
+        if self.shutdown_requested and not self._shutdown_hooks_ran:
+            self._shutdown_hooks_ran = True
+            due.append("shutdown")
+        if self.paused != self._pause_seen:
+            self._pause_seen = self.paused
+            due.append("before_pause" if self.paused else "after_pause")
+        return due
+
+    # -- handlers ------------------------------------------------------------------------
+
     def _noted(self, signum: int) -> None:
-        self._signal_names.append(signal.Signals(signum).name)
+        self._names.append(signal.Signals(signum).name)
         if self._waker is not None:
             self._waker.wake()
 
@@ -85,14 +128,15 @@ class WorkerSignals:
         self.shutdown_requested = True
         self._noted(signum)
         if self.options.fork_per_job:
-            self._kill_child_requested = True
-        elif self.options.term_child and self._in_job and not self._term_raised:
+            self.kill_child = KILL_FOR_SHUTDOWN
+        elif self.options.term_child and self.in_job and not self._term_raised:
             # In-process with TERM_CHILD the job itself receives TermException (once).
             self._term_raised = True
             raise TermException("SIGTERM")
 
     def _on_usr1(self, signum: int, frame: object) -> None:
-        self._kill_child_requested = self.options.fork_per_job
+        if self.options.fork_per_job:
+            self.kill_child = KILL_FOR_USR1
         self._noted(signum)
 
     def _on_usr2(self, signum: int, frame: object) -> None:
@@ -106,26 +150,3 @@ class WorkerSignals:
     def _on_chld(self, signum: int, frame: object) -> None:
         if self._waker is not None:
             self._waker.wake()
-
-    def _log_signals(self) -> None:
-        # Logged here rather than in the handlers: logging is not safe to re-enter.
-        while self._signal_names:
-            name = self._signal_names.pop(0)
-            logger.info("Worker %s received %s", self._pid, name)
-        self._run_state_hooks()
-
-    def _run_state_hooks(self) -> None:
-        """Ruby runs ``shutdown`` and ``before_pause``/``after_pause`` inside its signal
-        handlers; here the main loop runs them as soon as it sees the change."""
-        if self.shutdown_requested and not self._shutdown_hooks_ran:
-            self._shutdown_hooks_ran = True
-            self._run_hook("shutdown")
-        if self.paused != self._pause_seen:
-            self._pause_seen = self.paused
-            self._run_hook("before_pause" if self.paused else "after_pause")
-
-    def _run_hook(self, name: str) -> None:
-        try:
-            hooks.run(name, self)
-        except Exception:
-            logger.exception("Worker %s: a %s hook failed", self._pid, name)

@@ -1,0 +1,167 @@
+"""A worker's in-flight record (``worker:<id>``) read back, and the loss policy: what
+becomes of a job whose process died under it.
+
+Resque's answer is a ``DirtyExit`` failure. With ``RESQUE_REQUEUE_DIRTY_JOBS`` the job's
+exact bytes go back to the **head** of its queue instead (it was first in line once), at
+most ``RESQUE_MAX_INTERRUPTIONS`` times in all: a job that keeps taking its process down
+ends as a ``DirtyExit`` failure all the same. A job registered with
+``@job(requeue_on_loss=False)`` always ends as a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+
+from redis.commands.core import Script
+
+from resque_pool.conf import settings
+from resque_pool.errors import DirtyExit
+from resque_pool.resque import records, wire
+from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.jobs import Job, class_name_of, registry
+from resque_pool.resque.outcomes import fail_job
+from resque_pool.resque.reserve import raw_key
+
+logger = logging.getLogger(__name__)
+
+# How long an interruption count lives: long enough to span a job's retries.
+INTERRUPTIONS_TTL = 24 * 3600
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """What ``worker:<id>`` records: the queue, the payload's raw text, the record's text."""
+
+    queue: str
+    raw: str
+    record: str
+
+    @property
+    def job(self) -> Job:
+        return Job.from_raw(self.queue, self.raw)
+
+    @property
+    def class_name(self) -> str | None:
+        return class_name_of(self.job.payload)
+
+
+def read_in_flight(worker_id: str) -> InFlight | None:
+    """The job ``worker:<id>`` records, with the payload's own bytes (from our raw key when
+    the record holds a placeholder, else cut out of the record); None when idle."""
+    record, stored_raw = get_redis().mget(key("worker", worker_id), raw_key(worker_id))
+    if not record:
+        return None
+    return parse_record(record, stored_raw)
+
+
+def parse_record(record: str, stored_raw: str | None = None) -> InFlight:
+    data, _ok = records.json_or_text(record)
+    if not isinstance(data, dict):  # not written by a Resque worker: keep all of it
+        return InFlight(queue="", raw=stored_raw or record, record=record)
+    queue = data.get("queue") if isinstance(data.get("queue"), str) else ""
+    if stored_raw is not None:
+        return InFlight(queue=queue, raw=stored_raw, record=record)
+    # Ours and Ruby's records are '{"queue":..,"run_at":..,"payload":<payload>}': cut the
+    # payload's bytes out rather than re-encode the decoded value.
+    head = f'{{"queue":{wire.dumps(queue)},"run_at":{wire.dumps(data.get("run_at"))},"payload":'
+    if record.startswith(head) and record.endswith("}"):
+        return InFlight(queue=queue, raw=record[len(head) : -1], record=record)
+    try:
+        raw = wire.dumps(data.get("payload"))
+    except (ValueError, TypeError, RecursionError):
+        raw = record
+    return InFlight(queue=queue, raw=raw, record=record)
+
+
+# KEYS: worker:<id>, worker-raw:<id>, queue:<q>, queues, interruptions:<digest>
+# ARGV: the record as read, max interruptions, count TTL, queue name, raw payload
+# Returns -1 when the record changed (someone else handled it), else the interruption
+# count: requeued when it is below the maximum, left alone otherwise.
+_REQUEUE_LUA = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local count = redis.call('INCR', KEYS[5])
+redis.call('EXPIRE', KEYS[5], ARGV[3])
+if count < tonumber(ARGV[2]) then
+  redis.call('SADD', KEYS[4], ARGV[4])
+  redis.call('LPUSH', KEYS[3], ARGV[5])
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+return count
+"""
+
+_lock = threading.Lock()
+_script: Script | None = None
+
+
+def _requeue_script() -> Script:
+    global _script
+    with _lock:
+        if _script is None:
+            _script = get_redis().register_script(_REQUEUE_LUA)
+        return _script
+
+
+def interruptions_key(raw: str) -> str:
+    """Our count of how often a job's process died under it, per payload bytes (two jobs
+    with identical payloads share it)."""
+    digest = hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()
+    return key("interruptions", digest)
+
+
+def requeue_allowed(in_flight: InFlight, requeue: bool | None = None) -> bool:
+    """The policy for this job: ``requeue`` (None: ``RESQUE_REQUEUE_DIRTY_JOBS``), unless
+    its job opted out with ``@job(requeue_on_loss=False)``."""
+    if requeue is None:
+        requeue = bool(settings.RESQUE_REQUEUE_DIRTY_JOBS)
+    if not requeue or not in_flight.queue:
+        return False
+    name = in_flight.class_name
+    definition = registry.get(name) if name is not None else None
+    return definition is None or definition.requeue_on_loss
+
+
+def job_lost(
+    worker_id: str, in_flight: InFlight, reason: DirtyExit, requeue: bool | None = None
+) -> str:
+    """Apply the loss policy to a job whose process died; the in-flight record is gone
+    afterwards. Returns ``"requeued"``, ``"failed"`` or ``"gone"`` (someone else, a prune
+    or the manager, already dealt with it). ``requeue`` overrides the setting."""
+    if requeue_allowed(in_flight, requeue):
+        count = _requeue_script()(
+            keys=[
+                key("worker", worker_id),
+                raw_key(worker_id),
+                key("queue", in_flight.queue),
+                key("queues"),
+                interruptions_key(in_flight.raw),
+            ],
+            args=[
+                in_flight.record,
+                int(settings.RESQUE_MAX_INTERRUPTIONS),
+                INTERRUPTIONS_TTL,
+                in_flight.queue,
+                in_flight.raw,
+            ],
+            client=get_redis(),
+        )
+        if count < 0:
+            return "gone"
+        if count < int(settings.RESQUE_MAX_INTERRUPTIONS):
+            logger.warning(
+                "%s: %s; requeued at the head of %s (interruption %d)",
+                in_flight.job.describe(),
+                reason,
+                in_flight.queue,
+                count,
+            )
+            return "requeued"
+        reason = type(reason)(f"{reason} (interrupted {count} times, not requeued again)")
+    fail_job(worker_id, in_flight.job, reason)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.delete(key("worker", worker_id))
+    pipe.delete(raw_key(worker_id))
+    pipe.execute()
+    return "failed"

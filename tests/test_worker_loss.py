@@ -233,3 +233,59 @@ def test_usr1_ends_the_job_and_never_requeues_it(resque, settings):
     [entry] = entries(resque)
     assert "SIGKILL" in entry["error"]
     assert queue(resque, "demo") == []
+
+
+def _dead_redis_url() -> str:
+    from tests.redis_server import free_port
+
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def test_resque_work_with_interval_zero_and_no_redis_says_so_in_one_line(run_manage):
+    result = run_manage(
+        "resque_work",
+        "--queues",
+        "demo",
+        "--interval",
+        "0",
+        env={"RESQUE_REDIS_URL": _dead_redis_url()},
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("CommandError: Redis is unreachable: ")
+
+
+def test_resque_work_waits_for_redis_at_start_up(spawn_manage, tmp_path):
+    from tests.redis_server import free_port, spawn_redis_server
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    worker = spawn_manage(
+        "resque_work",
+        "--queues",
+        "demo",
+        "--interval",
+        "0.2",
+        env={"RESQUE_REDIS_URL": url, "RESQUE_NAMESPACE": "startup"},
+    )
+    time.sleep(1.5)
+    assert worker.poll() is None, "the worker gave up before Redis answered"
+    server = spawn_redis_server(port, str(tmp_path))
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        wait_until(lambda: _answers(client) and client.scard("startup:workers") == 1, 20)
+        worker.send_signal(signal.SIGQUIT)
+        output = worker.communicate(timeout=20)[0]
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert output.count("Redis is unreachable") == 1, output
+    assert "Traceback" not in output
+
+
+def _answers(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False

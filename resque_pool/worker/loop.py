@@ -216,7 +216,8 @@ class Worker:
                 hooks.run("worker_exit", self)
         finally:
             self.signals.restore()
-            logger.info("Worker %s exited", self.id)
+            if self._registered:
+                logger.info("Worker %s exited", self.id)
 
     def _unregister(self, error: BaseException | None) -> None:
         try:

@@ -6,6 +6,7 @@ then ``QUEUE`` from the environment, and ``INTERVAL`` without ``--interval``.
 
 from __future__ import annotations
 
+import redis
 from django.core.management.base import BaseCommand, CommandError
 
 from resque_pool.errors import NoQueueError
@@ -42,4 +43,8 @@ class Command(BaseCommand):
             raise CommandError(f"{error} Use --queues a,b or set QUEUES.") from None
         except ValueError as error:
             raise CommandError(str(error)) from None
-        worker.work()
+        try:
+            worker.work()
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            # Only with --interval 0: otherwise the worker waits for Redis to answer.
+            raise CommandError(f"Redis is unreachable: {error}") from None

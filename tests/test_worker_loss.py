@@ -83,7 +83,8 @@ def test_default_is_resques_dirty_exit_with_the_payload_kept(resque):
     worker_id = dead_id()
     take(resque, worker_id, raw)
     assert cleanup_dead_worker(worker_id) is True
-    [entry] = entries(resque)
+    [entry_raw] = redis.Redis.from_url(resque.url).lrange(resque.key("failed"), 0, -1)
+    entry = json.loads(entry_raw.decode("utf-8", "surrogateescape"))
     assert entry["exception"] == "Resque::DirtyExit"
     assert entry["payload"].encode("utf-8", "surrogateescape") == raw
     assert queue(resque) == []

@@ -60,7 +60,8 @@ def run_one(resque, payload: str | bytes, fork_per_job: bool = False) -> list[by
 
 
 def check_failure(entry_raw: bytes, payload: str | bytes) -> dict:
-    text = entry_raw.decode("utf-8")  # always valid UTF-8
+    # Bytes that were not UTF-8 are written back as they came (wire.dumps keeps them).
+    text = entry_raw.decode("utf-8", "surrogateescape")
     entry = json.loads(text)
     assert entry["exception"].startswith("resque_pool.errors.")
     assert entry["error"]

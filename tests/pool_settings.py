@@ -18,6 +18,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.dbjobs"]
 
 RESQUE_POOL_CONFIG_LOADER = os.environ.get("POOL_TEST_LOADER") or None
 RESQUE_REQUEUE_DIRTY_JOBS = os.environ.get("POOL_TEST_REQUEUE") == "1"
+RESQUE_HEARTBEAT_INTERVAL = float(os.environ.get("POOL_TEST_HEARTBEAT") or 60)
 RESQUE_SCHEDULER = os.environ.get("POOL_TEST_SCHEDULER") == "1"
 RESQUE_SCHEDULER_LEADER_TTL = float(os.environ.get("POOL_TEST_LEADER_TTL", "10"))
 # The pool tests run without a scheduler child unless they ask for one; the Tasks backend's

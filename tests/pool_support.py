@@ -8,7 +8,7 @@ import os
 import signal
 from pathlib import Path
 
-from resque_pool import hooks
+from resque_pool import hooks, job
 
 
 @hooks.after_prefork
@@ -89,3 +89,18 @@ def kill_tree(pid: int) -> None:
     for target in seen:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(target, signal.SIGKILL)
+
+
+@job(queue="demo", name="SlowRecord")
+class SlowRecord:
+    """Sleeps, then records its token in ``<ns>:demo:done`` (a job that is in flight long
+    enough to be interrupted)."""
+
+    @staticmethod
+    def perform(token, seconds=1.0):
+        import time
+
+        from resque_pool.resque.connection import get_redis, key
+
+        time.sleep(float(seconds))
+        get_redis().sadd(key("demo", "done"), str(token))

@@ -4,7 +4,9 @@ test stops and starts again on the same port."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -22,16 +24,41 @@ pytestmark = pytest.mark.skipif(
 
 
 class Server:
-    """A redis-server on a fixed port that can be stopped and started again (empty)."""
+    """A redis-server on a fixed port that can be stopped and started again: empty, or with
+    ``persistent`` what it held (an append-only file synced on every write)."""
 
-    def __init__(self, tmp_path) -> None:
+    def __init__(self, tmp_path, persistent: bool = False) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = tmp_path
+        self.persistent = persistent
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = spawn_redis_server(self.port, str(self.dir))
+        if self.persistent:
+            self.process = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(self.dir),
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                    "--logfile",
+                    "",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        else:
+            self.process = spawn_redis_server(self.port, str(self.dir))
         client = redis.Redis.from_url(self.url, decode_responses=True)
         wait_until(lambda: _pings(client), timeout=10, message="redis-server to answer")
         self.client = client
@@ -132,3 +159,117 @@ def pool_id(pool) -> str:
     import socket
 
     return f"{socket.gethostname()}:{pool.pid}"
+
+
+# -- no popped job lost, no stale registration ------------------------------------------
+
+OUTAGE_ENV = {"RESQUE_NAMESPACE": "outage", "POOL_TEST_REQUEUE": "1"}
+
+
+def _busy_workers(client: redis.Redis) -> dict[str, str]:
+    return {
+        worker_id: client.get(f"outage:worker:{worker_id}")
+        for worker_id in client.smembers("outage:workers")
+        if client.get(f"outage:worker:{worker_id}")
+    }
+
+
+def _push_slow(client: redis.Redis, tokens: list[str], seconds: float) -> None:
+    client.sadd("outage:queues", "demo")
+    for token in tokens:
+        client.rpush("outage:queue:demo", wire.job_payload("SlowRecord", [token, seconds]))
+
+
+def _failed_tokens(client: redis.Redis) -> set[str]:
+    tokens = set()
+    for raw in client.lrange("outage:failed", 0, -1):
+        entry = wire.loads(raw)
+        tokens.add(str(entry["payload"]["args"][0]))
+    return tokens
+
+
+def _settled(client: redis.Redis, tokens: list[str], pool) -> bool:
+    """Every job done or failed, nothing queued or in flight, and `workers` lists exactly
+    the live workers."""
+    accounted = _done(client) | _failed_tokens(client)
+    if not set(tokens) <= accounted or client.llen("outage:queue:demo"):
+        return False
+    if _busy_workers(client):
+        return False
+    live = {int(worker_id.split(":")[1]) for worker_id in client.smembers("outage:workers")}
+    return live == set(pool.workers())
+
+
+@pytest.mark.parametrize("how", ["sigstop", "restart"])
+def test_worker_killed_during_an_outage_loses_nothing(tmp_path, start_pool, how):
+    """SIGSTOP/SIGCONT of the server, or a stop and start of one with persistence: a worker
+    SIGKILLed during the outage leaves no stale registration once Redis is back, and its
+    job is requeued (POOL_TEST_REQUEUE) and done."""
+    server = Server(tmp_path, persistent=how == "restart")
+    server.start()
+    try:
+        pool = start_pool(
+            "-c",
+            str(write(tmp_path / "pool.yml", "demo: 2\n")),
+            env={**OUTAGE_ENV, "RESQUE_REDIS_URL": server.url},
+        )
+        pool.wait_for_workers({"demo": 2})
+        tokens = [f"t{n}" for n in range(6)]
+        _push_slow(server.client, tokens, 1.5)
+        busy = wait_until(
+            lambda: len(_busy_workers(server.client)) == 2 and _busy_workers(server.client),
+            timeout=20,
+            message="two jobs in flight",
+        )
+        victim = sorted(busy)[0]
+        if how == "sigstop":
+            server.process.send_signal(signal.SIGSTOP)
+        else:
+            server.stop()
+        try:
+            os.kill(int(victim.split(":")[1]), signal.SIGKILL)
+            time.sleep(1.0)
+        finally:
+            if how == "sigstop":
+                server.process.send_signal(signal.SIGCONT)
+            else:
+                server.start()
+        wait_until(
+            lambda: _settled(server.client, tokens, pool),
+            timeout=60,
+            message=f"every job accounted for and no stale worker (log:\n{pool.log()})",
+        )
+        assert victim not in server.client.smembers("outage:workers")
+        assert not server.client.exists(f"outage:worker:{victim}")
+        # The victim's job was requeued, not failed (it may have failed only if the outage
+        # hit its own write; the requeue policy never loses it either way).
+        assert set(tokens) <= _done(server.client) | _failed_tokens(server.client)
+    finally:
+        server.stop()
+
+
+def test_worker_missing_from_workers_registers_again_mid_job(server, spawn_manage):
+    """Redis restarted empty while a job runs: the next heartbeat registers the worker
+    again, before the job ends."""
+    env = {
+        "RESQUE_REDIS_URL": server.url,
+        "RESQUE_NAMESPACE": "outage",
+        "DJANGO_SETTINGS_MODULE": "tests.pool_settings",
+        "POOL_TEST_HEARTBEAT": "0.3",
+    }
+    worker = spawn_manage("resque_work", "--queues", "demo", "--interval", "0.2", env=env)
+    wait_until(lambda: server.client.scard("outage:workers") == 1, 20, message="registered")
+    (worker_id,) = server.client.smembers("outage:workers")
+    _push_slow(server.client, ["long"], 8)
+    wait_until(lambda: _busy_workers(server.client), 20, message="the job in flight")
+    server.stop()
+    server.start()  # empty
+    wait_until(
+        lambda: server.client.smembers("outage:workers") == {worker_id},
+        timeout=5,
+        message="the worker registered again by its heartbeat",
+    )
+    assert server.client.get(f"outage:worker:{worker_id}:started")
+    assert not _done(server.client)  # still mid-job
+    worker.send_signal(signal.SIGQUIT)
+    worker.communicate(timeout=30)

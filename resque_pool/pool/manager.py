@@ -29,7 +29,13 @@ from resque_pool.pool.backoff import Backoff
 from resque_pool.pool.config import max_workers, validate_counts
 from resque_pool.pool.daemon import Redirects, reopen_logs
 from resque_pool.pool.loaders import Source
-from resque_pool.pool.processes import WorkerProcess, WorkerTable, clean_up_dead_worker, send_signal
+from resque_pool.pool.processes import (
+    DeadWorkerCleanups,
+    PeriodicPrune,
+    WorkerProcess,
+    WorkerTable,
+    send_signal,
+)
 from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
 from resque_pool.resque.queue_lists import split_queues
 from resque_pool.scheduler.child import SchedulerChild
@@ -83,6 +89,8 @@ class Manager:
         self.scheduler = SchedulerChild(
             options.scheduler, self.pid, options.appname, options.single_process_group
         )
+        self.cleanups = DeadWorkerCleanups()
+        self.pruner = PeriodicPrune(self.id)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -126,6 +134,8 @@ class Manager:
                 self.maintain()
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
+            self.cleanups.tick()
+            self.pruner.tick(self.workers.queue_lists())
             if self.counts_trusted():
                 self.killer.tick(self.workers, self.desired())
 
@@ -277,9 +287,7 @@ class Manager:
                     proc.queues,
                     backoff.delay,
                 )
-        clean_up_dead_worker(
-            proc, killed=code != 0, own_group=not self.options.single_process_group
-        )
+        self.cleanups.add(proc, killed=code != 0, own_group=not self.options.single_process_group)
 
     # -- signals ---------------------------------------------------------------------------
 

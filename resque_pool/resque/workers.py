@@ -9,9 +9,6 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterable
-from typing import Any
-
-import redis as redis_lib
 
 from resque_pool.errors import DirtyExit
 from resque_pool.resque import wire
@@ -20,7 +17,7 @@ from resque_pool.resque.in_flight import job_lost, read_in_flight
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import fail_job
 from resque_pool.resque.queue_resolution import QueueList
-from resque_pool.resque.reserve import raw_key
+from resque_pool.resque.reserve import placeholder_payload, raw_key
 
 logger = logging.getLogger(__name__)
 
@@ -66,16 +63,15 @@ def unregister(worker_id: str, exception: BaseException | None = None) -> bool:
     return delete_worker_keys(worker_id) or in_flight is not None
 
 
-def record_tolerantly(what: str, write: Any, *args: Any) -> None:
-    """Run a Redis write about a job in hand; an outage is logged with the job, not raised."""
-    try:
-        write(*args)
-    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
-        job = next((arg for arg in args if isinstance(arg, Job)), None)
-        # A longer cut than usual: this log line may be all that is left of the job.
-        logger.error(
-            "could not record %s in Redis (%s)%s",
-            what,
-            error,
-            f"; job: {job.describe(500)}" if job else "",
-        )
+def working_on(worker_id: str, job: Job) -> None:
+    """Record ``job`` as ``worker_id``'s in-flight job, as Resque's ``Worker#working_on``
+    writes it, for a job taken some other way than ``reserve.reserve`` (which pops and
+    records in one step). The payload's own bytes are kept when they can be."""
+    head = f'{{"queue":{wire.dumps(job.queue)},"run_at":"{wire.run_at()}","payload":'
+    if wire.splicable(job.raw, require_object=True):
+        get_redis().set(key("worker", worker_id), f"{head}{job.raw}}}")
+        return
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.set(raw_key(worker_id), job.raw)
+    pipe.set(key("worker", worker_id), f"{head}{placeholder_payload()}}}")
+    pipe.execute()

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 import redis as redis_lib
 from django import db
@@ -34,6 +33,7 @@ from resque_pool.resque.workers import make_worker_id, register, unregister
 from resque_pool.worker.heartbeat import Heartbeat
 from resque_pool.worker.job_child import ChildProcess, dirty_exit_for, run_job_child
 from resque_pool.worker.options import WorkerOptions
+from resque_pool.worker.pending import REDIS_DOWN, PendingWrites
 from resque_pool.worker.procline import display_class, set_procline
 from resque_pool.worker.signals import KILL_FOR_USR1, WorkerSignals
 
@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 _MANAGER_CHECK = 1.0
 # How often the parent looks at its job child when no signal wakes it.
 _CHILD_POLL = 0.5
-_REDIS_DOWN = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
 class Worker:
@@ -77,9 +76,7 @@ class Worker:
         self._redis_down = LogOnce(logger)
         self._was_working = False
         self._heartbeat: Heartbeat | None = None
-        # Writes about finished jobs that met a Redis outage, retried in order before the
-        # next reservation (a job's in-flight record must not outlive the job).
-        self._pending: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
+        self._pending = PendingWrites()
 
     @property
     def id(self) -> str:
@@ -123,7 +120,7 @@ class Worker:
         try:
             self.startup()
             self._loop()
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             error = exc
             raise
         except BaseException as exc:
@@ -155,7 +152,7 @@ class Worker:
         while True:
             try:
                 get_redis().ping()
-            except _REDIS_DOWN as error:
+            except REDIS_DOWN as error:
                 if self.options.interval == 0:
                     raise
                 self._redis_unreachable(error)
@@ -169,7 +166,7 @@ class Worker:
     def _loop(self) -> None:
         while not self._should_stop():
             try:
-                self._retry_pending()
+                self._pending.retry()
                 worked = self.work_one_job()
                 self._redis_answers()
                 if worked:
@@ -181,7 +178,7 @@ class Worker:
                 if self.options.interval == 0:
                     return
                 self._set_idle_procline()
-            except _REDIS_DOWN as error:
+            except REDIS_DOWN as error:
                 # Any Redis call of an iteration may meet an outage; the worker waits it out
                 # rather than exiting (interval 0 means "drain and exit", so it exits).
                 if self.options.interval == 0:
@@ -211,7 +208,7 @@ class Worker:
             self._heartbeat.stop()
         try:
             if self._registered:
-                self._retry_pending(final=True)
+                self._pending.retry(final=True)
                 self._unregister(error)
                 hooks.run("worker_exit", self)
         finally:
@@ -228,41 +225,6 @@ class Worker:
             logger.error("Worker %s could not unregister: %s", self.id, redis_error)
             if error is None:
                 raise
-
-    # -- writes that must not be lost ---------------------------------------------------
-
-    def _record(self, what: str, write: Callable[..., Any], *args: Any) -> None:
-        """Run a Redis write about a job in hand. An outage queues it for a retry (in
-        order, before the next reservation); any other error is logged, never fatal."""
-        try:
-            write(*args)
-        except _REDIS_DOWN as error:
-            self._pending.append((what, write, args))
-            job = next((arg for arg in args if isinstance(arg, Job)), None)
-            logger.error(
-                "could not record %s in Redis (%s); retrying when it answers%s",
-                what,
-                error,
-                f"; job: {job.describe(500)}" if job else "",
-            )
-        except Exception:
-            logger.exception("could not record %s", what)
-
-    def _retry_pending(self, final: bool = False) -> None:
-        while self._pending:
-            what, write, args = self._pending[0]
-            try:
-                write(*args)
-            except _REDIS_DOWN:
-                if final:
-                    logger.error("gave up recording %s: Redis is still unreachable", what)
-                    self._pending.clear()
-                    return
-                raise
-            except Exception:
-                logger.exception("could not record %s", what)
-            self._pending.pop(0)
-            logger.info("recorded %s after the outage", what)
 
     # -- one job ---------------------------------------------------------------------
 
@@ -295,7 +257,7 @@ class Worker:
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
         logger.info("got: %s", job.describe())
         if self._run(job) != "requeued":
-            self._record("done_working", done_working, self.id, not reservation.spliced)
+            self._pending.record("done_working", done_working, self.id, not reservation.spliced)
 
     def _run(self, job: Job) -> str:
         try:
@@ -306,7 +268,7 @@ class Worker:
                 error = MalformedPayload(
                     f"payload cannot be checked ({type(error).__name__}: {error})"[:500]
                 )
-            self._record("the failure", report_failed_job, self.id, job, error)
+            self._pending.record("the failure", report_failed_job, self.id, job, error)
             return "failed"
         if self.options.fork_per_job:
             return self._perform_with_fork(job)
@@ -321,7 +283,7 @@ class Worker:
             # A job's sys.exit() is the job's failure, not the worker's (Ruby rescues
             # Object here; the forked child does the same).
             self.signals.in_job = False
-            self._record("the failure", report_failed_job, self.id, job, error)
+            self._pending.record("the failure", report_failed_job, self.id, job, error)
             return "failed"
         finally:
             self.signals.in_job = False
@@ -332,7 +294,7 @@ class Worker:
         try:
             hooks.run("before_fork", job)
         except Exception as error:
-            self._record("the failure", report_failed_job, self.id, job, error)
+            self._pending.record("the failure", report_failed_job, self.id, job, error)
             return "failed"
         # Database sockets must never be shared with a child: close them here, in the
         # parent, so the child opens its own (closing them in the child could send a
@@ -356,13 +318,13 @@ class Worker:
             # loss policy decides. USR1 ends a job on purpose; it is never requeued.
             try:
                 return self._job_lost(job, dirty)
-            except _REDIS_DOWN as error:
+            except REDIS_DOWN as error:
                 # The record stays in Redis until the retry applies the policy (or the
                 # manager does, should this worker die meanwhile).
-                self._pending.append(("the lost job", self._job_lost, (job, dirty)))
+                self._pending.later("the lost job", self._job_lost, job, dirty)
                 logger.error("could not deal with the lost job %s: %s", job.describe(500), error)
                 return "requeued"  # no done_working: it would delete the record
-        self._record("the dirty exit", report_dirty_exit, self.id, job, dirty)
+        self._pending.record("the dirty exit", report_dirty_exit, self.id, job, dirty)
         return "failed"
 
     def _job_lost(self, job: Job, dirty: DirtyExit) -> str:

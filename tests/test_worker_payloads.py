@@ -103,7 +103,10 @@ hostile = st.one_of(
     st.text(max_size=100),
     st.builds(
         lambda cls, args: json.dumps({"class": cls, "args": args}),
-        st.one_of(st.text(max_size=20), st.sampled_from(["os.system", "Noop", "Record", ""])),
+        st.one_of(
+            st.text(max_size=20),
+            st.sampled_from(["os.system", "Noop", "", "resque_pool.worker.loop.Worker"]),
+        ),
         st.lists(
             st.one_of(
                 st.floats(),

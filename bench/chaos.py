@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--kill-every", type=float, default=0.04)
-    parser.add_argument("--kill-for", type=float, default=600.0, help="seconds (default: all)")
+    parser.add_argument("--kill-for", type=float, default=3.0, help="seconds of kills")
     parser.add_argument("--job-seconds", type=float, default=0.002)
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()

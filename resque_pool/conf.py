@@ -121,6 +121,33 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "RESQUE_JOB_TIMEOUT",
+        None,
+        NUMBER,
+        "Seconds a job may run before it is ended as a JobTimeout failure (None: no limit); "
+        "@job(timeout=...) and a queue list's own limit win over it.",
+        optional=True,
+        positive=True,
+    ),
+    Setting(
+        "RESQUE_WORKER_MAX_JOBS",
+        None,
+        (int,),
+        "A worker exits after this many jobs (plus up to 10% jitter) and its manager "
+        "replaces it at once (None: never); a queue list's own limit wins.",
+        optional=True,
+        positive=True,
+    ),
+    Setting(
+        "RESQUE_WORKER_MAX_MEMORY_MB",
+        None,
+        NUMBER,
+        "A worker whose resident memory passes this many MB exits after its current job "
+        "and is replaced at once (None: never); a queue list's own limit wins.",
+        optional=True,
+        positive=True,
+    ),
+    Setting(
         "RESQUE_POOL_STATE_TTL",
         30,
         NUMBER,

@@ -31,6 +31,16 @@ class TermException(ResqueError):
     resque_name = "Resque::TermException"
 
 
+class JobTimeout(ResqueError):
+    """A job that ran past its time limit (``@job(timeout=...)``, a queue list's limit or
+    ``RESQUE_JOB_TIMEOUT``) and was ended; the message names the limit. Recorded as
+    ``resque_pool.errors.JobTimeout``, counted in ``stat:failed``, never requeued."""
+
+    @classmethod
+    def after(cls, seconds: float) -> JobTimeout:
+        return cls(f"job exceeded its time limit of {seconds:g}s")
+
+
 class NoQueueError(ResqueError):
     """A worker or a job without a queue."""
 

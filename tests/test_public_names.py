@@ -20,6 +20,7 @@ from resque_pool.errors import exception_name
         (errors.BadArguments("x"), "resque_pool.errors.BadArguments"),
         (errors.TermException("SIGTERM"), "Resque::TermException"),
         (errors.DontPerform(), "Resque::Job::DontPerform"),
+        (errors.JobTimeout("x"), "resque_pool.errors.JobTimeout"),
         (RuntimeError("x"), "RuntimeError"),
     ],
 )

@@ -39,6 +39,7 @@ from resque_pool.pool.processes import (
 from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
 from resque_pool.resque.queue_lists import split_queues
 from resque_pool.scheduler.child import SchedulerChild
+from resque_pool.worker.limits import RECYCLE_EXIT_CODE
 from resque_pool.worker.options import term_child_enabled
 
 logger = logging.getLogger(__name__)
@@ -270,7 +271,10 @@ class Manager:
         described = f"signal: {name(-code)}" if code < 0 else f"status: {code}"
         logger.info("Reaped resque worker[%d] (%s) queues: %s", pid, described, proc.queues)
         now = time.monotonic()
-        if not proc.stopping:
+        if code == RECYCLE_EXIT_CODE:
+            # It reached its max jobs or memory and exited cleanly: replaced at once.
+            logger.info("worker %d for %s recycled itself; replacing it", pid, proc.queues)
+        elif not proc.stopping:
             lifetime = now - proc.started
             logger.warning(
                 "worker %d for %s exited on its own after %.1fs (%s)",
@@ -287,7 +291,8 @@ class Manager:
                     proc.queues,
                     backoff.delay,
                 )
-        self.cleanups.add(proc, killed=code != 0, own_group=not self.options.single_process_group)
+        killed = code not in (0, RECYCLE_EXIT_CODE)
+        self.cleanups.add(proc, killed=killed, own_group=not self.options.single_process_group)
 
     # -- signals ---------------------------------------------------------------------------
 

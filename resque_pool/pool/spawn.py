@@ -18,6 +18,7 @@ from resque_pool.unix.process import flush_output
 
 # Imported here, in the manager, so the workers share these pages instead of each
 # importing the worker's modules after the fork.
+from resque_pool.worker.limits import RECYCLE_EXIT_CODE
 from resque_pool.worker.loop import Worker
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ def fork_worker(
         logger.info("resque-pool-worker: starting worker %s", worker.id)
         hooks.run("after_prefork", worker)
         worker.work()
-        status = 0
+        # A worker that recycles itself says so, so the manager replaces it without backoff.
+        status = RECYCLE_EXIT_CODE if worker.recycled else 0
     except BaseException:  # noqa: BLE001 (anything, even SystemExit, must end in _exit)
         try:
             logger.exception("worker for %s failed", ",".join(queues))

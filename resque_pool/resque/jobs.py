@@ -30,6 +30,8 @@ class JobDefinition:
     retry: Any = None  # a resque_pool.scheduler.retry.Retry, or None
     # With RESQUE_REQUEUE_DIRTY_JOBS: push the job again when its process dies under it.
     requeue_on_loss: bool = True
+    # Seconds the job may run (None: the worker's limit, else RESQUE_JOB_TIMEOUT).
+    timeout: float | None = None
 
     @property
     def perform(self) -> Callable[..., Any]:
@@ -110,6 +112,7 @@ def job(
     name: str | None = None,
     retry: Any = None,
     requeue_on_loss: bool = True,
+    timeout: float | None = None,
 ) -> Callable[[Any], Any]:
     """Register a function or a class with a static ``perform`` as a job.
 
@@ -120,7 +123,13 @@ def job(
     ``requeue_on_loss=False`` keeps
     ``RESQUE_REQUEUE_DIRTY_JOBS`` from running the job again when its process died under
     it (for a job where running twice is worse than not running at all).
+    ``timeout`` (seconds) ends a run that takes longer as a ``JobTimeout`` failure; it wins
+    over the worker's limit and ``RESQUE_JOB_TIMEOUT`` (see docs/worker.md).
     """
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise ValueError(f"@job(timeout=...) must be a positive number of seconds, not {timeout!r}")
     if retry is not None:
         from resque_pool.scheduler.retry import as_retry
 
@@ -137,6 +146,7 @@ def job(
             target=target,
             retry=retry,
             requeue_on_loss=requeue_on_loss,
+            timeout=timeout,
         )
         registry.add(definition)
         target.job_definition = definition

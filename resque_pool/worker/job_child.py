@@ -17,6 +17,7 @@ from resque_pool.resque import connection
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import report_failed_job
 from resque_pool.unix.process import flush_output
+from resque_pool.worker.limits import Deadline, install_child_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +28,19 @@ _DEFAULT_IN_CHILD = (signal.SIGINT, signal.SIGCONT, signal.SIGCHLD, signal.SIGTE
 
 
 def run_job_child(
-    worker_id: str, job: Job, term_child: bool, close_inherited: Callable[[], None]
+    worker_id: str,
+    job: Job,
+    term_child: bool,
+    close_inherited: Callable[[], None],
+    deadline: Deadline | None = None,
 ) -> NoReturn:
     """Everything the child does; it never returns. Exit status 0 means the job ran and
     any failure was recorded here; anything else makes the parent record a DirtyExit."""
     status = 1
     try:
         _reset_signals(term_child)
+        if deadline is not None:
+            install_child_deadline(deadline, term_child)
         close_inherited()
         connection.reset_connections()
         # The title "Processing <queue> since ..." is inherited: the parent set it before

@@ -19,7 +19,7 @@ from django import db
 
 from resque_pool import hooks
 from resque_pool.conf import settings
-from resque_pool.errors import DirtyExit, JobError, MalformedPayload
+from resque_pool.errors import DirtyExit, JobError, JobTimeout, MalformedPayload
 from resque_pool.logs import LogOnce
 from resque_pool.resque import records
 from resque_pool.resque.connection import get_redis, key
@@ -32,10 +32,11 @@ from resque_pool.resque.reserve import PAUSED, Reservation, reserve
 from resque_pool.resque.workers import make_worker_id, register, unregister
 from resque_pool.worker.heartbeat import Heartbeat
 from resque_pool.worker.job_child import ChildProcess, dirty_exit_for, run_job_child
+from resque_pool.worker.limits import Deadline, Limits, Recycler, alarm
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.pending import REDIS_DOWN, PendingWrites
 from resque_pool.worker.procline import display_class, set_procline
-from resque_pool.worker.signals import KILL_FOR_USR1, WorkerSignals
+from resque_pool.worker.signals import KILL_FOR_TIMEOUT, KILL_FOR_USR1, WorkerSignals
 
 __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
 
@@ -53,7 +54,9 @@ class Worker:
     ``queues`` is a list or a comma-separated string (``"critical,*,!file_*"``); ``None``
     for the others means the ``INTERVAL`` / ``FORK_PER_JOB`` environment variables, then
     the defaults (5.0 s, ``RESQUE_FORK_PER_JOB``). With ``manager_pid`` the worker exits
-    after its current job once its parent process is no longer that pid.
+    after its current job once its parent process is no longer that pid. ``limits``
+    (``worker.limits.Limits``) bounds each job's time and the worker's life; by default
+    the settings' limits.
     """
 
     def __init__(
@@ -62,12 +65,16 @@ class Worker:
         interval: float | None = None,
         fork_per_job: bool | None = None,
         manager_pid: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         if not queues:
             queues = os.environ.get("QUEUES") or os.environ.get("QUEUE") or ""
         self.queue_list = QueueList(queues)
         self.options = WorkerOptions.from_environment(interval, fork_per_job)
         self.manager_pid = manager_pid
+        self.limits = limits or Limits.resolve()
+        self.recycler = Recycler(self.limits)
+        self.recycled: str | None = None  # why the worker exits to be replaced
         self.signals = WorkerSignals(self.options)
         self.child: ChildProcess | None = None
         self._pid: int | None = None
@@ -171,6 +178,10 @@ class Worker:
                 self._redis_answers()
                 if worked:
                     self._was_working = True
+                    self.recycled = self.recycler.job_done()
+                    if self.recycled:
+                        logger.info("Worker %s recycles: it %s", self.id, self.recycled)
+                        return
                     continue
                 if self._was_working:  # the state changes to idle
                     self._was_working = False
@@ -278,7 +289,8 @@ class Worker:
         db.close_old_connections()
         self.signals.in_job = True
         try:
-            job.perform()
+            with alarm(self.limits.timeout_for(job)):
+                job.perform()
         except (Exception, SystemExit) as error:
             # A job's sys.exit() is the job's failure, not the worker's (Ruby rescues
             # Object here; the forked child does the same).
@@ -300,17 +312,30 @@ class Worker:
         # parent, so the child opens its own (closing them in the child could send a
         # protocol-level goodbye on the parent's connection).
         db.connections.close_all()
+        deadline = Deadline.start(self.limits.timeout_for(job))
         pid = os.fork()
         if pid == 0:
-            run_job_child(self.id, job, self.options.term_child, self.signals.close)
+            run_job_child(self.id, job, self.options.term_child, self.signals.close, deadline)
         self.child = ChildProcess(pid)
         set_procline(f"Forked {pid} at {int(time.time())}")
         killed_for: str | None = None
         try:
-            status, killed_for = self._wait_for_child(self.child)
+            status, killed_for = self._wait_for_child(self.child, deadline)
         finally:
             self.child = None
         dirty = dirty_exit_for(pid, status)
+        if killed_for == KILL_FOR_TIMEOUT and deadline is not None:
+            # Ended at its limit: a failure (never requeued). A child that exited 0 raised
+            # JobTimeout in the job and recorded it itself.
+            if dirty is not None:
+                self._pending.record(
+                    "the time-out",
+                    report_failed_job,
+                    self.id,
+                    job,
+                    JobTimeout.after(deadline.seconds),
+                )
+            return "failed"
         if dirty is None:
             return "done"
         if os.WIFSIGNALED(status) and killed_for != KILL_FOR_USR1:
@@ -334,7 +359,9 @@ class Worker:
             return "failed"
         return job_lost(self.id, in_flight, dirty)
 
-    def _wait_for_child(self, child: ChildProcess) -> tuple[int, str | None]:
+    def _wait_for_child(
+        self, child: ChildProcess, deadline: Deadline | None = None
+    ) -> tuple[int, str | None]:
         killed_for: str | None = None
         while True:
             status = child.poll()
@@ -344,8 +371,14 @@ class Worker:
                 killed_for, self.signals.kill_child = self.signals.kill_child, None
                 self._kill_child(child)
                 continue
+            if deadline is not None and killed_for is None and deadline.passed():
+                logger.warning("Job child %s ran past %gs; ending it", child.pid, deadline.seconds)
+                killed_for = KILL_FOR_TIMEOUT
+                child.terminate(0, self.options.term_timeout)
+                continue
             self._log_signals()
-            self.signals.wait(_CHILD_POLL)
+            wait = _CHILD_POLL if deadline is None else min(_CHILD_POLL, deadline.remaining())
+            self.signals.wait(max(wait, 0.01))
 
     def _kill_child(self, child: ChildProcess) -> None:
         if self.options.term_child:

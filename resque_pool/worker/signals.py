@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 # a shutdown ends it because the worker stops (it is, with RESQUE_REQUEUE_DIRTY_JOBS).
 KILL_FOR_USR1 = "USR1"
 KILL_FOR_SHUTDOWN = "shutdown"
+# A job past its time limit (worker/limits.py): a JobTimeout failure, never requeued.
+KILL_FOR_TIMEOUT = "timeout"
 
 
 class WorkerSignals:

@@ -6,10 +6,16 @@ then ``QUEUE`` from the environment, and ``INTERVAL`` without ``--interval``.
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
 import redis
 from django.core.management.base import BaseCommand, CommandError
 
 from resque_pool.errors import NoQueueError
+from resque_pool.worker.limits import RECYCLE_EXIT_CODE, Limits
 from resque_pool.worker.loop import Worker
 
 
@@ -34,11 +40,27 @@ class Command(BaseCommand):
             help="seconds to sleep when every queue is empty; 0 drains and exits "
             "(default: $INTERVAL, else 5)",
         )
+        parser.add_argument(
+            "--max-jobs",
+            type=_positive(int),
+            help="exit (status 75) after this many jobs, plus up to 10%% jitter "
+            "(default: RESQUE_WORKER_MAX_JOBS)",
+        )
+        parser.add_argument(
+            "--max-memory",
+            type=_positive(float),
+            metavar="MB",
+            help="exit (status 75) after the job during which the worker's resident memory "
+            "passed MB (default: RESQUE_WORKER_MAX_MEMORY_MB)",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
             # Without --queues the worker reads QUEUES, then QUEUE, as rake resque:work does.
-            worker = Worker(options["queues"], interval=options["interval"])
+            limits = Limits.resolve(
+                max_jobs=options["max_jobs"], max_memory_mb=options["max_memory"]
+            )
+            worker = Worker(options["queues"], interval=options["interval"], limits=limits)
         except NoQueueError as error:
             raise CommandError(f"{error} Use --queues a,b or set QUEUES.") from None
         except ValueError as error:
@@ -48,3 +70,19 @@ class Command(BaseCommand):
         except (redis.ConnectionError, redis.TimeoutError) as error:
             # Only with --interval 0: otherwise the worker waits for Redis to answer.
             raise CommandError(f"Redis is unreachable: {error}") from None
+        if worker.recycled:
+            # A supervisor (systemd's Restart=, a container runtime) starts a fresh one.
+            sys.exit(RECYCLE_EXIT_CODE)
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    return parse

@@ -1,0 +1,19 @@
+"""Settings for worker and pool processes started by tests/test_limits_*.py: the pool
+tests' settings, the jobs of tests/limits_support.py, and limits from the environment."""
+
+import os
+
+import tests.limits_support  # noqa: F401  (registers the test jobs)
+from tests.pool_settings import *  # noqa: F403
+
+
+def _number(name):
+    value = os.environ.get(name)
+    return float(value) if value else None
+
+
+RESQUE_JOB_TIMEOUT = _number("LIMITS_JOB_TIMEOUT")
+RESQUE_WORKER_MAX_JOBS = (
+    int(os.environ["LIMITS_MAX_JOBS"]) if os.environ.get("LIMITS_MAX_JOBS") else None
+)
+RESQUE_WORKER_MAX_MEMORY_MB = _number("LIMITS_MAX_MEMORY_MB")

@@ -7,6 +7,7 @@ back byte for byte into a failure entry).
 
 from __future__ import annotations
 
+import inspect
 import threading
 
 import redis as redis_lib
@@ -14,6 +15,15 @@ import redis as redis_lib
 from resque_pool.conf import settings
 
 _lock = threading.Lock()
+# No CLIENT SETINFO when a connection opens: it costs two round trips and, to find its own
+# version, an importlib.metadata scan of sys.path; in a freshly forked worker that scan
+# copies about 1.6 MiB of the manager's pages and takes milliseconds (docs/benchmarks.md).
+# redis-py 8 spells it driver_info=None; 5 to 7 spell it lib_name=None, lib_version=None.
+_NO_CLIENT_SETINFO = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(redis_lib.Redis.__init__).parameters
+    else {"lib_name": None, "lib_version": None}
+)
 _clients: dict[str, redis_lib.Redis] = {}
 
 
@@ -28,7 +38,11 @@ def get_redis() -> redis_lib.Redis:
                 # RESP2 unless the URL says ?protocol=3: every Redis a Resque user may run
                 # speaks it, whereas redis-py 8 would otherwise pick RESP3 (Redis >= 6).
                 client = redis_lib.Redis.from_url(
-                    url, decode_responses=True, encoding_errors="surrogateescape", protocol=2
+                    url,
+                    decode_responses=True,
+                    encoding_errors="surrogateescape",
+                    protocol=2,
+                    **_NO_CLIENT_SETINFO,
                 )
                 _clients[url] = client
     return client

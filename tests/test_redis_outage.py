@@ -273,3 +273,27 @@ def test_worker_missing_from_workers_registers_again_mid_job(server, spawn_manag
     assert not _done(server.client)  # still mid-job
     worker.send_signal(signal.SIGQUIT)
     worker.communicate(timeout=30)
+
+
+def test_pool_workers_wait_for_redis_at_start_up(tmp_path, start_pool):
+    """Redis unreachable when the pool starts: its workers wait (one log line each, no
+    traceback, no crash loop) and register once Redis answers."""
+    server = Server(tmp_path)  # not started yet
+    pool = start_pool(
+        "-c",
+        str(write(tmp_path / "pool.yml", "demo: 2\n")),
+        "--no-scheduler",
+        env={"RESQUE_REDIS_URL": server.url, "RESQUE_NAMESPACE": "outage"},
+    )
+    wait_until(lambda: pool.log().count("Redis is unreachable") == 2, 30, message="two waits")
+    workers = set(pool.workers())
+    time.sleep(2)
+    server.start()
+    try:
+        wait_until(lambda: server.client.scard("outage:workers") == 2, 30, message="registered")
+        assert set(pool.workers()) == workers  # the same processes: no crash loop
+        log = pool.log()
+        assert log.count("Redis is unreachable") == 2, log
+        assert "Traceback" not in log
+    finally:
+        server.stop()

@@ -290,3 +290,27 @@ def _answers(client) -> bool:
         return client.ping()
     except redis.ConnectionError:
         return False
+
+
+def test_the_manager_prunes_dead_workers_of_other_hosts_periodically(resque, start_pool, tmp_path):
+    """A worker on another host whose heartbeat stopped is pruned by a running manager
+    (not only when some worker starts), and its job follows the policy."""
+    from tests.pool_fixtures import write
+
+    pool = start_pool(
+        "-c",
+        str(write(tmp_path / "pool.yml", "other: 1\n")),
+        "--no-scheduler",
+        env={"POOL_TEST_HEARTBEAT": "0.5", "POOL_TEST_REQUEUE": "1"},
+    )
+    pool.wait_for_workers({"other": 1})  # its start-up prune is over
+    dead = "elsewhere:4242:loss"
+    take(resque, dead, wire.job_payload("Archive", ["from the dead"]))
+    now, _ = resque.client.time()
+    resque.client.hset(resque.key("workers:heartbeat"), dead, wire.heartbeat(now - 3600))
+    wait_until(
+        lambda: not resque.client.sismember(resque.key("workers"), dead),
+        timeout=20,
+        message=f"the manager's prune (log:\n{pool.log()})",
+    )
+    assert queue(resque) == [wire.job_payload("Archive", ["from the dead"])]

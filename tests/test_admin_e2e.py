@@ -155,3 +155,38 @@ def test_edit_count_watch_pool_and_retry_failure(
     assert page.locator("text=Retried 20").count() == 1
 
     assert pool.poll() is None, "the pool must still be running"
+
+
+def test_dashboard_pages_look_like_the_admin(live_server, browser_page, resque):
+    """The dashboard's own markup is styled by the admin's CSS of the running Django version
+    (5.2 and 6.x style breadcrumbs and link-buttons differently)."""
+    page = browser_page
+    User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
+    enqueue("Record", "x", queue="reports")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret-pw")
+    page.click("input[type=submit]")
+    page.wait_for_selector("text=Resque dashboard")
+
+    def style(selector: str, prop: str, pseudo: str | None = None) -> str:
+        return page.eval_on_selector(
+            selector,
+            "(el, [p, ps]) => getComputedStyle(el, ps).getPropertyValue(p)",
+            [prop, pseudo],
+        )
+
+    # Django's own breadcrumbs, on the worker counts' changelist.
+    page.goto(f"{live_server.url}/admin/resque_pool/workercount/")
+    admin_bar = style(".breadcrumbs", "background-color")
+    admin_link = style(".breadcrumbs a", "color")
+    assert admin_bar not in ("", "rgba(0, 0, 0, 0)")
+
+    page.goto(f"{live_server.url}/admin/resque_pool/dashboard/queues/reports/")
+    assert style(".breadcrumbs", "background-color") == admin_bar
+    assert style(".breadcrumbs a", "color") == admin_link
+    crumbs = page.locator(".breadcrumbs li")
+    assert crumbs.all_inner_texts()[-2:] == ["Queues", "reports"]
+    # A separator after every crumb but the current page's.
+    assert "\u203a" in style(".breadcrumbs li:first-child", "content", "::after")
+    assert style(".breadcrumbs li:last-child", "content", "::after") in ("none", "normal")

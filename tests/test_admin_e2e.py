@@ -190,3 +190,9 @@ def test_dashboard_pages_look_like_the_admin(live_server, browser_page, resque):
     # A separator after every crumb but the current page's.
     assert "\u203a" in style(".breadcrumbs li:first-child", "content", "::after")
     assert style(".breadcrumbs li:last-child", "content", "::after") in ("none", "normal")
+
+    # Links drawn as buttons are not underlined like the text links around them.
+    assert style("a.button.resque-danger", "text-decoration-line") == "none"
+    page.click("text=Remove queue")
+    page.wait_for_selector("a.cancel-link")
+    assert style("a.cancel-link", "text-decoration-line") == "none"

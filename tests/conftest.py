@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -32,6 +33,16 @@ pytest_plugins = ["tests.pool_fixtures"]
 
 
 _DATABASE_FIXTURES = {"db", "transactional_db", "database_env", "live_server"}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which Django and Python this run used: scripts/test.sh runs the suite on two."""
+    import django
+
+    return (
+        f"django-resque-pool: Django {django.get_version()}, "
+        f"Python {platform.python_version()} ({sys.executable})"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Shared set-up for scripts/demo.sh and scripts/test.sh: a virtualenv in .venv with the
-# project and its test extra installed. Safe to run again; it only installs what changed.
+# project and its test extra installed. Safe to run again; it only installs when
+# pyproject.toml (or the requirement below) changed.
+#
+# scripts/test.sh also makes its second virtualenv with it: VENV names the directory,
+# PYTHON the interpreter that creates it, and DJANGO an extra requirement such as
+# "Django>=6,<7" (pip then picks the newest release it allows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
+DJANGO="${DJANGO:-}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
+stamp=$VENV/.installed-$( (cat pyproject.toml; printf %s "$DJANGO") | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[test]"
-    rm -f .venv/.installed-* && touch "$stamp"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e ".[test]" ${DJANGO:+"$DJANGO"}
+    rm -f "$VENV"/.installed-* && touch "$stamp"
 fi
 
 # Debian packages the suite uses when it can have them: a real redis-server (else the

@@ -1,17 +1,51 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (and ruff) on a fresh machine: see README.md.
 #
-# Every test runs once on SQLite. When a PostgreSQL server answers (CI machines have one on
+# Every test runs once on SQLite with the Django of .venv (the newest 5.2 allowed by
+# pyproject.toml on Python 3.11). When a PostgreSQL server answers (CI machines have one on
 # 127.0.0.1:5432; RESQUE_TEST_POSTGRES_URL points elsewhere), the tests marked `database`
 # run a second time against it, in a database of their own that is dropped afterwards.
+#
+# Then, when a Python 3.12 or newer is on this machine (Django 6 needs one), the same runs
+# happen again in .venv-django6 with the newest Django 6 on the newest such Python. Every
+# run goes on after a failed one; the exit status is non-zero when any run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 .venv/bin/ruff check .
-.venv/bin/python -m pytest "$@"
 
-pg_url="${RESQUE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/resque_pool_$$}"
-if .venv/bin/python - "$pg_url" <<'PY' 2>/dev/null
+failed=()
+
+# The newest Python >= 3.12: pyenv's versions (pyenv need not be on PATH) and whatever
+# python3.1x is on PATH. pyenv's shims for versions that are not selected exit non-zero,
+# so each candidate is asked for its version rather than trusted by name.
+newest_python_312() {
+    local best="" best_minor=0 candidate minor
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/bin/python3.* \
+        /root/.pyenv/versions/*/bin/python3.* \
+        $(command -v python3.14 python3.13 python3.12 2>/dev/null || true); do
+        [[ "$candidate" =~ python3\.[0-9]+$ && -x "$candidate" ]] || continue
+        minor=$("$candidate" -c 'import sys; print(sys.version_info[1])' 2>/dev/null) || continue
+        if [ "$minor" -ge 12 ] && [ "$minor" -gt "$best_minor" ]; then
+            best=$candidate best_minor=$minor
+        fi
+    done
+    echo "$best"
+}
+
+# run_suite VENV [pytest args]: the whole suite on SQLite, then the database tests on
+# PostgreSQL when it answers.
+run_suite() {
+    local venv=$1
+    shift
+    local label
+    label=$("$venv/bin/python" -c \
+        'import django, platform; print(f"Django {django.get_version()} on Python {platform.python_version()}")')
+    echo "=== $label: whole suite on SQLite"
+    "$venv/bin/python" -m pytest "$@" || failed+=("$label on SQLite")
+
+    local pg_url="${RESQUE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/resque_pool_$$}"
+    if "$venv/bin/python" - "$pg_url" <<'PY' 2>/dev/null; then
 import sys
 from urllib.parse import urlparse
 
@@ -23,9 +57,28 @@ psycopg.connect(
     dbname="postgres", connect_timeout=3,
 ).close()
 PY
-then
-    echo "PostgreSQL answers: running the database tests again against it"
-    DATABASE_URL="$pg_url" .venv/bin/python -m pytest -m database "$@"
+        echo "=== $label: PostgreSQL answers: running the database tests again against it"
+        DATABASE_URL="$pg_url" "$venv/bin/python" -m pytest -m database "$@" ||
+            failed+=("$label on PostgreSQL")
+    else
+        echo "=== $label: no PostgreSQL answers at ${pg_url%%/resque_pool_*}:" \
+            "database tests ran on SQLite only"
+    fi
+}
+
+run_suite .venv "$@"
+
+python_312=$(newest_python_312)
+if [ -n "$python_312" ]; then
+    echo "=== Django 6: installing into .venv-django6 with $python_312 (when needed)"
+    VENV=.venv-django6 PYTHON="$python_312" DJANGO="Django>=6,<7" scripts/bootstrap.sh
+    run_suite .venv-django6 "$@"
 else
-    echo "no PostgreSQL answers at ${pg_url%%/resque_pool_*}: database tests ran on SQLite only"
+    echo "=== Django 6: SKIPPED, no Python 3.12 or newer found (pyenv or python3.12+ on PATH)"
 fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "=== FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "=== all runs passed"

@@ -148,6 +148,16 @@ SETTINGS: tuple[Setting, ...] = (
         positive=True,
     ),
     Setting(
+        "RESQUE_WORKER_HANG_TIMEOUT",
+        60,
+        NUMBER,
+        "A pool worker whose main loop made no progress for this many seconds (SIGSTOPped, "
+        "deadlocked) is killed and replaced by its manager; its job follows the loss policy "
+        "(None: never).",
+        optional=True,
+        positive=True,
+    ),
+    Setting(
         "RESQUE_POOL_STATE_TTL",
         30,
         NUMBER,

@@ -28,6 +28,7 @@ from resque_pool.pool import state as pool_state
 from resque_pool.pool.backoff import Backoff
 from resque_pool.pool.config import max_workers, validate_counts
 from resque_pool.pool.daemon import Redirects, reopen_logs
+from resque_pool.pool.hangs import HangWatch
 from resque_pool.pool.loaders import Source
 from resque_pool.pool.processes import (
     DeadWorkerCleanups,
@@ -91,6 +92,7 @@ class Manager:
             options.scheduler, self.pid, options.appname, options.single_process_group
         )
         self.cleanups = DeadWorkerCleanups()
+        self.hangs = HangWatch(settings.RESQUE_WORKER_HANG_TIMEOUT)
         self.pruner = PeriodicPrune(self.id)
 
     # -- life cycle ------------------------------------------------------------------------
@@ -136,6 +138,7 @@ class Manager:
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
             self.cleanups.tick()
+            self.kill_hung_workers()
             self.pruner.tick(self.workers.queue_lists())
             if self.counts_trusted():
                 self.killer.tick(self.workers, self.desired())
@@ -222,18 +225,22 @@ class Manager:
         self.scheduler.maintain(self.signals.handled, self.signals.fds)
 
     def spawn_worker(self, queues: str) -> bool:
+        progress = self.hangs.open()
         try:
             pid = spawn.fork_worker(
                 split_queues(queues),
                 manager_pid=self.pid,
                 single_process_group=self.options.single_process_group,
                 reset_signals=self.signals.handled,
-                close_fds=self.signals.fds,
+                close_fds=[*self.signals.fds, *self.hangs.fds()],
+                progress_fd=progress,
             )
         except OSError as error:
+            self.hangs.discard(progress)
             logger.error("could not fork a worker for %s: %s", queues, error)
             self.next_spawn = time.monotonic() + 1.0
             return False
+        self.hangs.started(pid, progress)
         self.workers.add(WorkerProcess(pid, queues, time.monotonic()))
         logger.info("spawned worker %d for %s", pid, queues)
         return True
@@ -247,6 +254,19 @@ class Manager:
         logger.info("stopping excess worker %d for %s with %s", proc.pid, proc.queues, name(signum))
         proc.stopping = True
         send_signal(proc.pid, signum)
+
+    def kill_hung_workers(self) -> None:
+        """SIGKILL workers whose main loop stopped reporting progress (``pool/hangs.py``);
+        reaping them cleans up their job (the loss policy) and forks a replacement."""
+        for pid, stalled in self.hangs.hung():
+            logger.error(
+                "worker %d made no progress for %.0fs (RESQUE_WORKER_HANG_TIMEOUT %gs); killing it",
+                pid,
+                stalled,
+                self.hangs.timeout,
+            )
+            self.hangs.killed(pid)
+            send_signal(pid, signal.SIGKILL)
 
     # -- reaping ---------------------------------------------------------------------------
 
@@ -265,6 +285,7 @@ class Manager:
         if self.scheduler.reaped(pid, code):
             return
         proc = self.workers.remove(pid)
+        self.hangs.forget(pid)
         if proc is None:
             logger.info("reaped unknown child %d (status: %s)", pid, code)
             return

@@ -42,6 +42,7 @@ def fork_worker(
     single_process_group: bool,
     reset_signals: Iterable[int],
     close_fds: Iterable[int] = (),
+    progress_fd: int | None = None,
 ) -> int:
     """Fork; in the child, run a worker until it shuts down and ``_exit``. Returns the pid."""
     pid = os.fork()
@@ -50,7 +51,7 @@ def fork_worker(
     status = 1
     try:
         _become_worker(single_process_group, reset_signals, close_fds)
-        worker = Worker(queues, manager_pid=manager_pid)
+        worker = Worker(queues, manager_pid=manager_pid, progress_fd=progress_fd)
         logger.info("resque-pool-worker: starting worker %s", worker.id)
         hooks.run("after_prefork", worker)
         worker.work()

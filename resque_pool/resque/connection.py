@@ -25,6 +25,10 @@ _NO_CLIENT_SETINFO = (
     else {"lib_name": None, "lib_version": None}
 )
 _clients: dict[str, redis_lib.Redis] = {}
+# Seconds a reply may take before a call raises TimeoutError (None: wait for ever). A worker
+# its manager watches for hangs sets it, so that a Redis that stops answering reads as an
+# outage the worker waits out (still reporting progress), not as a hung worker.
+_socket_timeout: float | None = None
 
 
 def get_redis() -> redis_lib.Redis:
@@ -43,6 +47,7 @@ def get_redis() -> redis_lib.Redis:
                     encoding_errors="surrogateescape",
                     protocol=2,
                     **_NO_CLIENT_SETINFO,
+                    socket_timeout=_socket_timeout,
                 )
                 _clients[url] = client
     return client
@@ -56,6 +61,14 @@ def reset_connections() -> None:
     """
     with _lock:
         _clients.clear()
+
+
+def set_socket_timeout(seconds: float | None) -> None:
+    """Bound every later call of this process's clients (a ``?socket_timeout=`` in the URL
+    still wins)."""
+    global _socket_timeout
+    _socket_timeout = seconds
+    reset_connections()
 
 
 def namespace() -> str:

@@ -42,7 +42,9 @@ def run_job_child(
         if deadline is not None:
             install_child_deadline(deadline, term_child)
         close_inherited()
-        connection.reset_connections()
+        # New clients, and without the worker's bound on replies (a job may block on
+        # Redis as long as it likes: hang detection watches the worker, not its child).
+        connection.set_socket_timeout(None)
         # The title "Processing <queue> since ..." is inherited: the parent set it before
         # forking and changes its own to "Forked ..." only afterwards.
         try:

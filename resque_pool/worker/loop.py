@@ -36,6 +36,7 @@ from resque_pool.worker.limits import Deadline, Limits, Recycler, alarm
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.pending import REDIS_DOWN, PendingWrites
 from resque_pool.worker.procline import display_class, set_procline
+from resque_pool.worker.progress import Progress, bounded_redis_waits
 from resque_pool.worker.signals import KILL_FOR_TIMEOUT, KILL_FOR_USR1, WorkerSignals
 
 __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 _MANAGER_CHECK = 1.0
 # How often the parent looks at its job child when no signal wakes it.
 _CHILD_POLL = 0.5
+# What an in-process job without a time limit tells hang detection: it may take any time.
+_FOREVER = 10 * 365 * 86400.0
 
 
 class Worker:
@@ -66,6 +69,7 @@ class Worker:
         fork_per_job: bool | None = None,
         manager_pid: int | None = None,
         limits: Limits | None = None,
+        progress_fd: int | None = None,
     ) -> None:
         if not queues:
             queues = os.environ.get("QUEUES") or os.environ.get("QUEUE") or ""
@@ -74,6 +78,8 @@ class Worker:
         self.manager_pid = manager_pid
         self.limits = limits or Limits.resolve()
         self.recycler = Recycler(self.limits)
+        # Hang detection: the manager's file this loop touches (worker/progress.py).
+        self.progress = Progress(progress_fd)
         self.recycled: str | None = None  # why the worker exits to be replaced
         self.signals = WorkerSignals(self.options)
         self.child: ChildProcess | None = None
@@ -142,6 +148,10 @@ class Worker:
         self._id = make_worker_id(self._pid, self.queue_list.patterns)
         set_procline("Starting")
         self.signals.install()
+        hang_timeout = settings.RESQUE_WORKER_HANG_TIMEOUT
+        if self.progress.fd is not None and hang_timeout:
+            bounded_redis_waits(hang_timeout)
+        self.progress.beat()
         if not self._wait_for_redis():
             return  # asked to stop while waiting
         self._heartbeat = Heartbeat(self.id, settings.RESQUE_HEARTBEAT_INTERVAL)
@@ -172,6 +182,7 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._should_stop():
+            self.progress.beat()
             try:
                 self._pending.retry()
                 worked = self.work_one_job()
@@ -289,7 +300,11 @@ class Worker:
         db.close_old_connections()
         self.signals.in_job = True
         try:
-            with alarm(self.limits.timeout_for(job)):
+            timeout = self.limits.timeout_for(job)
+            # The job is the main loop now: no beats until it returns (without a time
+            # limit, no hang detection during it).
+            self.progress.busy(timeout + self.options.term_timeout if timeout else _FOREVER)
+            with alarm(timeout):
                 job.perform()
         except (Exception, SystemExit) as error:
             # A job's sys.exit() is the job's failure, not the worker's (Ruby rescues
@@ -371,9 +386,11 @@ class Worker:
                 killed_for, self.signals.kill_child = self.signals.kill_child, None
                 self._kill_child(child)
                 continue
+            self.progress.beat()
             if deadline is not None and killed_for is None and deadline.passed():
                 logger.warning("Job child %s ran past %gs; ending it", child.pid, deadline.seconds)
                 killed_for = KILL_FOR_TIMEOUT
+                self.progress.busy(self.options.term_timeout + 1)
                 child.terminate(0, self.options.term_timeout)
                 continue
             self._log_signals()
@@ -382,6 +399,7 @@ class Worker:
 
     def _kill_child(self, child: ChildProcess) -> None:
         if self.options.term_child:
+            self.progress.busy(self.options.pre_shutdown_timeout + self.options.term_timeout + 1)
             child.terminate(self.options.pre_shutdown_timeout, self.options.term_timeout)
         else:
             child.kill()
@@ -399,6 +417,7 @@ class Worker:
         deadline = time.monotonic() + seconds
         while not self._should_stop():
             self._log_signals()
+            self.progress.beat()
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.signals.wait(min(remaining, _MANAGER_CHECK)):
                 return

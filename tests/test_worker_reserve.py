@@ -53,6 +53,11 @@ def record_of(resque) -> str:
     return resque.client.get(resque.key("worker", WORKER))
 
 
+def finished(client) -> None:
+    """What done_working does to the in-flight record."""
+    client.delete(connection.key("worker", WORKER), connection.key("worker-raw", WORKER))
+
+
 def push(resque, queue: str, raw: str | bytes) -> None:
     raw_client = redis.Redis.from_url(resque.url)
     raw_client.rpush(resque.key("queue", queue), raw)
@@ -107,8 +112,10 @@ def test_queues_in_priority_order_and_queue_names_escaped(resque):
     push(resque, 'lo"w', wire.job_payload("A", [1]))
     push(resque, "high", wire.job_payload("B", [2]))
     assert reserve.reserve(WORKER, ["high", 'lo"w']).queue == "high"
+    finished(resque.client)
     assert reserve.reserve(WORKER, ["high", 'lo"w']).queue == 'lo"w'
     assert json.loads(record_of(resque))["queue"] == 'lo"w'
+    finished(resque.client)
     assert reserve.reserve(WORKER, ["high", 'lo"w']) is None
 
 
@@ -126,6 +133,7 @@ def test_the_script_is_loaded_once_and_again_after_a_flush(resque):
     push(resque, "high", wire.job_payload("A", [1]))
     push(resque, "high", wire.job_payload("A", [2]))
     reserve.reserve(WORKER, ["high"])
+    finished(resque.client)
     resque.client.script_flush()  # as after a restart or a failover
     assert reserve.reserve(WORKER, ["high"]).raw == wire.job_payload("A", [2])
 
@@ -137,6 +145,7 @@ def test_fakeredis_runs_the_same_script(monkeypatch):
     fake.rpush(connection.key("queue", "q"), VALID[1], "[1]")
     got = reserve.reserve(WORKER, ["q"])
     assert got.spliced and fake.get(connection.key("worker", WORKER)).endswith(VALID[1] + "}")
+    finished(fake)
     assert reserve.reserve(WORKER, ["q"]).spliced is False
 
 
@@ -162,9 +171,24 @@ mangled = st.tuples(json_text, st.integers(0, 40), st.sampled_from(["", "x", ","
     )
 )
 def test_lua_and_python_agree_on_what_can_be_spliced(resque, raw):
+    finished(resque.client)
     push(resque, "h", raw)
     got = reserve.reserve(WORKER, ["h"])
     assert got.raw == raw
     assert got.spliced == wire.splicable(raw, require_object=True)
     if got.spliced:
         json.loads(record_of(resque))
+
+
+@pytest.mark.parametrize("raw", [VALID[0], VALID[3], "not json {"], ids=["ours", "ruby", "garbage"])
+def test_a_job_whose_reservation_reply_was_lost_is_handed_out_again(resque, raw):
+    """Redis ran the script but the reply never arrived (a reset connection, a client
+    time-out): the next reservation returns that job instead of overwriting its record."""
+    push(resque, "high", raw)
+    push(resque, "high", wire.job_payload("Next", [1]))
+    first = reserve.reserve(WORKER, ["high"])
+    record = record_of(resque)
+    again = reserve.reserve(WORKER, ["high"])  # as if ``first`` had been lost on the wire
+    assert again == first
+    assert record_of(resque) == record
+    assert resque.client.llen(resque.key("queue", "high")) == 1  # "Next" still queued

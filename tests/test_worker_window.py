@@ -24,10 +24,13 @@ HOST = socket.gethostname()
 
 class HoldingProxy:
     """Forwards TCP to Redis; once a client sends a reservation (EVALSHA, or an LPOP),
-    Redis's replies on that connection are held back instead of forwarded."""
+    Redis's replies on that connection are held back instead of forwarded; with
+    ``reset_once`` the first such reply is dropped and the connection closed instead (a
+    network blip), and everything after goes through."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, reset_once: bool = False) -> None:
         self.upstream_port = upstream_port
+        self.reset_once = reset_once
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.holding = threading.Event()
@@ -49,7 +52,8 @@ class HoldingProxy:
     def _up(self, client: socket.socket, upstream: socket.socket, held: threading.Event) -> None:
         with contextlib.suppress(OSError):
             while data := client.recv(65536):
-                if b"EVALSHA" in data.upper() or b"LPOP" in data.upper():
+                reservation = b"EVALSHA" in data.upper() or b"LPOP" in data.upper()
+                if reservation and not (self.reset_once and self.holding.is_set()):
                     held.set()
                     self.holding.set()
                 upstream.sendall(data)
@@ -59,6 +63,10 @@ class HoldingProxy:
             while data := upstream.recv(65536):
                 if not held.is_set():
                     client.sendall(data)
+                elif self.reset_once:
+                    client.close()  # the reply is lost with the connection
+                    upstream.close()
+                    return
 
     def close(self) -> None:
         self.listener.close()
@@ -116,3 +124,34 @@ def test_worker_killed_while_the_reservation_reply_is_held(
         assert entry["exception"] == "Resque::DirtyExit"
         assert entry["payload"] == {"class": "Record", "args": ["held"]}
     assert not resque.client.sismember(resque.key("workers"), worker_id)
+
+
+def test_a_reservation_reply_lost_with_its_connection_is_not_a_lost_job(resque, spawn_manage):
+    """Redis ran the reservation, then the connection broke before the reply arrived: the
+    worker sees an outage, reconnects, and its next reservation hands it the same job."""
+    port = int(resque.url.rsplit(":", 1)[1].split("/")[0])
+    proxy = HoldingProxy(port, reset_once=True)
+    try:
+        resque.client.script_load(_LUA)
+        resque.client.sadd(resque.key("queues"), "demo")
+        resque.client.rpush(resque.key("queue", "demo"), wire.job_payload("Record", ["blip"]))
+        worker = spawn_manage(
+            "resque_work",
+            "--queues",
+            "demo",
+            "--interval",
+            "0.2",
+            env={"RESQUE_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"},
+        )
+        wait_until(
+            lambda: resque.client.smembers(resque.key("demo", "done")) == {"blip"},
+            timeout=30,
+            message="the job whose reply was lost to run",
+        )
+        worker.send_signal(signal.SIGQUIT)
+        output = worker.communicate(timeout=30)[0]
+    finally:
+        proxy.close()
+    assert proxy.holding.is_set()
+    assert resque.client.lrange(resque.key("failed"), 0, -1) == []
+    assert "resumes the job recorded for it" in output, output

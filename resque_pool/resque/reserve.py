@@ -12,6 +12,7 @@ there instead, and its bytes go to a key of ours, ``<ns>:worker-raw:<id>``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -20,13 +21,16 @@ from redis.commands.core import Script
 from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key
 
+logger = logging.getLogger(__name__)
+
 # The placeholder's class: what Ruby's resque-web shows for a job whose payload is garbage.
 PLACEHOLDER_CLASS = "resque_pool.errors.MalformedPayload"
 
 # KEYS: pause-all-workers, worker:<id>, worker-raw:<id>, queue:<q1>, queue:<q2>, ...
 # ARGV: run_at, max depth, max integer digits, placeholder payload, then each queue's name
 # as a JSON string.
-# Returns nil (nothing queued), 0 (paused), or {queue index, raw payload, 1 if spliced}.
+# Returns nil (nothing queued), 0 (paused), {queue index, raw payload, 1 if spliced}, or
+# {0, record, raw payload, 1 if our raw key holds it} for a job already recorded.
 _LUA = r"""
 local find, byte, sub = string.find, string.byte, string.sub
 
@@ -149,6 +153,15 @@ local function json_object_ok(s, max_depth, max_int_digits)
   end
 end
 
+-- A job already recorded for this worker was reserved by a call whose reply never came
+-- back (a connection reset, a client time-out after Redis ran the script): hand it out
+-- again rather than overwrite its record with another job.
+local current = redis.call('GET', KEYS[2])
+if current then
+  local stored = redis.call('GET', KEYS[3])
+  if stored then return {0, current, stored, 1} end
+  return {0, current, '', 0}
+end
 local paused = redis.call('GET', KEYS[1])
 if paused then
   paused = string.lower(string.match(paused, '^%s*(.-)%s*$'))
@@ -217,5 +230,19 @@ def reserve(worker_id: str, queues: list[str]) -> Reservation | str | None:
         return None
     if result == 0:
         return PAUSED
+    if int(result[0]) == 0:
+        return _resumed(worker_id, *result[1:])
     index, raw, spliced = result
     return Reservation(queue=queues[int(index) - 1], raw=raw, spliced=bool(spliced))
+
+
+def _resumed(worker_id: str, record: str, stored: str, has_stored: int) -> Reservation:
+    from resque_pool.resque.in_flight import parse_record  # in_flight imports this module
+
+    in_flight = parse_record(record, stored if has_stored else None)
+    logger.warning(
+        "Worker %s resumes the job recorded for it, whose reservation reply was lost: %s",
+        worker_id,
+        in_flight.raw[:200].encode("utf-8", "backslashreplace").decode("utf-8"),
+    )
+    return Reservation(queue=in_flight.queue, raw=in_flight.raw, spliced=not has_stored)

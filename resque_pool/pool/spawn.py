@@ -1,4 +1,4 @@
-"""Forking one worker from the preloaded manager."""
+"""Forking a worker (or the scheduler) from the preloaded manager."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.db import connections
 
@@ -45,21 +45,49 @@ def fork_worker(
     progress_fd: int | None = None,
 ) -> int:
     """Fork; in the child, run a worker until it shuts down and ``_exit``. Returns the pid."""
-    pid = os.fork()
-    if pid:
-        return pid
-    status = 1
-    try:
-        _become_worker(single_process_group, reset_signals, close_fds)
+
+    def work() -> int:
         worker = Worker(queues, manager_pid=manager_pid, progress_fd=progress_fd)
         logger.info("resque-pool-worker: starting worker %s", worker.id)
         hooks.run("after_prefork", worker)
         worker.work()
         # A worker that recycles itself says so, so the manager replaces it without backoff.
-        status = RECYCLE_EXIT_CODE if worker.recycled else 0
+        return RECYCLE_EXIT_CODE if worker.recycled else 0
+
+    return fork_child(
+        work,
+        single_process_group,
+        reset_signals,
+        close_fds,
+        failure=f"worker for {','.join(queues)} failed",
+        log=logger,
+    )
+
+
+def fork_child(
+    run: Callable[[], int],
+    single_process_group: bool,
+    reset_signals: Iterable[int],
+    close_fds: Iterable[int],
+    *,
+    failure: str,
+    log: logging.Logger,
+) -> int:
+    """Fork a child of the manager (a worker or the scheduler); returns its pid.
+
+    In the child: start clean of the manager's state, call ``run`` and ``_exit`` with the
+    status it returns, or 1 after logging ``failure`` to ``log`` if it raised.
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        _leave_manager(single_process_group, reset_signals, close_fds)
+        status = run()
     except BaseException:  # noqa: BLE001 (anything, even SystemExit, must end in _exit)
         try:
-            logger.exception("worker for %s failed", ",".join(queues))
+            log.exception("%s", failure)
         except BaseException:  # noqa: BLE001
             traceback.print_exc()
     finally:
@@ -69,11 +97,11 @@ def fork_worker(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _become_worker(
+def _leave_manager(
     single_process_group: bool, reset_signals: Iterable[int], close_fds: Iterable[int]
 ) -> None:
-    # The manager's wakeup fd and handlers only enqueue into the manager's queue; a worker
-    # starts from the default dispositions and installs Resque's own handlers in work().
+    # The manager's wakeup fd and handlers only enqueue into the manager's queue; a child
+    # starts from the default dispositions and installs its own handlers.
     signal.set_wakeup_fd(-1)
     for signum in reset_signals:
         signal.signal(signum, signal.SIG_DFL)
@@ -83,6 +111,6 @@ def _become_worker(
     # The inherited Redis sockets belong to the manager.
     connection.reset_connections()
     if not single_process_group:
-        # Its own group: a Ctrl-C on the manager's terminal does not reach the workers, and
+        # Its own group: a Ctrl-C on the manager's terminal does not reach the child, and
         # the manager can signal a worker together with its job child.
         os.setpgrp()

@@ -12,13 +12,10 @@ import logging
 import os
 import signal
 import time
-import traceback
 from collections.abc import Iterable
 
 from resque_pool.pool import spawn
 from resque_pool.pool.backoff import Backoff
-from resque_pool.resque import connection
-from resque_pool.unix.process import flush_output
 
 logger = logging.getLogger(__name__)
 
@@ -90,32 +87,21 @@ def fork_scheduler(
     close_fds: Iterable[int],
 ) -> int:
     """Fork; in the child, run the scheduler until it is stopped and ``_exit``."""
-    pid = os.fork()
-    if pid:
-        return pid
-    status = 1
-    try:
-        # As a worker starts (pool/spawn.py): default signal dispositions, none of the
-        # manager's descriptors or Redis sockets, its own process group.
-        signal.set_wakeup_fd(-1)
-        for signum in reset_signals:
-            signal.signal(signum, signal.SIG_DFL)
-        for fd in close_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        connection.reset_connections()
-        if not single_process_group:
-            os.setpgrp()
+
+    def run() -> int:
+        # Imported in the child: the manager never needs the scheduler's loop itself.
         from resque_pool.scheduler.process import Scheduler
 
         Scheduler(appname=appname, manager_pid=manager_pid).run()
-        status = 0
-    except BaseException:  # noqa: BLE001 (anything, even SystemExit, must end in _exit)
-        try:
-            logger.exception("the scheduler failed")
-        except BaseException:  # noqa: BLE001
-            traceback.print_exc()
-    finally:
-        flush_output()
-        os._exit(status)
-    raise AssertionError("unreachable")  # pragma: no cover
+        return 0
+
+    # Started as a worker is: default signal dispositions, none of the manager's
+    # descriptors or Redis sockets, its own process group.
+    return spawn.fork_child(
+        run,
+        single_process_group,
+        reset_signals,
+        close_fds,
+        failure="the scheduler failed",
+        log=logger,
+    )

@@ -90,17 +90,22 @@ def _index_and_digest(source) -> tuple[int, str]:
         raise Http404("bad failure index") from None
 
 
+def _moved(request, index: int, undone: str) -> None:
+    """The entry's digest no longer matches what the page showed: say so, do nothing."""
+    messages.error(
+        request,
+        f"Failure #{index} changed or moved since the page was shown (the list was "
+        f"edited). Nothing was {undone}; look again.",
+    )
+
+
 @action(require_POST)
 def failed_retry(model_admin, request):
     index, digest = _index_and_digest(request.POST)
     try:
         done = failures.retry(index, digest)
     except failures.EntryMoved:
-        messages.error(
-            request,
-            f"Failure #{index} changed or moved since the page was shown "
-            "(the list was edited). Nothing was retried; look again.",
-        )
+        _moved(request, index, "retried")
     except ValueError as error:
         messages.error(request, str(error))
     else:
@@ -122,11 +127,7 @@ def failed_remove(model_admin, request):
     if request.method == "GET":
         shown = failures.lookup(index, digest)
         if shown is None:
-            messages.error(
-                request,
-                f"Failure #{index} changed or moved since the page was "
-                "shown. Nothing was removed; look again.",
-            )
+            _moved(request, index, "removed")
             return HttpResponseRedirect(_back(request))
         what = f"{shown['class'] or 'a job'} on {shown['queue'] or '?'}: {shown['exception']}"
         return confirm(
@@ -143,11 +144,7 @@ def failed_remove(model_admin, request):
     try:
         failures.remove(index, digest)
     except failures.EntryMoved:
-        messages.error(
-            request,
-            f"Failure #{index} changed or moved since the page was shown. "
-            "Nothing was removed; look again.",
-        )
+        _moved(request, index, "removed")
     else:
         log_action(request, model_admin, f"Removed failure #{index}", DELETION)
         messages.success(request, f"Removed failure #{index}.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -34,6 +36,19 @@ def _refuse(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Bad input or an unreachable Redis: one line and a non-zero exit, never a traceback
+    and never the password. Nothing was pushed: each push is one pipeline."""
+    try:
+        yield
+    except (ResqueError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    except redis.RedisError as error:
+        url = mask_url(settings.RESQUE_REDIS_URL)
+        raise CommandError(f"nothing enqueued: Redis at {url}: {error}") from None
+
+
 class Command(BaseCommand):
     help = (
         "Push a job onto its queue. Each ARG is taken as JSON when it parses as JSON, "
@@ -58,14 +73,8 @@ class Command(BaseCommand):
         if options["delay"] is not None or options["at"] is not None:
             self.enqueue_later(name, job_args, options)
             return
-        try:
+        with _one_line_errors():
             pushed = enqueue(name, *job_args, queue=options["queue"])
-        except (ResqueError, ValueError) as error:
-            raise CommandError(str(error)) from None
-        except redis.RedisError as error:
-            # Nothing was pushed (the push is one pipeline); one line, never the password.
-            url = mask_url(settings.RESQUE_REDIS_URL)
-            raise CommandError(f"nothing enqueued: Redis at {url}: {error}") from None
         if pushed is None:
             self.stdout.write(f"{name}: a before_enqueue hook cancelled the job")
             return
@@ -74,17 +83,12 @@ class Command(BaseCommand):
     def enqueue_later(self, name: str, job_args: list[Any], options: dict[str, Any]) -> None:
         from resque_pool.scheduler import delayed, when
 
-        try:
+        with _one_line_errors():
             if options["at"] is not None:
                 at = when.parse_at(options["at"])
             else:
                 at = timezone.now() + when.parse_delay(options["delay"])
             result = delayed.enqueue_at(at, name, *job_args, queue=options["queue"])
-        except (ResqueError, ValueError) as error:
-            raise CommandError(str(error)) from None
-        except redis.RedisError as error:
-            url = mask_url(settings.RESQUE_REDIS_URL)
-            raise CommandError(f"nothing enqueued: Redis at {url}: {error}") from None
         if result is None:
             self.stdout.write(f"{name}: a before_schedule or before_enqueue hook cancelled the job")
             return

@@ -176,46 +176,34 @@ class DashboardAdmin(admin.ModelAdmin):
             update_wrapper(guarded, view)
             return self.admin_site.admin_view(guarded)
 
-        name = "resque_pool_dashboard_"
+        # The names follow the admin's "<app>_<model>_<page>" pattern, as views.url() expects.
+        routes = [
+            ("", views.overview, "changelist"),
+            ("poll/", views.overview_poll, "poll"),
+            ("pause-workers/", views.pause_workers, "pause_workers"),
+            ("resume-workers/", views.resume_workers, "resume_workers"),
+            ("queues/", views.queue_list, "queues"),
+            ("queues/<path:name>/", views.queue_detail, "queue"),
+            ("remove-queue/", views.remove_queue, "remove_queue"),
+            ("workers/", browse_views.worker_list, "workers"),
+            ("workers/<path:worker_id>/", browse_views.worker_detail, "worker"),
+            ("failed/", failed_views.failed_list, "failed"),
+            ("failed/retry/", failed_views.failed_retry, "failed_retry"),
+            ("failed/remove/", failed_views.failed_remove, "failed_remove"),
+            ("failed/retry-all/", failed_views.failed_retry_all, "failed_retry_all"),
+            ("failed/clear/", failed_views.failed_clear, "failed_clear"),
+            ("failed/clear-retried/", failed_views.failed_clear_retried, "failed_clear_retried"),
+            ("stats/", browse_views.stats, "stats"),
+            ("tasks/", task_views.task_results, "tasks"),
+            ("delayed/", scheduler_views.delayed_list, "delayed"),
+            ("delayed/<str:stamp>/", scheduler_views.delayed_at, "delayed_at"),
+            ("delayed/<str:stamp>/act/", scheduler_views.delayed_action, "delayed_action"),
+            ("schedules/", scheduler_views.schedules, "schedules"),
+            ("tasks/<str:result_id>/", task_views.task_result, "task_result"),
+            ("stats/keys/", browse_views.key_list, "keys"),
+            ("stats/keys/<path:key>/", browse_views.key_detail, "key"),
+        ]
         return [
-            path("", wrap(views.overview), name=name + "changelist"),
-            path("poll/", wrap(views.overview_poll), name=name + "poll"),
-            path("pause-workers/", wrap(views.pause_workers), name=name + "pause_workers"),
-            path("resume-workers/", wrap(views.resume_workers), name=name + "resume_workers"),
-            path("queues/", wrap(views.queue_list), name=name + "queues"),
-            path("queues/<path:name>/", wrap(views.queue_detail), name=name + "queue"),
-            path("remove-queue/", wrap(views.remove_queue), name=name + "remove_queue"),
-            path("workers/", wrap(browse_views.worker_list), name=name + "workers"),
-            path(
-                "workers/<path:worker_id>/", wrap(browse_views.worker_detail), name=name + "worker"
-            ),
-            path("failed/", wrap(failed_views.failed_list), name=name + "failed"),
-            path("failed/retry/", wrap(failed_views.failed_retry), name=name + "failed_retry"),
-            path("failed/remove/", wrap(failed_views.failed_remove), name=name + "failed_remove"),
-            path(
-                "failed/retry-all/",
-                wrap(failed_views.failed_retry_all),
-                name=name + "failed_retry_all",
-            ),
-            path("failed/clear/", wrap(failed_views.failed_clear), name=name + "failed_clear"),
-            path(
-                "failed/clear-retried/",
-                wrap(failed_views.failed_clear_retried),
-                name=name + "failed_clear_retried",
-            ),
-            path("stats/", wrap(browse_views.stats), name=name + "stats"),
-            path("tasks/", wrap(task_views.task_results), name=name + "tasks"),
-            path("delayed/", wrap(scheduler_views.delayed_list), name=name + "delayed"),
-            path(
-                "delayed/<str:stamp>/", wrap(scheduler_views.delayed_at), name=name + "delayed_at"
-            ),
-            path(
-                "delayed/<str:stamp>/act/",
-                wrap(scheduler_views.delayed_action),
-                name=name + "delayed_action",
-            ),
-            path("schedules/", wrap(scheduler_views.schedules), name=name + "schedules"),
-            path("tasks/<str:result_id>/", wrap(task_views.task_result), name=name + "task_result"),
-            path("stats/keys/", wrap(browse_views.key_list), name=name + "keys"),
-            path("stats/keys/<path:key>/", wrap(browse_views.key_detail), name=name + "key"),
+            path(route, wrap(view), name="resque_pool_dashboard_" + name)
+            for route, view, name in routes
         ]

@@ -225,3 +225,27 @@ def test_no_scheduler_option_runs_none(resque, start_pool, tmp_path):
     pool.wait_for_workers({"demo": 1})
     assert scheduler_children(pool) == []
     assert "spawned scheduler" not in pool.log()
+
+
+def test_the_scheduler_logs_a_redis_outage_once_and_its_end_once(resque, settings, caplog):
+    from resque_pool.resque import connection
+    from resque_pool.scheduler.process import Scheduler
+
+    caplog.set_level("INFO", logger="resque_pool.scheduler")
+    scheduler = Scheduler()
+    try:
+        settings.RESQUE_REDIS_URL = "redis://127.0.0.1:1/0"
+        connection.reset_connections()
+        for _ in range(3):
+            scheduler.tick()
+        settings.RESQUE_REDIS_URL = resque.url
+        connection.reset_connections()
+        scheduler.tick()
+        scheduler.tick()
+    finally:
+        scheduler.recurring.stop()
+        scheduler.waker.close()
+    # Only the mover's Redis errors: recurring schedules (no database here) log on their own.
+    down = [r for r in caplog.records if r.getMessage().startswith("scheduler: ConnectionError")]
+    assert [r.levelname for r in down] == ["ERROR"]
+    assert [r.getMessage() for r in caplog.records].count("scheduler: Redis answers again") == 1

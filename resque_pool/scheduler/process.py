@@ -17,6 +17,7 @@ import time
 import setproctitle
 from django.db import close_old_connections
 
+from resque_pool.logs import LogOnce
 from resque_pool.scheduler import mover
 from resque_pool.scheduler.recurring import Recurring
 from resque_pool.unix.wakeup import Waker
@@ -36,10 +37,10 @@ class Scheduler:
         self.manager_pid = manager_pid
         self.stopping = False
         self.waker = Waker()
-        self.error: str | None = None
+        self.redis_errors = LogOnce(logger)
         self.title = ""
         self.recurring = Recurring()
-        self.recurring_error: str | None = None
+        self.recurring_errors = LogOnce(logger)
 
     def run(self) -> None:
         self.install_signals()
@@ -63,9 +64,10 @@ class Scheduler:
         try:
             moved = mover.move_due()
         except Exception as error:  # noqa: BLE001 (Redis down: retry on the next tick)
-            self.failed(error)
+            text = _text(error)
+            self.redis_errors.error(text, "scheduler: %s (retrying every second)", text)
             return
-        self.recovered()
+        self.redis_errors.clear("scheduler: Redis answers again")
         if moved.moved:
             logger.info("moved %d due delayed job(s) to their queues", moved.moved)
         try:
@@ -73,29 +75,16 @@ class Scheduler:
             close_old_connections()
             self.recurring.tick()
         except Exception as error:  # noqa: BLE001 (database or Redis down: next tick)
-            message = f"{type(error).__name__}: {error}"
-            if message != self.recurring_error:
-                logger.error("scheduler: recurring schedules: %s (retrying every second)", message)
-                self.recurring_error = message
+            text = _text(error)
+            self.recurring_errors.error(
+                text, "scheduler: recurring schedules: %s (retrying every second)", text
+            )
             return
-        if self.recurring_error is not None:
-            logger.info("scheduler: recurring schedules work again")
-            self.recurring_error = None
+        self.recurring_errors.clear("scheduler: recurring schedules work again")
 
     def sleep_time(self) -> float:
         # Just past the next whole second, when the next timestamps become due.
         return TICK - (time.time() % TICK) + 0.01
-
-    def failed(self, error: Exception) -> None:
-        message = f"{type(error).__name__}: {error}"
-        if message != self.error:
-            logger.error("scheduler: %s (retrying every second)", message)
-            self.error = message
-
-    def recovered(self) -> None:
-        if self.error is not None:
-            logger.info("scheduler: Redis answers again")
-            self.error = None
 
     def install_signals(self) -> None:
         for signum in STOP_SIGNALS:
@@ -111,3 +100,7 @@ class Scheduler:
         if title != self.title:
             setproctitle.setproctitle(title)
             self.title = title
+
+
+def _text(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"

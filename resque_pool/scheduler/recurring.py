@@ -28,6 +28,7 @@ import time
 from datetime import UTC, datetime
 
 from resque_pool.conf import settings
+from resque_pool.logs import LogOnce
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import registry
@@ -153,7 +154,8 @@ class Recurring:
 
     def __init__(self) -> None:
         self.leadership = Leadership()
-        self.error: str | None = None
+        # A schedule that cannot fire says so once, not every second, until another does.
+        self.errors = LogOnce(logger)
 
     def tick(self, now: float | None = None) -> int:
         if not self.leadership.hold():
@@ -231,9 +233,7 @@ class Recurring:
 
     def report(self, name: str, message: str) -> None:
         text = f"schedule {name}: {message}"
-        if text != self.error:
-            logger.error(text)
-            self.error = text
+        self.errors.error(text, "%s", text)
 
     def stop(self) -> None:
         try:

@@ -64,13 +64,18 @@ class HoldingProxy:
                 if not held.is_set():
                     client.sendall(data)
                 elif self.reset_once:
-                    client.close()  # the reply is lost with the connection
-                    upstream.close()
+                    # The reply is lost with the connection. shutdown(), not just close():
+                    # the other pump thread is blocked reading these sockets.
+                    for sock in (client, upstream):
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_RDWR)
                     return
 
     def close(self) -> None:
         self.listener.close()
         for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
 

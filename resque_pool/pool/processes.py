@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import redis as redis_lib
 
 from resque_pool.conf import settings
+from resque_pool.logs import LogOnce
 from resque_pool.resque.queue_lists import split_queues
 
 logger = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class PeriodicPrune:
     def __init__(self, pool_id: str) -> None:
         self.pool_id = pool_id
         self.next_prune = time.monotonic() + self.period()
-        self.error: str | None = None
+        self.failing = LogOnce(logger)
 
     @staticmethod
     def period() -> float:
@@ -169,8 +170,6 @@ class PeriodicPrune:
         try:
             prune_dead_workers(self.pool_id, [QueueList(split_queues(q)) for q in queue_lists])
         except Exception as error:  # noqa: BLE001 (Redis down must not stop the pool)
-            if str(error) != self.error:
-                logger.error("could not prune dead workers: %s", error)
-            self.error = str(error)
+            self.failing.error(str(error), "could not prune dead workers: %s", error)
             return
-        self.error = None
+        self.failing.clear()

@@ -8,6 +8,7 @@ import threading
 
 import redis as redis_lib
 
+from resque_pool.logs import LogOnce
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 
@@ -30,7 +31,7 @@ class Heartbeat:
         self.registered = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._error: str | None = None
+        self._failing = LogOnce(logger, logging.WARNING)
 
     def start(self) -> None:
         client = get_redis()
@@ -54,11 +55,9 @@ class Heartbeat:
                         "Worker %s was missing from workers; registered again", self.worker_id
                     )
             except redis_lib.RedisError as error:
-                if str(error) != self._error:  # once per outage, not every beat
-                    logger.warning("Heartbeat failed: %s", error)
-                self._error = str(error)
+                self._failing.error("down", "Heartbeat failed: %s", error)  # once per outage
             else:
-                self._error = None
+                self._failing.clear()
             self._stop.wait(self.interval)
 
 

@@ -452,7 +452,8 @@ def test_pages_use_elided_page_ranges(viewer, resque):
 
 
 def test_pages_refuse_post_and_actions_refuse_other_methods(operator):
-    for name in ("changelist", "poll", "queues", "workers", "failed", "stats", "keys"):
+    pages = ("changelist", "poll", "queues", "workers", "failed", "stats", "keys")
+    for name in (*pages, "tasks", "delayed", "schedules"):
         assert csrf_post(operator, url(name)).status_code == 405, name
     token = operator.cookies["csrftoken"].value
     assert operator.put(url("failed_clear"), HTTP_X_CSRFTOKEN=token).status_code == 405

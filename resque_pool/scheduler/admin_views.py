@@ -4,7 +4,8 @@ Delayed jobs are listed by time, a page of ``delayed_queue_schedule`` at a time,
 time's items a page of ``delayed:<ts>`` at a time: nothing reads more than the page shown.
 "Enqueue now" and "delete" act on one item, named by its position and checked against a
 digest of its bytes, in one atomic script; they need ``change_dashboard``, are POSTs with
-the CSRF token and go to the admin log.
+the CSRF token and go to the admin log. Permissions and methods are checked as for every
+dashboard view (``views.page``/``views.action``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
+from django.views.decorators.http import require_POST
 
 from resque_pool.dashboard import data, views
 from resque_pool.dashboard.paging import RedisList, paginate
@@ -59,8 +61,8 @@ def _at(stamp: int) -> datetime:
     return datetime.fromtimestamp(stamp, UTC)
 
 
+@views.page
 def delayed_list(model_admin, request):
-    views.require_view(model_admin, request)
     times = _Times()
     shown, page = paginate(request, times, TIMES_PAGE)
     due = mover.due_timestamps(limit=1)
@@ -85,8 +87,8 @@ def _stamp(text: str) -> int:
         raise Http404("not a timestamp") from None
 
 
+@views.page
 def delayed_at(model_admin, request, stamp: str):
-    views.require_view(model_admin, request)
     ts = _stamp(stamp)
     items = RedisList(delayed.timestamp_key(ts))
     shown, page = paginate(request, items, ITEMS_PAGE)
@@ -118,11 +120,9 @@ def delayed_at(model_admin, request, stamp: str):
     )
 
 
+@views.action(require_POST)
 def delayed_action(model_admin, request, stamp: str):
     """POST ``index``, ``digest`` and ``action`` (``enqueue`` or ``delete``)."""
-    views.require_change(model_admin, request)
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
     ts = _stamp(stamp)
     back = HttpResponseRedirect(views.url("delayed_at", ts))
     action = request.POST.get("action")
@@ -159,11 +159,11 @@ def delayed_action(model_admin, request, stamp: str):
     return back
 
 
+@views.page
 def schedules(model_admin, request):
     """Recurring schedules with their last and next run, and who leads."""
     from resque_pool.scheduler.models import Schedule
 
-    views.require_view(model_admin, request)
     lasts = recurring.last_runs()
     slots = recurring.slots()
     rows = []

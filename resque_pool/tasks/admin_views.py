@@ -54,8 +54,8 @@ class _Index:
         return results.page(window.start or 0, (window.stop or 0) - (window.start or 0))
 
 
+@views.page
 def task_results(model_admin, request):
-    views.require_view(model_admin, request)
     index = _Index()
     shown, page = paginate(request, index, PAGE)
     rows = [row(record) for record in shown.object_list]
@@ -73,8 +73,8 @@ def task_results(model_admin, request):
     )
 
 
+@views.page
 def task_result(model_admin, request, result_id: str):
-    views.require_view(model_admin, request)
     record = results.load(result_id)
     if record is None:
         raise Http404("no such task result (it may have expired)")

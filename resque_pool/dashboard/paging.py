@@ -51,12 +51,12 @@ class RedisList:
         return [(low + offset, raw) for offset, raw in reversed(list(enumerate(raws)))]
 
 
-class Counted:
-    """A sequence whose count is already known and one window of it already read (a
-    filter that has to scan the whole list reads its page during the same scan)."""
+class Windowed:
+    """A sequence for ``Paginator`` whose count is known and whose page is read by
+    ``read(start, size)``: only the page shown is ever read."""
 
-    def __init__(self, total: int, start: int, rows: list[Any], reread: Callable) -> None:
-        self.total, self.start, self.rows, self.reread = total, start, rows, reread
+    def __init__(self, total: int, read: Callable[[int, int], list[Any]]) -> None:
+        self.total, self.read = total, read
 
     def count(self) -> int:
         return self.total
@@ -65,9 +65,22 @@ class Counted:
         return self.total
 
     def __getitem__(self, window: slice) -> list[Any]:
+        start = window.start or 0
+        return self.read(start, (window.stop or 0) - start)
+
+
+class Counted(Windowed):
+    """A ``Windowed`` with one window already read (a filter that has to scan the whole
+    list reads its page during the same scan)."""
+
+    def __init__(self, total: int, start: int, rows: list[Any], reread: Callable) -> None:
+        super().__init__(total, reread)
+        self.start, self.rows = start, rows
+
+    def __getitem__(self, window: slice) -> list[Any]:
         if window.start == self.start:
             return self.rows[: window.stop - window.start]
-        return self.reread(window.start, window.stop - window.start)
+        return super().__getitem__(window)
 
 
 def page_number(request) -> int:

@@ -19,7 +19,7 @@ from django.http import Http404, HttpResponseRedirect
 from django.views.decorators.http import require_POST
 
 from resque_pool.dashboard import data, views
-from resque_pool.dashboard.paging import RedisList, paginate
+from resque_pool.dashboard.paging import RedisList, Windowed, paginate
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.failures import entry_digest
 from resque_pool.scheduler import delayed, mover, recurring
@@ -28,33 +28,21 @@ TIMES_PAGE = 50
 ITEMS_PAGE = 50
 
 
-class _Times:
-    """``delayed_queue_schedule`` for ``Paginator``: ZCARD, then one ZRANGE and one
-    pipelined LLEN per time on the page."""
-
-    def __init__(self) -> None:
-        self.total = delayed.timestamp_count()
-
-    def count(self) -> int:
-        return self.total
-
-    def __len__(self) -> int:
-        return self.total
-
-    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        start = window.start or 0
-        stamps = delayed.timestamps(start, (window.stop or 0) - start)
-        pipe = get_redis().pipeline(transaction=False)
-        for stamp in stamps:
-            pipe.llen(delayed.timestamp_key(stamp))
-            pipe.lindex(delayed.timestamp_key(stamp), 0)
-        replies = pipe.execute()
-        rows = []
-        for n, stamp in enumerate(stamps):
-            size, first = replies[2 * n], replies[2 * n + 1]
-            item = delayed.DelayedJob(stamp, "", first or "")
-            rows.append({"stamp": stamp, "at": _at(stamp), "size": size, "first": item})
-        return rows
+def _times(start: int, count: int) -> list[dict[str, Any]]:
+    """One page of ``delayed_queue_schedule``: one ZRANGE, then one pipeline for each
+    time's size and first item."""
+    stamps = delayed.timestamps(start, count)
+    pipe = get_redis().pipeline(transaction=False)
+    for stamp in stamps:
+        pipe.llen(delayed.timestamp_key(stamp))
+        pipe.lindex(delayed.timestamp_key(stamp), 0)
+    replies = pipe.execute()
+    rows = []
+    for n, stamp in enumerate(stamps):
+        size, first = replies[2 * n], replies[2 * n + 1]
+        item = delayed.DelayedJob(stamp, "", first or "")
+        rows.append({"stamp": stamp, "at": _at(stamp), "size": size, "first": item})
+    return rows
 
 
 def _at(stamp: int) -> datetime:
@@ -63,7 +51,7 @@ def _at(stamp: int) -> datetime:
 
 @views.page
 def delayed_list(model_admin, request):
-    times = _Times()
+    times = Windowed(delayed.timestamp_count(), _times)
     shown, page = paginate(request, times, TIMES_PAGE)
     due = mover.due_timestamps(limit=1)
     return views.render(

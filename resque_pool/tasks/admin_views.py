@@ -11,7 +11,7 @@ from typing import Any
 from django.http import Http404
 
 from resque_pool.dashboard import data, views
-from resque_pool.dashboard.paging import paginate
+from resque_pool.dashboard.paging import Windowed, paginate
 from resque_pool.tasks import results
 
 PAGE = 50
@@ -38,25 +38,9 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _Index:
-    """The results index as a sequence for Django's ``Paginator``: one ZCARD, one page."""
-
-    def __init__(self) -> None:
-        self.total = results.count()
-
-    def count(self) -> int:
-        return self.total
-
-    def __len__(self) -> int:
-        return self.total
-
-    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
-        return results.page(window.start or 0, (window.stop or 0) - (window.start or 0))
-
-
 @views.page
 def task_results(model_admin, request):
-    index = _Index()
+    index = Windowed(results.count(), results.page)
     shown, page = paginate(request, index, PAGE)
     rows = [row(record) for record in shown.object_list]
     total = index.total

@@ -20,12 +20,13 @@ from django.views.decorators.http import require_POST
 
 from resque_pool.dashboard import data, views
 from resque_pool.dashboard.paging import RedisList, Windowed, paginate
-from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.connection import get_redis
 from resque_pool.resque.failures import entry_digest
 from resque_pool.scheduler import delayed, mover, recurring
 
 TIMES_PAGE = 50
 ITEMS_PAGE = 50
+GONE = "That delayed job is no longer there (moved or removed)."
 
 
 def _times(start: int, count: int) -> list[dict[str, Any]]:
@@ -118,9 +119,9 @@ def delayed_action(model_admin, request, stamp: str):
         index = int(request.POST.get("index", ""))
     except ValueError:
         raise Http404("no item named") from None
-    raw = get_redis().lindex(key("delayed", str(ts)), index)
+    raw = get_redis().lindex(delayed.timestamp_key(ts), index)
     if raw is None or entry_digest(raw) != request.POST.get("digest"):
-        messages.warning(request, "That delayed job is no longer there (moved or removed).")
+        messages.warning(request, GONE)
         return back
     job = delayed.DelayedJob(ts, "", raw)
     due = f"{_at(ts):%Y-%m-%d %H:%M:%S} UTC"
@@ -138,11 +139,11 @@ def delayed_action(model_admin, request, stamp: str):
     else:
         raise Http404("unknown action")
     if not done:
-        messages.warning(request, "That delayed job is no longer there (moved or removed).")
+        messages.warning(request, GONE)
         return back
     views.log_action(request, model_admin, f"{verb}: {what}", flag)
     messages.success(request, f"{verb}: {what}.")
-    if not get_redis().exists(key("delayed", str(ts))):
+    if not get_redis().exists(delayed.timestamp_key(ts)):
         return HttpResponseRedirect(views.url("delayed"))
     return back
 

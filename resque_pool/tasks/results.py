@@ -77,7 +77,11 @@ def save(record: dict[str, Any], pipe: redis_lib.client.Pipeline | None = None) 
 
 
 def load(result_id: str) -> dict[str, Any] | None:
-    text = get_redis().get(record_key(result_id))
+    return _record(get_redis().get(record_key(result_id)))
+
+
+def _record(text: str | None) -> dict[str, Any] | None:
+    """The record stored as ``text``; None when it is gone or not a JSON object."""
     if text is None:
         return None
     try:
@@ -101,11 +105,8 @@ def page(start: int, size: int) -> list[dict[str, Any]]:
     texts = client.mget([record_key(i) for i in ids]) if ids else []
     records, gone = [], []
     for result_id, text in zip(ids, texts, strict=True):
-        try:
-            record = wire.loads(text) if text is not None else None
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
+        record = _record(text)
+        if record is not None:
             records.append(record)
         else:
             gone.append(result_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.contrib.admin import ModelAdmin
+from django.http import Http404, HttpRequest, HttpResponse
 
 from resque_pool.dashboard import data, keys
 from resque_pool.dashboard.paging import paginate
@@ -17,7 +18,7 @@ WORKER_PAGE = 100
 
 
 @page
-def worker_list(model_admin, request):
+def worker_list(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     ids = data.worker_ids()
     host = query_param(request, "host")
     show_all = request.GET.get("all") == "1"
@@ -47,7 +48,7 @@ def worker_list(model_admin, request):
 
 
 @page
-def worker_detail(model_admin, request, worker_id: str):
+def worker_detail(model_admin: ModelAdmin, request: HttpRequest, worker_id: str) -> HttpResponse:
     registered = data.worker_registered(worker_id)
     if not registered and data.worker_registered(from_path(worker_id)):
         worker_id = from_path(worker_id)
@@ -70,7 +71,7 @@ def worker_detail(model_admin, request, worker_id: str):
 
 
 @page
-def stats(model_admin, request):
+def stats(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     info = data.info()
     return render(
         model_admin,
@@ -84,7 +85,7 @@ def stats(model_admin, request):
 
 
 @page
-def key_list(model_admin, request):
+def key_list(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     try:
         cursor = max(int(request.GET.get("cursor", 0)), 0)
     except ValueError:
@@ -103,7 +104,7 @@ def key_list(model_admin, request):
 
 
 @page
-def key_detail(model_admin, request, key: str):
+def key_detail(model_admin: ModelAdmin, request: HttpRequest, key: str) -> HttpResponse:
     found = keys.contents(key)
     if found["type"] == "none":
         found = keys.contents(from_path(key))

@@ -7,9 +7,12 @@ carry the entry's digest so that a shifted index is refused (see ``failures``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
+from django.contrib.admin import ModelAdmin
 from django.contrib.admin.models import CHANGE, DELETION
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.views.decorators.http import require_http_methods, require_POST
 
 from resque_pool.dashboard import data, failures
@@ -28,7 +31,7 @@ from resque_pool.resque import failures as failure
 from resque_pool.resque.connection import key
 
 
-def selection_of(request) -> failure.Selection:
+def selection_of(request: HttpRequest) -> failure.Selection:
     """The failed page's filter (``?class=…&queue=…``), with the original bytes."""
     return failure.Selection(
         class_name=query_param(request, "class") or None,
@@ -42,7 +45,7 @@ def filter_query(selection: failure.Selection) -> dict[str, str]:
 
 
 @page
-def failed_list(model_admin, request):
+def failed_list(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     selection = selection_of(request)
     query = filter_query(selection)
     if selection.everything:
@@ -77,20 +80,20 @@ def failed_list(model_admin, request):
     )
 
 
-def _back(request) -> str:
+def _back(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     failed_url = url("failed")
     return target if target.startswith(failed_url) else failed_url
 
 
-def _index_and_digest(source) -> tuple[int, str]:
+def _index_and_digest(source: QueryDict) -> tuple[int, str]:
     try:
         return int(source.get("index", "")), str(source.get("digest", ""))
     except ValueError:
         raise Http404("bad failure index") from None
 
 
-def _moved(request, index: int, undone: str) -> None:
+def _moved(request: HttpRequest, index: int, undone: str) -> None:
     """The entry's digest no longer matches what the page showed: say so, do nothing."""
     messages.error(
         request,
@@ -100,7 +103,7 @@ def _moved(request, index: int, undone: str) -> None:
 
 
 @action(require_POST)
-def failed_retry(model_admin, request):
+def failed_retry(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     index, digest = _index_and_digest(request.POST)
     try:
         done = failures.retry(index, digest)
@@ -121,7 +124,7 @@ def failed_retry(model_admin, request):
 
 
 @action(require_http_methods(["GET", "POST"]))
-def failed_remove(model_admin, request):
+def failed_remove(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
     index, digest = _index_and_digest(source)
     if request.method == "GET":
@@ -151,7 +154,15 @@ def failed_remove(model_admin, request):
     return HttpResponseRedirect(_back(request))
 
 
-def _bulk(model_admin, request, *, name: str, button: str, question, run):
+def _bulk(
+    model_admin: ModelAdmin,
+    request: HttpRequest,
+    *,
+    name: str,
+    button: str,
+    question: Callable[[failure.Selection], str],
+    run: Callable[[failure.Selection], tuple[str, int]],
+) -> HttpResponse:
     """A bulk action on what the filter selects: GET asks first, saying how many entries
     that is; POST acts, tells and logs. The filter travels in the query string."""
     selection = selection_of(request)
@@ -175,7 +186,7 @@ def _bulk(model_admin, request, *, name: str, button: str, question, run):
 
 
 @action(require_http_methods(["GET", "POST"]))
-def failed_retry_all(model_admin, request):
+def failed_retry_all(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     def question(selection: failure.Selection) -> str:
         n = failure.count_selected(selection)
         return (
@@ -183,7 +194,7 @@ def failed_retry_all(model_admin, request):
             "pushed to its queue again; the entries stay in the list, marked as retried."
         )
 
-    def run(selection: failure.Selection):
+    def run(selection: failure.Selection) -> tuple[str, int]:
         done = failure.requeue_selected(selection)
         return f"Retried {done} failure(s){selection.describe()}", CHANGE
 
@@ -198,7 +209,7 @@ def failed_retry_all(model_admin, request):
 
 
 @action(require_http_methods(["GET", "POST"]))
-def failed_clear(model_admin, request):
+def failed_clear(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     def question(selection: failure.Selection) -> str:
         n = failure.count_selected(selection)
         if selection.everything:
@@ -211,7 +222,7 @@ def failed_clear(model_admin, request):
             "They are lost for good."
         )
 
-    def run(selection: failure.Selection):
+    def run(selection: failure.Selection) -> tuple[str, int]:
         if selection.everything:
             n = failure.count()
             failure.clear()  # Resque's DEL failed
@@ -230,7 +241,7 @@ def failed_clear(model_admin, request):
 
 
 @action(require_http_methods(["GET", "POST"]))
-def failed_clear_retried(model_admin, request):
+def failed_clear_retried(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     def retried(selection: failure.Selection) -> failure.Selection:
         return failure.Selection(selection.class_name, selection.queue, retried=True)
 
@@ -238,7 +249,7 @@ def failed_clear_retried(model_admin, request):
         n = failure.count_selected(retried(selection))
         return f"Remove the {n} failure(s){retried(selection).describe()}? They are lost for good."
 
-    def run(selection: failure.Selection):
+    def run(selection: failure.Selection) -> tuple[str, int]:
         removed = failure.remove_selected(retried(selection))
         return f"Removed {removed} failure(s){retried(selection).describe()}", DELETION
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.paginator import Page, Paginator
+from django.http import HttpRequest
 
 from resque_pool.dashboard.text import query_string
 from resque_pool.resque.connection import get_redis
@@ -83,14 +84,16 @@ class Counted(Windowed):
         return super().__getitem__(window)
 
 
-def page_number(request) -> int:
+def page_number(request: HttpRequest) -> int:
     try:
         return max(int(request.GET.get("page", 1)), 1)
     except ValueError:
         return 1
 
 
-def paginate(request, object_list: Any, per_page: int, **query: str) -> tuple[Page, dict]:
+def paginate(
+    request: HttpRequest, object_list: Any, per_page: int, **query: str
+) -> tuple[Page, dict]:
     """The requested page (the last one when asked past it) and what ``_pager.html`` shows:
     elided page links that keep ``query``, previous/next, and the range shown."""
     paginator = Paginator(object_list, per_page)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+from django.http import HttpRequest
 from django.urls import reverse
 
 # A lone surrogate can only stand for a byte that was not UTF-8 (U+DC80..U+DCFF under
@@ -67,7 +68,7 @@ def from_path(text: str) -> str:
     return unquote(text, errors="surrogateescape") if "%" in text else text
 
 
-def query_param(request, name: str, default: str = "") -> str:
+def query_param(request: HttpRequest, name: str, default: str = "") -> str:
     """A query parameter with its original bytes (``request.GET`` replaces bytes that are
     not UTF-8 with U+FFFD, which would name another queue or class)."""
     raw = request.META.get("QUERY_STRING", "")

@@ -9,12 +9,14 @@ action needs ``change_dashboard``, is a POST, and those that lose data ask first
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.contrib import messages
+from django.contrib.admin import ModelAdmin
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -35,6 +37,9 @@ from resque_pool.resque.connection import namespace
 
 logger = logging.getLogger(__name__)
 
+# A dashboard view: (model_admin, request, *url_arguments) -> response.
+View = Callable[..., HttpResponse]
+
 QUEUE_PAGE = 20
 FAILED_PAGE = 20
 POLL_SECONDS = 3
@@ -51,24 +56,24 @@ TABS = [
 ]
 
 
-def url(view_name: str, *args, **query) -> str:
+def url(view_name: str, *args: object, **query: object) -> str:
     name = f"admin:resque_pool_dashboard_{view_name}"
     target = reverse_path(name, args[0]) if len(args) == 1 else reverse(name, args=args)
     query = {k: v for k, v in query.items() if v not in (None, "")}
     return f"{target}?{query_string(query)}" if query else target
 
 
-def require_view(model_admin, request) -> None:
+def require_view(model_admin: ModelAdmin, request: HttpRequest) -> None:
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
 
 
-def require_change(model_admin, request) -> None:
+def require_change(model_admin: ModelAdmin, request: HttpRequest) -> None:
     if not model_admin.has_change_permission(request):
         raise PermissionDenied
 
 
-def check_permissions(model_admin, request, view) -> None:
+def check_permissions(model_admin: ModelAdmin, request: HttpRequest, view: View) -> None:
     """The one place the dashboard checks permissions: ``admin.py`` calls it before any
     view runs (so before Redis is read). Pages need the view permission; views marked
     ``action`` change data and also need ``change_dashboard``."""
@@ -77,16 +82,16 @@ def check_permissions(model_admin, request, view) -> None:
         require_change(model_admin, request)
 
 
-def page(view):
+def page(view: View) -> View:
     """A page: GET (and HEAD) only."""
     return method_decorator(require_safe)(view)
 
 
-def action(allowed_methods):
+def action(allowed_methods: Callable[[View], View]) -> Callable[[View], View]:
     """An action that changes data, with the HTTP methods it allows (``require_POST``, or
     ``require_http_methods(["GET", "POST"])`` when a GET shows its confirmation)."""
 
-    def mark(view):
+    def mark(view: View) -> View:
         checked = method_decorator(allowed_methods)(view)
         checked.changes_data = True
         return checked
@@ -104,7 +109,7 @@ class DashboardResponse(TemplateResponse):
         return printable(super().rendered_content)
 
 
-def base_context(model_admin, request, title: str, tab: str) -> dict:
+def base_context(model_admin: ModelAdmin, request: HttpRequest, title: str, tab: str) -> dict:
     """What every dashboard page shows around its content (also the Redis-down page)."""
     return {
         **model_admin.admin_site.each_context(request),
@@ -120,7 +125,14 @@ def base_context(model_admin, request, title: str, tab: str) -> dict:
     }
 
 
-def render(model_admin, request, template: str, title: str, tab: str, **context):
+def render(
+    model_admin: ModelAdmin,
+    request: HttpRequest,
+    template: str,
+    title: str,
+    tab: str,
+    **context: object,
+) -> HttpResponse:
     base = {
         **base_context(model_admin, request, title, tab),
         "redis_location": data.redis_location(),
@@ -130,7 +142,9 @@ def render(model_admin, request, template: str, title: str, tab: str, **context)
     )
 
 
-def log_action(request, model_admin, message: str, flag: int = CHANGE) -> None:
+def log_action(
+    request: HttpRequest, model_admin: ModelAdmin, message: str, flag: int = CHANGE
+) -> None:
     """Dashboard actions go to the admin log (object: the dashboard) and to ``logging``."""
     message = printable(message)  # it may name a class or queue that is not UTF-8
     LogEntry.objects.create(
@@ -147,8 +161,8 @@ def log_action(request, model_admin, message: str, flag: int = CHANGE) -> None:
 
 
 def confirm(
-    model_admin,
-    request,
+    model_admin: ModelAdmin,
+    request: HttpRequest,
     *,
     title: str,
     question: str,
@@ -157,7 +171,7 @@ def confirm(
     cancel: str,
     tab: str,
     button: str,
-):
+) -> HttpResponse:
     return render(
         model_admin,
         request,
@@ -172,7 +186,9 @@ def confirm(
     )
 
 
-def redis_unavailable(model_admin, request, error: Exception):
+def redis_unavailable(
+    model_admin: ModelAdmin, request: HttpRequest, error: Exception
+) -> HttpResponse:
     """What every dashboard page shows when Redis cannot be reached (503, not a 500)."""
     logger.warning("dashboard: Redis unavailable: %s", error)
     context = {
@@ -205,7 +221,7 @@ def _overview_context() -> dict:
 
 
 @page
-def overview(model_admin, request):
+def overview(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     return render(
         model_admin,
         request,
@@ -218,7 +234,7 @@ def overview(model_admin, request):
 
 
 @page
-def overview_poll(model_admin, request):
+def overview_poll(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     """The live part of the overview as an HTML fragment, fetched every few seconds."""
     response = render(
         model_admin, request, "_overview_live.html", "", "overview", **_overview_context()
@@ -227,7 +243,7 @@ def overview_poll(model_admin, request):
     return response
 
 
-def _pause_action(model_admin, request, *, paused: bool):
+def _pause_action(model_admin: ModelAdmin, request: HttpRequest, *, paused: bool) -> HttpResponse:
     """Pause or resume every worker sharing this Redis (``pause-all-workers``, which Ruby's
     workers honour too): asks first, then sets or deletes the key and logs it."""
     name = "pause_workers" if paused else "resume_workers"
@@ -261,12 +277,12 @@ def _pause_action(model_admin, request, *, paused: bool):
 
 
 @action(require_http_methods(["GET", "POST"]))
-def pause_workers(model_admin, request):
+def pause_workers(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     return _pause_action(model_admin, request, paused=True)
 
 
 @action(require_http_methods(["GET", "POST"]))
-def resume_workers(model_admin, request):
+def resume_workers(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     return _pause_action(model_admin, request, paused=False)
 
 
@@ -274,7 +290,7 @@ def resume_workers(model_admin, request):
 
 
 @page
-def queue_list(model_admin, request):
+def queue_list(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     return render(
         model_admin,
         request,
@@ -288,7 +304,7 @@ def queue_list(model_admin, request):
 
 
 @page
-def queue_detail(model_admin, request, name: str):
+def queue_detail(model_admin: ModelAdmin, request: HttpRequest, name: str) -> HttpResponse:
     if not data.queue_exists(name):
         name = from_path(name)
     shown, page = paginate(request, RedisList(data.queue_key(name)), QUEUE_PAGE)
@@ -308,7 +324,7 @@ def queue_detail(model_admin, request, name: str):
 
 
 @action(require_http_methods(["GET", "POST"]))
-def remove_queue(model_admin, request):
+def remove_queue(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     # The name travels in the query string, also for the POST, so that a name that is not
     # UTF-8 reaches Redis byte for byte (a form field could not carry it).
     name = query_param(request, "name") or request.POST.get("name")

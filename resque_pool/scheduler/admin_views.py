@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.admin import ModelAdmin
 from django.contrib.admin.models import CHANGE, DELETION
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_POST
 
 from resque_pool.dashboard import data, views
@@ -51,7 +52,7 @@ def _at(stamp: int) -> datetime:
 
 
 @views.page
-def delayed_list(model_admin, request):
+def delayed_list(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     times = Windowed(delayed.timestamp_count(), _times)
     shown, page = paginate(request, times, TIMES_PAGE)
     due = mover.due_timestamps(limit=1)
@@ -77,7 +78,7 @@ def _stamp(text: str) -> int:
 
 
 @views.page
-def delayed_at(model_admin, request, stamp: str):
+def delayed_at(model_admin: ModelAdmin, request: HttpRequest, stamp: str) -> HttpResponse:
     ts = _stamp(stamp)
     items = RedisList(delayed.timestamp_key(ts))
     shown, page = paginate(request, items, ITEMS_PAGE)
@@ -110,7 +111,7 @@ def delayed_at(model_admin, request, stamp: str):
 
 
 @views.action(require_POST)
-def delayed_action(model_admin, request, stamp: str):
+def delayed_action(model_admin: ModelAdmin, request: HttpRequest, stamp: str) -> HttpResponse:
     """POST ``index``, ``digest`` and ``action`` (``enqueue`` or ``delete``)."""
     ts = _stamp(stamp)
     back = HttpResponseRedirect(views.url("delayed_at", ts))
@@ -149,7 +150,7 @@ def delayed_action(model_admin, request, stamp: str):
 
 
 @views.page
-def schedules(model_admin, request):
+def schedules(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     """Recurring schedules with their last and next run, and who leads."""
     from resque_pool.scheduler.models import Schedule
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
+from django.contrib.admin import ModelAdmin
+from django.http import Http404, HttpRequest, HttpResponse
 
 from resque_pool.dashboard import data, views
 from resque_pool.dashboard.paging import Windowed, paginate
@@ -39,7 +40,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 @views.page
-def task_results(model_admin, request):
+def task_results(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     index = Windowed(results.count(), results.page)
     shown, page = paginate(request, index, PAGE)
     rows = [row(record) for record in shown.object_list]
@@ -58,7 +59,7 @@ def task_results(model_admin, request):
 
 
 @views.page
-def task_result(model_admin, request, result_id: str):
+def task_result(model_admin: ModelAdmin, request: HttpRequest, result_id: str) -> HttpResponse:
     record = results.load(result_id)
     if record is None:
         raise Http404("no such task result (it may have expired)")

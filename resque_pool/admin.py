@@ -10,12 +10,17 @@ Permissions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import update_wrapper
+from typing import Any
 
 import redis as redis_lib
 from django.contrib import admin, messages
 from django.db import transaction
-from django.urls import path
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 
 from resque_pool.conf import settings
@@ -32,11 +37,11 @@ class RunningColumn:
 
     short_description = "running now"
 
-    def __init__(self, pools):
+    def __init__(self, pools: list[dict[str, Any]] | None) -> None:
         self.pools = pools
         self.__name__ = "running_now"
 
-    def __call__(self, obj: WorkerCount):
+    def __call__(self, obj: WorkerCount) -> str | int:
         if self.pools is None:
             return format_html('<span title="{}">?</span>', "Redis could not be read")
         return live_pools.running_workers(self.pools, obj.queues, obj.environment, obj.pool)
@@ -53,19 +58,19 @@ class WorkerCountAdmin(admin.ModelAdmin):
     actions = ("pause", "restore")
 
     @admin.display(description="environment", ordering="environment")
-    def environment_label(self, obj):
+    def environment_label(self, obj: WorkerCount) -> str:
         return obj.environment or "(every environment)"
 
     @admin.display(description="pool", ordering="pool")
-    def pool_label(self, obj):
+    def pool_label(self, obj: WorkerCount) -> str:
         return obj.pool or "(every pool)"
 
     @admin.display(description="paused")
-    def paused_label(self, obj):
+    def paused_label(self, obj: WorkerCount) -> str:
         return "" if obj.paused_count is None else f"paused (was {obj.paused_count})"
 
     @staticmethod
-    def pools_now(request):
+    def pools_now(request: HttpRequest) -> list[dict[str, Any]] | None:
         """The live pools, read from Redis once per request (Django asks for list_display
         more than once); None when Redis cannot be read."""
         if not hasattr(request, "_resque_pools"):
@@ -75,12 +80,14 @@ class WorkerCountAdmin(admin.ModelAdmin):
                 request._resque_pools = None
         return request._resque_pools
 
-    def get_list_display(self, request):
+    def get_list_display(self, request: HttpRequest) -> list:
         display = list(super().get_list_display(request))
         display.insert(2, RunningColumn(self.pools_now(request)))
         return display
 
-    def save_model(self, request, obj, form, change):
+    def save_model(
+        self, request: HttpRequest, obj: WorkerCount, form: ModelForm, change: bool
+    ) -> None:
         # An operator who sets a count by hand ends the pause.
         if obj.paused_count is not None and obj.count:
             obj.paused_count = None
@@ -89,7 +96,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
     @admin.action(
         description="Pause: set the count to 0 (restore brings it back)", permissions=["change"]
     )
-    def pause(self, request, queryset):
+    def pause(self, request: HttpRequest, queryset: QuerySet[WorkerCount]) -> None:
         paused = 0
         with transaction.atomic():
             for row in queryset.select_for_update():
@@ -102,7 +109,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
         self.message_user(request, f"Paused {paused} queue list(s).", messages.SUCCESS)
 
     @admin.action(description="Restore the count a pause saved", permissions=["change"])
-    def restore(self, request, queryset):
+    def restore(self, request: HttpRequest, queryset: QuerySet[WorkerCount]) -> None:
         restored = 0
         with transaction.atomic():
             for row in queryset.select_for_update():
@@ -114,7 +121,9 @@ class WorkerCountAdmin(admin.ModelAdmin):
                 restored += 1
         self.message_user(request, f"Restored {restored} queue list(s).", messages.SUCCESS)
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method == "GET":
             self.warn_about_ceilings(request)
         user = request.user
@@ -124,7 +133,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
             extra_context = {**(extra_context or {}), "dashboard_url": views.url("changelist")}
         return super().changelist_view(request, extra_context)
 
-    def warn_about_ceilings(self, request) -> None:
+    def warn_about_ceilings(self, request: HttpRequest) -> None:
         """Warn when the rows a live database pool merges add up past the ceiling that
         pool applies (it then keeps its last good counts, so nothing forks, but the edit
         does not take effect there either)."""
@@ -155,15 +164,15 @@ class WorkerCountAdmin(admin.ModelAdmin):
 class DashboardAdmin(admin.ModelAdmin):
     """No objects: its URLs are the dashboard's pages (listed in the app index)."""
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def get_urls(self):
-        def wrap(view):
-            def guarded(request, *args, **kwargs):
+    def get_urls(self) -> list[URLPattern]:
+        def wrap(view: views.View) -> Callable[..., HttpResponse]:
+            def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
                 views.check_permissions(self, request, view)  # before anything reads Redis
                 try:
                     response = view(self, request, *args, **kwargs)

@@ -6,8 +6,12 @@ model's own; "run now" needs ``change_schedule`` and is logged in the admin log.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import redis as redis_lib
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -35,7 +39,7 @@ class RunColumn:
         self.__name__ = f"{which}_run"
         self.short_description = f"{which} run"
 
-    def __call__(self, obj: Schedule):
+    def __call__(self, obj: Schedule) -> str:
         if self.state.lasts is None or self.state.slots is None:
             return format_html('<span title="{}">?</span>', "Redis could not be read")
         last = self.state.lasts.get(obj.name)
@@ -51,7 +55,7 @@ class RunColumn:
             return "?"
 
 
-def _when(value) -> str:
+def _when(value: datetime | None) -> str:
     if value is None:
         return "—"
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -83,7 +87,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     )
     actions = ("run_now",)
 
-    def get_list_display(self, request):
+    def get_list_display(self, request: HttpRequest) -> list:
         state = RunsState()
         display = list(super().get_list_display(request))
         display += [RunColumn(state, "last"), RunColumn(state, "next")]
@@ -98,7 +102,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         return obj.queue or "(the job's queue)"
 
     @admin.action(description="Run selected schedules now", permissions=["change"])
-    def run_now(self, request, queryset):
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
         for schedule in queryset:
             error = schedule.job_error()
             if error:

@@ -26,12 +26,17 @@ import os
 import socket
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import registry
+
+if TYPE_CHECKING:
+    # Only for the hints: at run time tick() imports the model where it queries it.
+    from resque_pool.scheduler.models import Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +129,7 @@ def slots() -> dict[str, int]:
     return {name: int(value) for name, value in get_redis().hgetall(key(SLOTS)).items()}
 
 
-def base_time(schedule, last: datetime | None, slot: int | None) -> datetime:
+def base_time(schedule: Schedule, last: datetime | None, slot: int | None) -> datetime:
     """Runs are counted from the latest of: the last run, the last slot handled, the last
     edit (an edit or a new schedule never catches up on the past)."""
     candidates = [schedule.updated_at]
@@ -135,7 +140,7 @@ def base_time(schedule, last: datetime | None, slot: int | None) -> datetime:
     return max(candidates)
 
 
-def latest_due(schedule, due: datetime, moment: datetime, limit: int = 1000) -> int:
+def latest_due(schedule: Schedule, due: datetime, moment: datetime, limit: int = 1000) -> int:
     """The last slot not after ``moment``, starting from the first one due: missed runs
     are coalesced into one run, recorded at the latest missed slot."""
     latest = due
@@ -181,7 +186,7 @@ class Recurring:
                 fired += self.fire(schedule, latest_due(schedule, due, moment), moment)
         return fired
 
-    def fire(self, schedule, slot: int, moment: datetime) -> int:
+    def fire(self, schedule: Schedule, slot: int, moment: datetime) -> int:
         """Push one run of ``schedule`` due at ``slot``; 1 when pushed."""
         definition = registry.get(schedule.job_name)
         queue = schedule.queue or (definition.queue if definition else "")
@@ -242,7 +247,7 @@ class Recurring:
             logger.warning("could not release the leader lock: %s", error)
 
 
-def run_now(schedule) -> str:
+def run_now(schedule: Schedule) -> str:
     """The admin's "run now": push the job at once (like resque-web's "Queue now", which
     does not count as a scheduled run). Returns the queue."""
     from resque_pool.resque.jobs import enqueue

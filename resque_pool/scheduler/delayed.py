@@ -18,6 +18,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -53,8 +54,10 @@ class DelayedJob:
     def at(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp, UTC)
 
-    @property
+    @cached_property
     def payload(self) -> Any:
+        """The item decoded (None when it is not JSON), decoded once: ``class_name`` and
+        ``args`` both read it."""
         try:
             return wire.loads(self.item)
         except ValueError:

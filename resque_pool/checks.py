@@ -7,8 +7,10 @@ out of range, E005 wrong type; W001 a prune interval that would prune live worke
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Sequence
 from typing import Any
 
+from django.apps import AppConfig
 from django.core import checks
 from django.utils.module_loading import import_string
 
@@ -22,7 +24,9 @@ _short.maxstring = _short.maxother = 60
 
 
 @checks.register()
-def check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+def check_settings(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     valid: dict[str, Any] = {}
     for row in SETTINGS:

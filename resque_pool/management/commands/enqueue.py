@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from resque_pool.conf import settings
@@ -55,7 +55,7 @@ class Command(BaseCommand):
         "else as a string. A name no worker here registers can be pushed with --queue."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="registered job name, e.g. Record or myapp.jobs.archive")
         parser.add_argument("job_args", nargs="*", metavar="ARG", help="job arguments")
         parser.add_argument("--queue", "-q", help="queue to push to (default: the job's queue)")

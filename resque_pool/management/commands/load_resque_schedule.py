@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from resque_pool.scheduler.models import Schedule
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         "every, class, queue, args, description). Nothing is saved unless every entry is valid."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="the schedule file, e.g. config/resque_schedule.yml")
         parser.add_argument(
             "--replace", action="store_true", help="delete schedules the file does not name"

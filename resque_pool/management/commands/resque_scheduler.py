@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from resque_pool.logs import configure_logging
 from resque_pool.scheduler.process import Scheduler
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         "stop it after the current step."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("-a", "--appname", help="app name in the procline (default: cwd name)")
 
     def handle(self, *args: Any, **options: Any) -> None:

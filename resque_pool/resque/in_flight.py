@@ -24,6 +24,7 @@ from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job, class_name_of, registry
 from resque_pool.resque.outcomes import fail_job
 from resque_pool.resque.reserve import raw_key
+from resque_pool.resque.wakeup import wake_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def job_lost(
                 in_flight.queue,
                 count,
             )
+            wake_quietly([in_flight.queue])
             return "requeued"
         reason = type(reason)(f"{reason} (interrupted {count} times, not requeued again)")
     fail_job(worker_id, in_flight.job, reason)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import registry
+from resque_pool.resque.wakeup import wake_quietly
 from resque_pool.scheduler.delayed import SCHEDULE, index_key, timestamp_key, timestamp_member
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def move_due(now: float | None = None, max_items: int | None = None) -> MoveResu
         budget = None if max_items is None else max_items - result.moved
         writes = client.pipeline(transaction=False)
         moves: list[bool] = []  # which replies are moves (the others are clean-ups)
+        targets: list[str] = []  # the queue of each move, in order
         for stamp, items in zip(stamps, reads.execute(), strict=True):
             list_key = timestamp_key(stamp)
             if not items:
@@ -163,12 +165,16 @@ def move_due(now: float | None = None, max_items: int | None = None) -> MoveResu
                     client=writes,
                 )
                 moves.append(True)
+                targets.append(queue)
                 if budget is not None:
                     budget -= 1
         if not moves:
             break
         replies = writes.execute()
-        result.moved += sum(reply for reply, is_move in zip(replies, moves, strict=True) if is_move)
+        moved = [reply for reply, is_move in zip(replies, moves, strict=True) if is_move]
+        result.moved += sum(moved)
+        # Idle workers of those queues take the jobs now rather than at their next poll.
+        wake_quietly(queue for queue, done in zip(targets, moved, strict=True) if done)
     return result
 
 

@@ -35,6 +35,7 @@ from resque_pool.worker.job_child import ChildProcess, dirty_exit_for, run_job_c
 from resque_pool.worker.limits import Deadline, Limits, Recycler, alarm
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.pending import REDIS_DOWN, PendingWrites
+from resque_pool.worker.pickup import WakeUps
 from resque_pool.worker.procline import display_class, set_procline
 from resque_pool.worker.progress import Progress, bounded_redis_waits
 from resque_pool.worker.signals import KILL_FOR_TIMEOUT, KILL_FOR_USR1, WorkerSignals
@@ -80,6 +81,7 @@ class Worker:
         self.recycler = Recycler(self.limits)
         # Hang detection: the manager's file this loop touches (worker/progress.py).
         self.progress = Progress(progress_fd)
+        self._wakeups = WakeUps()
         self.recycled: str | None = None  # why the worker exits to be replaced
         self.signals = WorkerSignals(self.options)
         self.child: ChildProcess | None = None
@@ -183,6 +185,7 @@ class Worker:
     def _loop(self) -> None:
         while not self._should_stop():
             self.progress.beat()
+            wake_on: list[str] | None = None  # queues whose wake-up keys the idle wait watches
             try:
                 self._pending.retry()
                 worked = self.work_one_job()
@@ -199,14 +202,14 @@ class Worker:
                     self._run_hook("queue_empty")
                 if self.options.interval == 0:
                     return
-                self._set_idle_procline()
+                wake_on = self._set_idle_procline()
             except REDIS_DOWN as error:
                 # Any Redis call of an iteration may meet an outage; the worker waits it out
                 # rather than exiting (interval 0 means "drain and exit", so it exits).
                 if self.options.interval == 0:
                     raise
                 self._redis_unreachable(error)
-            self._idle(self.options.interval)
+            self._idle(self.options.interval, wake_on)
 
     def _redis_unreachable(self, error: Exception) -> None:
         # Once for the whole outage, whatever each failed call said.
@@ -406,20 +409,38 @@ class Worker:
 
     # -- idling ----------------------------------------------------------------------
 
-    def _set_idle_procline(self) -> None:
+    def _set_idle_procline(self) -> list[str] | None:
+        """Set the idle title; the queues to wait for wake-ups on (None when paused: a
+        paused worker must not take the tokens its peers would wake on)."""
         if self.is_paused():
             set_procline("Paused")
-        else:
-            set_procline(f"Waiting for {','.join(self.queues)}")
+            return None
+        queues = self.queues
+        set_procline(f"Waiting for {','.join(queues)}")
+        return queues
 
-    def _idle(self, seconds: float) -> None:
-        """Sleep, waking early for a signal and checking on the manager every second."""
+    def _idle(self, seconds: float, wake_on: list[str] | None = None) -> None:
+        """Sleep, waking early for a signal and checking on the manager every second; with
+        ``wake_on``, blocked on those queues' wake-up keys (``worker/pickup.py``), waking
+        as soon as a job is pushed to one of them."""
         deadline = time.monotonic() + seconds
         while not self._should_stop():
             self._log_signals()
             self.progress.beat()
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.signals.wait(min(remaining, _MANAGER_CHECK)):
+            if remaining <= 0 or self.signals.wait(0):
+                return
+            woken = None
+            if wake_on is not None:
+                try:
+                    if self.queue_list.dynamic:  # a queue created meanwhile counts now
+                        wake_on = self.queues
+                    woken = self._wakeups.wait(wake_on, remaining)
+                except REDIS_DOWN:
+                    wake_on = None  # the next reservation meets the outage and says so
+            if woken:
+                return
+            if woken is None and self.signals.wait(min(remaining, _MANAGER_CHECK)):
                 return
 
     def _should_stop(self) -> bool:

@@ -305,8 +305,10 @@ def queue_list(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
 
 @page
 def queue_detail(model_admin: ModelAdmin, request: HttpRequest, name: str) -> HttpResponse:
-    if not data.queue_exists(name):
+    known = data.queue_exists(name)
+    if not known:
         name = from_path(name)
+        known = data.queue_exists(name)
     shown, page = paginate(request, RedisList(data.queue_key(name)), QUEUE_PAGE)
     jobs = data.describe_jobs(shown.object_list)
     return render(
@@ -318,7 +320,7 @@ def queue_detail(model_admin: ModelAdmin, request: HttpRequest, name: str) -> Ht
         queue=name,
         jobs=jobs,
         page=page,
-        known=data.queue_exists(name),
+        known=known,
         remove_url=url("remove_queue", name=name),
     )
 

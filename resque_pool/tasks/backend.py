@@ -146,10 +146,11 @@ class ResqueBackend(BaseTaskBackend):
                     f"{where} queue {name!r} cannot name a Resque queue: {problem}.",
                     id="resque_pool.tasks.E001",
                 )
-        if self.queue_prefix and queues.name_problem(self.queue_prefix):
+        prefix_problem = queues.name_problem(self.queue_prefix) if self.queue_prefix else None
+        if prefix_problem:
             yield checks.Error(
                 f"{where} OPTIONS['QUEUE_PREFIX'] {self.queue_prefix!r} cannot start a Resque "
-                f"queue name: {queues.name_problem(self.queue_prefix)}.",
+                f"queue name: {prefix_problem}.",
                 id="resque_pool.tasks.E002",
             )
         band_queues: dict[str, str] = {}

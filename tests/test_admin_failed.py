@@ -86,6 +86,7 @@ def test_retry_one_pushes_the_job_and_stamps_the_entry(operator, resque):
         '{"class":"BadJob","args":[42]}'
     ]
     assert "low" in resque.client.smembers(resque.key("queues"))
+    assert resque.client.llen(resque.key("wakeup", "low")) == 1  # an idle worker takes it now
     entry = json.loads(resque.client.lindex(resque.key("failed"), 0))
     assert list(entry)[-1] == "retried_at" and entry["retried_at"].endswith(" UTC")
     assert LogEntry.objects.filter(change_message__contains="Retried failure #0").exists()

@@ -52,6 +52,7 @@ def test_enqueue_now_and_delete_one_item(operator, resque):
     assert resque.client.lrange(resque.key("queue", "demo"), 0, -1) == [
         '{"class":"Record","args":["b"]}'
     ]
+    assert resque.client.llen(resque.key("wakeup", "demo")) == 1  # an idle worker takes it now
     assert resque.client.lrange(resque.key("delayed", str(FUTURE)), 0, -1) == [items[0], items[2]]
     assert not resque.client.exists(resque.key("timestamps", items[1]))
     # A stale digest (the list moved on) acts on nothing.

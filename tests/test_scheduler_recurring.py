@@ -136,6 +136,7 @@ def test_an_hourly_schedule_fires_once_per_slot_and_records_the_run_as_ruby(resq
     assert engine.tick(at(utc(2026, 5, 1, 11, 0, 0))) == 1
     assert queued(resque) == ['{"class":"Record","args":["x"]}'] * 2
     assert resque.client.smembers(resque.key("queues")) == {"demo"}
+    assert resque.client.llen(resque.key("wakeup", "demo")) == 2  # one per run pushed
     # Ruby's Time#to_s in delayed:last_enqueued_at, read back as the last run.
     text = resque.client.hget(resque.key("delayed:last_enqueued_at"), "s")
     assert wire.parse_time(text) == utc(2026, 5, 1, 11, 0, 0)

@@ -164,6 +164,8 @@ def test_enqueue_pushes_the_documented_payload_and_a_ready_result(resque):
     ]
     # The record has no expiry while the task waits.
     assert resque.client.ttl(resque.key("task-result", result.id)) == -1
+    # As enqueue() does: a token wakes an idle worker of the queue now, not at its poll.
+    assert resque.client.llen(resque.key("wakeup", "default")) == 1
 
 
 def test_get_result_round_trip_from_the_backend_and_the_task(resque):

@@ -22,6 +22,7 @@ from resque_pool.errors import FailureMoved, FailureNotFound
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.failures import FAILED, Selection, _decode, entry_digest
+from resque_pool.resque.wakeup import wake_quietly
 
 _BATCH = 500
 _ATTEMPTS = 50
@@ -80,7 +81,10 @@ def _apply(edit: Edit) -> bool:
         args += [queue, 3 + queue_keys.index(key("queue", queue)), payload]
     args.append(-1 if edit.blanks is None else edit.blanks)
     script = client.register_script(_CHECK_THEN_WRITE)
-    return bool(script(keys=[key(FAILED), key("queues"), *queue_keys], args=args))
+    applied = bool(script(keys=[key(FAILED), key("queues"), *queue_keys], args=args))
+    if applied:
+        wake_quietly([queue for queue, _payload in edit.pushes])
+    return applied
 
 
 def _stamp(index: int, item: dict[str, Any], queue: str | None = None) -> tuple[str, str, str]:

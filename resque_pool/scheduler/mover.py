@@ -209,4 +209,6 @@ def take_one(stamp: int, item: str, enqueue: bool) -> bool:
         ],
         args=[item, entry, queue, stamp, timestamp_member(stamp)],
     )
+    if done and enqueue:
+        wake_quietly([queue])
     return bool(done)

@@ -33,6 +33,7 @@ from resque_pool.logs import LogOnce
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import registry
+from resque_pool.resque.wakeup import wake_quietly
 
 if TYPE_CHECKING:
     # Only for the hints: at run time tick() imports the model where it queries it.
@@ -231,6 +232,7 @@ class Recurring:
             logger.info("schedule %s: %s", schedule.name, reason)
             return 0
         logger.info("schedule %s: queued %s on %s", schedule.name, payload, queue)
+        wake_quietly([queue])
         if definition is not None:
             for hook in definition.hooks("after_enqueue"):
                 hook(*args)

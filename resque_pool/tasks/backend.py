@@ -22,6 +22,7 @@ from django.utils.crypto import get_random_string
 from resque_pool.conf import settings
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.wakeup import push_tokens
 from resque_pool.tasks import WRAPPER_NAME, queues, registry, results
 from resque_pool.tasks.compat import (
     BaseTaskBackend,
@@ -95,6 +96,7 @@ class ResqueBackend(BaseTaskBackend):
             results.save(record, pipe)
             pipe.sadd(key("queues"), queue)
             pipe.rpush(key("queue", queue), payload)
+            push_tokens(pipe, queue)  # as enqueue() does: an idle worker takes it now
             pipe.execute()
         task_enqueued.send(type(self), task_result=result)
         return result

@@ -314,3 +314,27 @@ def test_the_manager_prunes_dead_workers_of_other_hosts_periodically(resque, sta
         message=f"the manager's prune (log:\n{pool.log()})",
     )
     assert queue(resque) == [wire.job_payload("Archive", ["from the dead"])]
+
+
+def test_a_term_reaching_the_child_before_its_handlers_is_not_swallowed(resque, monkeypatch):
+    """The child inherits the worker's handlers until it installs its own: a TERM landing
+    in between (the worker's TERM_CHILD kill, a TERM to the process group) used to be
+    swallowed there, and the job ran on until KILLed as a DirtyExit. The worker forks with
+    its signals blocked; the child takes them once its own handlers are in place."""
+    import resque_pool.worker.job_child as job_child
+    from resque_pool import enqueue
+
+    monkeypatch.setenv("TERM_CHILD", "1")
+    original = job_child._reset_signals
+
+    def term_arrives_first(term_child):
+        os.kill(os.getpid(), signal.SIGTERM)  # runs in the child, right after the fork
+        original(term_child)
+
+    monkeypatch.setattr(job_child, "_reset_signals", term_arrives_first)
+    enqueue("Sleep", 5)
+    started = time.monotonic()
+    Worker("demo", interval=0, fork_per_job=True).work()
+    [entry] = entries(resque)
+    assert (entry["exception"], entry["error"]) == ("Resque::TermException", "SIGTERM")
+    assert time.monotonic() - started < 5

@@ -33,9 +33,13 @@ def run_job_child(
     term_child: bool,
     close_inherited: Callable[[], None],
     deadline: Deadline | None = None,
+    signal_mask: set[int] | None = None,
 ) -> NoReturn:
     """Everything the child does; it never returns. Exit status 0 means the job ran and
-    any failure was recorded here; anything else makes the parent record a DirtyExit."""
+    any failure was recorded here; anything else makes the parent record a DirtyExit.
+
+    ``signal_mask``: the mask to restore once the child's own handlers are in place (the
+    parent forks with the worker's signals blocked, see ``fork_blocking_signals``)."""
     status = 1
     try:
         _reset_signals(term_child)
@@ -48,6 +52,10 @@ def run_job_child(
         # The title "Processing <queue> since ..." is inherited: the parent set it before
         # forking and changes its own to "Forked ..." only afterwards.
         try:
+            if signal_mask is not None:
+                # A TERM that arrived meanwhile is delivered here: with TERM_CHILD it is the
+                # job's TermException, recorded like any failure.
+                signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
             hooks.run("after_fork", job)
             job.perform()
         except BaseException as error:  # SystemExit from a job is a failure too, as in Ruby
@@ -58,6 +66,26 @@ def run_job_child(
     finally:
         flush_output()
         os._exit(status)
+
+
+# Signals whose worker handlers must never run in a fresh child: one arriving between the
+# fork and _reset_signals would be swallowed by the parent's handler (a TERM sent to end
+# the job would be lost, and the job killed as a DirtyExit after RESQUE_TERM_TIMEOUT).
+BLOCKED_AROUND_FORK = {*_IGNORED_IN_CHILD, *_DEFAULT_IN_CHILD}
+
+
+def fork_blocking_signals() -> tuple[int, set[int]]:
+    """``os.fork()`` with the worker's signals blocked; the parent's mask is restored at
+    once, the child restores it (returned) after installing its own handlers."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AROUND_FORK)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return pid, previous
 
 
 def _reset_signals(term_child: bool) -> None:

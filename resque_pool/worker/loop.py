@@ -31,7 +31,12 @@ from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.reserve import PAUSED, Reservation, reserve
 from resque_pool.resque.workers import make_worker_id, register, unregister
 from resque_pool.worker.heartbeat import Heartbeat
-from resque_pool.worker.job_child import ChildProcess, dirty_exit_for, run_job_child
+from resque_pool.worker.job_child import (
+    ChildProcess,
+    dirty_exit_for,
+    fork_blocking_signals,
+    run_job_child,
+)
 from resque_pool.worker.limits import Deadline, Limits, Recycler, alarm
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.pending import REDIS_DOWN, PendingWrites
@@ -331,9 +336,9 @@ class Worker:
         # protocol-level goodbye on the parent's connection).
         db.connections.close_all()
         deadline = Deadline.start(self.limits.timeout_for(job))
-        pid = os.fork()
+        pid, mask = fork_blocking_signals()
         if pid == 0:
-            run_job_child(self.id, job, self.options.term_child, self.signals.close, deadline)
+            run_job_child(self.id, job, self.options.term_child, self.signals.close, deadline, mask)
         self.child = ChildProcess(pid)
         set_procline(f"Forked {pid} at {int(time.time())}")
         killed_for: str | None = None

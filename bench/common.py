@@ -71,12 +71,24 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
         _started.remove(process)
 
 
-def stop_all(processes: list[subprocess.Popen], sig: int = signal.SIGTERM) -> None:
+def stop_all(
+    processes: list[subprocess.Popen], sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> None:
+    """Signal every tree, give them ``timeout`` together, then SIGKILL every process left in
+    them (a pool's workers lead process groups of their own)."""
+    pids = {pid for process in processes for pid in tree(process.pid)}
     for process in processes:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, sig)
+    deadline = time.monotonic() + timeout
     for process in processes:
-        stop(process, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(max(deadline - time.monotonic(), 0.01))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for process in processes:
+        stop(process, signal.SIGKILL, timeout=5)
 
 
 def cleanup() -> None:

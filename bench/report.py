@@ -96,16 +96,22 @@ def plot(rows: list[dict], path: Path, title: str) -> bool:
         axes[0][2],
         rows,
         ["throughput, in-process", "throughput, fork per job"],
-        "no-op jobs/s (higher is better)",
+        "draining no-op jobs, jobs/s (higher is better)",
         log=True,
     )
-    _bars(axes[1][0], rows, ["enqueue, one client"], "enqueue() jobs/s, one client")
-    _bars(axes[1][1], rows, ["respawn p50", "respawn p95"], "respawn after SIGKILL (ms)", log=True)
+    _bars(axes[1][0], rows, ["enqueue, one client"], "enqueue(), jobs/s (higher is better)")
+    _bars(
+        axes[1][1],
+        rows,
+        ["respawn p50", "respawn p95"],
+        "respawn after SIGKILL, ms (lower is better)",
+        log=True,
+    )
     _bars(
         axes[1][2],
         rows,
         ["pick-up idle p50", "pick-up under load p50"],
-        "pick-up latency p50 (ms)",
+        "pick-up latency p50, ms (lower is better;\nours polls an empty queue every INTERVAL, 5 s)",
         log=True,
     )
     figure.suptitle(title, fontsize=13)
@@ -156,8 +162,20 @@ def _bars(axis, rows: list[dict], names: list[str], title: str, log: bool = Fals
             values.append(max(found, key=lambda r: r["n"] or 0)["value"] if found else 0)
         positions = [k + index * width for k in range(len(names))]
         axis.bar(positions, values, width, label=system, color=COLORS[system])
+        for position, value in zip(positions, values, strict=True):
+            if value:
+                axis.annotate(
+                    f"{value:,.0f}" if value >= 10 else f"{value:.1f}",
+                    (position, value),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
     axis.set_xticks([k + width * (len(systems) - 1) / 2 for k in range(len(names))])
-    axis.set_xticklabels([name.replace("throughput, ", "") for name in names], fontsize=9)
+    sizes = sorted({r["n"] for r in rows if r["name"] in names and r.get("n")})
+    one_client = names[0].startswith("enqueue")
+    suffix = f" (N={','.join(map(str, sizes))})" if sizes and not one_client else ""
+    axis.set_xticklabels([name.replace("throughput, ", "") + suffix for name in names], fontsize=9)
     if log:
         axis.set_yscale("log")
     axis.set_title(title, fontsize=10)

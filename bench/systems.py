@@ -51,7 +51,9 @@ class Running:
         return all(process.poll() is None for process in self.processes)
 
     def stop(self) -> None:
-        stop_all(self.processes, self.stop_signal)
+        # A short grace: the figures are taken by now, and Redis is flushed before the next
+        # launch, so a slow warm shutdown would only lengthen the run.
+        stop_all(self.processes, self.stop_signal, timeout=3.0)
         for name in self.files:
             with _suppress():
                 os.unlink(name)

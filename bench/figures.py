@@ -105,6 +105,13 @@ def log(message: str) -> None:
     print(f"[{time.monotonic() - _T0:6.1f}s] {message}", flush=True)
 
 
+def rotated(systems: list[System], rep: int) -> list[System]:
+    """The systems in a different order each repetition: whoever runs right after another
+    system's shutdown, or first after a floor, does not always pay for it."""
+    shift = rep % len(systems) if systems else 0
+    return systems[shift:] + systems[:shift]
+
+
 def _started(bench: Bench, system: System, n: int, mode: str, **env: str):
     """Launch and wait until N workers are registered; (running, seconds to start)."""
     bench.fresh()
@@ -139,7 +146,7 @@ def startup_and_memory(bench: Bench) -> None:
             if n == bench.options.n[0]:  # once per run is enough: it does not depend on N
                 load = _django_load(bench.url)
                 bench.sample("django load (manage.py check)", "ours", None, "s", load)
-            for system in systems:
+            for system in rotated(systems, rep):
                 try:
                     running, seconds = _started(bench, system, n, system.default_mode)
                 except BenchError as error:
@@ -186,7 +193,7 @@ def throughput(bench: Bench) -> None:
             label = "throughput, in-process" if mode == INPROC else "throughput, fork per job"
             for rep in range(options.repetitions):
                 log(f"{label}, n={n}, {jobs} jobs, run {rep + 1}")
-                for system in systems:
+                for system in rotated(systems, rep):
                     try:
                         _drain(bench, system, n, mode, jobs, label)
                     except BenchError as error:

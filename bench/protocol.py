@@ -3,7 +3,8 @@ MONITOR, then replayed by bare processes that do nothing else.
 
 ``capture`` runs one ``resque_work`` (``FORK_PER_JOB=false``, ``INTERVAL=0``) over a few
 staged jobs while a MONITOR connection records every command; the commands the worker sent
-from one reserve (``LPOP`` of the queue) to the next are one job's cost. ``replay`` (run by
+from one reserve (``LPOP`` of the queue, or the reserve script's ``EVALSHA``) to the next
+are one job's cost. ``replay`` (run by
 ``python -m bench.clients protocol``) sends that list per job, one round trip per command
 commands Redis ran within microseconds of each other as one pipeline (MONITOR does not
 show pipelines), taking real jobs off the queue until
@@ -91,20 +92,34 @@ def capture(url: str, client: redis.Redis, queue_key: str, payload) -> list[list
 
 
 def one_job(lines: list[bytes], queue_key: str) -> list[list[list[bytes]]]:
-    """One job's commands, grouped into round trips."""
-    commands = [parse_monitor_line(line) for line in lines if b'"' in line]
+    """One job's commands, grouped into round trips (from the middle of the drain, so
+    neither start-up nor the last empty reserve is counted)."""
+    # Commands a Lua script runs show up as client "lua" after its EVALSHA: the EVALSHA
+    # is the round trip, they are not.
+    commands = [
+        parsed
+        for parsed in (parse_monitor_line(line) for line in lines if b'"' in line)
+        if parsed[1] != "lua"
+    ]
+    queue = queue_key.encode()
     reserves = [
         index
         for index, (_at, _client, args) in enumerate(commands)
-        if args[:1] == [b"LPOP"] and args[1:2] == [queue_key.encode()]
+        if (args[:1] == [b"LPOP"] and args[1:2] == [queue])
+        or (args[:1] in ([b"EVALSHA"], [b"EVAL"]) and queue in args)
     ]
     if len(reserves) < 3:
         raise BenchError(f"MONITOR saw {len(reserves)} reserves of {queue_key}; expected more")
     middle = len(reserves) // 2
     first, last = reserves[middle], reserves[middle + 1]
-    worker_client = commands[first][1]
-    # The heartbeat thread has a connection of its own; only the worker's main one counts.
-    mine = [(at, args) for at, client, args in commands[first:last] if client == worker_client]
+    # Only the capturing worker talks to Redis now, but its connections may take turns
+    # (its heartbeat thread shares the connection pool): keep every client, minus the
+    # heartbeat's own commands, which are per interval, not per job.
+    mine = [
+        (at, args)
+        for at, _client, args in commands[first:last]
+        if args != [b"TIME"] and not any(arg.endswith(b"workers:heartbeat") for arg in args)
+    ]
     # MONITOR does not show pipelines: commands Redis ran within PIPELINE_GAP of the one
     # before came in the same read, so they were one round trip.
     trips: list[list[list[bytes]]] = []

@@ -28,6 +28,7 @@ import redis
 from bench.common import NAMESPACE, PYTHON, QUEUE, children, env_for, launch, stop_all
 
 FORK, INPROC = "fork", "inproc"
+SETTLE = 1.0
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Running:
         # A short grace: the figures are taken by now, and Redis is flushed before the next
         # launch, so a slow warm shutdown would only lengthen the run.
         stop_all(self.processes, self.stop_signal, timeout=3.0)
+        time.sleep(SETTLE)  # let the exits and freed memory settle before the next launch
         for name in self.files:
             with _suppress():
                 os.unlink(name)

@@ -5,7 +5,8 @@
     python -m bench.clients protocol TEMPLATE.json QUEUE_KEY
 
 ``fork-floor`` and ``protocol`` load what they need, INCR ``bench-ready``, block on
-``bench-go`` (so N of them start together), run, and print the count of what they did.
+``bench-go`` (so N of them start together), run, and print the count of what they did and
+the seconds it took (so the interpreter's exit is not counted).
 """
 
 from __future__ import annotations
@@ -57,20 +58,21 @@ def enqueue(system: str, jobs: int) -> float:
     return jobs / (time.perf_counter() - started)
 
 
-def fork_floor(forks: int) -> int:
+def fork_floor(forks: int) -> tuple[int, float]:
     import django
 
     django.setup()  # the floor is a fork of a Django-loaded process, as our workers are
     _wait_for_go(redis.Redis.from_url(os.environ["BENCH_REDIS_URL"]))
+    started = time.perf_counter()
     for _ in range(forks):
         pid = os.fork()
         if pid == 0:
             os._exit(0)
         os.waitpid(pid, 0)
-    return forks
+    return forks, time.perf_counter() - started
 
 
-def protocol(template_path: str, queue_key: str) -> int:
+def protocol(template_path: str, queue_key: str) -> tuple[int, float]:
     from bench.protocol import replay
 
     with open(template_path) as source:
@@ -80,7 +82,8 @@ def protocol(template_path: str, queue_key: str) -> int:
         ]
     client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
     _wait_for_go(client)
-    return replay(client, template, queue_key)
+    started = time.perf_counter()
+    return replay(client, template, queue_key), time.perf_counter() - started
 
 
 def main(argv: list[str]) -> None:
@@ -88,9 +91,9 @@ def main(argv: list[str]) -> None:
     if command == "enqueue":
         print(f"{enqueue(args[0], int(args[1])):.1f}")
     elif command == "fork-floor":
-        print(fork_floor(int(args[0])))
+        print(*fork_floor(int(args[0])))
     elif command == "protocol":
-        print(protocol(args[0], args[1]))
+        print(*protocol(args[0], args[1]))
     else:
         sys.exit(f"unknown command {command!r}")
 

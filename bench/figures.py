@@ -26,6 +26,7 @@ from bench.common import (
 )
 from bench.systems import FORK, INPROC, SYSTEMS, Ours, System, _payload
 
+FLOOR_FORKS = 100
 HEALTHY_AGE = 10.5  # the pool's backoff calls a worker healthy after 10 s
 
 
@@ -206,9 +207,9 @@ def throughput(bench: Bench) -> None:
 
 
 def _drain(bench: Bench, system: System, n: int, mode: str, jobs: int, label: str) -> None:
-    # INTERVAL=0.1: our workers poll an empty queue every INTERVAL (5 s by default), and the
-    # jobs arrive while they sleep; rq and Celery block on the list instead.
-    running, _ = _started(bench, system, n, mode, INTERVAL="0.1")
+    # Default settings: our idle workers wake on the tokens the release pushes, as they
+    # would on enqueue()'s; rq and Celery block on their lists.
+    running, _ = _started(bench, system, n, mode)
     try:
         system.stage(bench.client, jobs)
         time.sleep(1.0)
@@ -277,7 +278,8 @@ def _floor(bench: Bench, n: int, figure: str, label: str, command: str, jobs: in
                 )
             args = [out.name, Ours.queue_key]
         else:
-            args = [str(max(jobs // n, 1))]
+            # At least 100 forks each: a floor taken over a handful is mostly start-up noise.
+            args = [str(max(jobs // n, FLOOR_FORKS))]
         processes = [
             launch(
                 [PYTHON, "-m", "bench.clients", command, *args],
@@ -294,13 +296,12 @@ def _floor(bench: Bench, n: int, figure: str, label: str, command: str, jobs: in
                 f"{n} {command} processes",
                 0.02,
             )
-            started = time.monotonic()
             bench.client.rpush("bench-go", *["go"] * n)
-            total = 0
+            total, elapsed = 0, 0.0
             for process in processes:
                 said, _ = process.communicate(timeout=bench.options.drain_timeout)
-                total += int(said.strip() or 0)
-            elapsed = time.monotonic() - started
+                count, seconds = said.split()
+                total, elapsed = total + int(count), max(elapsed, float(seconds))
         finally:
             stop_all(processes)
         bench.sample(figure, label, n, "jobs/s", total / elapsed)

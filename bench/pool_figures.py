@@ -192,12 +192,21 @@ def idle_cpu(bench: Bench) -> None:
         try:
             time.sleep(2.0)
             manager = running.roots[0]
-            before = cpu_seconds(manager)
+            before, commands = cpu_seconds(manager), _commands(bench)
             time.sleep(window)
-            used = cpu_seconds(manager) - before
+            used, commands = cpu_seconds(manager) - before, _commands(bench) - commands
         finally:
             running.stop()
         bench.record("idle manager CPU", system.name, n, "CPU s/min", used / window * 60)
+        bench.record(
+            "idle Redis commands per worker", system.name, n, "per s", commands / n / window
+        )
+
+
+def _commands(bench: Bench) -> int:
+    """Commands Redis ran so far (INFO commandstats: commands inside scripts count too)."""
+    stats = bench.client.info("commandstats")
+    return sum(entry["calls"] for name, entry in stats.items() if name != "cmdstat_info")
 
 
 def pickup(bench: Bench) -> None:

@@ -15,8 +15,8 @@ def add_ratios(rows: list[dict]) -> None:
         if row.get("value") is not None:
             by_figure[row["name"], row["n"]][row["system"]] = row["value"]
     for row in rows:
-        if row["system"] != "ours" or row.get("value") is None:
-            continue
+        if row["system"] != "ours" or row.get("value") is None or row["unit"] == "%":
+            continue  # a ratio of two growth percentages near zero says nothing
         peers = by_figure[row["name"], row["n"]]
         ratios = {
             peer: round(row["value"] / value, 3)
@@ -111,7 +111,7 @@ def plot(rows: list[dict], path: Path, title: str) -> bool:
         axes[1][2],
         rows,
         ["pick-up idle p50", "pick-up under load p50"],
-        "pick-up latency p50, ms (lower is better;\nours polls an empty queue every INTERVAL, 5 s)",
+        "pick-up latency p50, ms (lower is better)",
         log=True,
     )
     figure.suptitle(title, fontsize=13)

@@ -147,13 +147,38 @@ class Ours(System):
         pipe.execute()
 
     def push_stamp(self, client: redis.Redis) -> None:
-        client.rpush(self.queue_key, _payload("BenchStamp", [time.time()]))
+        self._push(client, _payload("BenchStamp", [time.time()]))
 
     def push_noop(self, client: redis.Redis) -> None:
-        client.rpush(self.queue_key, _payload("BenchNoop", []))
+        self._push(client, _payload("BenchNoop", []))
+
+    def _push(self, client: redis.Redis, payload: str) -> None:
+        """What ``enqueue()`` sends, in one round trip: the job and a wake-up token for an
+        idle worker (``resque_pool/resque/wakeup.py``)."""
+        pipe = client.pipeline(transaction=False)
+        pipe.sadd(f"{NAMESPACE}:queues", QUEUE)
+        pipe.rpush(self.queue_key, payload)
+        _wake(pipe, 1)
+        pipe.execute()
+
+    def release(self, client: redis.Redis) -> None:
+        pipe = client.pipeline(transaction=False)
+        pipe.rename(self.queue_key + "-staging", self.queue_key)
+        _wake(pipe, WAKE_TOKENS)  # as enqueue() would have, job by job
+        pipe.execute()
 
     def registered_pids(self, client: redis.Redis) -> set[int]:
         return {int(worker.split(":")[1]) for worker in self.worker_ids(client)}
+
+
+WAKE_KEY = f"{NAMESPACE}:wakeup:{QUEUE}"
+WAKE_TOKENS = 64  # enqueue() keeps at most 64 tokens per queue
+
+
+def _wake(pipe: redis.client.Pipeline, count: int) -> None:
+    pipe.rpush(WAKE_KEY, *["1"] * count)
+    pipe.ltrim(WAKE_KEY, -WAKE_TOKENS, -1)
+    pipe.expire(WAKE_KEY, 300)
 
 
 def _payload(name: str, args: list) -> str:

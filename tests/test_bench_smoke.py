@@ -28,7 +28,7 @@ def test_harness_runs_every_figure_at_the_smallest_size(tmp_path):
         "--throughput-n", "1", "--repetitions", "1", "--jobs", "20", "--fork-jobs", "5",
         "--drain-timeout", "20", "--enqueue-jobs", "20", "--respawn-n", "1", "--kills", "1",
         "--healthy-age", "0", "--changes", "1", "--idle-n", "1", "--idle-window", "0.5",
-        "--pickup-n", "1", "--stamps", "1", "--load", "5", "--pickup-interval", "0.1",
+        "--pickup-n", "1", "--stamps", "1", "--load", "5",
         "--output", str(output), "--no-plot",
     ]
     # fmt: on

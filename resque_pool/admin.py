@@ -49,12 +49,19 @@ class RunningColumn:
 
 @admin.register(WorkerCount)
 class WorkerCountAdmin(admin.ModelAdmin):
-    list_display = ("queues", "count", "environment_label", "pool_label", "paused_label")
+    list_display = (
+        "queues",
+        "count",
+        "environment_label",
+        "pool_label",
+        "paused_label",
+        "limits_label",
+    )
     list_display_links = ("queues",)
     list_editable = ("count",)
     list_filter = ("environment", "pool")
     search_fields = ("queues",)
-    fields = ("queues", "count", "environment", "pool")
+    fields = ("queues", "count", "environment", "pool", "job_timeout", "max_jobs", "max_memory_mb")
     actions = ("pause", "restore")
 
     @admin.display(description="environment", ordering="environment")
@@ -64,6 +71,16 @@ class WorkerCountAdmin(admin.ModelAdmin):
     @admin.display(description="pool", ordering="pool")
     def pool_label(self, obj: WorkerCount) -> str:
         return obj.pool or "(every pool)"
+
+    @admin.display(description="limits")
+    def limits_label(self, obj: WorkerCount) -> str:
+        """The list's own limits; workers started from now on use them."""
+        parts = [
+            obj.job_timeout and f"jobs {obj.job_timeout}s",
+            obj.max_jobs and f"max {obj.max_jobs} jobs",
+            obj.max_memory_mb and f"max {obj.max_memory_mb} MB",
+        ]
+        return ", ".join(part for part in parts if part)
 
     @admin.display(description="paused")
     def paused_label(self, obj: WorkerCount) -> str:

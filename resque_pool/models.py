@@ -35,6 +35,28 @@ class WorkerCountQuerySet(models.QuerySet):
             merged[queues] = count
         return merged
 
+    def limits_for(self, environment: str | None, pool: str | None) -> dict[str, dict[str, int]]:
+        """``{"q1,q2": {"job_timeout": 30, ...}}`` for one pool: the same layers as
+        ``counts_for``, merged per limit (a more specific row's blank inherits the value of a
+        more general one); lists without any limit are left out."""
+        rows = self.filter(
+            models.Q(environment="") | models.Q(environment=environment or ""),
+            models.Q(pool="") | models.Q(pool=pool or ""),
+        ).values_list("queues", "environment", "pool", *LIMIT_FIELDS)
+        layered = sorted(
+            (bool(row[1]) + 2 * bool(row[2]), index, row) for index, row in enumerate(rows)
+        )
+        merged: dict[str, dict[str, int]] = {}
+        for _rank, _index, (queues, _env, _pool, *values) in layered:
+            for name, value in zip(LIMIT_FIELDS, values, strict=True):
+                if value is not None:
+                    merged.setdefault(queues, {})[name] = value
+        return merged
+
+
+# A queue list's own limits (worker/limits.py); blank means the setting's value.
+LIMIT_FIELDS = ("job_timeout", "max_jobs", "max_memory_mb")
+
 
 class WorkerCount(models.Model):
     queues = models.CharField(
@@ -51,6 +73,24 @@ class WorkerCount(models.Model):
     )
     pool = models.CharField(
         max_length=200, blank=True, default="", help_text="Blank means every pool (host)."
+    )
+    job_timeout = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds a job of this list may run (blank: RESQUE_JOB_TIMEOUT); a job's "
+        "own @job(timeout=...) wins.",
+    )
+    max_jobs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="A worker of this list is replaced after this many jobs (blank: "
+        "RESQUE_WORKER_MAX_JOBS).",
+    )
+    max_memory_mb = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="A worker of this list is replaced once its memory passes this many MB "
+        "(blank: RESQUE_WORKER_MAX_MEMORY_MB).",
     )
     # Set by the admin's "pause" action to remember the count that "restore" brings back;
     # the pool ignores it and runs ``count`` as it is.
@@ -87,6 +127,11 @@ class WorkerCount(models.Model):
             raise ValidationError({"queues": error.messages}) from None
         self.environment = (self.environment or "").strip()
         self.pool = (self.pool or "").strip()
+        for name in LIMIT_FIELDS:
+            if getattr(self, name) == 0:
+                raise ValidationError(
+                    {name: "Leave it blank for no limit of its own, or give 1 or more."}
+                )
         # Checked here rather than by a field validator: a validator would need a migration.
         ceiling = int(settings.RESQUE_POOL_MAX_WORKERS)
         if self.count is not None and self.count > ceiling:

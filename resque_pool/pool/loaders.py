@@ -31,6 +31,12 @@ class DatabaseLoader:
 
         return WorkerCount.objects.counts_for(environment, self.pool)
 
+    def limits(self, environment: str | None) -> dict[str, dict[str, int]]:
+        """The queue lists' own limits (``WorkerCount`` rows), merged as counts are."""
+        from resque_pool.models import WorkerCount
+
+        return WorkerCount.objects.limits_for(environment, self.pool)
+
     def reset(self) -> None:
         """Nothing is cached; the database is read on every call."""
 

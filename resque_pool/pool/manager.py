@@ -224,7 +224,24 @@ class Manager:
                     break
         self.scheduler.maintain(self.signals.handled, self.signals.fds)
 
+    def list_limits(self, queues: str) -> dict[str, Any]:
+        """The queue list's own limits from a loader with ``limits(environment)`` (the
+        database's ``WorkerCount`` rows; a custom loader may have one), read at each spawn
+        so that a change reaches the next worker without a restart; {} on any error."""
+        read = getattr(self.source.loader, "limits", None)
+        if not callable(read):
+            return {}
+        try:
+            return dict((read(self.options.environment) or {}).get(queues) or {})
+        except Exception as error:  # noqa: BLE001 (a loader may raise anything)
+            logger.warning("could not read the limits of %s: %s", queues, error)
+            return {}
+        finally:
+            # Never fork with an open database connection (see spawn.prepare_to_fork).
+            connections.close_all()
+
     def spawn_worker(self, queues: str) -> bool:
+        limits = self.list_limits(queues)
         progress = self.hangs.open()
         try:
             pid = spawn.fork_worker(
@@ -234,6 +251,7 @@ class Manager:
                 reset_signals=self.signals.handled,
                 close_fds=[*self.signals.fds, *self.hangs.fds()],
                 progress_fd=progress,
+                limits=limits,
             )
         except OSError as error:
             self.hangs.discard(progress)

@@ -9,6 +9,7 @@ import os
 import signal
 import traceback
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.db import connections
 
@@ -18,7 +19,7 @@ from resque_pool.unix.process import flush_output
 
 # Imported here, in the manager, so the workers share these pages instead of each
 # importing the worker's modules after the fork.
-from resque_pool.worker.limits import RECYCLE_EXIT_CODE
+from resque_pool.worker.limits import RECYCLE_EXIT_CODE, Limits
 from resque_pool.worker.loop import Worker
 
 logger = logging.getLogger(__name__)
@@ -43,11 +44,17 @@ def fork_worker(
     reset_signals: Iterable[int],
     close_fds: Iterable[int] = (),
     progress_fd: int | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> int:
     """Fork; in the child, run a worker until it shuts down and ``_exit``. Returns the pid."""
 
     def work() -> int:
-        worker = Worker(queues, manager_pid=manager_pid, progress_fd=progress_fd)
+        worker = Worker(
+            queues,
+            manager_pid=manager_pid,
+            progress_fd=progress_fd,
+            limits=Limits.resolve(**(limits or {})),
+        )
         logger.info("resque-pool-worker: starting worker %s", worker.id)
         hooks.run("after_prefork", worker)
         worker.work()

@@ -1,0 +1,96 @@
+"""Limits per queue list: ``WorkerCount`` rows may set a job timeout, max jobs and max
+memory for their list, merged across environment and pool as counts are; a change reaches
+the pool's next worker without a restart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+
+import tests.limits_support  # noqa: F401  (registers the jobs enqueued here)
+from resque_pool import enqueue
+from resque_pool.models import WorkerCount
+from tests.conftest import wait_until
+
+TIMEOUT = 60.0
+
+
+@pytest.mark.django_db
+def test_limits_merge_per_limit_across_environment_and_pool():
+    WorkerCount.objects.create(queues="a", count=1, job_timeout=30, max_jobs=100)
+    WorkerCount.objects.create(queues="a", count=2, environment="prod", max_jobs=500)
+    WorkerCount.objects.create(queues="a", count=3, pool="web1", max_memory_mb=256)
+    WorkerCount.objects.create(queues="b", count=1)
+    WorkerCount.objects.create(queues="c", count=1, environment="staging", job_timeout=5)
+    assert WorkerCount.objects.limits_for("prod", "web1") == {
+        "a": {"job_timeout": 30, "max_jobs": 500, "max_memory_mb": 256}
+    }
+    assert WorkerCount.objects.limits_for(None, None) == {"a": {"job_timeout": 30, "max_jobs": 100}}
+    assert WorkerCount.objects.limits_for("staging", None) == {
+        "a": {"job_timeout": 30, "max_jobs": 100},
+        "c": {"job_timeout": 5},
+    }
+
+
+def test_a_limit_of_zero_is_refused_with_a_message():
+    row = WorkerCount(queues="a", count=1, max_jobs=0)
+    with pytest.raises(ValidationError) as error:
+        row.clean()
+    assert error.value.message_dict == {
+        "max_jobs": ["Leave it blank for no limit of its own, or give 1 or more."]
+    }
+
+
+def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_env, resque):
+    # max_jobs=1: every worker is replaced after one job, so the next one reads the row anew.
+    row = WorkerCount.objects.create(queues="demo", count=1, max_jobs=1)
+    env = {**database_env, "DJANGO_SETTINGS_MODULE": "tests.limits_settings"}
+    pool = start_pool("--pool", "here", env=env)
+    pool.wait_for_workers({"demo": 1})
+    row.job_timeout = 1
+    row.save()
+    enqueue("Record", "first")  # run by the worker started before the change
+    wait_until(
+        lambda: "recycled itself" in pool.log(), timeout=TIMEOUT, message="the first recycle"
+    )
+    pool.wait_for_workers({"demo": 1})
+    enqueue("Sleep", 60)  # the replacement has the row's 1 s limit
+    wait_until(
+        lambda: resque.client.llen(resque.key("failed")),
+        timeout=TIMEOUT,
+        message=f"a failure entry (log:\n{pool.log()})",
+    )
+    entry = json.loads(resque.client.lindex(resque.key("failed"), 0))
+    assert (entry["exception"], entry["error"]) == (
+        "resque_pool.errors.JobTimeout",
+        "job exceeded its time limit of 1s",
+    )
+
+
+@pytest.mark.django_db
+def test_the_admin_edits_limits_beside_the_counts():
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.urls import reverse
+
+    user = User.objects.create_superuser("root", password="pw")
+    client = Client()
+    client.force_login(user)
+    form = {"queues": "reports", "count": "2", "environment": "", "pool": ""}
+    response = client.post(
+        reverse("admin:resque_pool_workercount_add"),
+        {**form, "job_timeout": "300", "max_jobs": "1000", "max_memory_mb": ""},
+    )
+    assert response.status_code == 302, response.content[:2000]
+    row = WorkerCount.objects.get(queues="reports")
+    assert (row.job_timeout, row.max_jobs, row.max_memory_mb) == (300, 1000, None)
+    listing = client.get(reverse("admin:resque_pool_workercount_changelist")).content.decode()
+    assert "jobs 300s, max 1000 jobs" in listing
+    refused = client.post(
+        reverse("admin:resque_pool_workercount_change", args=[row.pk]),
+        {**form, "job_timeout": "0", "max_jobs": "", "max_memory_mb": ""},
+    )
+    assert "Leave it blank for no limit of its own" in refused.content.decode()
+    assert WorkerCount.objects.get(pk=row.pk).job_timeout == 300

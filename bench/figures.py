@@ -146,7 +146,7 @@ def startup_and_memory(bench: Bench) -> None:
             log(f"start-up and memory, n={n}, run {rep + 1}")
             if n == bench.options.n[0]:  # once per run is enough: it does not depend on N
                 load = _django_load(bench.url)
-                bench.sample("django load (manage.py check)", "ours", None, "s", load)
+                bench.sample("django load (django.setup())", "ours", None, "s", load)
             for system in rotated(systems, rep):
                 try:
                     running, seconds = _started(bench, system, n, system.default_mode)
@@ -163,16 +163,25 @@ def startup_and_memory(bench: Bench) -> None:
                 bench.sample("memory USS", system.name, n, "MiB", uss)
     bench.flush_samples()
     load = next((row["value"] for row in bench.rows if row["name"].startswith("django load")), None)
-    for row in list(bench.rows):
-        if row["name"] == "start-up" and row["system"] == "ours" and load is not None:
+    startups = [row for row in bench.rows if row["name"] == "start-up" and row["value"]]
+    for row in startups:
+        if row["system"] == "ours" and load is not None:
             per_worker = (row["value"] - load) / row["n"] * 1000
             bench.record("start-up beyond Django, per worker", "ours", row["n"], "ms", per_worker)
+    # The marginal cost of a worker, free of any baseline: the slope from the smallest N to
+    # the largest, per system.
+    for system in {row["system"] for row in startups}:
+        mine = sorted((row["n"], row["value"]) for row in startups if row["system"] == system)
+        if len(mine) > 1 and mine[-1][0] > mine[0][0]:
+            (low, first), (high, last) = mine[0], mine[-1]
+            slope = (last - first) / (high - low) * 1000
+            bench.record("start-up per extra worker", system, high, "ms", slope)
 
 
 def _django_load(url: str) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [PYTHON, "manage.py", "check"],
+        [PYTHON, "-c", "import django; django.setup()"],
         env=env_for(url),
         cwd=str(os.path.dirname(os.path.dirname(__file__))),
         check=True,

@@ -181,3 +181,43 @@ def _bars(axis, rows: list[dict], names: list[str], title: str, log: bool = Fals
     axis.set_title(title, fontsize=10)
     axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize=8)
+
+
+def summary(rows: list[dict]) -> str:
+    """One line per figure and N, one column per system: the table docs/benchmarks.md shows."""
+    systems = [
+        s
+        for s in ("ours", "separate", "rq", "celery", "protocol limit", "fork floor")
+        if any(r["system"] == s and r.get("value") is not None for r in rows)
+    ]
+    keys: list[tuple] = []
+    cells: dict[tuple, dict[str, str]] = defaultdict(dict)
+    for row in rows:
+        if row.get("skipped") or row["name"].startswith("commands per job"):
+            continue
+        key = (row["name"], row["n"], row["unit"])
+        if key not in keys:
+            keys.append(key)
+        value = "failed" if row.get("value") is None else f"{row['value']:,.{_digits(row)}f}"
+        ratios = row.get("ratios", {})
+        cells[key][row["system"]] = value
+        if ratios:
+            cells[key]["ratios"] = ", ".join(f"{p} {r:.2f}" for p, r in ratios.items())
+    header = ["figure", "N", "unit", *systems, "ours / peer"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key in keys:
+        name, n, unit = key
+        row = [name, "" if n is None else str(n), unit]
+        row += [cells[key].get(system, "") for system in systems]
+        lines.append("| " + " | ".join([*row, cells[key].get("ratios", "")]) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(
+        summary(
+            json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results.json").read_text())
+        )
+    )

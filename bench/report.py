@@ -70,6 +70,14 @@ def write_json(rows: list[dict], path: Path, machine: dict) -> None:
     path.with_name(path.stem + "-machine.json").write_text(json.dumps(machine, indent=1) + "\n")
 
 
+def title(machine: dict) -> str:
+    return (
+        f"django-resque-pool vs peers: {machine['nproc']} CPUs, Python {machine['python']},"
+        f" Redis {machine['redis']}, {machine['when']}, load average"
+        f" {machine['loadavg']:.1f} → {machine['loadavg_end']:.1f}"
+    )
+
+
 COLORS = {
     "ours": "#1f77b4",
     "separate": "#9467bd",

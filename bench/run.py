@@ -209,11 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(bench.rows, options.output, info)
     if not options.no_plot:
         options.plot.parent.mkdir(parents=True, exist_ok=True)
-        title = (
-            f"django-resque-pool vs peers — {info['nproc']} CPUs, Python {info['python']},"
-            f" Redis {info['redis']}, {info['when']}"
-        )
-        if not report.plot(bench.rows, options.plot, title):
+        if not report.plot(bench.rows, options.plot, report.title(info)):
             figures.log("matplotlib is not installed: no plot")
     figures.log(f"{info['seconds']} s; rows in {options.output}")
     return 0

@@ -4,7 +4,8 @@ The lifecycle, key writes and proclines follow Ruby Resque 3.0 (``lib/resque/wor
 see ``docs/wire-format.md`` and ``docs/worker.md``), except that taking a job is one atomic
 step (``resque/reserve.py``) and a job lost with its process follows the loss policy
 (``resque/in_flight.py``). Signal handlers only set flags and wake the main loop;
-everything that talks to Redis or waits happens in the main loop.
+everything that talks to Redis or waits happens in the main loop. Running one reserved
+job (fork or in process, its time limit, its outcome) is ``worker/perform.py``.
 """
 
 from __future__ import annotations
@@ -15,35 +16,28 @@ import time
 from collections.abc import Iterable
 
 import redis as redis_lib
-from django import db
 
 from resque_pool import hooks
 from resque_pool.conf import settings
-from resque_pool.errors import DirtyExit, JobError, JobTimeout, MalformedPayload
 from resque_pool.logs import LogOnce
 from resque_pool.resque import records
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.in_flight import job_lost, read_in_flight
 from resque_pool.resque.jobs import Job
-from resque_pool.resque.outcomes import done_working, report_dirty_exit, report_failed_job
+from resque_pool.resque.outcomes import done_working
 from resque_pool.resque.pruning import cleanup_dead_worker, prune_dead_workers
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.reserve import PAUSED, Reservation, reserve
 from resque_pool.resque.workers import make_worker_id, register, unregister
 from resque_pool.worker.heartbeat import Heartbeat
-from resque_pool.worker.job_child import (
-    ChildProcess,
-    dirty_exit_for,
-    fork_blocking_signals,
-    run_job_child,
-)
-from resque_pool.worker.limits import Deadline, Limits, Recycler, alarm
+from resque_pool.worker.job_child import ChildProcess
+from resque_pool.worker.limits import Limits, Recycler
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.pending import REDIS_DOWN, PendingWrites
+from resque_pool.worker.perform import JobRunner
 from resque_pool.worker.pickup import WakeUps
 from resque_pool.worker.procline import display_class, set_procline
 from resque_pool.worker.progress import Progress, bounded_redis_waits
-from resque_pool.worker.signals import KILL_FOR_TIMEOUT, KILL_FOR_USR1, WorkerSignals
+from resque_pool.worker.signals import WorkerSignals
 
 __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
 
@@ -51,10 +45,6 @@ logger = logging.getLogger(__name__)
 
 # Longest stretch the worker sleeps without checking whether its manager is still there.
 _MANAGER_CHECK = 1.0
-# How often the parent looks at its job child when no signal wakes it.
-_CHILD_POLL = 0.5
-# What an in-process job without a time limit tells hang detection: it may take any time.
-_FOREVER = 10 * 365 * 86400.0
 
 
 class Worker:
@@ -89,7 +79,6 @@ class Worker:
         self._wakeups = WakeUps()
         self.recycled: str | None = None  # why the worker exits to be replaced
         self.signals = WorkerSignals(self.options)
-        self.child: ChildProcess | None = None
         self._pid: int | None = None
         self._id: str | None = None
         self._registered = False
@@ -97,6 +86,10 @@ class Worker:
         self._was_working = False
         self._heartbeat: Heartbeat | None = None
         self._pending = PendingWrites()
+        # The per-job part: fork or in process, time limit, outcome (worker/perform.py).
+        self.runner = JobRunner(
+            self.options, self.limits, self.signals, self.progress, self._pending, self._log_signals
+        )
 
     @property
     def id(self) -> str:
@@ -113,6 +106,11 @@ class Worker:
     @shutdown_requested.setter
     def shutdown_requested(self, value: bool) -> None:
         self.signals.shutdown_requested = value
+
+    @property
+    def child(self) -> ChildProcess | None:
+        """The job child running now, if any."""
+        return self.runner.child
 
     @property
     def paused(self) -> bool:
@@ -286,131 +284,8 @@ class Worker:
         job = Job.from_raw(reservation.queue, reservation.raw)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
         logger.info("got: %s", job.describe())
-        if self._run(job) != "requeued":
+        if self.runner.run(self.id, job) != "requeued":
             self._pending.record("done_working", done_working, self.id, not reservation.spliced)
-
-    def _run(self, job: Job) -> str:
-        try:
-            # Garbage is recorded here, before any child is forked for it.
-            job.validate()
-        except Exception as error:  # noqa: BLE001 (no payload may stop the worker)
-            if not isinstance(error, JobError):
-                error = MalformedPayload(
-                    f"payload cannot be checked ({type(error).__name__}: {error})"[:500]
-                )
-            self._pending.record("the failure", report_failed_job, self.id, job, error)
-            return "failed"
-        if self.options.fork_per_job:
-            return self._perform_with_fork(job)
-        return self._perform_in_process(job)
-
-    def _perform_in_process(self, job: Job) -> str:
-        db.close_old_connections()
-        self.signals.in_job = True
-        try:
-            timeout = self.limits.timeout_for(job)
-            # The job is the main loop now: no beats until it returns (without a time
-            # limit, no hang detection during it).
-            self.progress.busy(timeout + self.options.term_timeout if timeout else _FOREVER)
-            with alarm(timeout):
-                job.perform()
-        except (Exception, SystemExit) as error:
-            # A job's sys.exit() is the job's failure, not the worker's (Ruby rescues
-            # Object here; the forked child does the same).
-            self.signals.in_job = False
-            self._pending.record("the failure", report_failed_job, self.id, job, error)
-            return "failed"
-        finally:
-            self.signals.in_job = False
-            db.close_old_connections()
-        return "done"
-
-    def _perform_with_fork(self, job: Job) -> str:
-        try:
-            hooks.run("before_fork", job)
-        except Exception as error:
-            self._pending.record("the failure", report_failed_job, self.id, job, error)
-            return "failed"
-        # Database sockets must never be shared with a child: close them here, in the
-        # parent, so the child opens its own (closing them in the child could send a
-        # protocol-level goodbye on the parent's connection).
-        db.connections.close_all()
-        deadline = Deadline.start(self.limits.timeout_for(job))
-        pid, mask = fork_blocking_signals()
-        if pid == 0:
-            run_job_child(self.id, job, self.options.term_child, self.signals.close, deadline, mask)
-        self.child = ChildProcess(pid)
-        set_procline(f"Forked {pid} at {int(time.time())}")
-        killed_for: str | None = None
-        try:
-            status, killed_for = self._wait_for_child(self.child, deadline)
-        finally:
-            self.child = None
-        dirty = dirty_exit_for(pid, status)
-        if killed_for == KILL_FOR_TIMEOUT and deadline is not None:
-            # Ended at its limit: a failure (never requeued). A child that exited 0 raised
-            # JobTimeout in the job and recorded it itself.
-            if dirty is not None:
-                self._pending.record(
-                    "the time-out",
-                    report_failed_job,
-                    self.id,
-                    job,
-                    JobTimeout.after(deadline.seconds),
-                )
-            return "failed"
-        if dirty is None:
-            return "done"
-        if os.WIFSIGNALED(status) and killed_for != KILL_FOR_USR1:
-            # The job died with its process (SIGKILL, the OOM killer, a shutdown): the
-            # loss policy decides. USR1 ends a job on purpose; it is never requeued.
-            try:
-                return self._job_lost(job, dirty)
-            except REDIS_DOWN as error:
-                # The record stays in Redis until the retry applies the policy (or the
-                # manager does, should this worker die meanwhile).
-                self._pending.later("the lost job", self._job_lost, job, dirty)
-                logger.error("could not deal with the lost job %s: %s", job.describe(500), error)
-                return "requeued"  # no done_working: it would delete the record
-        self._pending.record("the dirty exit", report_dirty_exit, self.id, job, dirty)
-        return "failed"
-
-    def _job_lost(self, job: Job, dirty: DirtyExit) -> str:
-        in_flight = read_in_flight(self.id)
-        if in_flight is None:  # Redis lost the record (it restarted empty)
-            report_dirty_exit(self.id, job, dirty)
-            return "failed"
-        return job_lost(self.id, in_flight, dirty)
-
-    def _wait_for_child(
-        self, child: ChildProcess, deadline: Deadline | None = None
-    ) -> tuple[int, str | None]:
-        killed_for: str | None = None
-        while True:
-            status = child.poll()
-            if status is not None:
-                return status, killed_for
-            if self.signals.kill_child is not None:
-                killed_for, self.signals.kill_child = self.signals.kill_child, None
-                self._kill_child(child)
-                continue
-            self.progress.beat()
-            if deadline is not None and killed_for is None and deadline.passed():
-                logger.warning("Job child %s ran past %gs; ending it", child.pid, deadline.seconds)
-                killed_for = KILL_FOR_TIMEOUT
-                self.progress.busy(self.options.term_timeout + 1)
-                child.terminate(0, self.options.term_timeout)
-                continue
-            self._log_signals()
-            wait = _CHILD_POLL if deadline is None else min(_CHILD_POLL, deadline.remaining())
-            self.signals.wait(max(wait, 0.01))
-
-    def _kill_child(self, child: ChildProcess) -> None:
-        if self.options.term_child:
-            self.progress.busy(self.options.pre_shutdown_timeout + self.options.term_timeout + 1)
-            child.terminate(self.options.pre_shutdown_timeout, self.options.term_timeout)
-        else:
-            child.kill()
 
     # -- idling ----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Mirrors resque-pool's ``Resque::Pool#join`` (resque-pool's ``lib/resque/pool.rb`
 differences ``docs/migrating-from-resque-pool.md`` explains: a failing configuration never
 kills the manager, quick deaths back off, WINCH holds the pool at zero until HUP, excess
 workers get the TERM_CHILD-aware signal, dead workers are cleaned up in Redis at once, and
-the live state is published for the admin.
+the live state is published for the admin. What the loop reconciles with (spawning,
+stopping, backoff, recycling, hung workers) is ``pool/reconcile.py``.
 """
 
 from __future__ import annotations
@@ -23,24 +24,15 @@ from django.db import connections
 
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
-from resque_pool.pool import killer, spawn
+from resque_pool.pool import killer
 from resque_pool.pool import state as pool_state
-from resque_pool.pool.backoff import Backoff
 from resque_pool.pool.config import max_workers, validate_counts
 from resque_pool.pool.daemon import Redirects, reopen_logs
-from resque_pool.pool.hangs import HangWatch
 from resque_pool.pool.loaders import Source
-from resque_pool.pool.processes import (
-    DeadWorkerCleanups,
-    PeriodicPrune,
-    WorkerProcess,
-    WorkerTable,
-    send_signal,
-)
+from resque_pool.pool.processes import PeriodicPrune
+from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
-from resque_pool.resque.queue_lists import split_queues
 from resque_pool.scheduler.child import SchedulerChild
-from resque_pool.worker.limits import RECYCLE_EXIT_CODE
 from resque_pool.worker.options import term_child_enabled
 
 logger = logging.getLogger(__name__)
@@ -78,11 +70,17 @@ class Manager:
         self.paused = False  # WINCH: hold at zero until HUP
         self.status = "starting"
         self.title = ""
-        self.workers = WorkerTable()
-        self.backoffs: dict[str, Backoff] = {}
         self.signals = SignalQueue()
+        self.reconciler = Reconciler(
+            self.pid,
+            self.term_child,
+            options.spawn_delay,
+            options.single_process_group,
+            self.list_limits,
+            self.signals,
+        )
+        self.workers = self.reconciler.workers
         self.next_load = 0.0
-        self.next_spawn = 0.0
         self.next_publish = 0.0
         self.load_errors = LogOnce(logger)
         self.loaded_once = False
@@ -91,8 +89,6 @@ class Manager:
         self.scheduler = SchedulerChild(
             options.scheduler, self.pid, options.appname, options.single_process_group
         )
-        self.cleanups = DeadWorkerCleanups()
-        self.hangs = HangWatch(settings.RESQUE_WORKER_HANG_TIMEOUT)
         self.pruner = PeriodicPrune(self.id)
 
     # -- life cycle ------------------------------------------------------------------------
@@ -137,8 +133,8 @@ class Manager:
                 self.maintain()
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
-            self.cleanups.tick()
-            self.kill_hung_workers()
+            self.reconciler.cleanups.tick()
+            self.reconciler.kill_hung_workers()
             self.pruner.tick(self.workers.queue_lists())
             if self.counts_trusted():
                 self.killer.tick(self.workers, self.desired())
@@ -191,39 +187,6 @@ class Manager:
     def desired(self) -> dict[str, int]:
         return {} if self.paused else self.counts
 
-    # -- reconciliation --------------------------------------------------------------------
-
-    def maintain(self) -> None:
-        """Stop the oldest excess workers, spawn missing ones (subject to spawn delay and
-        backoff). Workers already stopping still hold their slot until they are reaped, so
-        replacements start as they exit, never on top of them."""
-        desired = self.desired()
-        now = time.monotonic()
-        prepared = False
-        for queues in dict.fromkeys([*desired, *self.workers.queue_lists()]):
-            want = desired.get(queues, 0)
-            procs = self.workers.of(queues)
-            active = self.workers.active(queues)
-            for proc in active[: max(len(active) - want, 0)]:
-                self.stop_worker(proc)
-            backoff = self.backoffs.get(queues)
-            if backoff:
-                for proc in active:
-                    backoff.survived(proc.started, now)
-            for _ in range(want - len(procs)):
-                if now < self.next_spawn or (backoff and backoff.wait(now) > 0):
-                    break
-                if not prepared:
-                    spawn.prepare_to_fork()
-                    prepared = True
-                if not self.spawn_worker(queues):
-                    break  # spawn_worker set next_spawn: later lists wait too, stops still run
-                now = time.monotonic()
-                if self.options.spawn_delay:
-                    self.next_spawn = now + self.options.spawn_delay
-                    break
-        self.scheduler.maintain(self.signals.handled, self.signals.fds)
-
     def list_limits(self, queues: str) -> dict[str, Any]:
         """The queue list's own limits from a loader with ``limits(environment)`` (the
         database's ``WorkerCount`` rows; a custom loader may have one), read at each spawn
@@ -240,51 +203,15 @@ class Manager:
             # Never fork with an open database connection (see spawn.prepare_to_fork).
             connections.close_all()
 
-    def spawn_worker(self, queues: str) -> bool:
-        limits = self.list_limits(queues)
-        progress = self.hangs.open()
-        try:
-            pid = spawn.fork_worker(
-                split_queues(queues),
-                manager_pid=self.pid,
-                single_process_group=self.options.single_process_group,
-                reset_signals=self.signals.handled,
-                close_fds=[*self.signals.fds, *self.hangs.fds()],
-                progress_fd=progress,
-                limits=limits,
-            )
-        except OSError as error:
-            self.hangs.discard(progress)
-            logger.error("could not fork a worker for %s: %s", queues, error)
-            self.next_spawn = time.monotonic() + 1.0
-            return False
-        self.hangs.started(pid, progress)
-        self.workers.add(WorkerProcess(pid, queues, time.monotonic()))
-        logger.info("spawned worker %d for %s", pid, queues)
-        return True
+    # -- reconciliation --------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Reconcile the workers with the counts wanted now, and the scheduler child."""
+        self.reconciler.maintain(self.desired())
+        self.scheduler.maintain(self.signals.handled, self.signals.fds)
 
     def stop_signal(self) -> int:
-        # resque-pool #172: excess workers and HUP use the signal TERM_CHILD calls for.
-        return signal.SIGTERM if self.term_child else signal.SIGQUIT
-
-    def stop_worker(self, proc: WorkerProcess) -> None:
-        signum = self.stop_signal()
-        logger.info("stopping excess worker %d for %s with %s", proc.pid, proc.queues, name(signum))
-        proc.stopping = True
-        send_signal(proc.pid, signum)
-
-    def kill_hung_workers(self) -> None:
-        """SIGKILL workers whose main loop stopped reporting progress (``pool/hangs.py``);
-        reaping them cleans up their job (the loss policy) and forks a replacement."""
-        for pid, stalled in self.hangs.hung():
-            logger.error(
-                "worker %d made no progress for %.0fs (RESQUE_WORKER_HANG_TIMEOUT %gs); killing it",
-                pid,
-                stalled,
-                self.hangs.timeout,
-            )
-            self.hangs.killed(pid)
-            send_signal(pid, signal.SIGKILL)
+        return self.reconciler.stop_signal()
 
     # -- reaping ---------------------------------------------------------------------------
 
@@ -300,38 +227,8 @@ class Manager:
 
     def worker_exited(self, pid: int, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
-        if self.scheduler.reaped(pid, code):
-            return
-        proc = self.workers.remove(pid)
-        self.hangs.forget(pid)
-        if proc is None:
-            logger.info("reaped unknown child %d (status: %s)", pid, code)
-            return
-        described = f"signal: {name(-code)}" if code < 0 else f"status: {code}"
-        logger.info("Reaped resque worker[%d] (%s) queues: %s", pid, described, proc.queues)
-        now = time.monotonic()
-        if code == RECYCLE_EXIT_CODE:
-            # It reached its max jobs or memory and exited cleanly: replaced at once.
-            logger.info("worker %d for %s recycled itself; replacing it", pid, proc.queues)
-        elif not proc.stopping:
-            lifetime = now - proc.started
-            logger.warning(
-                "worker %d for %s exited on its own after %.1fs (%s)",
-                pid,
-                proc.queues,
-                lifetime,
-                described,
-            )
-            backoff = self.backoffs.setdefault(proc.queues, Backoff())
-            backoff.died(lifetime, now)
-            if backoff.delay:
-                logger.warning(
-                    "workers for %s keep dying soon after start; next one in %.0fs",
-                    proc.queues,
-                    backoff.delay,
-                )
-        killed = code not in (0, RECYCLE_EXIT_CODE)
-        self.cleanups.add(proc, killed=killed, own_group=not self.options.single_process_group)
+        if not self.scheduler.reaped(pid, code):
+            self.reconciler.worker_exited(pid, code)
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -429,11 +326,11 @@ class Manager:
         or its backoff may spawn; at most a second. Only deadlines still ahead count: one
         already passed would make the loop spin instead of sleep."""
         now = time.monotonic()
-        deadlines = [self.next_load, self.next_publish]
-        for queues, want in self.desired().items():
-            if want > len(self.workers.of(queues)):
-                backoff = self.backoffs.get(queues)
-                deadlines.append(max(self.next_spawn, backoff.not_before if backoff else 0.0))
+        deadlines = [
+            self.next_load,
+            self.next_publish,
+            *self.reconciler.spawn_deadlines(self.desired()),
+        ]
         ahead = [deadline - now for deadline in deadlines if deadline > now]
         return min([*ahead, 1.0])
 

@@ -1,0 +1,178 @@
+"""Reconciliation: keeping the pool's workers at the counts the manager wants.
+
+Stops the oldest excess workers of a queue list, forks the missing ones (subject to the
+spawn delay and the list's backoff), kills workers whose main loop stopped moving, and
+books each worker's exit: recycled (replaced at once), died on its own (backoff), stopped
+on request; every one is cleaned up in Redis. The arbiter loop that calls it, and the
+signals, are ``pool/manager.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from resque_pool.conf import settings
+from resque_pool.pool import spawn
+from resque_pool.pool.backoff import Backoff
+from resque_pool.pool.hangs import HangWatch
+from resque_pool.pool.processes import (
+    DeadWorkerCleanups,
+    WorkerProcess,
+    WorkerTable,
+    send_signal,
+)
+from resque_pool.pool.signals import SignalQueue, name
+from resque_pool.resque.queue_lists import split_queues
+from resque_pool.worker.limits import RECYCLE_EXIT_CODE
+
+logger = logging.getLogger(__name__)
+
+
+class Reconciler:
+    """The manager's workers and what keeps them at the desired counts.
+
+    ``read_limits(queues)`` gives a queue list's own limits at each spawn; ``signals`` is the
+    manager's signal queue, whose handlers and self-pipe a forked worker resets and closes."""
+
+    def __init__(
+        self,
+        manager_pid: int,
+        term_child: bool,
+        spawn_delay: float,
+        single_process_group: bool,
+        read_limits: Callable[[str], dict[str, Any]],
+        signals: SignalQueue,
+    ) -> None:
+        self.manager_pid = manager_pid
+        self.term_child = term_child
+        self.spawn_delay = spawn_delay
+        self.single_process_group = single_process_group
+        self.read_limits = read_limits
+        self.signals = signals
+        self.workers = WorkerTable()
+        self.backoffs: dict[str, Backoff] = {}
+        self.next_spawn = 0.0
+        self.cleanups = DeadWorkerCleanups()
+        self.hangs = HangWatch(settings.RESQUE_WORKER_HANG_TIMEOUT)
+
+    def maintain(self, desired: dict[str, int]) -> None:
+        """Stop the oldest excess workers, spawn missing ones (subject to spawn delay and
+        backoff). Workers already stopping still hold their slot until they are reaped, so
+        replacements start as they exit, never on top of them."""
+        now = time.monotonic()
+        prepared = False
+        for queues in dict.fromkeys([*desired, *self.workers.queue_lists()]):
+            want = desired.get(queues, 0)
+            procs = self.workers.of(queues)
+            active = self.workers.active(queues)
+            for proc in active[: max(len(active) - want, 0)]:
+                self.stop_worker(proc)
+            backoff = self.backoffs.get(queues)
+            if backoff:
+                for proc in active:
+                    backoff.survived(proc.started, now)
+            for _ in range(want - len(procs)):
+                if now < self.next_spawn or (backoff and backoff.wait(now) > 0):
+                    break
+                if not prepared:
+                    spawn.prepare_to_fork()
+                    prepared = True
+                if not self.spawn_worker(queues):
+                    break  # spawn_worker set next_spawn: later lists wait too, stops still run
+                now = time.monotonic()
+                if self.spawn_delay:
+                    self.next_spawn = now + self.spawn_delay
+                    break
+
+    def spawn_deadlines(self, desired: dict[str, int]) -> list[float]:
+        """When each list short of workers may spawn next (spawn delay, backoff)."""
+        deadlines = []
+        for queues, want in desired.items():
+            if want > len(self.workers.of(queues)):
+                backoff = self.backoffs.get(queues)
+                deadlines.append(max(self.next_spawn, backoff.not_before if backoff else 0.0))
+        return deadlines
+
+    def spawn_worker(self, queues: str) -> bool:
+        limits = self.read_limits(queues)
+        progress = self.hangs.open()
+        try:
+            pid = spawn.fork_worker(
+                split_queues(queues),
+                manager_pid=self.manager_pid,
+                single_process_group=self.single_process_group,
+                reset_signals=self.signals.handled,
+                close_fds=[*self.signals.fds, *self.hangs.fds()],
+                progress_fd=progress,
+                limits=limits,
+            )
+        except OSError as error:
+            self.hangs.discard(progress)
+            logger.error("could not fork a worker for %s: %s", queues, error)
+            self.next_spawn = time.monotonic() + 1.0
+            return False
+        self.hangs.started(pid, progress)
+        self.workers.add(WorkerProcess(pid, queues, time.monotonic()))
+        logger.info("spawned worker %d for %s", pid, queues)
+        return True
+
+    def stop_signal(self) -> int:
+        # resque-pool #172: excess workers and HUP use the signal TERM_CHILD calls for.
+        return signal.SIGTERM if self.term_child else signal.SIGQUIT
+
+    def stop_worker(self, proc: WorkerProcess) -> None:
+        signum = self.stop_signal()
+        logger.info("stopping excess worker %d for %s with %s", proc.pid, proc.queues, name(signum))
+        proc.stopping = True
+        send_signal(proc.pid, signum)
+
+    def kill_hung_workers(self) -> None:
+        """SIGKILL workers whose main loop stopped reporting progress (``pool/hangs.py``);
+        reaping them cleans up their job (the loss policy) and forks a replacement."""
+        for pid, stalled in self.hangs.hung():
+            logger.error(
+                "worker %d made no progress for %.0fs (RESQUE_WORKER_HANG_TIMEOUT %gs); killing it",
+                pid,
+                stalled,
+                self.hangs.timeout,
+            )
+            self.hangs.killed(pid)
+            send_signal(pid, signal.SIGKILL)
+
+    def worker_exited(self, pid: int, code: int) -> None:
+        """Book a reaped child that is not the scheduler (``code`` as
+        ``os.waitstatus_to_exitcode`` gives it)."""
+        proc = self.workers.remove(pid)
+        self.hangs.forget(pid)
+        if proc is None:
+            logger.info("reaped unknown child %d (status: %s)", pid, code)
+            return
+        described = f"signal: {name(-code)}" if code < 0 else f"status: {code}"
+        logger.info("Reaped resque worker[%d] (%s) queues: %s", pid, described, proc.queues)
+        now = time.monotonic()
+        if code == RECYCLE_EXIT_CODE:
+            # It reached its max jobs or memory and exited cleanly: replaced at once.
+            logger.info("worker %d for %s recycled itself; replacing it", pid, proc.queues)
+        elif not proc.stopping:
+            lifetime = now - proc.started
+            logger.warning(
+                "worker %d for %s exited on its own after %.1fs (%s)",
+                pid,
+                proc.queues,
+                lifetime,
+                described,
+            )
+            backoff = self.backoffs.setdefault(proc.queues, Backoff())
+            backoff.died(lifetime, now)
+            if backoff.delay:
+                logger.warning(
+                    "workers for %s keep dying soon after start; next one in %.0fs",
+                    proc.queues,
+                    backoff.delay,
+                )
+        killed = code not in (0, RECYCLE_EXIT_CODE)
+        self.cleanups.add(proc, killed=killed, own_group=not self.single_process_group)

@@ -81,7 +81,7 @@ def run(
     env.update(
         RESQUE_REDIS_URL=url,
         RESQUE_NAMESPACE=namespace,
-        DJANGO_SETTINGS_MODULE="tests.pool_settings",
+        DJANGO_SETTINGS_MODULE="tests.support.pool_settings",
         PYTHONPATH=str(ROOT),
         INTERVAL="0.1",
         FORK_PER_JOB="true" if fork_per_job else "false",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests import redis_server
+from tests.support import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

@@ -15,21 +15,18 @@ import platform
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis as redis_lib
 
-from tests import redis_server
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import redis_server
+from tests.support.common import ROOT, manage_command
 
 # start_pool / busy_pool for the pool's process tests.
-pytest_plugins = ["tests.pool_fixtures"]
+pytest_plugins = ["tests.support.pool_fixtures"]
 
 
 _DATABASE_FIXTURES = {"db", "transactional_db", "database_env", "live_server"}
@@ -138,10 +135,6 @@ def resque(redis_server_url: str, settings) -> Iterator[Resque]:
         connection.reset_connections()
 
 
-def manage_command(*args: str) -> list[str]:
-    return [sys.executable, str(ROOT / "manage.py"), *args]
-
-
 @pytest.fixture
 def run_manage(resque: Resque) -> Callable[..., subprocess.CompletedProcess]:
     def run(
@@ -188,23 +181,6 @@ def spawn_manage(resque: Resque) -> Iterator[Callable[..., subprocess.Popen]]:
             process.wait(10)
 
 
-def wait_until(
-    predicate: Callable[[], object],
-    timeout: float = 10.0,
-    interval: float = 0.05,
-    message: str = "condition",
-) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def database_env(transactional_db) -> dict[str, str]:
     """``DATABASE_URL`` for a subprocess to open this test's database (data must be
@@ -225,7 +201,7 @@ def database_env(transactional_db) -> dict[str, str]:
 @pytest.fixture
 def viewer(db):
     """An admin client logged in as staff with ``view_dashboard`` only."""
-    from tests.admin_support import viewer_client
+    from tests.support.admin import viewer_client
 
     return viewer_client()
 
@@ -233,6 +209,6 @@ def viewer(db):
 @pytest.fixture
 def operator(db):
     """An admin client logged in as staff with ``change_dashboard``, CSRF checks on."""
-    from tests.admin_support import operator_client
+    from tests.support.admin import operator_client
 
     return operator_client()

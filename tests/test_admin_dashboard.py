@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from resque_pool.dashboard import failures
 from resque_pool.pool import state as pool_state
-from tests.admin_support import (
+from tests.support.admin import (
     RUBY_FAILURE,
     RecordedCommands,
     csrf_post,

@@ -20,7 +20,7 @@ from resque_pool import enqueue
 from resque_pool.models import WorkerCount
 from resque_pool.pool import state as pool_state
 from resque_pool.resque import failures as failure
-from tests.conftest import wait_until
+from tests.support.common import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_IMG = ROOT / "docs" / "img"

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 
 from resque_pool.dashboard import failures
-from tests.admin_support import (
+from tests.support.admin import (
     RUBY_FAILURE,
     csrf_post,
     failure_json,

@@ -14,7 +14,7 @@ import pytest
 import redis as redis_lib
 from django.contrib.admin.models import LogEntry
 
-from tests.admin_support import csrf_post, url
+from tests.support.admin import csrf_post, url
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.common import ROOT
 
 READY = "demo: starting the pool"
 

@@ -9,10 +9,10 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-import tests.limits_support  # noqa: F401  (registers the jobs enqueued here)
+import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued here)
 from resque_pool import enqueue
 from resque_pool.models import WorkerCount
-from tests.conftest import wait_until
+from tests.support.common import wait_until
 
 TIMEOUT = 60.0
 
@@ -46,7 +46,7 @@ def test_a_limit_of_zero_is_refused_with_a_message():
 def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_env, resque):
     # max_jobs=1: every worker is replaced after one job, so the next one reads the row anew.
     row = WorkerCount.objects.create(queues="demo", count=1, max_jobs=1)
-    env = {**database_env, "DJANGO_SETTINGS_MODULE": "tests.limits_settings"}
+    env = {**database_env, "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings"}
     pool = start_pool("--pool", "here", env=env)
     pool.wait_for_workers({"demo": 1})
     row.job_timeout = 1

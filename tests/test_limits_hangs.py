@@ -13,11 +13,11 @@ import time
 import pytest
 
 from resque_pool import enqueue
-from tests.conftest import wait_until
-from tests.pool_fixtures import write
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import write
 from tests.test_redis_outage import Server
 
-ENV = {"DJANGO_SETTINGS_MODULE": "tests.limits_settings", "LIMITS_HANG_TIMEOUT": "2"}
+ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.limits_settings", "LIMITS_HANG_TIMEOUT": "2"}
 TIMEOUT = 60.0
 
 

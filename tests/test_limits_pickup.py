@@ -14,7 +14,7 @@ import pytest
 from resque_pool import enqueue
 from resque_pool.resque import wakeup
 from resque_pool.resque.connection import get_redis
-from tests.conftest import wait_until
+from tests.support.common import wait_until
 
 # Far beyond every bounded wait below: a job done within them came through a wake-up.
 SLOW_POLL = "600"

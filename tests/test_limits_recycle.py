@@ -8,15 +8,15 @@ import random
 import re
 import socket
 
-import tests.limits_support  # noqa: F401  (registers the jobs enqueued here)
+import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued here)
 from resque_pool import enqueue
 from resque_pool.worker.limits import RECYCLE_EXIT_CODE, Limits, Recycler, rss_mb
-from tests.conftest import wait_until
-from tests.pool_fixtures import write
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import write
 
 HOST = socket.gethostname()
 TIMEOUT = 60.0
-ENV = {"DJANGO_SETTINGS_MODULE": "tests.limits_settings"}
+ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.limits_settings"}
 
 
 def done(resque, name="done") -> set[str]:

@@ -10,19 +10,23 @@ import subprocess
 
 import pytest
 
-import tests.limits_support  # noqa: F401  (registers the jobs enqueued here)
+import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued here)
 from resque_pool import enqueue, job
 from resque_pool.errors import JobTimeout
 from resque_pool.resque.jobs import Job
 from resque_pool.worker.limits import Limits
-from tests.conftest import wait_until
+from tests.support.common import wait_until
 
 HOST = socket.gethostname()
 TIMEOUT = 30.0
 
 
 def start_worker(spawn_manage, env=None) -> subprocess.Popen:
-    env = {"DJANGO_SETTINGS_MODULE": "tests.limits_settings", "INTERVAL": "0.2", **(env or {})}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings",
+        "INTERVAL": "0.2",
+        **(env or {}),
+    }
     return spawn_manage("resque_work", "--queues", "demo", env=env)
 
 

@@ -15,7 +15,7 @@ from resque_pool.pool import state as pool_state
 from resque_pool.pool.config import ConfigError, load_file, validate_counts
 from resque_pool.pool.loaders import Source
 from resque_pool.pool.manager import Manager, Options
-from tests.pool_fixtures import write
+from tests.support.pool_fixtures import write
 
 CHANGELIST = "admin:resque_pool_workercount_changelist"
 ADD = "admin:resque_pool_workercount_add"

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 
 from resque_pool.management.commands import resque_pool as command
 from resque_pool.models import WorkerCount
-from tests.conftest import manage_command
+from tests.support.common import manage_command
 
 
 def parse(*argv: str) -> dict:
@@ -151,14 +151,14 @@ def test_test_option_with_a_custom_loader(run_manage, tmp_path):
         "-E",
         "fake",
         env={
-            "DJANGO_SETTINGS_MODULE": "tests.pool_settings",
-            "POOL_TEST_LOADER": "tests.pool_support.ReversingLoader",
+            "DJANGO_SETTINGS_MODULE": "tests.support.pool_settings",
+            "POOL_TEST_LOADER": "tests.support.processes.ReversingLoader",
             "POOL_TEST_COUNT_FILE": str(count_file),
         },
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "Workers defined in tests.pool_support.ReversingLoader",
+        "Workers defined in tests.support.processes.ReversingLoader",
         "1: ekaf",
         "2: ekaf",
     ]

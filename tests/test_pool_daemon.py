@@ -13,9 +13,9 @@ import time
 import pytest
 
 from resque_pool.pool import state as pool_state
-from tests.conftest import manage_command, wait_until
-from tests.pool_fixtures import SETTINGS, registered, write
-from tests.pool_support import alive, children, cmdline, kill_tree
+from tests.support.common import manage_command, wait_until
+from tests.support.pool_fixtures import SETTINGS, registered, write
+from tests.support.processes import alive, children, cmdline, kill_tree
 
 
 def ppid_of(pid: int) -> int:

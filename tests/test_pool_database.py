@@ -15,7 +15,7 @@ import time
 from resque_pool.models import WorkerCount
 from resque_pool.resque import failures as failure
 from resque_pool.resque import wire
-from tests.conftest import wait_until
+from tests.support.common import wait_until
 
 JOBS = 40
 

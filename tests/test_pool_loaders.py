@@ -123,16 +123,16 @@ def test_throttled_delegates_attributes():
 
 
 def test_choose_source_order(settings, tmp_path):
-    settings.RESQUE_POOL_CONFIG_LOADER = "tests.pool_support.ReversingLoader"
+    settings.RESQUE_POOL_CONFIG_LOADER = "tests.support.processes.ReversingLoader"
     path = str(tmp_path / "pool.yml")
     assert choose_source(path, "web1").description == path
     assert choose_source(path, "web1").strict
     source = choose_source(None, "web1")
-    assert source.description == "tests.pool_support.ReversingLoader"
+    assert source.description == "tests.support.processes.ReversingLoader"
     assert type(source.loader).__name__ == "ReversingLoader"  # a class is instantiated
     settings.RESQUE_POOL_CONFIG_LOADER = None
     assert choose_source(None, "web1").description == "database"
-    settings.RESQUE_POOL_CONFIG_LOADER = "tests.pool_support.nothing_here"
+    settings.RESQUE_POOL_CONFIG_LOADER = "tests.support.processes.nothing_here"
     with pytest.raises(ConfigError, match="nothing_here"):
         choose_source(None, "web1")
 

@@ -13,9 +13,9 @@ import pytest
 
 from resque_pool.models import WorkerCount
 from resque_pool.pool import state as pool_state
-from tests.conftest import wait_until
-from tests.pool_fixtures import log_times, processing_worker, registered, write
-from tests.pool_support import alive, children, cmdline
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import log_times, processing_worker, registered, write
+from tests.support.processes import alive, children, cmdline
 
 
 def cpu_seconds(pid: int) -> float:
@@ -189,7 +189,7 @@ def test_custom_loader_called_with_environment_and_reset_on_hup(start_pool, tmp_
         "-E",
         "fake",
         env={
-            "POOL_TEST_LOADER": "tests.pool_support.ReversingLoader",
+            "POOL_TEST_LOADER": "tests.support.processes.ReversingLoader",
             "POOL_TEST_COUNT_FILE": str(count_file),
         },
     )

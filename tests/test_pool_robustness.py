@@ -8,8 +8,8 @@ import os
 import signal
 import time
 
-from tests.conftest import wait_until
-from tests.pool_fixtures import write
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import write
 
 
 def test_signal_29_is_logged_not_fatal(start_pool, tmp_path):
@@ -54,9 +54,13 @@ def test_kill_others_spares_the_old_pool_when_the_new_one_loads_nothing(start_po
     old = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), "-a", "app")
     old_workers = old.wait_for_workers({"demo": 1})
     new = start_pool(
-        "-k", "-a", "app", name="new", env={"POOL_TEST_LOADER": "tests.pool_support.failing_loader"}
+        "-k",
+        "-a",
+        "app",
+        name="new",
+        env={"POOL_TEST_LOADER": "tests.support.processes.failing_loader"},
     )
-    new.wait_for_log(r"could not load worker counts from tests\.pool_support\.failing_loader")
+    new.wait_for_log(r"could not load worker counts from tests\.support\.processes\.failing_loader")
     time.sleep(3.0)  # several loop passes in which an empty pool would look "complete"
     assert "kill-others: sent QUIT" not in new.log()
     assert old.process.poll() is None and set(old.titles()) == set(old_workers)

@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from resque_pool.resque import wire
-from tests.conftest import wait_until
-from tests.pool_fixtures import write
-from tests.redis_server import free_port, spawn_redis_server
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import write
+from tests.support.redis_server import free_port, spawn_redis_server
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="needs a redis-server binary to stop and restart"
@@ -254,7 +254,7 @@ def test_worker_missing_from_workers_registers_again_mid_job(server, spawn_manag
     env = {
         "RESQUE_REDIS_URL": server.url,
         "RESQUE_NAMESPACE": "outage",
-        "DJANGO_SETTINGS_MODULE": "tests.pool_settings",
+        "DJANGO_SETTINGS_MODULE": "tests.support.pool_settings",
         "POOL_TEST_HEARTBEAT": "0.3",
     }
     worker = spawn_manage("resque_work", "--queues", "demo", "--interval", "0.2", env=env)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import ROOT
+from tests.support.common import ROOT
 
 # Split so that this file does not match itself.
 _OUTSIDE = re.compile(

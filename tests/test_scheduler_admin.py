@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from resque_pool.scheduler.models import Schedule
-from tests.admin_support import make_user
+from tests.support.admin import make_user
 
 pytestmark = pytest.mark.django_db
 

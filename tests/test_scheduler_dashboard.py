@@ -12,7 +12,7 @@ from django.test import Client
 from resque_pool.resque.failures import entry_digest
 from resque_pool.scheduler import delayed
 from resque_pool.scheduler.models import Schedule
-from tests.admin_support import csrf_post, url
+from tests.support.admin import csrf_post, url
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +79,7 @@ def test_actions_need_change_permission_and_csrf(viewer, resque):
     items = push(resque, FUTURE, "a")
     data = {"index": 0, "digest": entry_digest(items[0]), "action": "delete"}
     assert viewer.post(url("delayed_action", FUTURE), data).status_code == 403
-    from tests.admin_support import make_user
+    from tests.support.admin import make_user
 
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(make_user("op2", "change_dashboard"))

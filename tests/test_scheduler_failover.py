@@ -11,10 +11,10 @@ import time
 import pytest
 
 from resque_pool.scheduler.models import Schedule
-from tests.conftest import wait_until
-from tests.pool_fixtures import write
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import write
 
-SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.pool_settings", "POOL_TEST_LEADER_TTL": "2"}
+SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.support.pool_settings", "POOL_TEST_LEADER_TTL": "2"}
 
 
 def leader(resque) -> str | None:

@@ -14,9 +14,9 @@ import pytest
 from resque_pool import job
 from resque_pool.resque.jobs import registry
 from resque_pool.scheduler import delayed, mover
-from tests.conftest import wait_until
-from tests.pool_fixtures import write
-from tests.pool_support import alive, worker_titles
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import write
+from tests.support.processes import alive, worker_titles
 
 PAST = 1_000_000_000  # 2001-09-09: due for any mover
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from resque_pool.resque.jobs import Job
 from testproject.demo import tasks as demo
-from tests.admin_support import make_user, url
+from tests.support.admin import make_user, url
 
 pytestmark = pytest.mark.django_db
 

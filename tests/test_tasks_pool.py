@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from resque_pool.tasks.compat import TaskResultStatus
 from testproject.demo import tasks as demo
-from tests.conftest import wait_until
-from tests.pool_fixtures import registered, write
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import registered, write
 
 BANDS = "default.high,default,default.low"
 
@@ -62,7 +62,7 @@ def test_sync_async_context_and_failing_tasks_through_a_pool(task_pool, resque):
 
 
 def test_a_task_whose_job_child_is_killed_fails_with_a_dirty_exit(task_pool, resque):
-    from tests.pool_support import children
+    from tests.support.processes import children
 
     pool = task_pool(count=1)
     result = demo.sleep.enqueue(60)

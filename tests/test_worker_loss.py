@@ -21,7 +21,7 @@ from resque_pool.resque.pruning import cleanup_dead_worker, prune_dead_workers
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.workers import register
 from resque_pool.worker.loop import Worker
-from tests.conftest import wait_until
+from tests.support.common import wait_until
 
 HOST = socket.gethostname()
 
@@ -237,7 +237,7 @@ def test_usr1_ends_the_job_and_never_requeues_it(resque, settings):
 
 
 def _dead_redis_url() -> str:
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     return f"redis://127.0.0.1:{free_port()}/0"
 
@@ -258,7 +258,7 @@ def test_resque_work_with_interval_zero_and_no_redis_says_so_in_one_line(run_man
 
 
 def test_resque_work_waits_for_redis_at_start_up(spawn_manage, tmp_path):
-    from tests.redis_server import free_port, spawn_redis_server
+    from tests.support.redis_server import free_port, spawn_redis_server
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -295,7 +295,7 @@ def _answers(client) -> bool:
 def test_the_manager_prunes_dead_workers_of_other_hosts_periodically(resque, start_pool, tmp_path):
     """A worker on another host whose heartbeat stopped is pruned by a running manager
     (not only when some worker starts), and its job follows the policy."""
-    from tests.pool_fixtures import write
+    from tests.support.pool_fixtures import write
 
     pool = start_pool(
         "-c",

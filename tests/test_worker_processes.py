@@ -19,7 +19,7 @@ import pytest
 
 from resque_pool import enqueue
 from resque_pool.worker.loop import cleanup_dead_worker
-from tests.conftest import ROOT, wait_until
+from tests.support.common import ROOT, wait_until
 
 HOST = socket.gethostname()
 TIMEOUT = 30.0

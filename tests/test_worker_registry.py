@@ -17,7 +17,7 @@ from resque_pool.resque.pruning import prune_dead_workers, resque_process_alive
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.workers import register, unregister
 from resque_pool.worker.loop import cleanup_dead_worker
-from tests.conftest import wait_until
+from tests.support.common import wait_until
 
 HOST = socket.gethostname()
 PAYLOAD = {"class": "Record", "args": ["in-flight"]}

@@ -17,7 +17,7 @@ import pytest
 from resque_pool.resque import wire
 from resque_pool.resque.pruning import cleanup_dead_worker
 from resque_pool.resque.reserve import _LUA
-from tests.conftest import wait_until
+from tests.support.common import wait_until
 
 HOST = socket.gethostname()
 

@@ -1,5 +1,5 @@
 """Helpers for the pool tests: a custom loader and a crashing hook used by pool processes
-(through tests/pool_settings.py), and process inspection for the tests themselves."""
+(through tests/support/pool_settings.py), and process inspection for the tests themselves."""
 
 from __future__ import annotations
 

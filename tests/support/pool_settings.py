@@ -1,7 +1,7 @@
 """Settings for pool processes started by tests/test_pool_*.py.
 
 The demo project's settings, plus a custom loader chosen by ``POOL_TEST_LOADER`` and an
-``after_prefork`` hook (tests/pool_support.py) that makes workers of a queue list named
+``after_prefork`` hook (tests/support/processes.py) that makes workers of a queue list named
 ``crash`` die at once, for the backoff test; the ``tests.dbjobs`` app, whose job reads the
 database from a forked job child; ``POOL_TEST_REQUEUE=1`` turns on
 ``RESQUE_REQUEUE_DIRTY_JOBS``; the scheduler child runs only with ``POOL_TEST_SCHEDULER=1``
@@ -10,7 +10,7 @@ database from a forked job child; ``POOL_TEST_REQUEUE=1`` turns on
 
 import os
 
-import tests.pool_support  # noqa: F401,E402  (registers the after_prefork hook)
+import tests.support.processes  # noqa: F401,E402  (registers the after_prefork hook)
 from testproject.settings import *  # noqa: F403
 from testproject.settings import INSTALLED_APPS
 

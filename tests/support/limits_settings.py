@@ -1,10 +1,10 @@
 """Settings for worker and pool processes started by tests/test_limits_*.py: the pool
-tests' settings, the jobs of tests/limits_support.py, and limits from the environment."""
+tests' settings, the jobs of tests/support/limits_jobs.py, and limits from the environment."""
 
 import os
 
-import tests.limits_support  # noqa: F401  (registers the test jobs)
-from tests.pool_settings import *  # noqa: F403
+import tests.support.limits_jobs  # noqa: F401  (registers the test jobs)
+from tests.support.pool_settings import *  # noqa: F403
 
 
 def _number(name):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
-from tests.pool_support import children, kill_tree, worker_titles
+from tests.support.common import wait_until
+from tests.support.processes import children, kill_tree, worker_titles
 
 # INTERVAL reaches the workers through the inherited environment; short, so jobs start fast.
-SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.pool_settings", "INTERVAL": "0.2"}
+SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.support.pool_settings", "INTERVAL": "0.2"}
 
 
 @dataclass

@@ -210,13 +210,9 @@ def unknown_job(name: Any, how_to_push: str) -> UnknownJob:
     )
 
 
-def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob | None:
-    """Push a job, as ``Resque.enqueue``/``enqueue_to`` do.
-
-    ``job_ref`` is a decorated job, its definition, or a name. A name that is not registered
-    here (a job only Ruby workers know) can be pushed when ``queue`` is given. Returns what
-    was pushed, or None when a ``before_enqueue*`` hook returned ``False``.
-    """
+def resolve(job_ref: Any, queue: str | None) -> tuple[JobDefinition | None, str, str]:
+    """The definition (None for a name only Ruby workers know), the class name and the
+    queue a job goes to, checked: shared by ``enqueue`` and the scheduler's ``enqueue_at``."""
     definition = _definition_for(job_ref)
     if definition is None and queue is None:
         raise unknown_job(job_ref, "pass queue=")
@@ -228,6 +224,17 @@ def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob |
         check_queue_name(target_queue)
     except ValidationError as error:
         raise ValueError(f"{class_name}: {error.messages[0]}") from None
+    return definition, class_name, target_queue
+
+
+def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob | None:
+    """Push a job, as ``Resque.enqueue``/``enqueue_to`` do.
+
+    ``job_ref`` is a decorated job, its definition, or a name. A name that is not registered
+    here (a job only Ruby workers know) can be pushed when ``queue`` is given. Returns what
+    was pushed, or None when a ``before_enqueue*`` hook returned ``False``.
+    """
+    definition, class_name, target_queue = resolve(job_ref, queue)
     try:
         payload = wire.job_payload(class_name, list(args))
     except (TypeError, ValueError) as error:

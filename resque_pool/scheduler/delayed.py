@@ -22,20 +22,16 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from resque_pool.errors import NoQueueError
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import (
     EnqueuedJob,
     JobDefinition,
-    _definition_for,
     enqueue,
-    unknown_job,
+    resolve,
 )
-from resque_pool.resque.queue_lists import check_queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -128,23 +124,6 @@ def to_seconds(delay: timedelta | int | float) -> float:
     raise TypeError(f"enqueue_in needs seconds or a timedelta, not {delay!r}")
 
 
-def _resolve(job_ref: Any, queue: str | None) -> tuple[JobDefinition | None, str, str]:
-    """The definition (None for a name only Ruby knows), the class name and the queue,
-    checked as ``enqueue`` checks them."""
-    definition = _definition_for(job_ref)
-    if definition is None and queue is None:
-        raise unknown_job(job_ref, "pass queue=")
-    class_name = definition.name if definition else str(job_ref)
-    target_queue = queue if queue is not None else (definition.queue if definition else None)
-    if target_queue is None:
-        raise NoQueueError(f"job {class_name!r} has no queue; give @job(queue=...) or queue=")
-    try:
-        check_queue_name(target_queue)
-    except ValidationError as error:
-        raise ValueError(f"{class_name}: {error.messages[0]}") from None
-    return definition, class_name, target_queue
-
-
 def _schedule_hooks_allow(definition: JobDefinition | None, args: tuple[Any, ...]) -> bool:
     """resque-scheduler's ``before_schedule*`` hooks: all run, any ``False`` cancels."""
     if definition is None:
@@ -170,7 +149,7 @@ def enqueue_at(
     ``DelayedJob``). None when a ``before_schedule*`` (or, at once, ``before_enqueue*``)
     hook cancelled it.
     """
-    definition, class_name, target_queue = _resolve(job_ref, queue)
+    definition, class_name, target_queue = resolve(job_ref, queue)
     timestamp = to_timestamp(when)
     try:
         item = item_for(class_name, list(args), target_queue)
@@ -229,13 +208,13 @@ def remove_delayed_item(item: str) -> int:
 def remove_delayed(job_ref: Any, *args: Any, queue: str | None = None) -> int:
     """Remove the delayed ``job_ref(*args)`` scheduled for ``queue`` (default: the job's
     queue), at every time it is scheduled; returns how many were removed."""
-    _definition, class_name, target_queue = _resolve(job_ref, queue)
+    _definition, class_name, target_queue = resolve(job_ref, queue)
     return remove_delayed_item(item_for(class_name, list(args), target_queue))
 
 
 def scheduled_at(job_ref: Any, *args: Any, queue: str | None = None) -> list[datetime]:
     """When ``job_ref(*args)`` is scheduled (UTC), earliest first."""
-    _definition, class_name, target_queue = _resolve(job_ref, queue)
+    _definition, class_name, target_queue = resolve(job_ref, queue)
     members = get_redis().smembers(index_key(item_for(class_name, list(args), target_queue)))
     stamps = sorted(int(m.rpartition(":")[2]) for m in members if m.rpartition(":")[2].isdigit())
     return [datetime.fromtimestamp(stamp, UTC) for stamp in stamps]

@@ -18,7 +18,7 @@ from resque_pool.errors import BadArguments, DontPerform, MalformedPayload, NoQu
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.queue_lists import check_queue_name
-from resque_pool.resque.wakeup import push_tokens
+from resque_pool.resque.wakeup import push_job
 
 
 @dataclass(frozen=True)
@@ -248,9 +248,7 @@ def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob |
         if any(result is False for result in results):
             return None
     pipe = get_redis().pipeline(transaction=False)
-    pipe.sadd(key("queues"), target_queue)
-    pipe.rpush(key("queue", target_queue), payload)
-    push_tokens(pipe, target_queue)  # an idle worker of that queue takes it now
+    push_job(pipe, target_queue, payload)
     pipe.execute()
     if definition is not None:
         for hook in definition.hooks("after_enqueue"):

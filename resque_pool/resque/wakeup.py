@@ -44,6 +44,14 @@ def push_tokens(pipe: Any, queue: str, count: int = 1) -> None:
     pipe.expire(name, TOKEN_TTL)
 
 
+def push_job(pipe: Any, queue: str, payload: str) -> None:
+    """Queue on ``pipe`` a job pushed from Python: ``SADD queues``, ``RPUSH queue:<queue>``
+    and the wake-up token, together, so that no push path forgets the token."""
+    pipe.sadd(key("queues"), queue)
+    pipe.rpush(key("queue", queue), payload)
+    push_tokens(pipe, queue)  # an idle worker of that queue takes it now
+
+
 def wake(queues: Iterable[str]) -> None:
     """One token per queue given (a queue given twice gets two), in one round trip."""
     counts: dict[str, int] = {}

@@ -21,8 +21,8 @@ from django.utils.crypto import get_random_string
 
 from resque_pool.conf import settings
 from resque_pool.resque import wire
-from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.wakeup import push_tokens
+from resque_pool.resque.connection import get_redis
+from resque_pool.resque.wakeup import push_job
 from resque_pool.tasks import WRAPPER_NAME, queues, registry, results
 from resque_pool.tasks.compat import (
     BaseTaskBackend,
@@ -94,9 +94,7 @@ class ResqueBackend(BaseTaskBackend):
             payload = wire.job_payload(WRAPPER_NAME, [wrapper_arguments(result)])
             pipe = get_redis().pipeline(transaction=True)
             results.save(record, pipe)
-            pipe.sadd(key("queues"), queue)
-            pipe.rpush(key("queue", queue), payload)
-            push_tokens(pipe, queue)  # as enqueue() does: an idle worker takes it now
+            push_job(pipe, queue, payload)  # as enqueue() does, wake-up token included
             pipe.execute()
         task_enqueued.send(type(self), task_result=result)
         return result

@@ -2,11 +2,21 @@
 
 Redis has no command that blocks on several lists and records what it pops atomically, so
 the take stays the atomic reserve script (``resque/reserve.py``) and the blocking happens
-elsewhere: whoever pushes a job through this package (``enqueue()``, the scheduler's mover,
-a requeue of a lost job) also pushes a token to ``<ns>:wakeup:<queue>``, and an idle worker
-blocks on the wake-up keys of its queues (``BLPOP``, at most a second at a time), then runs
-the reserve script. One token wakes one worker (Redis serves the longest-blocked client),
-so N jobs wake at most N workers, and only workers reading that queue. Jobs pushed by other
+elsewhere: every path of ours that pushes a job also pushes a token to
+``<ns>:wakeup:<queue>``, and an idle worker blocks on the wake-up keys of its queues
+(``BLPOP``, at most a second at a time), then runs the reserve script. The pushers:
+
+- in a pipeline with the job, through ``push_job()``: ``enqueue()`` (``resque/jobs.py``;
+  also ``manage.py enqueue``, ``enqueue_at`` with a time already past, a schedule's "run
+  now") and the Tasks backend (``tasks/backend.py``);
+- right after the Lua script that pushed the job, through ``wake_quietly()``: the
+  scheduler's mover (due delayed jobs, and the dashboard's "enqueue now",
+  ``scheduler/mover.py``), recurring schedules firing (``scheduler/recurring.py``), the
+  loss policy's requeue of a lost job (``resque/in_flight.py``), and retrying failed jobs
+  (``resque/failure_edits.py``: the dashboard, ``failure.requeue*``).
+
+One token wakes one worker (Redis serves the longest-blocked client), so N jobs wake at
+most N workers, and only workers reading that queue. Jobs pushed by other
 clients (Ruby's ``Resque.enqueue``, pyres) push no token and are found by the poll at
 ``INTERVAL``, as Resque finds them.
 

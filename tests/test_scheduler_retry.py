@@ -195,3 +195,17 @@ def test_jitter_and_policy_checks():
         Retry(delay=[])
     with pytest.raises(TypeError):
         job(queue="q", name="BadRetry", retry="3")
+
+
+def test_the_give_up_entry_keeps_the_payloads_exact_bytes(resque):
+    # As a failure without a retry policy does (resque/outcomes.py): 1.50 stays 1.50, never
+    # decoded and re-encoded as 1.5.
+    @job(queue="q", name="Exact", retry=Retry(limit=0))
+    def exact(amount):
+        raise RuntimeError("no")
+
+    resque.client.rpush(resque.key("queue", "q"), '{"class":"Exact","args":[1.50]}')
+    work(["q"])
+    [raw] = resque.client.lrange(resque.key("failed"), 0, -1)
+    assert ',"payload":{"class":"Exact","args":[1.50]},' in raw
+    assert json.loads(raw)["error"] == "no (gave up after 1 attempt)"

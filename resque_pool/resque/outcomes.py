@@ -75,11 +75,17 @@ def retry_instead_of_failure(worker_id: str, job: Job, exception: BaseException)
         return False
 
 
-def failure_entry(exception: BaseException, worker_id: str, job: Job) -> str:
+def failure_entry(
+    exception: BaseException, worker_id: str, job: Job, error_suffix: str = ""
+) -> str:
     """The failure entry's text, with the payload's own bytes spliced in when they are
     JSON (never decoded and re-encoded: Python would write ``1e999`` as ``Infinity`` or
-    refuse it); a payload that is not JSON is kept whole as a JSON string."""
+    refuse it); a payload that is not JSON is kept whole as a JSON string.
+    ``error_suffix`` is added to the error text (a retry policy's "gave up after ...")."""
     payload = job.raw if wire.splicable(job.raw) else wire.dumps(job.raw)
-    text = wire.dumps(failures.entry(exception, worker_id, job.queue, None))
+    entry = failures.entry(exception, worker_id, job.queue, None)
+    if error_suffix:
+        entry["error"] = f"{entry['error']}{error_suffix}"
+    text = wire.dumps(entry)
     # "failed_at" (a fixed-format time) comes first, so this is the payload's own key.
     return text.replace(',"payload":null,', f',"payload":{payload},', 1)

@@ -26,6 +26,7 @@ from typing import Any
 from resque_pool.errors import JobError
 from resque_pool.resque import failures, wire
 from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.outcomes import failure_entry
 
 logger = logging.getLogger(__name__)
 
@@ -187,10 +188,10 @@ def handled_failure(worker_id: str, job: Any, exception: BaseException) -> bool:
     client.delete(counter)
     attempts = attempt + 1
     _call(policy.on_give_up, exception, attempts, *args)
-    entry = failures.entry(exception, worker_id, job.queue, job.payload)
     noun = "attempt" if attempts == 1 else "attempts"
-    entry["error"] = f"{entry['error']} (gave up after {attempts} {noun})"
-    client.rpush(key(failures.FAILED), wire.dumps(entry))
+    # The payload's exact bytes, as every failure entry keeps them.
+    entry = failure_entry(exception, worker_id, job, f" (gave up after {attempts} {noun})")
+    client.rpush(key(failures.FAILED), entry)
     return True
 
 

@@ -11,6 +11,7 @@ import inspect
 import threading
 
 import redis as redis_lib
+from redis.commands.core import Script
 
 from resque_pool.conf import settings
 
@@ -51,6 +52,22 @@ def get_redis() -> redis_lib.Redis:
                 )
                 _clients[url] = client
     return client
+
+
+_scripts: dict[str, Script] = {}
+
+
+def registered_script(source: str) -> Script:
+    """The Lua script ``source``, registered once per process (redis-py runs it with
+    EVALSHA and loads it into a server that does not know it yet: a restart, a failover).
+    Call it with ``client=get_redis()``: the client it was registered with may be one a
+    forked child has dropped since."""
+    script = _scripts.get(source)
+    if script is None:
+        client = get_redis()  # outside the lock: get_redis() takes it too
+        with _lock:
+            script = _scripts.setdefault(source, client.register_script(source))
+    return script
 
 
 def reset_connections() -> None:

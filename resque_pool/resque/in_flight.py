@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass
-
-from redis.commands.core import Script
 
 from resque_pool.conf import settings
 from resque_pool.errors import DirtyExit
 from resque_pool.resque import records, wire
-from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.connection import get_redis, key, registered_script
 from resque_pool.resque.jobs import Job, class_name_of, registry
 from resque_pool.resque.outcomes import fail_job
 from resque_pool.resque.reserve import raw_key
@@ -93,17 +90,6 @@ end
 return count
 """
 
-_lock = threading.Lock()
-_script: Script | None = None
-
-
-def _requeue_script() -> Script:
-    global _script
-    with _lock:
-        if _script is None:
-            _script = get_redis().register_script(_REQUEUE_LUA)
-        return _script
-
 
 def interruptions_key(raw: str) -> str:
     """Our count of how often a job's process died under it, per payload bytes (two jobs
@@ -131,7 +117,7 @@ def job_lost(
     afterwards. Returns ``"requeued"``, ``"failed"`` or ``"gone"`` (someone else, a prune
     or the manager, already dealt with it). ``requeue`` overrides the setting."""
     if requeue_allowed(in_flight, requeue):
-        count = _requeue_script()(
+        count = registered_script(_REQUEUE_LUA)(
             keys=[
                 key("worker", worker_id),
                 raw_key(worker_id),

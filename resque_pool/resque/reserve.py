@@ -13,13 +13,10 @@ there instead, and its bytes go to a key of ours, ``<ns>:worker-raw:<id>``.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
-from redis.commands.core import Script
-
 from resque_pool.resque import records, wire
-from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.connection import get_redis, key, registered_script
 
 logger = logging.getLogger(__name__)
 
@@ -184,19 +181,6 @@ end
 return nil
 """
 
-_lock = threading.Lock()
-_script: Script | None = None
-
-
-def _reserve_script() -> Script:
-    """Registered once per process; redis-py runs it with EVALSHA and loads it into a
-    server that does not know it yet (a restart, a failover)."""
-    global _script
-    with _lock:
-        if _script is None:
-            _script = get_redis().register_script(_LUA)
-        return _script
-
 
 def raw_key(worker_id: str) -> str:
     """Our key holding the bytes of an in-flight payload that is not a JSON object."""
@@ -225,7 +209,7 @@ def reserve(worker_id: str, queues: list[str]) -> Reservation | str | None:
     keys += [key("queue", queue) for queue in queues]
     args = [wire.run_at(), wire.MAX_SPLICE_DEPTH, wire.MAX_INT_DIGITS, placeholder_payload()]
     args += [wire.dumps(queue) for queue in queues]
-    result = _reserve_script()(keys=keys, args=args, client=get_redis())
+    result = registered_script(_LUA)(keys=keys, args=args, client=get_redis())
     if result is None:
         return None
     if result == 0:

@@ -105,6 +105,8 @@ def test_bad_config_on_hup_keeps_workers(start_pool, tmp_path):
 
     write(config, "foo: 1\n")
     pool.signal(signal.SIGHUP)
+    # The restarted workers exit one by one: a lone old worker not gone yet is no answer.
+    wait_until(lambda: not set(pool.titles()) & set(before), 20, message="the old workers gone")
     after = pool.wait_for_workers({"foo": 1})
     assert not set(after) & set(before)
 

@@ -4,6 +4,9 @@ The merge is resque-pool's ``FileOrHashLoader#apply_environment``: root keys are
 the section named after the environment overrides them key by key, and then every
 hash-valued key (the chosen section, every other section, any nested mapping) is dropped.
 
+Limits per queue list live under a reserved ``limits:`` mapping, at the root and inside an
+environment section; Ruby's resque-pool drops that mapping like any other hash.
+
 Where resque-pool evaluates ERB, we interpolate ``${VAR}`` and ``${VAR:-default}`` from the
 environment; an unset variable without a default is an error, never a silent empty string.
 """
@@ -247,11 +250,82 @@ def merge_environment(config: Any, environment: str | None, source: str) -> dict
     return check_ceiling(merged, source)
 
 
+# The reserved key of a file's limits per queue list. Ruby's resque-pool sees it as one more
+# environment section (a hash) and drops it, so the file stays valid for Ruby.
+LIMITS_KEY = "limits"
+LIMIT_NAMES = ("job_timeout", "max_jobs", "max_memory_mb")
+# The range of the WorkerCount limit columns: a file and an admin row accept the same values.
+MAX_LIMIT = 2_147_483_647
+
+
+def _limits_section(mapping: Any, source: str) -> dict[str, dict[str, int]]:
+    """``{"a, b": {"max_jobs": 5}}`` -> ``{"a,b": {"max_jobs": 5}}``; ConfigError otherwise."""
+    limits: dict[str, dict[str, int]] = {}
+    for raw_key, value in mapping.items():
+        queues = _queue_key(raw_key, source)
+        if queues in limits:
+            raise ConfigError(f"{source}: queue list {quote(queues)} is given twice")
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{source}: limits for {quote(queues)} must be a mapping of "
+                f"{', '.join(LIMIT_NAMES)}, got {quote(value)}"
+            )
+        own: dict[str, int] = {}
+        for name, number in value.items():
+            if name not in LIMIT_NAMES:
+                raise ConfigError(
+                    f"{source}: unknown limit {quote(name)} for {quote(queues)} "
+                    f"(known: {', '.join(LIMIT_NAMES)})"
+                )
+            # A boolean is not a number here, as it is not a count.
+            integer = isinstance(number, int) and not isinstance(number, bool)
+            if not integer or not 1 <= number <= MAX_LIMIT:
+                raise ConfigError(
+                    f"{source}: {name} for {quote(queues)} must be an integer from 1 to "
+                    f"{MAX_LIMIT}, got {quote(number)}"
+                )
+            own[name] = number
+        limits[queues] = own
+    return limits
+
+
+def merge_limits(config: Any, environment: str | None, source: str) -> dict[str, dict[str, int]]:
+    """The file's limits per queue list for ``environment``: the root ``limits:`` mapping,
+    then the section's ``limits:`` over it per limit (as ``WorkerCount`` rows merge). Lists
+    without a count are allowed (a list may be counted in one environment only)."""
+    if not isinstance(config, Mapping):
+        return {}
+    layers = []
+    root = config.get(LIMITS_KEY)
+    if isinstance(root, Mapping):
+        if environment == LIMITS_KEY:
+            raise ConfigError(
+                f"{source}: the environment cannot be named {LIMITS_KEY!r} in a file with "
+                f"a {LIMITS_KEY}: section"
+            )
+        layers.append(_limits_section(root, f"{source} [{LIMITS_KEY}]"))
+    section = config.get(environment) if environment else None
+    if isinstance(section, Mapping) and isinstance(section.get(LIMITS_KEY), Mapping):
+        where = f"{source} [{environment}.{LIMITS_KEY}]"
+        layers.append(_limits_section(section[LIMITS_KEY], where))
+    merged: dict[str, dict[str, int]] = {}
+    for layer in layers:
+        for queues, own in layer.items():
+            merged.setdefault(queues, {}).update(own)
+    return merged
+
+
+def load(
+    path: str, environment: str | None, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Read, interpolate, parse, merge and validate one file: its counts and its limits."""
+    config = parse_yaml(interpolate(read_config(path), environ, path), path)
+    return merge_environment(config, environment, path), merge_limits(config, environment, path)
+
+
 def load_file(path: str, environment: str | None, environ: Mapping[str, str] | None = None):
-    """Read, interpolate, parse, merge and validate one file."""
-    return merge_environment(
-        parse_yaml(interpolate(read_config(path), environ, path), path), environment, path
-    )
+    """The counts of one file (see ``load``)."""
+    return load(path, environment, environ)[0]
 
 
 def read_config(path: str) -> str:
@@ -295,17 +369,27 @@ class FileLoader:
     def __init__(self, path: str) -> None:
         self.path = path
         self._counts: dict[str, int] | None = None
+        self._limits: dict[str, dict[str, int]] = {}
         self._error: str | None = None
 
-    def __call__(self, environment: str | None) -> dict[str, int]:
+    def _load(self, environment: str | None) -> None:
         if self._counts is None and self._error is None:
             try:
-                self._counts = load_file(self.path, environment)
+                self._counts, self._limits = load(self.path, environment)
             except ConfigError as error:
                 self._error = str(error)
+
+    def __call__(self, environment: str | None) -> dict[str, int]:
+        self._load(environment)
         if self._error is not None:
             raise ConfigError(self._error)
         return dict(self._counts or {})
+
+    def limits(self, environment: str | None) -> dict[str, dict[str, int]]:
+        """The file's limits per queue list. After a failed re-read (HUP) the last good
+        limits stay, as the manager keeps the last good counts."""
+        self._load(environment)
+        return {queues: dict(own) for queues, own in self._limits.items()}
 
     def reset(self) -> None:
         self._counts = None

@@ -199,7 +199,7 @@ class Command(BaseCommand):
                     stray,
                 )
         if options["test"]:
-            self.print_test(source, self.load_or_exit(source, environment))
+            self.print_test(source, environment, self.load_or_exit(source, environment))
             return
         if source.strict:
             # An explicitly named file that fails is fatal now, before anything forks. A
@@ -221,13 +221,30 @@ class Command(BaseCommand):
                 f"{source.description}: {type(error).__name__}: {first_line}", returncode=2
             ) from None
 
-    def print_test(self, source: Source, counts: dict[str, int]) -> None:
+    def print_test(self, source: Source, environment: str | None, counts: dict[str, int]) -> None:
         self.stdout.write(f"Workers defined in {source.description}")
         number = 0
         for queues, count in counts.items():
             for _ in range(count):
                 number += 1
                 self.stdout.write(f"{number}: {queues}")
+        # Only a configuration with limits adds lines: without them the output stays
+        # resqued's format, line for line.
+        read = getattr(source.loader, "limits", None)
+        try:
+            limits = dict((read(environment) if callable(read) else None) or {})
+        except Exception as error:  # noqa: BLE001 (database down, loader raising)
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            raise CommandError(
+                f"{source.description}: limits: {type(error).__name__}: {first_line}",
+                returncode=2,
+            ) from None
+        shown = [(q, limits[q]) for q, count in counts.items() if count and limits.get(q)]
+        if shown:
+            self.stdout.write("Limits per queue list")
+        for queues, own in shown:
+            values = ", ".join(f"{name}={value}" for name, value in own.items())
+            self.stdout.write(f"{queues}: {values}")
 
     def run_pool(
         self, source: Source, environment: str | None, pool: str, options: dict[str, Any]

@@ -4,8 +4,6 @@ the pool's next worker without a restart."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -13,6 +11,7 @@ import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued her
 from resque_pool import enqueue
 from resque_pool.models import WorkerCount
 from tests.support.common import wait_until
+from tests.support.pool_fixtures import first_failure
 
 TIMEOUT = 60.0
 
@@ -57,12 +56,7 @@ def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_
     )
     pool.wait_for_workers({"demo": 1})
     enqueue("Sleep", 60)  # the replacement has the row's 1 s limit
-    wait_until(
-        lambda: resque.client.llen(resque.key("failed")),
-        timeout=TIMEOUT,
-        message=f"a failure entry (log:\n{pool.log()})",
-    )
-    entry = json.loads(resque.client.lindex(resque.key("failed"), 0))
+    entry = first_failure(resque, pool, timeout=TIMEOUT)
     assert (entry["exception"], entry["error"]) == (
         "resque_pool.errors.JobTimeout",
         "job exceeded its time limit of 1s",

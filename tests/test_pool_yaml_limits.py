@@ -4,8 +4,6 @@ root and inside an environment section, its validation, the file loader's
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued here)
@@ -18,8 +16,7 @@ from resque_pool.pool.config import (
     merge_limits,
     parse_yaml,
 )
-from tests.support.common import wait_until
-from tests.support.pool_fixtures import write
+from tests.support.pool_fixtures import first_failure, write
 
 TIMEOUT = 60.0
 
@@ -193,12 +190,7 @@ def test_a_pool_ends_a_job_at_the_files_timeout(start_pool, tmp_path, resque):
     pool = start_pool("-c", str(config), env=env)
     pool.wait_for_workers({"demo": 1})
     enqueue("Sleep", 60)
-    wait_until(
-        lambda: resque.client.llen(resque.key("failed")),
-        timeout=TIMEOUT,
-        message=f"a failure entry (log:\n{pool.log()})",
-    )
-    entry = json.loads(resque.client.lindex(resque.key("failed"), 0))
+    entry = first_failure(resque, pool, timeout=TIMEOUT)
     assert (entry["exception"], entry["error"]) == (
         "resque_pool.errors.JobTimeout",
         "job exceeded its time limit of 1s",

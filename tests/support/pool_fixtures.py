@@ -3,6 +3,7 @@ look at it (workers, proclines, log); every process it left is killed at teardow
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -92,6 +93,17 @@ def write(path: Path, text: str) -> Path:
 
 def registered(resque) -> set[str]:
     return resque.client.smembers(resque.key("workers"))
+
+
+def first_failure(resque, pool, timeout: float = 60.0) -> dict:
+    """Wait (bounded) for the failed list to hold an entry and return the oldest, decoded;
+    the pool's log goes into the failure message."""
+    wait_until(
+        lambda: resque.client.llen(resque.key("failed")),
+        timeout=timeout,
+        message=f"a failure entry (log:\n{pool.log()})",
+    )
+    return json.loads(resque.client.lindex(resque.key("failed"), 0))
 
 
 def processing_worker(resque) -> str | None:

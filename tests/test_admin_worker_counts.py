@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from resque_pool.models import WorkerCount
 from resque_pool.pool import state as pool_state
+from tests.support.admin import publish_pool
 
 pytestmark = pytest.mark.django_db
 
@@ -40,20 +41,7 @@ def add(client: Client, **data):
 
 
 def publish(pool: str, environment: str, workers: dict, counts: dict | None = None) -> None:
-    pool_state.publish(
-        {
-            "id": f"{pool}:1",
-            "host": pool,
-            "pid": 1,
-            "appname": "app",
-            "pool": pool,
-            "environment": environment,
-            "started": "2026-11-22T07:59:40+00:00",
-            "counts": counts or {q: len(p) for q, p in workers.items()},
-            "workers": workers,
-            "status": "running",
-        }
-    )
+    publish_pool(pool, environment, workers, **({"counts": counts} if counts else {}))
 
 
 def test_permissions():

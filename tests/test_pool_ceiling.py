@@ -11,10 +11,10 @@ from django.test import Client
 from django.urls import reverse
 
 from resque_pool.models import WorkerCount
-from resque_pool.pool import state as pool_state
 from resque_pool.pool.config import ConfigError, load_file, validate_counts
 from resque_pool.pool.loaders import Source
 from resque_pool.pool.manager import Manager, Options
+from tests.support.admin import publish_pool
 from tests.support.pool_fixtures import write
 
 CHANGELIST = "admin:resque_pool_workercount_changelist"
@@ -119,22 +119,7 @@ def test_the_admin_refuses_an_inline_edit_over_the_ceiling(editor, settings):
 
 
 def publish(pool: str, environment: str, source: str = "database", max_workers=256) -> None:
-    pool_state.publish(
-        {
-            "id": f"{pool}:1",
-            "host": pool,
-            "pid": 1,
-            "appname": "app",
-            "pool": pool,
-            "environment": environment,
-            "started": "2026-11-22T07:59:40+00:00",
-            "counts": {},
-            "workers": {},
-            "status": "running",
-            "source": source,
-            "max_workers": max_workers,
-        }
-    )
+    publish_pool(pool, environment, source=source, max_workers=max_workers)
 
 
 def test_the_changelist_warns_when_a_live_pool_would_merge_past_its_ceiling(editor):

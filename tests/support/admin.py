@@ -129,3 +129,27 @@ class RecordedCommands:
 
     def named(self, name: str) -> list[list[str]]:
         return [c for c in self.commands if c[0].upper() == name.upper()]
+
+
+def publish_pool(pool: str, environment: str, workers: dict | None = None, **fields) -> None:
+    """Publish a live pool state as a manager on host ``pool`` would (pid 1, appname
+    ``app``): ``counts`` default to the number of pids per queue list in ``workers``;
+    ``fields`` (``source``, ``max_workers``, ...) are added as given."""
+    from resque_pool.pool import state as pool_state
+
+    workers = workers or {}
+    fields.setdefault("counts", {queues: len(pids) for queues, pids in workers.items()})
+    pool_state.publish(
+        {
+            "id": f"{pool}:1",
+            "host": pool,
+            "pid": 1,
+            "appname": "app",
+            "pool": pool,
+            "environment": environment,
+            "started": "2026-11-22T07:59:40+00:00",
+            "workers": workers,
+            "status": "running",
+            **fields,
+        }
+    )

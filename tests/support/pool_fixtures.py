@@ -47,10 +47,15 @@ class Pool:
         )
 
     def wait_for_workers(self, expected: dict[str, int], timeout: float = 30) -> dict[int, str]:
-        """Until the workers waiting on each queue list are exactly ``expected``."""
+        """Until the workers waiting on each queue list are exactly ``expected`` (a
+        scheduler child, ``resque-scheduler[...]``, is not a worker)."""
 
         def matches():
-            titles = self.titles()
+            titles = {
+                pid: title
+                for pid, title in self.titles().items()
+                if not title.startswith("resque-scheduler")
+            }
             seen: dict[str, int] = {}
             for title in titles.values():
                 found = re.search(r"resque-[\d.]+: Waiting for (\S+)", title)

@@ -1,5 +1,6 @@
 """Moving due delayed jobs: exact bytes, routing, several movers, a mover SIGKILLed
-mid-move, and the scheduler child of a pool (real Redis, real processes)."""
+mid-move, and the scheduler child of a pool: supervised, absent with the setting off, and
+waking idle workers for the jobs it moves (real Redis, real processes)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from resque_pool import job
 from resque_pool.resque.jobs import registry
 from resque_pool.scheduler import delayed, mover
 from tests.support.common import wait_until
-from tests.support.pool_fixtures import write
+from tests.support.pool_fixtures import log_times, write
 from tests.support.processes import alive, worker_titles
 
 PAST = 1_000_000_000  # 2001-09-09: due for any mover
@@ -225,6 +226,50 @@ def test_no_scheduler_option_runs_none(resque, start_pool, tmp_path):
     pool.wait_for_workers({"demo": 1})
     assert scheduler_children(pool) == []
     assert "spawned scheduler" not in pool.log()
+
+
+def test_the_setting_off_runs_no_scheduler_child_but_the_workers(resque, start_pool, tmp_path):
+    from resque_pool import enqueue
+
+    # tests/support/pool_settings.py: RESQUE_SCHEDULER = (POOL_TEST_SCHEDULER == "1").
+    config = write(tmp_path / "pool.yml", "demo: 2\n")
+    pool = start_pool("-c", str(config), env={"POOL_TEST_SCHEDULER": "0"})
+    pool.wait_for_workers({"demo": 2})
+    delayed.delayed_push(PAST, '{"class":"Record","args":["delayed"],"queue":"demo"}')
+    enqueue("Record", "now")
+    done = resque.key("demo", "done")
+    wait_until(lambda: resque.client.sismember(done, "now"), 20, message="a job run by a worker")
+    # The manager reconciles (workers and scheduler child) at least once a second: over
+    # three seconds it had several chances to start a scheduler, and started none.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert scheduler_children(pool) == [], pool.titles()
+        time.sleep(0.1)
+    assert len(pool.workers()) == 2
+    # Nothing moved the job that was due all along.
+    assert delayed.timestamps() == [PAST]
+    assert not resque.client.sismember(done, "delayed")
+    assert "spawned scheduler" not in pool.log()
+
+
+def test_a_moved_job_wakes_an_idle_worker_long_before_its_poll(resque, start_pool, tmp_path):
+    """The mover pushes a wake-up token with each job it moves: a pool worker polling
+    every 600 s takes a delayed job as soon as the scheduler child moves it."""
+    config = write(tmp_path / "pool.yml", "demo: 1\n")
+    pool = start_pool("-c", str(config), env={"POOL_TEST_SCHEDULER": "1", "INTERVAL": "600"})
+    pool.wait_for_workers({"demo": 1})
+    wait_until(lambda: scheduler_children(pool), 30, message="the scheduler child")
+    result = delayed.enqueue_in(2, "Record", "woken")
+    done = resque.key("demo", "done")
+    # Far below INTERVAL: only a wake-up gets the job to the idle worker within this bound.
+    wait_until(
+        lambda: resque.client.sismember(done, "woken"),
+        30,
+        message=f"the delayed job run (log:\n{pool.log()})",
+    )
+    [started] = log_times(pool.log(), r"got: .*Record")
+    assert started >= result.timestamp  # not before its time
+    print(f"started {started - result.timestamp:.3f}s after its time")  # -s shows it
 
 
 def test_the_scheduler_logs_a_redis_outage_once_and_its_end_once(resque, settings, caplog):

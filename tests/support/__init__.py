@@ -6,5 +6,6 @@
 - ``pool_fixtures``: the pool fixtures (a pytest plugin loaded by ``conftest.py``).
 - ``admin``: logged-in admin clients and request helpers for the dashboard tests.
 - ``pool_settings``, ``limits_settings``: settings modules for the processes tests start;
-  ``limits_jobs`` registers the jobs the limit tests run.
+  ``limits_jobs`` registers the jobs the limit tests run, ``retry_jobs`` jobs with retry
+  policies for the pools of the retry tests.
 """

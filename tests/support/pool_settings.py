@@ -2,7 +2,8 @@
 
 The demo project's settings, plus a custom loader chosen by ``POOL_TEST_LOADER`` and an
 ``after_prefork`` hook (tests/support/processes.py) that makes workers of a queue list named
-``crash`` die at once, for the backoff test; the ``tests.dbjobs`` app, whose job reads the
+``crash`` die at once, for the backoff test; the jobs with retry policies of
+tests/support/retry_jobs.py; the ``tests.dbjobs`` app, whose job reads the
 database from a forked job child; ``POOL_TEST_REQUEUE=1`` turns on
 ``RESQUE_REQUEUE_DIRTY_JOBS``; the scheduler child runs only with ``POOL_TEST_SCHEDULER=1``
 (the pool tests count and name the manager's children).
@@ -11,6 +12,7 @@ database from a forked job child; ``POOL_TEST_REQUEUE=1`` turns on
 import os
 
 import tests.support.processes  # noqa: F401,E402  (registers the after_prefork hook)
+import tests.support.retry_jobs  # noqa: F401  (jobs with retry policies)
 from testproject.settings import *  # noqa: F403
 from testproject.settings import INSTALLED_APPS
 

@@ -25,7 +25,7 @@ import logging
 import os
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from resque_pool.conf import settings
@@ -139,6 +139,19 @@ def base_time(schedule: Schedule, last: datetime | None, slot: int | None) -> da
     if slot is not None:
         candidates.append(datetime.fromtimestamp(slot, UTC))
     return max(candidates)
+
+
+def start_at(schedule: Schedule, first: datetime) -> None:
+    """Make the next run of an interval schedule fall at ``first`` (rufus' ``first_in`` /
+    ``first_at``, from ``load_resque_schedule``). Runs are counted from the latest of the
+    last edit, the last run and the last slot (``base_time``), so the edit is recorded one
+    interval before ``first`` (the same column: no migration) and the slot is forgotten. A
+    run recorded in ``delayed:last_enqueued_at`` later than that still counts: the first run
+    then comes one interval after it, never sooner."""
+    start = first - timedelta(seconds=int(schedule.interval or 0))
+    type(schedule).objects.filter(pk=schedule.pk).update(updated_at=start)
+    schedule.updated_at = start
+    get_redis().hdel(key(SLOTS), schedule.name)
 
 
 def latest_due(schedule: Schedule, due: datetime, moment: datetime, limit: int = 1000) -> int:

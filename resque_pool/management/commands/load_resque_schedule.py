@@ -11,6 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from resque_pool.scheduler.models import Schedule
+from resque_pool.scheduler.recurring import start_at
+from resque_pool.scheduler.when import utc_text
 from resque_pool.scheduler.yaml_schedule import ScheduleFileError, parse
 
 
@@ -65,13 +67,18 @@ class Command(BaseCommand):
             return
         with transaction.atomic():
             created = updated = unchanged = 0
-            for row, _entry, changed in rows:
+            for row, entry, changed in rows:
                 if not changed:
                     unchanged += 1
+                    if entry.first_run is not None:
+                        self.stdout.write(f"note: {entry.name}: unchanged, first run not set again")
                     continue
                 created += row.pk is None
                 updated += row.pk is not None
                 row.save()
+                if entry.first_run is not None:
+                    start_at(row, entry.first_run)
+                    self.stdout.write(f"{entry.name}: first run at {utc_text(entry.first_run)}")
             deleted = 0
             if options["replace"]:
                 deleted, _ = Schedule.objects.exclude(

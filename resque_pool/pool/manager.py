@@ -104,6 +104,9 @@ class Manager:
         self.procline("(starting)")
         self.signals.install()
         self.load_counts()
+        # Before the first fork: the manager's Redis client then connects (and runs redis-py's
+        # first-use paths) once, in pages its workers share, not once per worker after it.
+        self.publish(force=True)
         self.maintain()
         self.status = "running"
         self.procline("(started)")

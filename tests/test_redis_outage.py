@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -297,3 +298,29 @@ def test_pool_workers_wait_for_redis_at_start_up(tmp_path, start_pool):
         assert "Traceback" not in log
     finally:
         server.stop()
+
+
+def test_a_redis_that_never_answers_stalls_neither_the_spawn_nor_the_manager(
+    tmp_path, start_pool
+):
+    """A Redis that accepts connections and never replies (a hung server, a half-open
+    proxy): the manager's own calls give up after its bound, so it still forks its workers,
+    logs the failure once, and still handles its signals."""
+    silent = socket.create_server(("127.0.0.1", 0), backlog=64)  # listens, never accepts
+    try:
+        port = silent.getsockname()[1]
+        pool = start_pool(
+            "-c",
+            str(write(tmp_path / "pool.yml", "demo: 2\n")),
+            "--no-scheduler",
+            env={"RESQUE_REDIS_URL": f"redis://127.0.0.1:{port}/0"},
+        )
+        wait_until(lambda: len(pool.workers()) == 2, 30, message="two workers forked")
+        wait_until(
+            lambda: "could not publish the pool state" in pool.log(), 30, message="the failure"
+        )
+        pool.signal(signal.SIGQUIT)
+        pool.wait_for_log("QUIT: graceful shutdown", timeout=15)
+        assert pool.log().count("could not publish the pool state") == 1, pool.log()
+    finally:
+        silent.close()

@@ -32,6 +32,7 @@ from resque_pool.pool.loaders import Source
 from resque_pool.pool.processes import PeriodicPrune
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
+from resque_pool.resque import connection
 from resque_pool.scheduler.child import SchedulerChild
 from resque_pool.worker.options import term_child_enabled
 
@@ -40,6 +41,10 @@ logger = logging.getLogger(__name__)
 GRACEFUL_AND_WAIT = "graceful_worker_shutdown_and_wait"
 GRACEFUL = "graceful_worker_shutdown"
 PUBLISH_PERIOD = 1.0
+# The manager's own Redis calls (publishing its state, pruning, finding other pools) are
+# short: a Redis that accepts connections but never answers must not stall the loop that
+# reaps and respawns workers.
+MANAGER_REDIS_TIMEOUT = 5.0
 
 
 @dataclass
@@ -103,6 +108,7 @@ class Manager:
     def start(self) -> None:
         self.procline("(starting)")
         self.signals.install()
+        connection.set_socket_timeout(MANAGER_REDIS_TIMEOUT)
         self.load_counts()
         # Before the first fork: the manager's Redis client then connects (and runs redis-py's
         # first-use paths) once, in pages its workers share, not once per worker after it.

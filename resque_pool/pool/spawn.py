@@ -120,8 +120,9 @@ def _leave_manager(
     for fd in close_fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-    # The inherited Redis sockets belong to the manager.
-    connection.reset_connections()
+    # The inherited Redis sockets belong to the manager, and so does its bound on replies
+    # (a worker sets its own, see worker/progress.py).
+    connection.set_socket_timeout(None)
     if not single_process_group:
         # Its own group: a Ctrl-C on the manager's terminal does not reach the child, and
         # the manager can signal a worker together with its job child.

@@ -17,6 +17,10 @@ from collections.abc import Iterable
 from resque_pool.pool import spawn
 from resque_pool.pool.backoff import Backoff
 
+# Imported in the manager although only the child runs it: an import after the fork would
+# copy the import machinery's pages into the child instead of sharing them.
+from resque_pool.scheduler.process import Scheduler
+
 logger = logging.getLogger(__name__)
 
 
@@ -89,9 +93,6 @@ def fork_scheduler(
     """Fork; in the child, run the scheduler until it is stopped and ``_exit``."""
 
     def run() -> int:
-        # Imported in the child: the manager never needs the scheduler's loop itself.
-        from resque_pool.scheduler.process import Scheduler
-
         Scheduler(appname=appname, manager_pid=manager_pid).run()
         return 0
 

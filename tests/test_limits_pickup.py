@@ -4,21 +4,27 @@ poll; jobs pushed without a token are still found by the poll at INTERVAL."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
 import pytest
 
+import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued here)
 from resque_pool import enqueue
 from resque_pool.resque import wakeup
 from resque_pool.resque.connection import get_redis
 from tests.support.common import wait_until
+from tests.support.pool_fixtures import write
 
 # Far beyond every bounded wait below: a job done within them came through a wake-up.
 SLOW_POLL = "600"
 BOUND = 30.0
+HOST = socket.gethostname()
+LIMITS_SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.support.limits_settings"}
 
 
 def start_worker(spawn_manage, queues="demo", env=None) -> subprocess.Popen:
@@ -83,3 +89,52 @@ def test_wait_for_token_times_out_without_one(resque):
     wakeup.wake(["demo", "demo", "x"])
     assert get_redis().llen(resque.key("wakeup", "demo")) == 2
     assert re.fullmatch(r".*:wakeup:x", resque.key("wakeup", "x"))
+
+
+def test_a_pool_worker_finds_a_foreign_push_at_its_interval_poll(resque, start_pool, tmp_path):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env={"INTERVAL": "1"})
+    pool.wait_for_workers({"demo": 1})
+    # As Ruby's Resque.enqueue pushes: SADD queues and RPUSH, and no wake-up token.
+    resque.client.sadd(resque.key("queues"), "demo")
+    resque.client.rpush(resque.key("queue", "demo"), '{"class":"Record","args":["foreign"]}')
+    assert not resque.client.exists(resque.key("wakeup", "demo"))
+    wait_until(
+        lambda: "foreign" in done(resque),
+        timeout=BOUND,
+        message=f"the foreign job, found by the poll (log:\n{pool.log()})",
+    )
+
+
+def test_a_requeued_lost_job_wakes_an_idle_pool_worker_before_its_poll(
+    resque, start_pool, spawn_manage, tmp_path
+):
+    # The lost worker's start-up prune holds Resque's prune lock for a heartbeat interval (as
+    # Ruby's does): 1 s here, not 60, or the manager could not prune it in time.
+    quick_prunes = {**LIMITS_SETTINGS, "POOL_TEST_HEARTBEAT": "0.5"}
+    # A lone worker takes a job that sleeps on its first run ...
+    lost = start_worker(spawn_manage, env=quick_prunes)
+    waiting(resque, lost)
+    enqueue("SleepFirstTime", "lost", 60)
+    lost_id = f"{HOST}:{lost.pid}:demo"
+    wait_until(
+        lambda: resque.client.get(resque.key("worker", lost_id)),
+        timeout=BOUND,
+        message="the job in flight",
+    )
+    resque.client.delete(resque.key("wakeup", "demo"))  # no token of the enqueue left over
+    # ... while a pool with requeueing on, a prune every second and a far poll starts idle.
+    env = {**quick_prunes, "INTERVAL": SLOW_POLL, "POOL_TEST_REQUEUE": "1"}
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env=env)
+    [idle] = pool.wait_for_workers({"demo": 1})
+    os.killpg(lost.pid, signal.SIGKILL)  # the worker and its job child
+    lost.wait(BOUND)
+    # The manager's prune requeues the job with a wake-up token; the idle worker runs it.
+    wait_until(
+        lambda: "lost" in resque.client.smembers(resque.key("limits", "done")),
+        timeout=BOUND,
+        message=f"the requeued job done (log:\n{pool.log()})",
+    )
+    assert resque.client.get(resque.key("limits", "runs", "lost")) == "2"
+    assert resque.client.get(resque.key("stat", "processed", f"{HOST}:{idle}:demo")) == "1"
+    assert not resque.client.sismember(resque.key("workers"), lost_id)
+    assert resque.client.llen(resque.key("failed")) == 0

@@ -33,6 +33,18 @@ class StubbornSleep:
             time.sleep(float(seconds))
 
 
+@job(queue="demo", name="SleepFirstTime")
+class SleepFirstTime:
+    """Sleeps on its first run only (long enough to be lost mid-job), then records its token
+    in ``<ns>:limits:done``; ``<ns>:limits:runs:<token>`` counts its runs."""
+
+    @staticmethod
+    def perform(token, seconds):
+        if get_redis().incr(key("limits", "runs", str(token))) == 1:
+            time.sleep(float(seconds))
+        get_redis().sadd(key("limits", "done"), str(token))
+
+
 @job(queue="demo", name="Grow")
 class Grow:
     @staticmethod

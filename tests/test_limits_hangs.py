@@ -70,7 +70,7 @@ def test_a_stopped_busy_workers_job_follows_the_loss_policy(resque, start_pool, 
     wait_until(
         lambda: resque.client.smembers(resque.key("demo", "done")) == {"slow"},
         timeout=TIMEOUT,
-        message=f"the requeued job done (log:\n{pool.log()})",
+        message=lambda: f"the requeued job done (log:\n{pool.log()})",
     )
     assert failures(resque) == []
     assert not resque.client.exists(resque.key("worker", stuck_id))

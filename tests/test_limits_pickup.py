@@ -101,7 +101,7 @@ def test_a_pool_worker_finds_a_foreign_push_at_its_interval_poll(resque, start_p
     wait_until(
         lambda: "foreign" in done(resque),
         timeout=BOUND,
-        message=f"the foreign job, found by the poll (log:\n{pool.log()})",
+        message=lambda: f"the foreign job, found by the poll (log:\n{pool.log()})",
     )
 
 
@@ -132,7 +132,7 @@ def test_a_requeued_lost_job_wakes_an_idle_pool_worker_before_its_poll(
     wait_until(
         lambda: "lost" in resque.client.smembers(resque.key("limits", "done")),
         timeout=BOUND,
-        message=f"the requeued job done (log:\n{pool.log()})",
+        message=lambda: f"the requeued job done (log:\n{pool.log()})",
     )
     assert resque.client.get(resque.key("limits", "runs", "lost")) == "2"
     assert resque.client.get(resque.key("stat", "processed", f"{HOST}:{idle}:demo")) == "1"

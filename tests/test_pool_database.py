@@ -41,7 +41,7 @@ def test_jobs_query_the_database_while_the_manager_polls_it(start_pool, database
     wait_until(
         lambda: resque.client.scard(resque.key("dbjobs", "done")) == JOBS,
         timeout=60,
-        message=f"{JOBS} CountRows jobs (log:\n{pool.log()})",
+        message=lambda: f"{JOBS} CountRows jobs (log:\n{pool.log()})",
     )
     assert resque.client.smembers(resque.key("dbjobs", "done")) == {f"{n}:2" for n in range(JOBS)}
     assert failure.count() == 0, failure.all(0, 5)

@@ -141,7 +141,7 @@ def test_pool_keeps_its_workers_through_an_outage(server, start_pool, tmp_path):
     wait_until(
         lambda: len(_done(server.client)) == 10,
         timeout=30,
-        message=f"jobs after the outage (log:\n{pool.log()})",
+        message=lambda: f"jobs after the outage (log:\n{pool.log()})",
     )
     assert set(pool.wait_for_workers({"demo": 2})) == set(before)  # no worker was restarted
     wait_until(
@@ -238,7 +238,7 @@ def test_worker_killed_during_an_outage_loses_nothing(tmp_path, start_pool, how)
         wait_until(
             lambda: _settled(server.client, tokens, pool),
             timeout=60,
-            message=f"every job accounted for and no stale worker (log:\n{pool.log()})",
+            message=lambda: f"every job accounted for and no stale worker (log:\n{pool.log()})",
         )
         assert victim not in server.client.smembers("outage:workers")
         assert not server.client.exists(f"outage:worker:{victim}")

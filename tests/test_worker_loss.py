@@ -313,7 +313,7 @@ def test_the_manager_prunes_dead_workers_of_other_hosts_periodically(resque, sta
     wait_until(
         lambda: not resque.client.sismember(resque.key("workers"), dead),
         timeout=20,
-        message=f"the manager's prune (log:\n{pool.log()})",
+        message=lambda: f"the manager's prune (log:\n{pool.log()})",
     )
     assert queue(resque) == [wire.job_payload("Archive", ["from the dead"])]
 

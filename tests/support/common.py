@@ -21,14 +21,17 @@ def wait_until(
     predicate: Callable[[], object],
     timeout: float = 10.0,
     interval: float = 0.05,
-    message: str = "condition",
+    message: str | Callable[[], str] = "condition",
 ) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``.
+    A callable ``message`` is called only then, so that it can show a log as it is at the
+    time-out rather than when the wait began."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+            text = message() if callable(message) else message
+            pytest.fail(f"timed out after {timeout}s waiting for {text}")
         time.sleep(interval)

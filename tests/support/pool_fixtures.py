@@ -64,7 +64,9 @@ class Pool:
                 seen[found.group(1)] = seen.get(found.group(1), 0) + 1
             return [titles] if seen == expected else None  # a list: truthy even when empty
 
-        found = wait_until(matches, timeout, 0.1, f"workers {expected} (log:\n{self.log()})")
+        found = wait_until(
+            matches, timeout, 0.1, lambda: f"workers {expected} (log:\n{self.log()})"
+        )
         return found[0]
 
     def wait_exit(self, timeout: float = 30) -> int:
@@ -106,7 +108,7 @@ def first_failure(resque, pool, timeout: float = 60.0) -> dict:
     wait_until(
         lambda: resque.client.llen(resque.key("failed")),
         timeout=timeout,
-        message=f"a failure entry (log:\n{pool.log()})",
+        message=lambda: f"a failure entry (log:\n{pool.log()})",
     )
     return json.loads(resque.client.lindex(resque.key("failed"), 0))
 

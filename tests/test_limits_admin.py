@@ -20,6 +20,18 @@ from tests.support.pool_fixtures import first_failure
 TIMEOUT = 60.0
 
 
+def sleep_ends_at_one_second(resque, pool) -> dict:
+    """Enqueue ``Sleep(60)`` and check that the pool's worker ends it as a 1 s JobTimeout
+    failure (a job without a limit of its own: the queue list's limit); the entry."""
+    enqueue("Sleep", 60)
+    entry = first_failure(resque, pool, timeout=TIMEOUT)
+    assert (entry["exception"], entry["error"]) == (
+        "resque_pool.errors.JobTimeout",
+        "job exceeded its time limit of 1s",
+    )
+    return entry
+
+
 @pytest.mark.django_db
 def test_limits_merge_per_limit_across_environment_and_pool():
     WorkerCount.objects.create(queues="a", count=1, job_timeout=30, max_jobs=100)
@@ -59,12 +71,7 @@ def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_
         lambda: "recycled itself" in pool.log(), timeout=TIMEOUT, message="the first recycle"
     )
     pool.wait_for_workers({"demo": 1})
-    enqueue("Sleep", 60)  # the replacement has the row's 1 s limit
-    entry = first_failure(resque, pool, timeout=TIMEOUT)
-    assert (entry["exception"], entry["error"]) == (
-        "resque_pool.errors.JobTimeout",
-        "job exceeded its time limit of 1s",
-    )
+    sleep_ends_at_one_second(resque, pool)  # the replacement has the row's 1 s limit
 
 
 def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
@@ -82,12 +89,8 @@ def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
     assert re.search(r"recycles: it ran 2 jobs \(limit 2\)", pool.log())
     [second] = pool.wait_for_workers({"demo": 1})
     assert second != first
-    enqueue("Sleep", 60)  # the replacement read the loader's limits again at its spawn
-    entry = first_failure(resque, pool, timeout=TIMEOUT)
-    assert (entry["exception"], entry["error"]) == (
-        "resque_pool.errors.JobTimeout",
-        "job exceeded its time limit of 1s",
-    )
+    # The replacement read the loader's limits again at its spawn.
+    entry = sleep_ends_at_one_second(resque, pool)
     assert entry["worker"].split(":")[1] == str(second)
     assert resque.client.smembers(resque.key("demo", "done")) == {"a", "b"}
 

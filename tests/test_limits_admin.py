@@ -95,6 +95,27 @@ def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
     assert resque.client.smembers(resque.key("demo", "done")) == {"a", "b"}
 
 
+def test_invalid_limits_from_a_loader_are_logged_and_the_workers_run(start_pool, resque):
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings",
+        "POOL_TEST_LOADER": "tests.support.processes.throttled_limiting_loader",
+        "POOL_TEST_LIMITS": json.dumps({"timeout": 1, "max_jobs": 2}),
+    }
+    pool = start_pool(env=env)
+    pool.wait_for_log(r"could not read the limits of demo: .*unknown limit 'timeout'")
+    [worker] = pool.wait_for_workers({"demo": 1})
+    for token in ("a", "b", "c"):
+        enqueue("Record", token)
+    wait_until(
+        lambda: resque.client.smembers(resque.key("demo", "done")) == {"a", "b", "c"},
+        timeout=TIMEOUT,
+        message=lambda: f"every job done (log:\n{pool.log()})",
+    )
+    # The settings' limits (none) apply: the one worker neither crashed nor recycled.
+    assert pool.workers() == [worker]
+    assert not re.search(r"failed|exited on its own|recycle", pool.log()), pool.log()
+
+
 @pytest.mark.django_db
 def test_the_admin_edits_limits_beside_the_counts():
     from django.contrib.auth.models import User

@@ -4,12 +4,13 @@ source, the database loader, and the manager keeping the last good counts."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
 from resque_pool.models import WorkerCount
 from resque_pool.pool.config import ConfigError
-from resque_pool.pool.loaders import DatabaseLoader, Throttled, choose_source
+from resque_pool.pool.loaders import DatabaseLoader, Throttled, choose_source, loader_limits
 from resque_pool.pool.manager import Manager, Options
 
 # -- Throttled (spec/config_loaders/throttled_spec.rb) -------------------------------------
@@ -149,6 +150,43 @@ def test_database_loader_merges_layers(django_assert_num_queries):
         assert loader("production") == {"a": 3, "b": 0}
     assert DatabaseLoader("web2")("production") == {"a": 3, "b": 2, "c": 5}
     assert DatabaseLoader("web2")("staging") == {"a": 1, "b": 2}
+
+
+class LimitsFrom:
+    """A loader whose ``limits()`` returns ``found``."""
+
+    def __init__(self, found) -> None:
+        self.found = found
+
+    def __call__(self, environment):
+        return {}
+
+    def limits(self, environment):
+        return self.found
+
+
+def test_a_loaders_limits_are_validated_and_normalised_as_a_files():
+    found = {" a , b": {"max_jobs": 5}, "c": {}}
+    assert loader_limits(LimitsFrom(found), None, "mine") == {"a,b": {"max_jobs": 5}, "c": {}}
+    assert loader_limits(Throttled(LimitsFrom(found)), None, "mine")["a,b"] == {"max_jobs": 5}
+    assert loader_limits(LimitsFrom(None), None, "mine") == {}
+    assert loader_limits(lambda environment: {"a": 1}, None, "mine") == {}  # no limits()
+
+
+@pytest.mark.parametrize(
+    ("found", "error"),
+    [
+        ({"a": {"timeout": 5}}, "mine limits(): unknown limit 'timeout' for 'a'"),
+        ({"a": {"max_jobs": 0}}, "max_jobs for 'a' must be an integer from 1 to 2147483647"),
+        ({"a": {"job_timeout": "300"}}, "job_timeout for 'a' must be an integer"),
+        ({"a": {"max_memory_mb": True}}, "max_memory_mb for 'a' must be an integer"),
+        ({"a": 5}, "limits for 'a' must be a mapping"),
+        (["a"], "mine limits(): expected a mapping, got list"),
+    ],
+)
+def test_invalid_limits_from_a_loader_are_a_config_error(found, error):
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        loader_limits(LimitsFrom(found), None, "mine")
 
 
 # -- the manager's loading: last good counts stay, errors logged once per change ------------

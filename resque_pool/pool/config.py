@@ -258,8 +258,9 @@ LIMIT_NAMES = ("job_timeout", "max_jobs", "max_memory_mb")
 MAX_LIMIT = 2_147_483_647
 
 
-def _limits_section(mapping: Any, source: str) -> dict[str, dict[str, int]]:
-    """``{"a, b": {"max_jobs": 5}}`` -> ``{"a,b": {"max_jobs": 5}}``; ConfigError otherwise."""
+def validate_limits(mapping: Any, source: str) -> dict[str, dict[str, int]]:
+    """``{"a, b": {"max_jobs": 5}}`` -> ``{"a,b": {"max_jobs": 5}}``; ConfigError otherwise.
+    For a file's ``limits:`` mappings and a custom loader's ``limits()`` alike."""
     limits: dict[str, dict[str, int]] = {}
     for raw_key, value in mapping.items():
         queues = _queue_key(raw_key, source)
@@ -303,11 +304,11 @@ def merge_limits(config: Any, environment: str | None, source: str) -> dict[str,
                 f"{source}: the environment cannot be named {LIMITS_KEY!r} in a file with "
                 f"a {LIMITS_KEY}: section"
             )
-        layers.append(_limits_section(root, f"{source} [{LIMITS_KEY}]"))
+        layers.append(validate_limits(root, f"{source} [{LIMITS_KEY}]"))
     section = config.get(environment) if environment else None
     if isinstance(section, Mapping) and isinstance(section.get(LIMITS_KEY), Mapping):
         where = f"{source} [{environment}.{LIMITS_KEY}]"
-        layers.append(_limits_section(section[LIMITS_KEY], where))
+        layers.append(validate_limits(section[LIMITS_KEY], where))
     merged: dict[str, dict[str, int]] = {}
     for layer in layers:
         for queues, own in layer.items():

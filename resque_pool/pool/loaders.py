@@ -2,20 +2,21 @@
 
 A loader is any callable ``(environment) -> {"q1,q2": count}`` with an optional ``reset()``
 that the manager calls on HUP. The manager validates whatever a loader returns with
-``config.validate_counts``, so a custom loader cannot hand it ``" a, b"`` or ``True``.
+``config.validate_counts``, so a custom loader cannot hand it ``" a, b"`` or ``True``; and
+what an optional ``limits(environment)`` returns with ``config.validate_limits``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.utils.module_loading import import_string
 
 from resque_pool.conf import settings
-from resque_pool.pool.config import ConfigError, FileLoader
+from resque_pool.pool.config import ConfigError, FileLoader, validate_limits
 
 Loader = Callable[[str | None], Any]
 
@@ -42,6 +43,21 @@ class DatabaseLoader:
 
     def __str__(self) -> str:
         return "database"
+
+
+def loader_limits(loader: Loader, environment: str | None, source: str) -> dict[str, dict]:
+    """The limits per queue list of a loader with ``limits(environment)``, validated and
+    normalised as a file's ``limits:`` mapping ({} without the method or for None). A bad
+    value raises ConfigError here, in the manager, rather than in every worker it forks."""
+    read = getattr(loader, "limits", None)
+    if not callable(read):
+        return {}
+    found = read(environment)
+    if found is None:
+        return {}
+    if not isinstance(found, Mapping):
+        raise ConfigError(f"{source} limits(): expected a mapping, got {type(found).__name__}")
+    return validate_limits(found, f"{source} limits()")
 
 
 _NEVER = object()

@@ -28,7 +28,7 @@ from resque_pool.pool import killer
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.config import max_workers, validate_counts
 from resque_pool.pool.daemon import Redirects, reopen_logs
-from resque_pool.pool.loaders import Source
+from resque_pool.pool.loaders import Source, loader_limits
 from resque_pool.pool.processes import PeriodicPrune
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
@@ -199,12 +199,13 @@ class Manager:
     def list_limits(self, queues: str) -> dict[str, Any]:
         """The queue list's own limits from a loader with ``limits(environment)`` (the
         database's ``WorkerCount`` rows; a custom loader may have one), read at each spawn
-        so that a change reaches the next worker without a restart; {} on any error."""
-        read = getattr(self.source.loader, "limits", None)
-        if not callable(read):
-            return {}
+        so that a change reaches the next worker without a restart; {} on any error or
+        invalid limit (the worker then runs with the settings' limits)."""
         try:
-            return dict((read(self.options.environment) or {}).get(queues) or {})
+            found = loader_limits(
+                self.source.loader, self.options.environment, self.source.description
+            )
+            return dict(found.get(queues) or {})
         except Exception as error:  # noqa: BLE001 (a loader may raise anything)
             logger.warning("could not read the limits of %s: %s", queues, error)
             return {}

@@ -69,7 +69,12 @@ def test_a_job_past_its_own_limit_is_a_jobtimeout_failure(resque, spawn_manage, 
         timeout=TIMEOUT,
         message="the next job",
     )
-    assert not resque.client.exists(resque.key("worker", f"{HOST}:{worker.pid}:demo"))
+    # The job wrote its token before the worker cleared its in-flight record: wait for that.
+    wait_until(
+        lambda: not resque.client.exists(resque.key("worker", f"{HOST}:{worker.pid}:demo")),
+        timeout=TIMEOUT,
+        message="the in-flight record cleared",
+    )
     assert stop(worker) == 0
     assert len(failures(resque)) == 1
 

@@ -135,6 +135,16 @@ def test_a_requeued_lost_job_wakes_an_idle_pool_worker_before_its_poll(
         message=lambda: f"the requeued job done (log:\n{pool.log()})",
     )
     assert resque.client.get(resque.key("limits", "runs", "lost")) == "2"
-    assert resque.client.get(resque.key("stat", "processed", f"{HOST}:{idle}:demo")) == "1"
-    assert not resque.client.sismember(resque.key("workers"), lost_id)
+    # The job wrote its token before its worker counted it, and maybe before the prune
+    # finished unregistering the dead worker: wait for both.
+    wait_until(
+        lambda: resque.client.get(resque.key("stat", "processed", f"{HOST}:{idle}:demo")) == "1",
+        timeout=BOUND,
+        message="the job counted as the pool worker's",
+    )
+    wait_until(
+        lambda: not resque.client.sismember(resque.key("workers"), lost_id),
+        timeout=BOUND,
+        message="the dead worker unregistered",
+    )
     assert resque.client.llen(resque.key("failed")) == 0

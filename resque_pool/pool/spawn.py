@@ -42,16 +42,15 @@ def prepare_to_fork() -> None:
     gc.freeze()
 
 
-def fork_worker(
+def worker_entry(
     queues: list[str],
     manager_pid: int,
-    single_process_group: bool,
-    reset_signals: Iterable[int],
-    close_fds: Iterable[int] = (),
     progress_fd: int | None = None,
     limits: dict[str, Any] | None = None,
-) -> int:
-    """Fork; in the child, run a worker until it shuts down and ``_exit``. Returns the pid."""
+) -> tuple[Callable[[], int], str]:
+    """What a forked worker runs (for ``fork_child``), and the message if it fails: made
+    before forking, so the manager allocates nothing per fork (see
+    ``Reconciler.spawn_workers``)."""
 
     def work() -> int:
         worker = Worker(
@@ -66,13 +65,22 @@ def fork_worker(
         # A worker that recycles itself says so, so the manager replaces it without backoff.
         return RECYCLE_EXIT_CODE if worker.recycled else 0
 
+    return work, f"worker for {','.join(queues)} failed"
+
+
+def fork_worker(
+    queues: list[str],
+    manager_pid: int,
+    single_process_group: bool,
+    reset_signals: Iterable[int],
+    close_fds: Iterable[int] = (),
+    progress_fd: int | None = None,
+    limits: dict[str, Any] | None = None,
+) -> int:
+    """Fork; in the child, run a worker until it shuts down and ``_exit``. Returns the pid."""
+    work, failure = worker_entry(queues, manager_pid, progress_fd, limits)
     return fork_child(
-        work,
-        single_process_group,
-        reset_signals,
-        close_fds,
-        failure=f"worker for {','.join(queues)} failed",
-        log=logger,
+        work, single_process_group, reset_signals, close_fds, failure=failure, log=logger
     )
 
 
@@ -83,7 +91,7 @@ def fork_child(
     close_fds: Iterable[int],
     *,
     failure: str,
-    log: logging.Logger,
+    log: logging.Logger = logger,
 ) -> int:
     """Fork a child of the manager (a worker or the scheduler); returns its pid.
 

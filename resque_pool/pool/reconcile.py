@@ -107,10 +107,11 @@ class Reconciler:
         batch_fds = [fd for fd in progress_fds if fd is not None]
         inherited = [*self.signals.fds, *self.hangs.fds(), *batch_fds]
         reset_signals = list(self.signals.handled)
+        limits = {queues: self.read_limits(queues) for queues in dict.fromkeys(queue_lists)}
         plans = []
         for queues, progress in zip(queue_lists, progress_fds, strict=True):
             entry, failure = spawn.worker_entry(
-                split_queues(queues), self.manager_pid, progress, self.read_limits(queues)
+                split_queues(queues), self.manager_pid, progress, limits[queues]
             )
             close_fds = [fd for fd in inherited if fd != progress]
             plans.append((queues, progress, entry, failure, close_fds))

@@ -80,6 +80,24 @@ def reset_connections() -> None:
         _clients.clear()
 
 
+# Clients a job child stopped using without closing them (``abandon_clients``).
+_abandoned: list[dict[str, redis_lib.Redis]] = []
+
+
+def abandon_clients(socket_timeout: float | None) -> None:
+    """In a job child, which ``_exit``s soon: later calls get new clients with
+    ``socket_timeout``, and the inherited ones are kept alive instead of being closed.
+
+    Closing them runs redis-py's disconnect path, which writes to (and so copies) about 170
+    of the parent's pages: half a millisecond per job, for sockets the kernel closes at
+    exit anyway. A long-lived child (a worker) uses ``reset_connections`` instead."""
+    global _clients, _socket_timeout
+    with _lock:
+        _abandoned.append(_clients)
+        _clients = {}
+        _socket_timeout = socket_timeout
+
+
 def set_socket_timeout(seconds: float | None) -> None:
     """Bound every later call of this process's clients (a ``?socket_timeout=`` in the URL
     still wins)."""

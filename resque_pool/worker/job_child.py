@@ -48,7 +48,7 @@ def run_job_child(
         close_inherited()
         # New clients, and without the worker's bound on replies (a job may block on
         # Redis as long as it likes: hang detection watches the worker, not its child).
-        connection.set_socket_timeout(None)
+        connection.abandon_clients(socket_timeout=None)
         # The title "Processing <queue> since ..." is inherited: the parent set it before
         # forking and changes its own to "Forked ..." only afterwards.
         try:

@@ -74,14 +74,18 @@ def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_
     sleep_ends_at_one_second(resque, pool)  # the replacement has the row's 1 s limit
 
 
-def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
-    # Without them neither would happen within the waits: no setting limits jobs or time.
-    env = {
+def limiting_loader_env(limits: dict) -> dict[str, str]:
+    """A pool whose custom loader (``processes.LimitingLoader``) gives ``demo`` these limits."""
+    return {
         "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings",
         "POOL_TEST_LOADER": "tests.support.processes.throttled_limiting_loader",
-        "POOL_TEST_LIMITS": json.dumps({"job_timeout": 1, "max_jobs": 2}),
+        "POOL_TEST_LIMITS": json.dumps(limits),
     }
-    pool = start_pool(env=env)
+
+
+def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
+    # Without them neither would happen within the waits: no setting limits jobs or time.
+    pool = start_pool(env=limiting_loader_env({"job_timeout": 1, "max_jobs": 2}))
     [first] = pool.wait_for_workers({"demo": 1})
     enqueue("Record", "a")
     enqueue("Record", "b")
@@ -96,12 +100,7 @@ def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
 
 
 def test_invalid_limits_from_a_loader_are_logged_and_the_workers_run(start_pool, resque):
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings",
-        "POOL_TEST_LOADER": "tests.support.processes.throttled_limiting_loader",
-        "POOL_TEST_LIMITS": json.dumps({"timeout": 1, "max_jobs": 2}),
-    }
-    pool = start_pool(env=env)
+    pool = start_pool(env=limiting_loader_env({"timeout": 1, "max_jobs": 2}))
     pool.wait_for_log(r"could not read the limits of demo: .*unknown limit 'timeout'")
     [worker] = pool.wait_for_workers({"demo": 1})
     for token in ("a", "b", "c"):

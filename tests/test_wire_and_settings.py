@@ -91,6 +91,24 @@ def test_checks_refuse_negative_and_zero_intervals(settings):
         assert "must be a positive number" in messages[name].msg
 
 
+BOUNDED = [row for row in SETTINGS if row.minimum is not None or row.maximum is not None]
+
+
+@pytest.mark.parametrize("row", BOUNDED, ids=[row.name for row in BOUNDED])
+def test_every_bounded_setting_refuses_a_value_past_its_bound_and_takes_the_bound(
+    settings, row
+):
+    step = 1 if row.types == (int,) else 0.5
+    for bound, outside in ((row.minimum, -step), (row.maximum, step)):
+        if bound is None:
+            continue
+        setattr(settings, row.name, bound + outside)
+        [message] = _resque_messages()
+        assert message.msg.startswith(f"{row.name} must be {row.expected()}"), message.msg
+        setattr(settings, row.name, bound)
+        assert _resque_messages() == []
+
+
 def test_checks_refuse_a_string_for_a_boolean(settings):
     settings.RESQUE_FORK_PER_JOB = "no"
     [message] = _resque_messages()

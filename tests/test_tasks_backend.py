@@ -60,6 +60,7 @@ def test_the_configured_backend_and_its_capabilities():
     assert backend.supports_get_result is True
     assert backend.supports_async_task is True
     assert backend.supports_priority is True
+    assert backend.supports_defer is True
 
 
 # -- validation, with the framework's messages ----------------------------------------------

@@ -292,3 +292,58 @@ def test_enqueue_refuses_queue_names_a_queue_list_could_not_hold(resque, calls):
 def test_unknown_name_error_tells_a_python_caller_about_queue(resque):
     with pytest.raises(UnknownJob, match="pass queue= to push it"):
         enqueue("NoSuchJob")
+
+
+def _takes(*args, **kwargs):
+    pass
+
+
+@pytest.mark.parametrize(
+    "perform",
+    [
+        lambda: None,
+        lambda a: None,
+        lambda a, b=2: None,
+        lambda a, /, b, c=3: None,
+        lambda *args: None,
+        lambda a, *args: None,
+        lambda a, *args, b=1, **options: None,
+        lambda a, *, b: None,
+        lambda a=1, *, b=2: None,
+        _takes,
+    ],
+)
+def test_argument_check_agrees_with_bind_for_any_count(perform):
+    # The check skips bind() when the count surely fits: never for a count bind refuses.
+    import inspect
+
+    from resque_pool.resque.jobs import JobDefinition
+
+    definition = JobDefinition(name="Arity", queue="q", target=perform)
+    for count in range(5):
+        args = list(range(count))
+        try:
+            inspect.signature(perform).bind(*args)
+        except TypeError:
+            with pytest.raises(BadArguments):
+                definition.check_arguments(args)
+        else:
+            definition.check_arguments(args)
+
+
+def test_hooks_added_or_replaced_after_a_run_are_found(calls):
+    @job(queue="h", name="LateHooks")
+    class LateHooks:
+        @staticmethod
+        def perform(x):
+            calls.append("perform")
+
+    raw = '{"class":"LateHooks","args":[1]}'
+    assert Job.from_raw("h", raw).perform() is True
+    LateHooks.before_perform_late = staticmethod(lambda x: calls.append("late"))
+    assert Job.from_raw("h", raw).perform() is True
+    LateHooks.before_perform_late = staticmethod(lambda x: calls.append("replaced"))
+    assert Job.from_raw("h", raw).perform() is True
+    del LateHooks.before_perform_late
+    assert Job.from_raw("h", raw).perform() is True
+    assert calls == ["perform", "late", "perform", "replaced", "perform", "perform"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -33,6 +33,9 @@ class JobDefinition:
     requeue_on_loss: bool = True
     # Seconds the job may run (None: the worker's limit, else RESQUE_JOB_TIMEOUT).
     timeout: float | None = None
+    # What the per-job path looks up once rather than per job: the hook names per prefix and
+    # perform's signature (see hooks() and check_arguments()).
+    _cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def perform(self) -> Callable[..., Any]:
@@ -41,11 +44,24 @@ class JobDefinition:
         return self.target
 
     def hooks(self, prefix: str) -> list[Callable[..., Any]]:
-        """Resque's plugin lookup: class attributes starting with ``prefix``, sorted by name."""
-        if not inspect.isclass(self.target):
+        """Resque's plugin lookup: class attributes starting with ``prefix``, sorted by name.
+
+        The names are found with ``dir()`` once and found again when an attribute is added
+        to or removed from the class or one of its bases (the sizes of their ``__dict__``s
+        change); the attributes themselves are read on every call."""
+        target = self.target
+        if not inspect.isclass(target):
             return []
-        names = sorted(n for n in dir(self.target) if n.startswith(prefix))
-        return [getattr(self.target, n) for n in names if callable(getattr(self.target, n))]
+        mro = target.__mro__
+        shape = [len(vars(klass)) for klass in mro]
+        cached = self._cache.get(prefix)
+        if cached is None or cached[0] is not mro or cached[1] != shape:
+            names = sorted(n for n in dir(target) if n.startswith(prefix))
+            cached = self._cache[prefix] = (mro, shape, names)
+        names = cached[2]
+        if not names:
+            return []
+        return [hook for hook in (getattr(target, n) for n in names) if callable(hook)]
 
     def describe(self) -> str:
         """``Archive.perform(repo_id, branch='master')`` or ``myapp.jobs.archive(...)``."""
@@ -58,10 +74,15 @@ class JobDefinition:
     def check_arguments(self, args: list[Any]) -> None:
         """BadArguments naming the job and its signature when ``perform(*args)`` cannot bind
         (args are positional, as Resque passes them; ``*args`` takes any number)."""
-        try:
-            signature = inspect.signature(self.perform)
-        except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        perform = self.perform
+        cached = self._cache.get(_ARITY)
+        if cached is None or cached[0] != perform:  # a bound classmethod is new every time
+            cached = self._cache[_ARITY] = (perform, *_arity(perform))
+        _, signature, least, most = cached
+        if signature is None:  # builtins without a signature: let the call decide
             return
+        if least is not None and least <= len(args) and (most is None or len(args) <= most):
+            return  # bind() would accept these: positional parameters only, enough of them
         try:
             signature.bind(*args)
         except TypeError as error:
@@ -71,6 +92,33 @@ class JobDefinition:
             raise BadArguments(
                 f"{self.describe()} cannot take {len(args)} argument(s) {shown}: {error}"
             ) from None
+
+
+_ARITY = object()  # JobDefinition._cache key of perform's signature
+
+
+def _arity(
+    perform: Callable[..., Any],
+) -> tuple[inspect.Signature | None, int | None, int | None]:
+    """``perform``'s signature and how many positional arguments ``bind(*args)`` surely
+    accepts: (signature, least, most or None for ``*args``); least is None when only
+    ``bind()`` can tell (a keyword-only parameter without a default always fails it)."""
+    try:
+        signature = inspect.signature(perform)
+    except (TypeError, ValueError):
+        return None, None, None
+    least, most = 0, 0
+    var_positional = False
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if parameter.default is parameter.empty:
+                least = most
+        elif parameter.kind is parameter.VAR_POSITIONAL:
+            var_positional = True
+        elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            return signature, None, None
+    return signature, least, None if var_positional else most
 
 
 class Registry:
@@ -272,6 +320,11 @@ class Job:
     raw: str
     failure_hooks_ran: bool = False
     parse_error: str | None = None  # why ``raw`` could not be decoded
+    # (payload, definition) of the last successful validate(): perform() after the worker's
+    # check does not check the same payload again.
+    _validated: tuple[Any, JobDefinition] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def reserve(cls, queue: str) -> Job | None:
@@ -332,6 +385,7 @@ class Job:
         if definition is None:
             raise UnknownJob(f"no job is registered as {self.payload['class']!r} in this worker")
         definition.check_arguments(self.args)
+        self._validated = (self.payload, definition)
         return definition
 
     def perform(self) -> bool:
@@ -341,7 +395,15 @@ class Job:
         Exceptions from the job propagate after the ``on_failure*`` hooks ran; the caller
         records the failure.
         """
-        definition = self.validate()
+        validated = self._validated
+        if (
+            validated is not None
+            and validated[0] is self.payload
+            and registry.get(validated[1].name) is validated[1]
+        ):
+            definition = validated[1]
+        else:
+            definition = self.validate()
         args = self.args
         try:
             try:

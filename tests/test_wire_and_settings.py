@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -25,6 +26,16 @@ def test_time_formats_match_resque():
     assert wire.failed_at(moment) == "2026/11/22 07:59:40 UTC"
     assert wire.heartbeat(int(moment.timestamp())) == "2026-11-22T07:59:40+00:00"
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}$", wire.started_at(moment))
+
+
+def test_run_at_now_is_the_current_second_however_often_it_is_asked():
+    # run_at() without a moment formats each second once; it must still follow the clock.
+    for _ in range(3):
+        before = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = wire.run_at()
+        after = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert before <= now <= after
+        time.sleep(0.6)
 
 
 def test_parse_time_reads_every_resque_format():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from resque_pool.resque import failures, wire
-from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.connection import get_redis, key, namespace
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.reserve import raw_key
 
@@ -20,12 +20,13 @@ logger = logging.getLogger(__name__)
 def done_working(worker_id: str, placeholder: bool = False) -> None:
     """Resque's ``done_working`` pipeline; ``placeholder``: the in-flight record was a
     placeholder and our key with the payload's bytes goes too."""
+    ns = namespace()  # read once: key("worker", worker_id) is f"{ns}:worker:{worker_id}"
     pipe = get_redis().pipeline(transaction=False)
-    pipe.delete(key("worker", worker_id))
+    pipe.delete(f"{ns}:worker:{worker_id}")
     if placeholder:
         pipe.delete(raw_key(worker_id))
-    pipe.incrby(key("stat", "processed"), 1)
-    pipe.incrby(key("stat", "processed", worker_id), 1)
+    pipe.incrby(f"{ns}:stat:processed", 1)
+    pipe.incrby(f"{ns}:stat:processed:{worker_id}", 1)
     pipe.execute()
 
 

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from resque_pool.resque import records, wire
-from resque_pool.resque.connection import get_redis, key, registered_script
+from resque_pool.resque.connection import get_redis, key, namespace, registered_script
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +187,11 @@ def raw_key(worker_id: str) -> str:
     return key("worker-raw", worker_id)
 
 
+_PLACEHOLDER = wire.dumps({"class": PLACEHOLDER_CLASS, "args": []})
+
+
 def placeholder_payload() -> str:
-    return wire.dumps({"class": PLACEHOLDER_CLASS, "args": []})
+    return _PLACEHOLDER
 
 
 @dataclass(frozen=True)
@@ -205,11 +208,10 @@ def reserve(worker_id: str, queues: list[str]) -> Reservation | str | None:
     """Pop the first job of ``queues`` (in order) and record it as ``worker_id``'s in-flight
     job, atomically; ``PAUSED`` when ``pause-all-workers`` is set, None when every queue is
     empty."""
-    keys = [key(records.PAUSE_ALL_WORKERS), key("worker", worker_id), raw_key(worker_id)]
-    keys += [key("queue", queue) for queue in queues]
-    args = [wire.run_at(), wire.MAX_SPLICE_DEPTH, wire.MAX_INT_DIGITS, placeholder_payload()]
-    args += [wire.dumps(queue) for queue in queues]
-    result = registered_script(_LUA)(keys=keys, args=args, client=get_redis())
+    keys, fixed_args = _script_inputs(namespace(), worker_id, tuple(queues))
+    result = registered_script(_LUA)(
+        keys=keys, args=[wire.run_at(), *fixed_args], client=get_redis()
+    )
     if result is None:
         return None
     if result == 0:
@@ -218,6 +220,32 @@ def reserve(worker_id: str, queues: list[str]) -> Reservation | str | None:
         return _resumed(worker_id, *result[1:])
     index, raw, spliced = result
     return Reservation(queue=queues[int(index) - 1], raw=raw, spliced=bool(spliced))
+
+
+# (namespace, worker id, queues) -> the script's keys and its arguments after run_at: the
+# same for every reservation of a worker with a static queue list.
+_inputs: dict[tuple[str, str, tuple[str, ...]], tuple[list[str], list[str | int]]] = {}
+_MAX_INPUTS = 64  # a dynamic list whose queues keep changing must not grow it for ever
+
+
+def _script_inputs(
+    namespace: str, worker_id: str, queues: tuple[str, ...]
+) -> tuple[list[str], list[str | int]]:
+    inputs = _inputs.get((namespace, worker_id, queues))
+    if inputs is None:
+        # key() and raw_key() as they would read now (the namespace is read once, above).
+        keys = [
+            f"{namespace}:{records.PAUSE_ALL_WORKERS}",
+            f"{namespace}:worker:{worker_id}",
+            f"{namespace}:worker-raw:{worker_id}",
+        ]
+        keys += [f"{namespace}:queue:{queue}" for queue in queues]
+        args: list[str | int] = [wire.MAX_SPLICE_DEPTH, wire.MAX_INT_DIGITS, _PLACEHOLDER]
+        args += [wire.dumps(queue) for queue in queues]
+        if len(_inputs) >= _MAX_INPUTS:
+            _inputs.clear()
+        inputs = _inputs[(namespace, worker_id, queues)] = (keys, args)
+    return inputs
 
 
 def _resumed(worker_id: str, record: str, stored: str, has_stored: int) -> Reservation:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -57,11 +58,16 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_PAYLOAD_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def loads_payload(text: str) -> Any:
     """Strict JSON for a job payload: ValueError (with a reason) for anything Python cannot
     hand to a job and write back unchanged: NaN/Infinity, numbers out of range, integers
     too long to convert, nesting too deep for the parser."""
     try:
+        if isinstance(text, str) and not text.startswith("\ufeff"):
+            return _PAYLOAD_DECODER.decode(text)  # what json.loads() does, minus a new decoder
         return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError("nested too deeply") from None
@@ -110,9 +116,19 @@ def job_payload(class_name: str, args: list[Any]) -> str:
     return dumps({"class": class_name, "args": list(args)})
 
 
+_run_at_now: tuple[int, str] = (-1, "")  # (epoch second, its run_at), for the next call
+
+
 def run_at(now: datetime | None = None) -> str:
     """``Time.now.utc.iso8601``: ``2026-11-22T07:59:40Z``."""
-    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if now is not None:
+        return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Once per second, not once per job: the same clock as datetime.now(), floored alike.
+    global _run_at_now
+    second = int(time.time())
+    if _run_at_now[0] != second:
+        _run_at_now = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _run_at_now[1]
 
 
 def started_at(now: datetime | None = None) -> str:

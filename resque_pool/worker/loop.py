@@ -283,7 +283,8 @@ class Worker:
         entry, or (its process died, requeueing on) back on its queue."""
         job = Job.from_raw(reservation.queue, reservation.raw)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
-        logger.info("got: %s", job.describe())
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("got: %s", job.describe())
         if self.runner.run(self.id, job) != "requeued":
             self._pending.record("done_working", done_working, self.id, not reservation.spliced)
 

@@ -86,7 +86,10 @@ class JobRunner:
             # The job is the main loop now: no beats until it returns (without a time
             # limit, no hang detection during it).
             self.progress.busy(timeout + self.options.term_timeout if timeout else _FOREVER)
-            with alarm(timeout):
+            if timeout:
+                with alarm(timeout):
+                    job.perform()
+            else:
                 job.perform()
         except (Exception, SystemExit) as error:
             # A job's sys.exit() is the job's failure, not the worker's (Ruby rescues

@@ -8,8 +8,9 @@ The order of writes follows Ruby Resque 3.0 (``Worker#perform``, ``Worker#done_w
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from resque_pool.resque import failures, wire
+from resque_pool.resque import failures, packed, wire
 from resque_pool.resque.connection import get_redis, key, namespace
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.reserve import raw_key
@@ -21,13 +22,24 @@ def done_working(worker_id: str, placeholder: bool = False) -> None:
     """Resque's ``done_working`` pipeline; ``placeholder``: the in-flight record was a
     placeholder and our key with the payload's bytes goes too."""
     ns = namespace()  # read once: key("worker", worker_id) is f"{ns}:worker:{worker_id}"
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.delete(f"{ns}:worker:{worker_id}")
-    if placeholder:
-        pipe.delete(raw_key(worker_id))
-    pipe.incrby(f"{ns}:stat:processed", 1)
-    pipe.incrby(f"{ns}:stat:processed:{worker_id}", 1)
-    pipe.execute()
+
+    def commands() -> list[tuple[Any, ...]]:
+        deletes = [("DEL", f"{ns}:worker:{worker_id}")]
+        if placeholder:
+            deletes.append(("DEL", raw_key(worker_id)))
+        return [
+            *deletes,
+            ("INCRBY", f"{ns}:stat:processed", 1),
+            ("INCRBY", f"{ns}:stat:processed:{worker_id}", 1),
+        ]
+
+    client = get_redis()
+    # One write, packed once per worker (resque/packed.py); else the same as a pipeline.
+    if packed.send(client, ("done_working", ns, worker_id, placeholder), commands) is None:
+        pipe = client.pipeline(transaction=False)
+        for command in commands():
+            pipe.execute_command(*command)
+        pipe.execute()
 
 
 def report_failed_job(worker_id: str, job: Job, exception: BaseException) -> None:

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from resque_pool.resque import records, wire
+from redis.exceptions import NoScriptError
+
+from resque_pool.resque import packed, records, wire
 from resque_pool.resque.connection import get_redis, key, namespace, registered_script
 
 logger = logging.getLogger(__name__)
@@ -208,9 +211,24 @@ def reserve(worker_id: str, queues: list[str]) -> Reservation | str | None:
     """Pop the first job of ``queues`` (in order) and record it as ``worker_id``'s in-flight
     job, atomically; ``PAUSED`` when ``pause-all-workers`` is set, None when every queue is
     empty."""
-    keys, fixed_args = _script_inputs(namespace(), worker_id, tuple(queues))
-    result = registered_script(_LUA)(
-        keys=keys, args=[wire.run_at(), *fixed_args], client=get_redis()
+    shape = (namespace(), worker_id, tuple(queues))
+    keys, fixed_args = _script_inputs(*shape)
+    client = get_redis()
+    script = registered_script(_LUA)
+    run_at = wire.run_at()
+
+    def command() -> list[tuple[Any, ...]]:
+        return [("EVALSHA", script.sha, len(keys), *keys, run_at, *fixed_args)]
+
+    try:
+        # The same EVALSHA the script object sends, packed once per run_at second.
+        replies = packed.send(client, (script.sha, *shape, run_at), command)
+    except NoScriptError:  # a restart or a failover emptied the script cache: load it
+        replies = None
+    result = (
+        replies[0]
+        if replies is not None
+        else script(keys=keys, args=[run_at, *fixed_args], client=client)
     )
     if result is None:
         return None

@@ -1,0 +1,145 @@
+"""A worker's two round trips per job, packed once and sent on a connection it keeps.
+
+Each in-process job costs the worker the reserve script (``EVALSHA``) and the
+``done_working`` pipeline. Sent through redis-py's command API, the client's work around
+those two round trips cost more CPU than everything else the worker does for a no-op job:
+every argument encoded and packed again (the same keys for every job), the connection
+taken from the pool and checked for stray data (three system calls), the observability
+hooks, then handed back. Here the commands are packed once per worker (the reserve
+script's again when its ``run_at`` second changes) and written on a connection this
+thread keeps out of the pool; the replies are read as redis-py reads them.
+
+Nothing else changes: the bytes on the wire are the same; before each write the kept
+socket is checked as the pool checks a connection it lends (anything to read, such as
+the server having closed an idle connection, and it is opened again), with one ``poll``;
+a connection error is retried as the connection's ``Retry`` says, as ``execute_command``
+does; an error reply is raised after every reply was read, as ``Pipeline.execute()``
+does; and any other failure closes the connection, so no reply is ever left unread.
+
+Only for redis-py's plain TCP and Unix socket connections; for anything else (TLS,
+fakeredis, a wrapper) ``send`` returns None and the caller uses the ordinary API.
+"""
+
+from __future__ import annotations
+
+import select
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import redis as redis_lib
+from redis.exceptions import ResponseError
+
+# Commands packed per thread and client; a worker has one or two entries (the reserve
+# script per run_at second, done_working), a test process more: bounded all the same.
+_MAX_PACKED = 64
+# Exactly these classes (not subclasses): their sockets show pending replies to poll(2).
+# A TLS socket may hold records poll cannot see, or show ones that are no reply: TLS
+# connections keep the ordinary API.
+_PLAIN = (redis_lib.Connection, redis_lib.UnixDomainSocketConnection)
+
+
+class _Channel:
+    """One thread's connection to one client's server, and the commands packed for it."""
+
+    def __init__(self, client: redis_lib.Redis) -> None:
+        self.client = client
+        self.connection: Any = None
+        self.packed: dict[Hashable, tuple[list[bytes], int]] = {}
+        self._poll = select.poll()
+        self._polled = -1  # the descriptor registered with _poll
+        pool = client.connection_pool
+        try:
+            connection = pool.get_connection()
+        except TypeError:  # redis-py < 5.3 asks for a command name
+            connection = pool.get_connection("_")
+        if type(connection) in _PLAIN:
+            self.connection = connection  # kept: never released to the pool
+        else:
+            pool.release(connection)
+
+    def close(self) -> None:
+        """Close the kept connection and hand it back to its pool. (redis-py's disconnect()
+        shuts a socket down only in the process that opened it: in a forked child this
+        closes the child's copy and leaves the parent's connection alone.)"""
+        if self.connection is not None:
+            self.connection.disconnect()
+            self.client.connection_pool.release(self.connection)
+            self.connection = None
+
+    def send(self, key: Hashable, commands: Callable[[], Sequence[tuple[Any, ...]]]) -> list[Any]:
+        entry = self.packed.get(key)
+        if entry is None:
+            if len(self.packed) >= _MAX_PACKED:
+                self.packed.clear()
+            built = list(commands())
+            packed = b"".join(self.connection.pack_commands(built))
+            entry = self.packed[key] = ([packed], len(built))
+        packed_command, replies = entry
+        connection = self.connection
+        if self._readable(connection):
+            # What the pool checks before lending a connection: a socket with something to
+            # read before we asked (the server closed it, idle, or a stray reply) is not
+            # fit to send on. Opened again on the send, as the pool would.
+            connection.disconnect()
+
+        def attempt() -> list[Any]:
+            connection.send_packed_command(packed_command)
+            results: list[Any] = []
+            error: ResponseError | None = None
+            for _ in range(replies):  # read every reply, errors too: the connection stays in step
+                try:
+                    results.append(connection.read_response())
+                except ResponseError as reply_error:
+                    error = error or reply_error
+                    results.append(reply_error)
+            if error is not None:
+                raise error
+            return results
+
+        try:
+            return connection.retry.call_with_retry(attempt, lambda error: connection.disconnect())
+        except ResponseError:
+            raise  # every reply was read
+        except BaseException:
+            # Never leave a reply unread on a kept connection (an interrupted read, an error
+            # the retry gave up on): the next command would read it as its own.
+            connection.disconnect()
+            raise
+
+    def _readable(self, connection: Any) -> bool:
+        """One poll(2) with no wait, where redis-py's can_read() makes three system calls."""
+        sock = getattr(connection, "_sock", None)
+        if sock is None:
+            return False  # not connected: the send connects
+        descriptor = sock.fileno()
+        if descriptor < 0:
+            return False
+        if descriptor != self._polled:
+            if self._polled >= 0:
+                self._poll.unregister(self._polled)
+            self._poll.register(descriptor, select.POLLIN)
+            self._polled = descriptor
+        return bool(self._poll.poll(0))
+
+
+_local = threading.local()
+
+
+def send(
+    client: redis_lib.Redis, key: Hashable, commands: Callable[[], Sequence[tuple[Any, ...]]]
+) -> list[Any] | None:
+    """The replies to ``commands()`` (called only the first time ``key`` is seen), sent in
+    one write on this thread's own connection to ``client``'s server; None when ``client``
+    does not use a plain redis-py connection. A reply that is an error raises it, after
+    every reply was read (as ``Pipeline.execute()`` does)."""
+    channel: _Channel | None = getattr(_local, "channel", None)
+    if channel is None or channel.client is not client:
+        # A new client: the first use, or after reset_connections() (a forked child, a
+        # changed socket timeout) or a changed RESQUE_REDIS_URL.
+        if channel is not None:
+            channel.close()
+        channel = _local.channel = _Channel(client)
+    if channel.connection is None:
+        return None
+    return channel.send(key, commands)

@@ -1,0 +1,126 @@
+"""A worker's two round trips per job (the reserve script, ``done_working``) go out packed
+once, on a connection each thread keeps (``resque/packed.py``): the same commands as the
+ordinary API sends, and the same recovery when the connection breaks or Redis answers an
+error."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import fakeredis
+import pytest
+import redis
+
+from resque_pool.resque import connection, outcomes, packed, reserve, wire
+
+WORKER = "host:1:high"
+
+
+def push(resque, queue: str, *raws: str) -> None:
+    resque.client.rpush(resque.key("queue", queue), *raws)
+
+
+def one_job(worker: str = WORKER) -> reserve.Reservation | str | None:
+    got = reserve.reserve(worker, ["high"])
+    if isinstance(got, reserve.Reservation):
+        outcomes.done_working(worker, not got.spliced)
+    return got
+
+
+@pytest.mark.skipif(os.environ.get("RESQUE_TEST_REDIS_KIND") == "fakeredis", reason="needs MONITOR")
+def test_the_commands_on_the_wire_are_the_ordinary_ones(resque):
+    push(resque, "high", wire.job_payload("A", [1]), "not json")
+    one_job()  # loads the script (NOSCRIPT on a fresh server) and keeps a connection
+    seen: list[list[str]] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with resque.client.monitor() as monitor:
+            ready.set()
+            for command in monitor.listen():
+                if command["client_type"] == "lua":
+                    continue
+                seen.append(command["command"].split(" "))
+                if len(seen) == 5:
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert ready.wait(5)
+    one_job()  # a placeholder this time: done_working deletes our raw key too
+    watcher.join(5)
+    sha = connection.registered_script(reserve._LUA).sha
+    ns = resque.namespace
+    evalsha = seen[0]
+    assert evalsha[:7] == [
+        "EVALSHA",
+        sha,
+        "4",
+        f"{ns}:pause-all-workers",
+        f"{ns}:worker:{WORKER}",
+        f"{ns}:worker-raw:{WORKER}",
+        f"{ns}:queue:high",
+    ]
+    assert evalsha[8:10] == ["64", "4300"]  # after run_at, then the placeholder and queue
+    assert seen[1:] == [
+        ["DEL", f"{ns}:worker:{WORKER}"],
+        ["DEL", f"{ns}:worker-raw:{WORKER}"],
+        ["INCRBY", f"{ns}:stat:processed", "1"],
+        ["INCRBY", f"{ns}:stat:processed:{WORKER}", "1"],
+    ]
+    assert resque.client.get(resque.key("stat", "processed")) == "2"
+
+
+def test_a_connection_the_server_closed_is_opened_again(resque):
+    push(resque, "high", *(wire.job_payload("A", [n]) for n in range(3)))
+    assert one_job().raw == wire.job_payload("A", [0])
+    resque.client.client_kill_filter(_type="normal", skipme=True)  # the kept one too
+    assert one_job().raw == wire.job_payload("A", [1])
+    resque.client.script_flush()  # as after a restart: NOSCRIPT, then loaded again
+    assert one_job().raw == wire.job_payload("A", [2])
+    assert resque.client.get(resque.key("stat", "processed")) == "3"
+
+
+def test_an_error_reply_raises_after_every_reply_was_read(resque):
+    push(resque, "high", wire.job_payload("A", [1]), wire.job_payload("A", [2]))
+    resque.client.set(resque.key("stat", "processed"), "not a number")
+    got = reserve.reserve(WORKER, ["high"])
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        outcomes.done_working(WORKER)
+    # The other commands ran, as in a pipeline, and the connection is still in step.
+    assert resque.client.exists(resque.key("worker", WORKER)) == 0
+    assert resque.client.get(resque.key("stat", "processed", WORKER)) == "1"
+    resque.client.delete(resque.key("stat", "processed"))
+    assert got.raw == wire.job_payload("A", [1])
+    assert one_job().raw == wire.job_payload("A", [2])
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+
+
+def test_each_thread_keeps_its_own_connection(resque):
+    push(resque, "high", *(wire.job_payload("A", [n]) for n in range(400)))
+    taken: dict[str, list[str]] = {"host:1:high": [], "host:2:high": []}
+
+    def drain(worker: str) -> None:
+        while (got := one_job(worker)) is not None:
+            taken[worker].append(got.raw)
+
+    threads = [threading.Thread(target=drain, args=(worker,)) for worker in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    raws = taken["host:1:high"] + taken["host:2:high"]
+    assert sorted(raws) == sorted(wire.job_payload("A", [n]) for n in range(400))
+    assert resque.client.get(resque.key("stat", "processed")) == "400"
+
+
+def test_other_clients_use_the_ordinary_api(resque, monkeypatch):
+    fake = fakeredis.FakeRedis(decode_responses=True, encoding_errors="surrogateescape")
+    monkeypatch.setattr(reserve, "get_redis", lambda: fake)
+    monkeypatch.setattr(outcomes, "get_redis", lambda: fake)
+    assert packed.send(fake, "key", lambda: [("PING",)]) is None
+    fake.rpush(connection.key("queue", "high"), wire.job_payload("A", [1]))
+    assert one_job().raw == wire.job_payload("A", [1])
+    assert fake.get(connection.key("stat", "processed")) == "1"
+    assert fake.exists(connection.key("worker", WORKER)) == 0

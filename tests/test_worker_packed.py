@@ -124,3 +124,17 @@ def test_other_clients_use_the_ordinary_api(resque, monkeypatch):
     assert one_job().raw == wire.job_payload("A", [1])
     assert fake.get(connection.key("stat", "processed")) == "1"
     assert fake.exists(connection.key("worker", WORKER)) == 0
+
+
+def test_a_worker_going_idle_hands_its_connection_back(resque):
+    push(resque, "high", *(wire.job_payload("A", [n]) for n in range(4)))
+
+    def busy_then_idle() -> int:
+        one_job()
+        packed.release()  # what the loop does when the worker turns idle
+        connection.get_redis().ping()  # an idle wait's command, through the pool
+        return len(resque.client.client_list())
+
+    before = len(resque.client.client_list())  # no worker connection yet
+    assert [busy_then_idle() for _ in range(4)] == [before + 1] * 4  # one, not two
+    assert resque.client.get(resque.key("stat", "processed")) == "4"

@@ -7,7 +7,8 @@ every argument encoded and packed again (the same keys for every job), the conne
 taken from the pool and checked for stray data (three system calls), the observability
 hooks, then handed back. Here the commands are packed once per worker (the reserve
 script's again when its ``run_at`` second changes) and written on a connection this
-thread keeps out of the pool; the replies are read as redis-py reads them.
+thread keeps out of the pool while it works (a worker hands it back when it goes idle,
+so that its waits do not open a second one); the replies are read as redis-py reads them.
 
 Nothing else changes: the bytes on the wire are the same; before each write the kept
 socket is checked as the pool checks a connection it lends (anything to read, such as
@@ -48,15 +49,24 @@ class _Channel:
         self.packed: dict[Hashable, tuple[list[bytes], int]] = {}
         self._poll = select.poll()
         self._polled = -1  # the descriptor registered with _poll
-        pool = client.connection_pool
+        self.supported = type(self.acquire()) in _PLAIN
+        if not self.supported:
+            self.release()
+
+    def acquire(self) -> Any:
+        """Take a connection from the pool (connected and checked, as for any command)."""
+        pool = self.client.connection_pool
         try:
-            connection = pool.get_connection()
+            self.connection = pool.get_connection()
         except TypeError:  # redis-py < 5.3 asks for a command name
-            connection = pool.get_connection("_")
-        if type(connection) in _PLAIN:
-            self.connection = connection  # kept: never released to the pool
-        else:
-            pool.release(connection)
+            self.connection = pool.get_connection("_")
+        return self.connection
+
+    def release(self) -> None:
+        """Hand the kept connection back to its pool."""
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            self.client.connection_pool.release(connection)
 
     def close(self) -> None:
         """Close the kept connection and hand it back to its pool. (redis-py's disconnect()
@@ -64,8 +74,7 @@ class _Channel:
         closes the child's copy and leaves the parent's connection alone.)"""
         if self.connection is not None:
             self.connection.disconnect()
-            self.client.connection_pool.release(self.connection)
-            self.connection = None
+            self.release()
 
     def send(self, key: Hashable, commands: Callable[[], Sequence[tuple[Any, ...]]]) -> list[Any]:
         entry = self.packed.get(key)
@@ -77,7 +86,9 @@ class _Channel:
             entry = self.packed[key] = ([packed], len(built))
         packed_command, replies = entry
         connection = self.connection
-        if self._readable(connection):
+        if connection is None:
+            connection = self.acquire()
+        elif self._readable(connection):
             # What the pool checks before lending a connection: a socket with something to
             # read before we asked (the server closed it, idle, or a stray reply) is not
             # fit to send on. Opened again on the send, as the pool would.
@@ -140,6 +151,14 @@ def send(
         if channel is not None:
             channel.close()
         channel = _local.channel = _Channel(client)
-    if channel.connection is None:
+    if not channel.supported:
         return None
     return channel.send(key, commands)
+
+
+def release() -> None:
+    """Hand this thread's kept connection back to its pool until its next ``send``: a
+    worker going idle waits through the pool, and so keeps no second connection open."""
+    channel: _Channel | None = getattr(_local, "channel", None)
+    if channel is not None:
+        channel.release()

@@ -20,7 +20,7 @@ import redis as redis_lib
 from resque_pool import hooks
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
-from resque_pool.resque import records
+from resque_pool.resque import packed, records
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import done_working
@@ -202,6 +202,7 @@ class Worker:
                     continue
                 if self._was_working:  # the state changes to idle
                     self._was_working = False
+                    packed.release()  # the per-job connection: the idle waits use the pool
                     self._run_hook("queue_empty")
                 if self.options.interval == 0:
                     return

@@ -5,14 +5,19 @@ error."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import threading
+import time
+from urllib.parse import urlparse
 
 import fakeredis
 import pytest
 import redis
 
 from resque_pool.resque import connection, outcomes, packed, reserve, wire
+from tests.support.common import wait_until
 
 WORKER = "host:1:high"
 
@@ -138,3 +143,60 @@ def test_a_worker_going_idle_hands_its_connection_back(resque):
     before = len(resque.client.client_list())  # no worker connection yet
     assert [busy_then_idle() for _ in range(4)] == [before + 1] * 4  # one, not two
     assert resque.client.get(resque.key("stat", "processed")) == "4"
+
+
+def test_commands_first_seen_after_a_release_take_a_connection_first(resque):
+    """The reserve script is packed again each second (its run_at changes): the first
+    reservation of a new second may come right after the idle worker released its
+    connection, and must take one before packing (it crashed the worker before)."""
+    client = connection.get_redis()
+    assert packed.send(client, "first", lambda: [("PING",)]) == ["PONG"]
+    packed.release()
+    assert packed.send(client, "second", lambda: [("ECHO", "x")]) == ["x"]
+
+
+def redis_connections(pid: int, port: int) -> int:
+    """Established TCP connections of process ``pid`` to ``port`` (its sockets' inodes
+    looked up in its network namespace's tables)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                established = fields[3] == "01"
+                if established and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    count += fields[9] in inodes
+    return count
+
+
+@pytest.mark.skipif(
+    os.environ.get("RESQUE_TEST_REDIS_KIND") == "fakeredis", reason="counts TCP connections"
+)
+@pytest.mark.parametrize("fork_per_job", ["true", "false"], ids=["fork", "in-process"])
+def test_an_idle_worker_keeps_one_connection_and_its_heartbeat_one(
+    resque, spawn_manage, fork_per_job
+):
+    port = urlparse(resque.url).port
+    worker = spawn_manage(
+        "resque_work",
+        "--queues",
+        "idle",
+        env={"INTERVAL": "0.1", "FORK_PER_JOB": fork_per_job},
+        stdout=subprocess.DEVNULL,
+    )
+    wait_until(lambda: resque.client.scard(resque.key("workers")) == 1, 30, message="registered")
+    for _ in range(2):  # idle from the start, then idle again after a job
+        time.sleep(1)  # ten idle polls, each a reserve and a wait
+        assert redis_connections(worker.pid, port) == 2
+        resque.client.rpush(resque.key("queue", "idle"), wire.job_payload("Record", ["x"]))
+        wait_until(
+            lambda: resque.client.get(resque.key("stat", "processed")) is not None,
+            30,
+            message="the job done",
+        )

@@ -77,22 +77,22 @@ class _Channel:
             self.release()
 
     def send(self, key: Hashable, commands: Callable[[], Sequence[tuple[Any, ...]]]) -> list[Any]:
-        entry = self.packed.get(key)
-        if entry is None:
-            if len(self.packed) >= _MAX_PACKED:
-                self.packed.clear()
-            built = list(commands())
-            packed = b"".join(self.connection.pack_commands(built))
-            entry = self.packed[key] = ([packed], len(built))
-        packed_command, replies = entry
         connection = self.connection
-        if connection is None:
+        if connection is None:  # released while the worker was idle (or never taken)
             connection = self.acquire()
         elif self._readable(connection):
             # What the pool checks before lending a connection: a socket with something to
             # read before we asked (the server closed it, idle, or a stray reply) is not
             # fit to send on. Opened again on the send, as the pool would.
             connection.disconnect()
+        entry = self.packed.get(key)
+        if entry is None:
+            if len(self.packed) >= _MAX_PACKED:
+                self.packed.clear()
+            built = list(commands())
+            packed = b"".join(connection.pack_commands(built))
+            entry = self.packed[key] = ([packed], len(built))
+        packed_command, replies = entry
 
         def attempt() -> list[Any]:
             connection.send_packed_command(packed_command)

@@ -200,9 +200,11 @@ class Worker:
                         logger.info("Worker %s recycles: it %s", self.id, self.recycled)
                         return
                     continue
+                # The per-job connection goes back to the pool before every idle wait, which
+                # takes one from the pool: one connection per worker, working or not.
+                packed.release()
                 if self._was_working:  # the state changes to idle
                     self._was_working = False
-                    packed.release()  # the per-job connection: the idle waits use the pool
                     self._run_hook("queue_empty")
                 if self.options.interval == 0:
                     return

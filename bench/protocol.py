@@ -4,11 +4,10 @@ MONITOR, then replayed by bare processes that do nothing else.
 ``capture`` runs one ``resque_work`` (``FORK_PER_JOB=false``, ``INTERVAL=0``) over a few
 staged jobs while a MONITOR connection records every command; the commands the worker sent
 from one reserve (``LPOP`` of the queue, or the reserve script's ``EVALSHA``) to the next
-are one job's cost. ``replay`` (run by
-``python -m bench.clients protocol``) sends that list per job, one round trip per command
-commands Redis ran within microseconds of each other as one pipeline (MONITOR does not
-show pipelines), taking real jobs off the queue until
-it is empty.
+are one job's cost. ``replay`` (run by ``python -m bench.clients protocol``) sends that
+list per job, packed once, one round trip per group of commands Redis ran within
+microseconds of each other (MONITOR does not show pipelines), taking real jobs off the
+queue until it is empty.
 """
 
 from __future__ import annotations
@@ -133,21 +132,27 @@ def one_job(lines: list[bytes], queue_key: str) -> list[list[list[bytes]]]:
 
 
 def replay(client: redis.Redis, template: list[list[list[bytes]]], queue_key: str) -> int:
-    """Run the template per job until the queue is empty; the number of jobs taken."""
-    jobs = 0
-    first, rest = template[0], template[1:]
-    while True:
-        pipe = client.pipeline(transaction=False)
-        for args in first:
-            pipe.execute_command(*args)
-        if pipe.execute()[0] is None:  # the reserve found the queue empty
-            return jobs
-        jobs += 1
-        for trip in rest:
-            if len(trip) == 1:
-                client.execute_command(*trip[0])
-                continue
-            pipe = client.pipeline(transaction=False)  # MULTI and EXEC are in the trip
-            for args in trip:
-                pipe.execute_command(*args)
-            pipe.execute()
+    """Run the template per job until the queue is empty; the number of jobs taken.
+
+    Each round trip is packed once and written on one connection, and its replies are read
+    as redis-py reads them: the least any client can do for these commands (our worker
+    sends its per-job commands the same way, ``resque_pool/resque/packed.py``), so the
+    figure stays a ceiling rather than a client's overhead."""
+    connection = client.connection_pool.make_connection()
+    connection.connect()
+    try:
+        trips = [([b"".join(connection.pack_commands(trip))], len(trip)) for trip in template]
+        (first, first_replies), rest = trips[0], trips[1:]
+        jobs = 0
+        while True:
+            connection.send_packed_command(first)
+            replies = [connection.read_response() for _ in range(first_replies)]
+            if replies[0] is None:  # the reserve found the queue empty
+                return jobs
+            for packed, count in rest:
+                connection.send_packed_command(packed)
+                for _ in range(count):
+                    connection.read_response()
+            jobs += 1
+    finally:
+        connection.disconnect()

@@ -347,3 +347,38 @@ def test_hooks_added_or_replaced_after_a_run_are_found(calls):
     del LateHooks.before_perform_late
     assert Job.from_raw("h", raw).perform() is True
     assert calls == ["perform", "late", "perform", "replaced", "perform", "perform"]
+
+
+def test_prepare_looks_up_hooks_and_signature_once_and_skips_a_job_it_cannot_read(calls):
+    """The manager prepares the registry before forking, so workers and job children find
+    each job's hooks and signature already looked up; a job class whose attributes cannot
+    be listed must not stop that (its own runs report it)."""
+
+    @job(queue="h", name="Prepared")
+    class Prepared:
+        @staticmethod
+        def before_perform_log(x):
+            calls.append("before")
+
+        @staticmethod
+        def perform(x):
+            calls.append(x)
+
+    class Unlistable(type):
+        def __dir__(cls):
+            raise RuntimeError("no listing")
+
+    unlistable = Unlistable("Unlistable", (), {"perform": staticmethod(print)})
+    job(queue="h", name="Unlistable")(unlistable)
+    registry.prepare()
+    prepared = registry.get("Prepared")
+    assert set(prepared._cache) >= {
+        "before_perform",
+        "around_perform",
+        "after_perform",
+        "on_failure",
+    }
+    looked_up = dict(prepared._cache)
+    assert Job.from_raw("h", '{"class":"Prepared","args":[1]}').perform() is True
+    assert calls == ["before", 1]
+    assert all(prepared._cache[key] is entry for key, entry in looked_up.items())  # reused

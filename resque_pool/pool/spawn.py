@@ -20,6 +20,7 @@ from django.db import connections
 
 from resque_pool import hooks
 from resque_pool.resque import connection
+from resque_pool.resque.jobs import registry
 from resque_pool.unix.process import flush_output
 
 # Imported here, in the manager, so the workers share these pages instead of each
@@ -39,6 +40,7 @@ def prepare_to_fork() -> None:
     do not write to (and so copy) the pages shared with the manager.
     """
     connections.close_all()
+    registry.prepare()
     gc.freeze()
 
 

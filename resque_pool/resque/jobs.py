@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.queue_lists import check_queue_name
 from resque_pool.resque.wakeup import push_job
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,24 @@ class JobDefinition:
         except (TypeError, ValueError):
             return f"{where}(...)"
 
-    def check_arguments(self, args: list[Any]) -> None:
-        """BadArguments naming the job and its signature when ``perform(*args)`` cannot bind
-        (args are positional, as Resque passes them; ``*args`` takes any number)."""
+    def prepare(self) -> None:
+        """Look up the hooks and perform's signature now, so that later jobs find them
+        cached (``Registry.prepare``)."""
+        for prefix in HOOK_PREFIXES:
+            self.hooks(prefix)
+        self._arity()
+
+    def _arity(self) -> tuple[Any, inspect.Signature | None, int | None, int | None]:
         perform = self.perform
         cached = self._cache.get(_ARITY)
         if cached is None or cached[0] != perform:  # a bound classmethod is new every time
             cached = self._cache[_ARITY] = (perform, *_arity(perform))
-        _, signature, least, most = cached
+        return cached
+
+    def check_arguments(self, args: list[Any]) -> None:
+        """BadArguments naming the job and its signature when ``perform(*args)`` cannot bind
+        (args are positional, as Resque passes them; ``*args`` takes any number)."""
+        _, signature, least, most = self._arity()
         if signature is None:  # builtins without a signature: let the call decide
             return
         if least is not None and least <= len(args) and (most is None or len(args) <= most):
@@ -95,6 +108,8 @@ class JobDefinition:
 
 
 _ARITY = object()  # JobDefinition._cache key of perform's signature
+# Resque's job hooks: class attributes whose names start with these (``Job.perform``).
+HOOK_PREFIXES = ("before_perform", "around_perform", "after_perform", "on_failure")
 
 
 def _arity(
@@ -144,6 +159,16 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._jobs)
+
+    def prepare(self) -> None:
+        """Each job's hooks and signature, looked up now: in the pool's manager before it
+        forks, so that they sit in memory every worker shares instead of being looked up
+        (and copied) in each worker and, with a fork per job, again in every job child."""
+        for definition in list(self._jobs.values()):
+            try:
+                definition.prepare()
+            except Exception:  # noqa: BLE001 (the job's own run reports it, per job)
+                logger.debug("could not look up %s's hooks ahead", definition.name, exc_info=True)
 
     def __contains__(self, name: object) -> bool:
         return name in self._jobs

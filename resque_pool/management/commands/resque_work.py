@@ -15,6 +15,7 @@ import redis
 from django.core.management.base import BaseCommand, CommandError
 
 from resque_pool.errors import NoQueueError
+from resque_pool.resque.jobs import registry
 from resque_pool.worker.limits import RECYCLE_EXIT_CODE, Limits
 from resque_pool.worker.loop import Worker
 
@@ -65,6 +66,8 @@ class Command(BaseCommand):
             raise CommandError(f"{error} Use --queues a,b or set QUEUES.") from None
         except ValueError as error:
             raise CommandError(str(error)) from None
+        # Looked up once here, so that job children (a fork per job) inherit them.
+        registry.prepare()
         try:
             worker.work()
         except (redis.ConnectionError, redis.TimeoutError) as error:

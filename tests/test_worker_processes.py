@@ -380,3 +380,43 @@ def test_term_child_pre_shutdown_timeout_lets_a_short_job_finish(resque, spawn_m
     assert wait_exit(worker) == 0
     assert failures(resque) == []
     assert stat(resque, "processed") == "1"
+
+
+def threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Threads: line for {pid}")
+
+
+@pytest.mark.parametrize(
+    "fork_per_job, expected_threads", [("true", 1), ("false", 2)], ids=["fork", "in-process"]
+)
+def test_the_heartbeat_goes_on_through_a_job_and_only_in_process_needs_a_thread(
+    resque, spawn_manage, fork_per_job, expected_threads
+):
+    """A forking worker beats from its main loop, which comes round while it waits for its
+    job child: no thread, and nothing else running in it when it forks. A worker that runs
+    jobs itself keeps Resque's heartbeat thread, since a job holds its loop."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.support.pool_settings",
+        "POOL_TEST_HEARTBEAT": "0.2",
+        "FORK_PER_JOB": fork_per_job,
+    }
+    worker = start_worker(spawn_manage, env=env)
+    wait_until(lambda: registered(resque), TIMEOUT, message="registered")
+    (worker_id,) = registered(resque)
+    enqueue("SlowRecord", "long", 3)
+    wait_until(
+        lambda: resque.client.exists(resque.key("worker", worker_id)), TIMEOUT, message="busy"
+    )
+    assert threads(worker.pid) == expected_threads
+    seen = set()
+    deadline = time.monotonic() + 2.5  # within the job: it lasts 3 s
+    while time.monotonic() < deadline:
+        seen.add(resque.client.hget(resque.key("workers:heartbeat"), worker_id))
+        time.sleep(0.1)
+    assert resque.client.exists(resque.key("worker", worker_id))  # still in the job
+    assert len(seen - {None}) >= 2, seen  # second-resolution stamps: it beat through the job
+    worker.send_signal(signal.SIGQUIT)
+    wait_exit(worker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis as redis_lib
 
@@ -16,30 +17,52 @@ logger = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """A daemon thread that HSETs ``workers:heartbeat <id>`` from Redis ``TIME``.
+    """HSETs ``workers:heartbeat <id>`` from Redis ``TIME`` every ``interval`` seconds.
 
     Once ``registered`` is set, each beat also makes sure the worker is in ``workers``:
     a worker that finds itself missing (Redis restarted empty, a failover, a prune that
     took it for dead) registers again, even in the middle of a job.
 
-    It holds its own client so it never touches the shared client registry, whose lock a
-    forked job child must be able to take."""
+    ``in_thread``: beat from a daemon thread, as Ruby Resque does, for a worker whose main
+    loop may be away for a whole job (jobs run in the worker). A worker that forks per job
+    calls ``tick()`` from its main loop instead, which never waits more than a second: no
+    thread, so nothing else runs in the worker when it forks (CPython 3.12 warns about
+    forking a process with threads), and 0.25 MiB less private memory per worker.
 
-    def __init__(self, worker_id: str, interval: float) -> None:
+    The thread holds its own client so it never touches the shared client registry, whose
+    lock a forked job child must be able to take."""
+
+    def __init__(self, worker_id: str, interval: float, in_thread: bool = True) -> None:
         self.worker_id = worker_id
         self.interval = max(float(interval), 0.1)
+        self.in_thread = in_thread
         self.registered = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._client: redis_lib.Redis | None = None
+        self._next_beat = 0.0
         self._failing = LogOnce(logger, logging.WARNING)
 
     def start(self) -> None:
         client = get_redis()
         client.hdel(key("workers:heartbeat"), self.worker_id)
+        if not self.in_thread:
+            self._client = client
+            self.tick()
+            return
         self._thread = threading.Thread(
             target=self._run, args=(client,), name="resque-heartbeat", daemon=True
         )
         self._thread.start()
+
+    def tick(self) -> None:
+        """From the main loop (``in_thread=False``): beat if the interval has passed."""
+        if self._client is None or self._stop.is_set():
+            return
+        now = time.monotonic()
+        if now >= self._next_beat:
+            self._next_beat = now + self.interval
+            self._beat_once(self._client)
 
     def stop(self) -> None:
         self.registered.clear()  # never registers again once the worker is leaving
@@ -49,16 +72,19 @@ class Heartbeat:
 
     def _run(self, client: redis_lib.Redis) -> None:
         while not self._stop.is_set():
-            try:
-                if beat(client, self.worker_id, self.registered.is_set()):
-                    logger.warning(
-                        "Worker %s was missing from workers; registered again", self.worker_id
-                    )
-            except redis_lib.RedisError as error:
-                self._failing.error("down", "Heartbeat failed: %s", error)  # once per outage
-            else:
-                self._failing.clear()
+            self._beat_once(client)
             self._stop.wait(self.interval)
+
+    def _beat_once(self, client: redis_lib.Redis) -> None:
+        try:
+            if beat(client, self.worker_id, self.registered.is_set()):
+                logger.warning(
+                    "Worker %s was missing from workers; registered again", self.worker_id
+                )
+        except redis_lib.RedisError as error:
+            self._failing.error("down", "Heartbeat failed: %s", error)  # once per outage
+        else:
+            self._failing.clear()
 
 
 def beat(client: redis_lib.Redis, worker_id: str, register: bool = False) -> bool:

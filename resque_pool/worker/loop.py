@@ -88,7 +88,7 @@ class Worker:
         self._pending = PendingWrites()
         # The per-job part: fork or in process, time limit, outcome (worker/perform.py).
         self.runner = JobRunner(
-            self.options, self.limits, self.signals, self.progress, self._pending, self._log_signals
+            self.options, self.limits, self.signals, self.progress, self._pending, self._on_poll
         )
 
     @property
@@ -159,7 +159,11 @@ class Worker:
         self.progress.beat()
         if not self._wait_for_redis():
             return  # asked to stop while waiting
-        self._heartbeat = Heartbeat(self.id, settings.RESQUE_HEARTBEAT_INTERVAL)
+        # A thread only when jobs run in the worker: a forking worker's loop comes round at
+        # least once a second, and beats itself (worker/heartbeat.py).
+        self._heartbeat = Heartbeat(
+            self.id, settings.RESQUE_HEARTBEAT_INTERVAL, in_thread=not self.options.fork_per_job
+        )
         self._heartbeat.start()
         prune_dead_workers(self.id, self.queue_list)
         hooks.run("before_first_fork", self)
@@ -187,7 +191,7 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._should_stop():
-            self.progress.beat()
+            self._beat()
             wake_on: list[str] | None = None  # queues whose wake-up keys the idle wait watches
             try:
                 self._pending.retry()
@@ -310,7 +314,7 @@ class Worker:
         deadline = time.monotonic() + seconds
         while not self._should_stop():
             self._log_signals()
-            self.progress.beat()
+            self._beat()
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.signals.wait(0):
                 return
@@ -337,6 +341,19 @@ class Worker:
         return self.manager_pid is not None and os.getppid() != self.manager_pid
 
     # -- signals and hooks -------------------------------------------------------------
+
+    def _beat(self) -> None:
+        """The loop came round: progress for the manager, and the heartbeat when it is due
+        (a worker that forks per job has no heartbeat thread)."""
+        self.progress.beat()
+        if self._heartbeat is not None:
+            self._heartbeat.tick()
+
+    def _on_poll(self) -> None:
+        """While the job child runs: signals, state hooks, and the heartbeat when due."""
+        self._log_signals()
+        if self._heartbeat is not None:
+            self._heartbeat.tick()
 
     def _log_signals(self) -> None:
         # Logged here rather than in the handlers: logging is not safe to re-enter.

@@ -287,7 +287,12 @@ def test_worker_exits_after_its_job_when_the_manager_is_gone(resque):
         enqueue("Record", "before")
         wait_until(lambda: done(resque) == {"before"}, timeout=TIMEOUT, message="first job")
         enqueue("Sleep", 2)
-        wait_procline(worker_pid, re.escape(PROCLINE) + r"Forked \d+ at \d+")
+        # The Sleep job itself in flight (the title "Forked ..." may still be the first job's).
+        wait_until(
+            lambda: "Sleep" in (resque.client.get(resque.key("worker", worker_id)) or ""),
+            timeout=TIMEOUT,
+            message="the Sleep job in flight",
+        )
         manager.kill()
         manager.wait(10)
         enqueue("Record", "after")

@@ -111,7 +111,8 @@ def objects(url: str) -> None:
 
     get_redis().ping()  # the manager publishes its state before it forks
     spawn.prepare_to_fork()
-    pid = spawn.fork_worker([common.QUEUE], os.getpid(), False, [])
+    entry, failure = spawn.worker_entry([common.QUEUE], os.getpid())
+    pid = spawn.fork_child(entry, False, [], [], failure=failure)
     client = redis.Redis.from_url(url)
     try:
         common.wait_for(lambda: client.scard(f"{common.NAMESPACE}:workers") >= 1, 60, "worker")

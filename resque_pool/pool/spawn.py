@@ -70,22 +70,6 @@ def worker_entry(
     return work, f"worker for {','.join(queues)} failed"
 
 
-def fork_worker(
-    queues: list[str],
-    manager_pid: int,
-    single_process_group: bool,
-    reset_signals: Iterable[int],
-    close_fds: Iterable[int] = (),
-    progress_fd: int | None = None,
-    limits: dict[str, Any] | None = None,
-) -> int:
-    """Fork; in the child, run a worker until it shuts down and ``_exit``. Returns the pid."""
-    work, failure = worker_entry(queues, manager_pid, progress_fd, limits)
-    return fork_child(
-        work, single_process_group, reset_signals, close_fds, failure=failure, log=logger
-    )
-
-
 def fork_child(
     run: Callable[[], int],
     single_process_group: bool,

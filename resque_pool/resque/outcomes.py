@@ -21,21 +21,21 @@ logger = logging.getLogger(__name__)
 def done_working(worker_id: str, placeholder: bool = False) -> None:
     """Resque's ``done_working`` pipeline; ``placeholder``: the in-flight record was a
     placeholder and our key with the payload's bytes goes too."""
-    ns = namespace()  # read once: key("worker", worker_id) is f"{ns}:worker:{worker_id}"
 
-    def commands() -> list[tuple[Any, ...]]:
-        deletes = [("DEL", f"{ns}:worker:{worker_id}")]
+    def commands() -> list[tuple[Any, ...]]:  # built only when not packed yet
+        deletes = [("DEL", key("worker", worker_id))]
         if placeholder:
             deletes.append(("DEL", raw_key(worker_id)))
         return [
             *deletes,
-            ("INCRBY", f"{ns}:stat:processed", 1),
-            ("INCRBY", f"{ns}:stat:processed:{worker_id}", 1),
+            ("INCRBY", key("stat", "processed"), 1),
+            ("INCRBY", key("stat", "processed", worker_id), 1),
         ]
 
     client = get_redis()
     # One write, packed once per worker (resque/packed.py); else the same as a pipeline.
-    if packed.send(client, ("done_working", ns, worker_id, placeholder), commands) is None:
+    packed_as = ("done_working", namespace(), worker_id, placeholder)
+    if packed.send(client, packed_as, commands) is None:
         pipe = client.pipeline(transaction=False)
         for command in commands():
             pipe.execute_command(*command)

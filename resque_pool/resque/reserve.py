@@ -249,15 +249,10 @@ _MAX_INPUTS = 64  # a dynamic list whose queues keep changing must not grow it f
 def _script_inputs(
     namespace: str, worker_id: str, queues: tuple[str, ...]
 ) -> tuple[list[str], list[str | int]]:
-    inputs = _inputs.get((namespace, worker_id, queues))
+    inputs = _inputs.get((namespace, worker_id, queues))  # a new namespace: new keys
     if inputs is None:
-        # key() and raw_key() as they would read now (the namespace is read once, above).
-        keys = [
-            f"{namespace}:{records.PAUSE_ALL_WORKERS}",
-            f"{namespace}:worker:{worker_id}",
-            f"{namespace}:worker-raw:{worker_id}",
-        ]
-        keys += [f"{namespace}:queue:{queue}" for queue in queues]
+        keys = [key(records.PAUSE_ALL_WORKERS), key("worker", worker_id), raw_key(worker_id)]
+        keys += [key("queue", queue) for queue in queues]
         args: list[str | int] = [wire.MAX_SPLICE_DEPTH, wire.MAX_INT_DIGITS, _PLACEHOLDER]
         args += [wire.dumps(queue) for queue in queues]
         if len(_inputs) >= _MAX_INPUTS:

@@ -74,19 +74,19 @@ class JobDefinition:
         cached (``Registry.prepare``)."""
         for prefix in HOOK_PREFIXES:
             self.hooks(prefix)
-        self._arity()
+        self._signature()
 
-    def _arity(self) -> tuple[Any, inspect.Signature | None, int | None, int | None]:
+    def _signature(self) -> tuple[Any, inspect.Signature | None, int | None, int | None]:
         perform = self.perform
         cached = self._cache.get(_ARITY)
         if cached is None or cached[0] != perform:  # a bound classmethod is new every time
-            cached = self._cache[_ARITY] = (perform, *_arity(perform))
+            cached = self._cache[_ARITY] = (perform, *_signature_and_bounds(perform))
         return cached
 
     def check_arguments(self, args: list[Any]) -> None:
         """BadArguments naming the job and its signature when ``perform(*args)`` cannot bind
         (args are positional, as Resque passes them; ``*args`` takes any number)."""
-        _, signature, least, most = self._arity()
+        _, signature, least, most = self._signature()
         if signature is None:  # builtins without a signature: let the call decide
             return
         if least is not None and least <= len(args) and (most is None or len(args) <= most):
@@ -107,7 +107,7 @@ _ARITY = object()  # JobDefinition._cache key of perform's signature
 HOOK_PREFIXES = ("before_perform", "around_perform", "after_perform", "on_failure")
 
 
-def _arity(
+def _signature_and_bounds(
     perform: Callable[..., Any],
 ) -> tuple[inspect.Signature | None, int | None, int | None]:
     """``perform``'s signature and how many positional arguments ``bind(*args)`` surely

@@ -21,6 +21,7 @@ import yaml
 from django.utils import timezone
 
 from resque_pool.scheduler import timing
+from resque_pool.scheduler.when import parse_at
 
 # rufus-scheduler's names for the first run of a repeat job (RepeatJob#initialize).
 FIRST_OPTIONS = ("first", "first_time", "first_at", "first_in")
@@ -71,26 +72,19 @@ def first_run(name: str, options: dict[str, Any], now: datetime) -> datetime | N
         return now + timedelta(seconds=timing.parse_duration(value))
     except timing.ScheduleError:
         pass
-    when = value if isinstance(value, datetime) else _parse_time(str(value))
-    if when is None:
+    try:
+        # Without an offset, in the current time zone: TIME_ZONE in a management command.
+        when = parse_at(value.isoformat() if isinstance(value, datetime) else str(value))
+    except ValueError:
         raise ScheduleFileError(
             f"{name}: {option} {value!r} is neither a duration (10s, 5m) nor a time "
             "(2026-12-01 09:00:00 +0100)"
-        )
-    if timezone.is_naive(when):
-        when = timezone.make_aware(when, timezone.get_default_timezone())
+        ) from None
     if when < now:
         if options.get("first_at_no_error"):
             return now
         raise ScheduleFileError(f"{name}: cannot set {option} in the past ({value})")
     return when
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
 
 
 def parse(text: str, now: datetime | None = None) -> list[Entry]:

@@ -105,3 +105,20 @@ def test_a_redis_outage_longer_than_the_hang_timeout_kills_nobody(tmp_path, star
         assert not re.search("made no progress", pool.log()), pool.log()
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="no writable /dev/shm")
+def test_progress_files_are_unlinked_files_in_dev_shm():
+    """A worker touches its progress file once or twice per job: on a memory filesystem
+    that is no disk metadata write. The file is unlinked at once, so nothing is left."""
+    from resque_pool.pool.hangs import HangWatch
+
+    watch = HangWatch(timeout=60)
+    fd = watch.open()
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        assert target.startswith("/dev/shm/resque-pool-progress-"), target
+        assert target.endswith(" (deleted)"), target
+    finally:
+        watch.discard(fd)
+    assert HangWatch(timeout=None).open() is None

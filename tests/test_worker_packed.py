@@ -6,10 +6,12 @@ error."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import subprocess
 import threading
 import time
+import weakref
 from urllib.parse import urlparse
 
 import fakeredis
@@ -200,3 +202,25 @@ def test_an_idle_worker_keeps_one_connection_and_its_heartbeat_one(
             30,
             message="the job done",
         )
+
+
+def test_a_job_child_abandons_its_parents_clients_without_closing_them(resque):
+    """The job child starts with no client and no socket bound, and leaves the inherited
+    clients open even when nothing else holds them (closing them would write to, and so
+    copy, the parent's pages); the kernel closes them at _exit."""
+    connection.reset_connections()  # a client no cached script or packed channel holds
+    inherited = connection.get_redis()
+    inherited.ping()
+    [open_connection] = inherited.connection_pool._available_connections
+    sock = open_connection._sock
+    kept = weakref.ref(open_connection)
+    del inherited, open_connection
+    try:
+        connection.abandon_clients(socket_timeout=None)
+        gc.collect()
+        assert kept() is not None and kept()._sock is sock  # alive and not disconnected
+        fresh = connection.get_redis()
+        assert fresh.ping() is True
+        assert fresh.connection_pool.connection_kwargs.get("socket_timeout") is None
+    finally:
+        connection.reset_connections()

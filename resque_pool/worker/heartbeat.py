@@ -27,7 +27,7 @@ class Heartbeat:
     loop may be away for a whole job (jobs run in the worker). A worker that forks per job
     calls ``tick()`` from its main loop instead, which never waits more than a second: no
     thread, so nothing else runs in the worker when it forks (CPython 3.12 warns about
-    forking a process with threads), and 0.25 MiB less private memory per worker.
+    forking a process with threads), and a few hundred KiB less private memory per worker.
 
     The thread holds its own client so it never touches the shared client registry, whose
     lock a forked job child must be able to take."""

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from resque_pool import enqueue
 from resque_pool.models import WorkerCount
 from resque_pool.pool import state as pool_state
 from tests.support.common import wait_until
@@ -421,3 +422,28 @@ def test_pidfile_live_refused_and_stale_replaced(start_pool, spawn_manage, tmp_p
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit() == 0
     assert not pidfile.exists()  # removed by the manager, never by a worker
+
+
+def test_a_pools_children_import_nothing_after_the_fork(tmp_path, start_pool, resque):
+    """Every module a worker or the scheduler needs is imported by the manager, so the
+    children share its pages: an import after the fork copies the import machinery's
+    (the idna codec on a worker's first connection cost 1.2 MiB per worker)."""
+    pool = start_pool(
+        "-c",
+        str(write(tmp_path / "pool.yml", "demo: 1\n")),
+        env={"PYTHONPROFILEIMPORTTIME": "1", "POOL_TEST_SCHEDULER": "1"},
+    )
+    pool.wait_for_workers({"demo": 1})
+    pool.wait_for_log(r"spawned scheduler", timeout=30)
+    enqueue("Record", "after-fork")
+    wait_until(
+        lambda: resque.client.smembers(resque.key("demo", "done")) == {"after-fork"},
+        timeout=30,
+        message="the job done",
+    )
+    pool.signal(signal.SIGQUIT)
+    pool.process.wait(30)
+    log = pool.log()
+    after_fork = log[log.index("spawned worker") :]
+    imports = [line for line in after_fork.splitlines() if line.startswith("import time:")]
+    assert imports == [], "\n".join(imports)

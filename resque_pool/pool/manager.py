@@ -110,8 +110,9 @@ class Manager:
         self.signals.install()
         connection.set_socket_timeout(MANAGER_REDIS_TIMEOUT)
         self.load_counts()
-        # Before the first fork: the manager's Redis client then connects (and runs redis-py's
-        # first-use paths) once, in pages its workers share, not once per worker after it.
+        # Before the first fork: the manager's Redis client then connects once (and imports
+        # the idna codec getaddrinfo() uses, and runs redis-py's and glibc's first-use
+        # paths) in pages its workers share, not once per worker after the fork.
         self.publish(force=True)
         self.maintain()
         self.status = "running"

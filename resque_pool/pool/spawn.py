@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
-# socket.getaddrinfo() encodes a host name with the idna codec, imported on first use. A
-# worker importing it after the fork copied about 1.2 MiB of the manager's pages (the
-# import machinery's caches, the codec registry); imported here, every worker shares it.
-import encodings.idna  # noqa: F401
 import gc
 import logging
 import os

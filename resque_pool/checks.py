@@ -17,13 +17,17 @@ from django.utils.module_loading import import_string
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
 
+# The tag of this app's checks: the commands that run only these name it in
+# ``requires_system_checks``; ``manage.py check --tag resque_pool`` runs them alone.
+TAG = "resque_pool"
+
 # Values never quoted in a message: they may hold a password.
 _SECRET = frozenset({"RESQUE_REDIS_URL"})
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 
 
-@checks.register()
+@checks.register(TAG)
 def check_settings(
     app_configs: Sequence[AppConfig] | None, **kwargs: Any
 ) -> list[checks.CheckMessage]:

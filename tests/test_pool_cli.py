@@ -124,6 +124,21 @@ def test_test_option_prints_workers_from_a_file(run_manage, tmp_path):
     assert via_env.stdout.splitlines()[1:] == ["1: foo", "2: bar,baz", "3: bar,baz"]
 
 
+def test_the_pool_runs_this_apps_checks_and_not_djangos(run_manage, tmp_path):
+    path = tmp_path / "pool.yml"
+    path.write_text("foo: 1\n")
+    django_error = {"DJANGO_SETTINGS_MODULE": "tests.support.django_check_error_settings"}
+    refused = run_manage("check", env=django_error)
+    assert refused.returncode != 0
+    assert "caches.E001" in refused.stderr
+    started = run_manage("resque_pool", "--test", "-c", str(path), env=django_error)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.splitlines()[1:] == ["1: foo"]
+    ours = run_manage("resque_pool", "--test", "-c", str(path), env={"RESQUE_NAMESPACE": ""})
+    assert ours.returncode != 0
+    assert "resque_pool.E002" in ours.stderr
+
+
 def test_test_option_with_the_database(run_manage, database_env):
     WorkerCount.objects.create(queues="high,low", count=2)
     WorkerCount.objects.create(queues="mail", count=1, environment="production")

@@ -18,6 +18,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from resque_pool import checks
 from resque_pool.logs import configure_logging
 from resque_pool.pool import daemon
 from resque_pool.pool.config import ConfigError, default_file_present, validate_counts
@@ -92,6 +93,10 @@ def environment_name() -> str | None:
 
 class Command(BaseCommand):
     help = "Run a pool of Resque workers (resque-pool's options, plus --pool and --test)."
+    # Only this app's checks (its settings): Django's whole set imports the URLconf and
+    # every admin view, which a pool never serves, and delays every start by tens of ms.
+    # ``manage.py check`` still runs them all.
+    requires_system_checks = [checks.TAG]
 
     def get_version(self) -> str:
         """``--version`` (resque-pool's ``-v`` is Django's ``--verbosity``)."""

@@ -1,15 +1,14 @@
-"""The demo project's settings for the benchmarks: the bench jobs, and django-rq when the
-``bench`` extra installed it."""
+"""The demo project's settings for the benchmarks: the bench jobs. Every system runs this
+project; django-rq's pool runs it with ``django_rq`` installed as well
+(``bench/settings_rq.py``), as a project that uses django-rq has it and one that does not
+has not."""
 
-import importlib.util
 import os
 
 from testproject.settings import *  # noqa: F403
 from testproject.settings import INSTALLED_APPS, RESQUE_REDIS_URL
 
 INSTALLED_APPS = [*INSTALLED_APPS, "bench"]
-if importlib.util.find_spec("django_rq"):
-    INSTALLED_APPS.append("django_rq")
 RQ_QUEUES = {"bench": {"URL": RESQUE_REDIS_URL}}
 # The reconfiguration figure measures how fast the pool follows a WorkerCount change; the
 # loader period is the default unless the harness says otherwise.

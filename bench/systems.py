@@ -206,6 +206,7 @@ class RQ(System):
         if mode == INPROC:
             cmd += ["--worker-class", "rq.worker.SimpleWorker"]
         cmd.append(QUEUE)
+        env.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings_rq")
         return Running([launch(cmd, env_for(url, **env))], self.stop_signal)
 
     def registered(self, client):

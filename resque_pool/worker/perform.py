@@ -12,13 +12,12 @@ import os
 import time
 from collections.abc import Callable
 
-from django import db
-
 from resque_pool import hooks
 from resque_pool.errors import DirtyExit, JobError, JobTimeout, MalformedPayload
 from resque_pool.resque.in_flight import job_lost, read_in_flight
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import report_dirty_exit, report_failed_job
+from resque_pool.worker import database
 from resque_pool.worker.job_child import (
     ChildProcess,
     dirty_exit_for,
@@ -79,7 +78,7 @@ class JobRunner:
         return self._perform_in_process(worker_id, job)
 
     def _perform_in_process(self, worker_id: str, job: Job) -> str:
-        db.close_old_connections()
+        database.close_old()
         self.signals.in_job = True
         try:
             timeout = self.limits.timeout_for(job)
@@ -99,7 +98,7 @@ class JobRunner:
             return "failed"
         finally:
             self.signals.in_job = False
-            db.close_old_connections()
+            database.close_old()
         return "done"
 
     def _perform_with_fork(self, worker_id: str, job: Job) -> str:
@@ -111,7 +110,7 @@ class JobRunner:
         # Database sockets must never be shared with a child: close them here, in the
         # parent, so the child opens its own (closing them in the child could send a
         # protocol-level goodbye on the parent's connection).
-        db.connections.close_all()
+        database.close_all()
         deadline = Deadline.start(self.limits.timeout_for(job))
         pid, mask = fork_blocking_signals()
         if pid == 0:

@@ -21,7 +21,8 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from resque_pool.conf import settings
 from resque_pool.dashboard import browse_views, failed_views, views
@@ -47,22 +48,41 @@ class RunningColumn:
         return live_pools.running_workers(self.pools, obj.queues, obj.environment, obj.pool)
 
 
+def wrap_after(separator: str, text: str) -> str:
+    """``text`` escaped, free to wrap after each ``separator``: queue lists and host names
+    have no spaces, and unbroken they would widen the changelist past the window."""
+    return format_html_join(
+        mark_safe(separator + "<wbr>"), "{}", ((p,) for p in text.split(separator))
+    )
+
+
 @admin.register(WorkerCount)
 class WorkerCountAdmin(admin.ModelAdmin):
     list_display = (
-        "queues",
+        "queues_label",
         "count",
         "environment_label",
         "pool_label",
-        "paused_label",
         "limits_label",
     )
-    list_display_links = ("queues",)
+    list_display_links = ("queues_label",)
     list_editable = ("count",)
     list_filter = ("environment", "pool")
     search_fields = ("queues",)
     fields = ("queues", "count", "environment", "pool", "job_timeout", "max_jobs", "max_memory_mb")
     actions = ("pause", "restore")
+
+    @admin.display(description="queues", ordering="queues")
+    def queues_label(self, obj: WorkerCount) -> str:
+        """The list, free to wrap after each comma (a long list must not widen the table), and
+        a paused list's tag with the count "restore" brings back (a column of its own was
+        mostly empty and pushed the table past a 1280 px window)."""
+        queues = wrap_after(",", obj.queues)
+        if obj.paused_count is None:
+            return queues
+        return format_html(
+            '{} <span class="paused">paused (was {})</span>', queues, obj.paused_count
+        )
 
     @admin.display(description="environment", ordering="environment")
     def environment_label(self, obj: WorkerCount) -> str:
@@ -70,7 +90,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
 
     @admin.display(description="pool", ordering="pool")
     def pool_label(self, obj: WorkerCount) -> str:
-        return obj.pool or "(every pool)"
+        return wrap_after(".", obj.pool) if obj.pool else "(every pool)"
 
     @admin.display(description="limits")
     def limits_label(self, obj: WorkerCount) -> str:
@@ -80,11 +100,10 @@ class WorkerCountAdmin(admin.ModelAdmin):
             obj.max_jobs and f"max {obj.max_jobs} jobs",
             obj.max_memory_mb and f"max {obj.max_memory_mb} MB",
         ]
-        return ", ".join(part for part in parts if part)
-
-    @admin.display(description="paused")
-    def paused_label(self, obj: WorkerCount) -> str:
-        return "" if obj.paused_count is None else f"paused (was {obj.paused_count})"
+        # In a narrow column, one limit per line rather than one word per line.
+        return format_html_join(
+            ", ", '<span class="limit">{}</span>', ((part,) for part in parts if part)
+        )
 
     @staticmethod
     def pools_now(request: HttpRequest) -> list[dict[str, Any]] | None:

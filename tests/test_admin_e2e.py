@@ -196,3 +196,48 @@ def test_dashboard_pages_look_like_the_admin(live_server, browser_page, resque):
     page.click("text=Remove queue")
     page.wait_for_selector("a.cancel-link")
     assert style("a.cancel-link", "text-decoration-line") == "none"
+
+
+def test_worker_counts_fit_a_1280_pixel_window(live_server, browser_page, resque):
+    """The worker counts' changelist, with long queue lists, host names and every limit,
+    needs no sideways scrolling at 1280x800: neither the page nor the table's own box
+    (the admin lets ``.results`` scroll, so the page alone would not show it)."""
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    User.objects.create_superuser("admin", "admin@example.com", "secret-pw")
+    WorkerCount.objects.create(
+        queues="default.high,default,default.low,mailers,reports",
+        count=4,
+        environment="production",
+        pool="worker-host-01.example.com",
+        job_timeout=300,
+        max_jobs=1000,
+        max_memory_mb=512,
+    )
+    WorkerCount.objects.create(
+        queues="mailers,notifications.email,notifications.sms,webhooks",
+        count=0,
+        environment="staging",
+        paused_count=3,
+        max_jobs=250,
+    )
+    WorkerCount.objects.create(queues="reports,exports", count=120, pool="batch-02")
+    WorkerCount.objects.create(queues="*,!slow", count=2)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/resque_pool/workercount/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "secret-pw")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#result_list")
+
+    widths = page.evaluate(
+        """() => {const results = document.querySelector('#changelist-form .results');
+                  return {page: document.documentElement.scrollWidth,
+                          results: results.scrollWidth, box: results.clientWidth};}"""
+    )
+    assert widths["page"] <= 1280, widths
+    assert widths["results"] <= widths["box"], widths
+    # Nothing is hidden: every queue list and limit is there, and the counts can be edited.
+    table = page.locator("#result_list").inner_text()
+    for text in ("notifications.email", "worker-host-01.example.com", "max 512 MB", "(was 3)"):
+        assert text in table, text
+    assert page.locator("#result_list input[name$='-count']").count() == 4

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 
 NUMBER = (int, float)
 
@@ -201,12 +202,27 @@ DEFAULTS: dict[str, Any] = {row.name: row.default for row in SETTINGS}
 
 
 class Settings:
-    """Reads a setting from Django's settings, falling back to its row's default."""
+    """Reads a setting from Django's settings, falling back to its row's default.
+
+    A value read once is kept (as Django's own ``settings`` object keeps what it read):
+    a worker reads a few of them per job. ``override_settings`` and pytest-django's
+    ``settings`` fixture send ``setting_changed``, which drops the kept value."""
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"unknown django-resque-pool setting {name!r}")
-        return getattr(django_settings, name, DEFAULTS[name])
+        value = self.__dict__[name] = getattr(django_settings, name, DEFAULTS[name])
+        return value
+
+    def forget(self, name: str) -> None:
+        self.__dict__.pop(name, None)
 
 
 settings = Settings()
+
+
+def _setting_changed(*, setting: str, **kwargs: Any) -> None:
+    settings.forget(setting)
+
+
+setting_changed.connect(_setting_changed, dispatch_uid="resque_pool.conf")

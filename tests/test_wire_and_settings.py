@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core import checks
+from django.test import override_settings
 
 from resque_pool.conf import DEFAULTS, SETTINGS, settings
 from resque_pool.resque import wire
@@ -70,6 +71,16 @@ def test_dumps_is_compact_unescaped_and_refuses_nan():
 def test_settings_fall_back_to_defaults():
     expected = DEFAULTS["RESQUE_POOL_LOADER_PERIOD"]
     assert settings.RESQUE_POOL_LOADER_PERIOD == expected
+
+
+def test_a_setting_read_once_follows_every_later_change():
+    before = settings.RESQUE_PRUNE_INTERVAL  # read, and kept
+    with override_settings(RESQUE_PRUNE_INTERVAL=before + 1234):
+        assert settings.RESQUE_PRUNE_INTERVAL == before + 1234
+        with override_settings(RESQUE_PRUNE_INTERVAL=None):
+            assert settings.RESQUE_PRUNE_INTERVAL is None
+        assert settings.RESQUE_PRUNE_INTERVAL == before + 1234
+    assert settings.RESQUE_PRUNE_INTERVAL == before
 
 
 def test_checks_report_bad_settings(settings):

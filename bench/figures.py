@@ -144,9 +144,11 @@ def startup_and_memory(bench: Bench) -> None:
     for n in bench.options.n:
         for rep in range(bench.options.repetitions):
             log(f"start-up and memory, n={n}, run {rep + 1}")
-            if n == bench.options.n[0]:  # once per run is enough: it does not depend on N
-                load = _django_load(bench.url)
-                bench.sample("django load (django.setup())", "ours", None, "s", load)
+            if n == bench.options.n[0]:  # once per repetition: it does not depend on N
+                for system in systems:
+                    if system.name in _LOADS_DJANGO_ALONE:
+                        load = _django_load(bench.url, system.settings)
+                        bench.sample("django load (django.setup())", system.name, None, "s", load)
             for system in rotated(systems, rep):
                 try:
                     running, seconds = _started(bench, system, n, system.default_mode)
@@ -162,12 +164,20 @@ def startup_and_memory(bench: Bench) -> None:
                 bench.sample("memory PSS", system.name, n, "MiB", pss)
                 bench.sample("memory USS", system.name, n, "MiB", uss)
     bench.flush_samples()
-    load = next((row["value"] for row in bench.rows if row["name"].startswith("django load")), None)
+    loads = {
+        row["system"]: row["value"]
+        for row in bench.rows
+        if row["name"].startswith("django load") and row["value"]
+    }
     startups = [row for row in bench.rows if row["name"] == "start-up" and row["value"]]
     for row in startups:
-        if row["system"] == "ours" and load is not None:
+        load = loads.get(row["system"])
+        if load is not None:
+            # What the pool itself adds to loading the project it runs, per worker.
             per_worker = (row["value"] - load) / row["n"] * 1000
-            bench.record("start-up beyond Django, per worker", "ours", row["n"], "ms", per_worker)
+            bench.record(
+                "start-up beyond Django, per worker", row["system"], row["n"], "ms", per_worker
+            )
     # The marginal cost of a worker, free of any baseline: the slope from the smallest N to
     # the largest, per system.
     for system in {row["system"] for row in startups}:
@@ -178,11 +188,17 @@ def startup_and_memory(bench: Bench) -> None:
             bench.record("start-up per extra worker", system, high, "ms", slope)
 
 
-def _django_load(url: str) -> float:
+# The systems whose start-up is their project's django.setup() plus the pool's own work
+# (Celery loads its app and Django its own way; separate workers load it N times).
+_LOADS_DJANGO_ALONE = ("ours", "rq")
+
+
+def _django_load(url: str, settings: str) -> float:
+    """Seconds from launch to a loaded project, with the settings a system runs."""
     started = time.perf_counter()
     subprocess.run(
         [PYTHON, "-c", "import django; django.setup()"],
-        env=env_for(url),
+        env=env_for(url, DJANGO_SETTINGS_MODULE=settings),
         cwd=str(os.path.dirname(os.path.dirname(__file__))),
         check=True,
         timeout=60,

@@ -75,6 +75,8 @@ class System:
     queue_key = ""
     stop_signal = 15
     default_mode = FORK
+    # The project's settings as this system runs it (django-rq's pool needs its app).
+    settings = "bench.settings"
 
     def skip_reason(self) -> str | None:
         missing = [module for module in self.needs if importlib.util.find_spec(module) is None]
@@ -200,13 +202,14 @@ class RQ(System):
     needs = ("rq", "django_rq")
     queue_key = f"rq:queue:{QUEUE}"
     stop_signal = 2  # INT: rq's warm shutdown
+    settings = "bench.settings_rq"
 
     def launch(self, url, n, mode=FORK, **env):
         cmd = [PYTHON, "manage.py", "rqworker-pool", "--num-workers", str(n)]
         if mode == INPROC:
             cmd += ["--worker-class", "rq.worker.SimpleWorker"]
         cmd.append(QUEUE)
-        env.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings_rq")
+        env.setdefault("DJANGO_SETTINGS_MODULE", self.settings)
         return Running([launch(cmd, env_for(url, **env))], self.stop_signal)
 
     def registered(self, client):

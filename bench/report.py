@@ -221,11 +221,21 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main() -> None:
+    import argparse
     import sys
 
-    print(
-        summary(
-            json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results.json").read_text())
-        )
+    parser = argparse.ArgumentParser(
+        description="Print bench/run.py's results as the Markdown table of docs/benchmarks.md."
     )
+    parser.add_argument("results", nargs="?", default="bench/results.json")
+    path = Path(parser.parse_args().results)
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        sys.exit(f"bench.report: cannot read {path}: {error}")
+    print(summary(rows))
+
+
+if __name__ == "__main__":
+    main()

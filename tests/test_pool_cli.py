@@ -139,6 +139,20 @@ def test_the_pool_runs_this_apps_checks_and_not_djangos(run_manage, tmp_path):
     assert "resque_pool.E002" in ours.stderr
 
 
+def test_a_pool_that_reads_no_file_does_not_import_yaml(run_manage, database_env):
+    """PyYAML costs every pool start about 13 ms: only a pool that reads a file pays it."""
+    WorkerCount.objects.create(queues="high", count=1)
+    code = (
+        "import sys, django; django.setup()\n"
+        "from django.core.management import call_command\n"
+        "call_command('resque_pool', '--test')\n"
+        "print('yaml imported:', 'yaml' in sys.modules)\n"
+    )
+    result = run_manage("shell", "-c", code, env=database_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["1: high", "yaml imported: False"]
+
+
 def test_test_option_with_the_database(run_manage, database_env):
     WorkerCount.objects.create(queues="high,low", count=2)
     WorkerCount.objects.create(queues="mail", count=1, environment="production")

@@ -99,6 +99,17 @@ def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
     assert resque.client.smembers(resque.key("demo", "done")) == {"a", "b"}
 
 
+def test_a_batch_of_spawns_reads_the_loaders_limits_once(start_pool, resque, tmp_path):
+    calls = tmp_path / "limits-calls"
+    env = limiting_loader_env({"max_jobs": 5})
+    env["POOL_TEST_LISTS"] = json.dumps({"demo": 2, "high": 1, "low": 1})
+    env["POOL_TEST_LIMITS_CALLS"] = str(calls)
+    pool = start_pool(env=env)
+    pool.wait_for_workers({"demo": 2, "high": 1, "low": 1})
+    # Four workers of three lists, forked in one batch: one limits() call, not one per list.
+    assert calls.read_text().splitlines() == ["limits()"]
+
+
 def test_invalid_limits_from_a_loader_are_logged_and_the_workers_run(start_pool, resque):
     pool = start_pool(env=limiting_loader_env({"timeout": 1, "max_jobs": 2}))
     pool.wait_for_log(r"could not read the limits of demo: .*unknown limit 'timeout'")

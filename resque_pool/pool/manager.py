@@ -197,19 +197,21 @@ class Manager:
     def desired(self) -> dict[str, int]:
         return {} if self.paused else self.counts
 
-    def list_limits(self, queues: str) -> dict[str, Any]:
-        """The queue list's own limits from a loader with ``limits(environment)`` (the
-        database's ``WorkerCount`` rows; a custom loader may have one), read at each spawn
-        so that a change reaches the next worker without a restart; {} on any error or
-        invalid limit (the worker then runs with the settings' limits)."""
+    def list_limits(self, queue_lists: list[str]) -> dict[str, dict[str, Any]]:
+        """Each queue list's own limits from a loader with ``limits(environment)`` (the
+        database's ``WorkerCount`` rows; a custom loader may have one), read once per batch
+        of spawns so that a change reaches the next worker without a restart; {} for a
+        list on any error or invalid limit (its workers then run with the settings'
+        limits)."""
         try:
             found = loader_limits(
                 self.source.loader, self.options.environment, self.source.description
             )
-            return dict(found.get(queues) or {})
+            return {queues: dict(found.get(queues) or {}) for queues in queue_lists}
         except Exception as error:  # noqa: BLE001 (a loader may raise anything)
-            logger.warning("could not read the limits of %s: %s", queues, error)
-            return {}
+            for queues in queue_lists:
+                logger.warning("could not read the limits of %s: %s", queues, error)
+            return {queues: {} for queues in queue_lists}
         finally:
             # Never fork with an open database connection (see spawn.prepare_to_fork).
             connections.close_all()

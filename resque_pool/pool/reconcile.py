@@ -35,8 +35,9 @@ logger = logging.getLogger(__name__)
 class Reconciler:
     """The manager's workers and what keeps them at the desired counts.
 
-    ``read_limits(queues)`` gives a queue list's own limits at each spawn; ``signals`` is the
-    manager's signal queue, whose handlers and self-pipe a forked worker resets and closes."""
+    ``read_limits(queue_lists)`` gives those queue lists' own limits, read once for each
+    batch of spawns; ``signals`` is the manager's signal queue, whose handlers and
+    self-pipe a forked worker resets and closes."""
 
     def __init__(
         self,
@@ -44,7 +45,7 @@ class Reconciler:
         term_child: bool,
         spawn_delay: float,
         single_process_group: bool,
-        read_limits: Callable[[str], dict[str, Any]],
+        read_limits: Callable[[list[str]], dict[str, dict[str, Any]]],
         signals: SignalQueue,
     ) -> None:
         self.manager_pid = manager_pid
@@ -107,7 +108,7 @@ class Reconciler:
         batch_fds = [fd for fd in progress_fds if fd is not None]
         inherited = [*self.signals.fds, *self.hangs.fds(), *batch_fds]
         reset_signals = list(self.signals.handled)
-        limits = {queues: self.read_limits(queues) for queues in dict.fromkeys(queue_lists)}
+        limits = self.read_limits(list(dict.fromkeys(queue_lists)))
         plans = []
         for queues, progress in zip(queue_lists, progress_fds, strict=True):
             entry, failure = spawn.worker_entry(

@@ -52,13 +52,22 @@ class ReversingLoader:
 
 class LimitingLoader:
     """A custom loader with ``limits()``: one worker on ``demo``, with the limits given as
-    a JSON object in ``POOL_TEST_LIMITS`` (e.g. ``{"job_timeout": 1}``)."""
+    a JSON object in ``POOL_TEST_LIMITS`` (e.g. ``{"job_timeout": 1}``); with
+    ``POOL_TEST_LISTS`` (a JSON object) those counts instead, every list with the same
+    limits. Each ``limits()`` call appends a line to ``POOL_TEST_LIMITS_CALLS`` when set."""
+
+    def counts(self):
+        return json.loads(os.environ.get("POOL_TEST_LISTS") or '{"demo": 1}')
 
     def __call__(self, environment):
-        return {"demo": 1}
+        return self.counts()
 
     def limits(self, environment):
-        return {"demo": json.loads(os.environ["POOL_TEST_LIMITS"])}
+        calls = os.environ.get("POOL_TEST_LIMITS_CALLS")
+        if calls:
+            with open(calls, "a") as log:
+                log.write("limits()\n")
+        return {queues: json.loads(os.environ["POOL_TEST_LIMITS"]) for queues in self.counts()}
 
 
 # Wrapped as docs/pool.md shows: Throttled must pass limits() on to the loader.

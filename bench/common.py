@@ -155,10 +155,20 @@ def tree_memory_mib(pids: list[int]) -> tuple[float, float]:
     return pss / 1024, uss / 1024
 
 
+_STAT_FIELDS = ("minflt", "cminflt", "majflt", "cmajflt", "utime", "stime", "cutime", "cstime")
+
+
+def proc_stat(pid: int) -> dict[str, int]:
+    """Page faults and CPU ticks of one process and of its reaped children, from
+    ``/proc/<pid>/stat`` (fields 10 to 17; the command name may hold spaces and ")")."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return {name: int(value) for name, value in zip(_STAT_FIELDS, fields[7:15], strict=True)}
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process (not its children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    stat = proc_stat(pid)
+    return (stat["utime"] + stat["stime"]) / os.sysconf("SC_CLK_TCK")
 
 
 def median(values: list[float]) -> float:

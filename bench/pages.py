@@ -159,7 +159,7 @@ def faults(url: str, jobs: int) -> None:
     try:
         common.wait_for(lambda: client.scard(f"{common.NAMESPACE}:workers") >= 1, 60, "worker")
         ours.stage(client, jobs)
-        before = _stat(worker.pid)
+        before = common.proc_stat(worker.pid)
         base = int(client.get(f"{common.NAMESPACE}:stat:processed") or 0)
         ours.release(client)
         common.wait_for(
@@ -167,7 +167,7 @@ def faults(url: str, jobs: int) -> None:
             600,
             "the drain",
         )
-        after = _stat(worker.pid)
+        after = common.proc_stat(worker.pid)
     finally:
         common.stop(worker, 3)
     delta = {key: after[key] - before[key] for key in before}
@@ -197,12 +197,6 @@ def faults(url: str, jobs: int) -> None:
     ):
         cpu, count = (cpu1 - cpu0) * 1000 / jobs, (faults1 - faults0) / jobs
         print(f"  {label:8s} {cpu:5.2f} ms CPU {count:6.0f} faults")
-
-
-def _stat(pid: int) -> dict[str, int]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    names = ("minflt", "cminflt", "majflt", "cmajflt", "utime", "stime", "cutime", "cstime")
-    return {name: int(value) for name, value in zip(names, fields[7:15], strict=True)}
 
 
 def main() -> None:

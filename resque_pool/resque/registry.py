@@ -64,10 +64,8 @@ class JobDefinition:
     def describe(self) -> str:
         """``Archive.perform(repo_id, branch='master')`` or ``myapp.jobs.archive(...)``."""
         where = f"{self.name}.perform" if inspect.isclass(self.target) else self.name
-        try:
-            return f"{where}{inspect.signature(self.perform)}"
-        except (TypeError, ValueError):
-            return f"{where}(...)"
+        signature = self._signature()[1]
+        return f"{where}{'(...)' if signature is None else signature}"
 
     def prepare(self) -> None:
         """Look up the hooks and perform's signature now, so that later jobs find them

@@ -7,6 +7,7 @@ would take longer than the whole test); the floors the issue compares against ar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,41 @@ def test_harness_runs_every_figure_at_the_smallest_size(tmp_path):
     )
     assert set(fork["ratios"]) == {"fork floor"}  # measured in the same run
     assert (tmp_path / "results-machine.json").exists()
+
+
+def test_a_peer_that_is_not_installed_is_reported_as_skipped(tmp_path):
+    # rq and django-rq are installed here: this interpreter is made unable to find them.
+    hidden = tmp_path / "hide_rq"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['rq'] = sys.modules['django_rq'] = None\n"
+    )
+    output = tmp_path / "results.json"
+    # fmt: off
+    command = [
+        sys.executable, "bench/run.py", "--systems", "ours,rq", "--figures", "enqueue",
+        "--repetitions", "1", "--enqueue-jobs", "20", "--output", str(output), "--no-plot",
+    ]
+    # fmt: on
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(hidden)},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "rq: skipped (not installed: rq, django_rq)" in done.stdout
+    rows = json.loads(output.read_text())
+    assert [row for row in rows if row["system"] == "rq"] == [
+        {
+            "name": "*",
+            "system": "rq",
+            "n": None,
+            "value": None,
+            "unit": "",
+            "skipped": "not installed: rq, django_rq",
+        }
+    ]
+    assert any(row["system"] == "ours" and row["value"] for row in rows)

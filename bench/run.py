@@ -1,7 +1,7 @@
 """Run the benchmarks of django-resque-pool against its peers, in one run:
 
     python bench/run.py                 # every figure, N = 4, 8, 16, medians of 3 runs
-    python bench/run.py --quick         # the same figures, smaller, in a few minutes
+    python bench/run.py --quick         # the same figures, smaller, once each: about 4 minutes
     python bench/run.py --figures startup,throughput --n 8 --repetitions 5
 
 Each run starts its own redis-server on a free loopback port, bounds every wait, and kills
@@ -60,7 +60,7 @@ FULL = dict(
 QUICK = dict(
     n=[4, 8, 16],
     throughput_n=[8],
-    repetitions=3,
+    repetitions=1,
     jobs=1_000,
     fork_jobs=200,
     drain_timeout=10.0,
@@ -96,7 +96,11 @@ def _names(choices):
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--quick", action="store_true", help="small sizes: a run of a few minutes")
+    add(
+        "--quick",
+        action="store_true",
+        help="small sizes, one repetition (unless --repetitions): about 4 minutes",
+    )
     add(
         "--figures",
         type=_names(FIGURES),

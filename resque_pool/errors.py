@@ -29,6 +29,28 @@ class TermException(ResqueError):
     """Raised inside a job when TERM_CHILD asks it to stop (Ruby: ``Resque::TermException``)."""
 
     resque_name = "Resque::TermException"
+    # True when the worker raised it because it is stopping (a TERM), not the job itself:
+    # with RESQUE_REQUEUE_DIRTY_JOBS such a job goes back to its queue, as a killed one does.
+    stopping = False
+
+    @classmethod
+    def for_stop(cls) -> TermException:
+        error = cls("SIGTERM")
+        error.stopping = True
+        return error
+
+
+def interrupted_by_stop(error: BaseException) -> bool:
+    """True when ``error`` is, or was raised while handling, the ``TermException`` a
+    stopping worker raised into its job."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TermException) and current.stopping:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class JobTimeout(ResqueError):

@@ -49,7 +49,7 @@ def test_the_commands_on_the_wire_are_the_ordinary_ones(resque):
                 if command["client_type"] == "lua":
                     continue
                 seen.append(command["command"].split(" "))
-                if len(seen) == 5:
+                if len(seen) == 6:
                     return
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -70,11 +70,13 @@ def test_the_commands_on_the_wire_are_the_ordinary_ones(resque):
         f"{ns}:queue:high",
     ]
     assert evalsha[8:10] == ["64", "4300"]  # after run_at, then the placeholder and queue
+    # done_working is one transaction: refused whole, or applied whole.
     assert seen[1:] == [
-        ["DEL", f"{ns}:worker:{WORKER}"],
-        ["DEL", f"{ns}:worker-raw:{WORKER}"],
+        ["MULTI"],
+        ["DEL", f"{ns}:worker:{WORKER}", f"{ns}:worker-raw:{WORKER}"],
         ["INCRBY", f"{ns}:stat:processed", "1"],
         ["INCRBY", f"{ns}:stat:processed:{WORKER}", "1"],
+        ["EXEC"],
     ]
     assert resque.client.get(resque.key("stat", "processed")) == "2"
 
@@ -95,7 +97,7 @@ def test_an_error_reply_raises_after_every_reply_was_read(resque):
     got = reserve.reserve(WORKER, ["high"])
     with pytest.raises(redis.ResponseError, match="not an integer"):
         outcomes.done_working(WORKER)
-    # The other commands ran, as in a pipeline, and the connection is still in step.
+    # The other commands ran (EXEC does not undo them), and the connection is in step.
     assert resque.client.exists(resque.key("worker", WORKER)) == 0
     assert resque.client.get(resque.key("stat", "processed", WORKER)) == "1"
     resque.client.delete(resque.key("stat", "processed"))

@@ -15,11 +15,11 @@ import logging
 from dataclasses import dataclass
 
 from resque_pool.conf import settings
-from resque_pool.errors import DirtyExit
+from resque_pool.errors import interrupted_by_stop
 from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key, registered_script
 from resque_pool.resque.jobs import Job, class_name_of, registry
-from resque_pool.resque.outcomes import fail_job
+from resque_pool.resque.outcomes import GONE, job_failed, record_failure
 from resque_pool.resque.reserve import raw_key
 from resque_pool.resque.wakeup import wake_quietly
 
@@ -111,11 +111,18 @@ def requeue_allowed(in_flight: InFlight, requeue: bool | None = None) -> bool:
 
 
 def job_lost(
-    worker_id: str, in_flight: InFlight, reason: DirtyExit, requeue: bool | None = None
+    worker_id: str,
+    in_flight: InFlight,
+    reason: BaseException,
+    requeue: bool | None = None,
+    processed: bool = False,
 ) -> str:
-    """Apply the loss policy to a job whose process died; the in-flight record is gone
+    """Apply the loss policy to a job whose process died (or, ``reason`` a
+    ``TermException``, was stopped with its worker); the in-flight record is gone
     afterwards. Returns ``"requeued"``, ``"failed"`` or ``"gone"`` (someone else, a prune
-    or the manager, already dealt with it). ``requeue`` overrides the setting."""
+    or the manager, already dealt with it). ``requeue`` overrides the setting;
+    ``processed``: a failure counts in ``stat:processed`` (the job's own worker writes it
+    in place of ``done_working``). Redis refusing the write raises and changes nothing."""
     if requeue_allowed(in_flight, requeue):
         count = registered_script(_REQUEUE_LUA)(
             keys=[
@@ -147,9 +154,21 @@ def job_lost(
             wake_quietly([in_flight.queue])
             return "requeued"
         reason = type(reason)(f"{reason} (interrupted {count} times, not requeued again)")
-    fail_job(worker_id, in_flight.job, reason)
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.delete(key("worker", worker_id))
-    pipe.delete(raw_key(worker_id))
-    pipe.execute()
-    return "failed"
+    job = in_flight.job
+    job_failed(job, reason, logging.WARNING)
+    outcome = record_failure(
+        worker_id, job, reason, counted=False, processed=processed, record=in_flight.record
+    )
+    return "gone" if outcome == GONE else "failed"
+
+
+def record_failed_job(worker_id: str, job: Job, error: BaseException) -> str:
+    """The outcome of ``job``, which raised ``error`` in its worker's hands: a job stopped
+    with its worker (the ``TermException`` a stop raised into it, with or without
+    ``TERM_CHILD``) follows the loss policy, as a job killed by the stop would; anything
+    else is the job's failure. Returns what ``job_lost`` or ``record_failure`` did."""
+    if interrupted_by_stop(error):
+        in_flight = read_in_flight(worker_id)
+        if in_flight is not None and requeue_allowed(in_flight):
+            return job_lost(worker_id, in_flight, error, processed=True)
+    return record_failure(worker_id, job, error)

@@ -15,7 +15,7 @@ from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.in_flight import job_lost, read_in_flight
 from resque_pool.resque.jobs import Job
-from resque_pool.resque.outcomes import fail_job
+from resque_pool.resque.outcomes import job_failed, record_failure
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.reserve import placeholder_payload, raw_key
 
@@ -59,7 +59,15 @@ def unregister(worker_id: str, exception: BaseException | None = None) -> bool:
         if exception is None or isinstance(exception, DirtyExit):
             job_lost(worker_id, in_flight, exception or DirtyExit("Job still being processed"))
         else:
-            fail_job(worker_id, in_flight.job, exception)
+            job_failed(in_flight.job, exception, logging.WARNING)
+            record_failure(
+                worker_id,
+                in_flight.job,
+                exception,
+                counted=False,
+                processed=False,
+                record=in_flight.record,
+            )
     return delete_worker_keys(worker_id) or in_flight is not None
 
 

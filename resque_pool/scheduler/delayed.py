@@ -180,10 +180,16 @@ def enqueue_in(
 def delayed_push(timestamp: int, item: str) -> None:
     """The three writes of resque-scheduler's ``delayed_push``, in one transaction."""
     pipe = get_redis().pipeline(transaction=True)
+    queue_delayed_push(pipe, timestamp, item)
+    pipe.execute()
+
+
+def queue_delayed_push(pipe: Any, timestamp: int, item: str) -> None:
+    """Queue ``delayed_push``'s three writes on ``pipe`` (a retry writes them in the same
+    transaction as its attempt's outcome, ``resque/outcomes.py``)."""
     pipe.rpush(timestamp_key(timestamp), item)
     pipe.sadd(index_key(item), timestamp_member(timestamp))
     pipe.zadd(key(SCHEDULE), {str(int(timestamp)): int(timestamp)})
-    pipe.execute()
 
 
 def remove_delayed_item(item: str) -> int:

@@ -5,7 +5,10 @@ State lives where resque-retry keeps it, ``resque-retry:<Job>:<sha1 of args join
 ours count the same attempts when their arguments join the same way. The counter is
 advanced when an attempt fails (resque-retry advances it before each attempt and reads it
 on failure: the value at that moment is the same), so a job that was interrupted and
-requeued, rather than failed, does not use up an attempt.
+requeued, rather than failed, does not use up an attempt. Counting the attempt, pushing
+the retry and removing the attempt's in-flight record are one transaction
+(``resque/outcomes.py``, ``record_failure``): however processes die, an attempt is
+counted and retried once.
 
 While a job is being retried its failures stay out of ``failed`` (resque-retry's
 ``MultipleWithRetrySuppression``); the final give-up writes one failure entry whose error
@@ -18,15 +21,13 @@ import hashlib
 import logging
 import random
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from resque_pool.errors import JobError
-from resque_pool.resque import failures, wire
+from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.outcomes import failure_entry
 
 logger = logging.getLogger(__name__)
 
@@ -148,60 +149,14 @@ def succeeded(class_name: str, args: list[Any]) -> None:
     get_redis().delete(retry_key(class_name, args))
 
 
-def handled_failure(worker_id: str, job: Any, exception: BaseException) -> bool:
-    """For a failed attempt of a job with a retry policy: retry it (and write no failure
-    entry) or give up (and write the one failure entry, with the attempt count). True when
-    it did either; False for a job without a policy, whose failure is recorded as usual."""
-    from resque_pool.resque.jobs import registry
-
-    definition = registry.get(job.class_name or "")
-    policy = getattr(definition, "retry", None) if definition is not None else None
-    if policy is None:
-        return False
-    args = list(job.args)
-    name = definition.name
-    counter = retry_key(name, args)
-    client = get_redis()
-    pipe = client.pipeline(transaction=True)
-    pipe.setnx(counter, -1)
-    pipe.incr(counter)
-    attempt = int(pipe.execute()[1])
-    if policy.retries(exception, attempt):
-        delay = policy.delay_for(attempt)
-        if policy.expire_key_after is not None:
-            client.expire(counter, max(1, int(delay + policy.expire_key_after)))
-        queue = policy.queue or job.queue or definition.queue
-        _call(policy.on_retry, exception, attempt + 1, *args)
-        from resque_pool.scheduler import delayed
-
-        delayed.enqueue_at(time.time() + delay, definition, *args, queue=queue)
-        logger.info(
-            "%s failed (%s: %s); retry %d in %.1fs on %s",
-            job.describe(),
-            type(exception).__name__,
-            exception,
-            attempt + 1,
-            delay,
-            queue,
-        )
-        return True
-    client.delete(counter)
-    attempts = attempt + 1
-    _call(policy.on_give_up, exception, attempts, *args)
-    noun = "attempt" if attempts == 1 else "attempts"
-    # The payload's exact bytes, as every failure entry keeps them.
-    entry = failure_entry(exception, worker_id, job, f" (gave up after {attempts} {noun})")
-    client.rpush(key(failures.FAILED), entry)
-    return True
-
-
 def attempts_in(entry: dict[str, Any]) -> int | None:
     """How many attempts a failure entry's give-up says were made, or None."""
     match = GAVE_UP.search(str(entry.get("error") or ""))
     return int(match.group(1)) if match else None
 
 
-def _call(callback: Callable[..., Any] | None, *args: Any) -> None:
+def call_quietly(callback: Callable[..., Any] | None, *args: Any) -> None:
+    """A retry policy's callback; one that raises is logged (the outcome is written)."""
     if callback is None:
         return
     try:

@@ -23,16 +23,17 @@ from resque_pool.logs import LogOnce
 from resque_pool.resque import packed, records
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job
+from resque_pool.resque.outages import REDIS_DOWN, describe, outage
 from resque_pool.resque.outcomes import done_working
 from resque_pool.resque.pruning import cleanup_dead_worker, prune_dead_workers
 from resque_pool.resque.queue_resolution import QueueList
-from resque_pool.resque.reserve import PAUSED, Reservation, reserve
+from resque_pool.resque.reserve import PAUSED, Reservation, raw_key, reserve
 from resque_pool.resque.workers import make_worker_id, register, unregister
 from resque_pool.worker.heartbeat import Heartbeat
 from resque_pool.worker.job_child import ChildProcess
 from resque_pool.worker.limits import Limits, Recycler
 from resque_pool.worker.options import WorkerOptions
-from resque_pool.worker.pending import REDIS_DOWN, PendingWrites
+from resque_pool.worker.pending import PendingWrites
 from resque_pool.worker.perform import JobRunner
 from resque_pool.worker.pickup import WakeUps
 from resque_pool.worker.procline import display_class, set_procline
@@ -85,7 +86,7 @@ class Worker:
         self._redis_down = LogOnce(logger)
         self._was_working = False
         self._heartbeat: Heartbeat | None = None
-        self._pending = PendingWrites()
+        self._pending = PendingWrites(forget=self._forget_in_flight)
         # The per-job part: fork or in process, time limit, outcome (worker/perform.py).
         self.runner = JobRunner(
             self.options, self.limits, self.signals, self.progress, self._pending, self._on_poll
@@ -138,12 +139,10 @@ class Worker:
         try:
             self.startup()
             self._loop()
-        except REDIS_DOWN as exc:
-            error = exc
-            raise
         except BaseException as exc:
             error = exc
-            logger.exception("Worker %s stopped by an error", self._pid or os.getpid())
+            if outage(exc) is None:  # an outage is the caller's one line
+                logger.exception("Worker %s stopped by an error", self._pid or os.getpid())
             raise
         finally:
             self._finish(error)
@@ -213,22 +212,33 @@ class Worker:
                 if self.options.interval == 0:
                     return
                 wake_on = self._set_idle_procline()
-            except REDIS_DOWN as error:
-                # Any Redis call of an iteration may meet an outage; the worker waits it out
-                # rather than exiting (interval 0 means "drain and exit", so it exits).
-                if self.options.interval == 0:
+            except redis_lib.RedisError as error:
+                # Any Redis call of an iteration may meet an outage (no answer, or writes
+                # refused, which a pending outcome keeps meeting until Redis takes it); the
+                # worker waits it out rather than exiting, and takes no job meanwhile
+                # (interval 0 means "drain and exit", so it exits).
+                if outage(error) is None or self.options.interval == 0:
                     raise
                 self._redis_unreachable(error)
             self._idle(self.options.interval, wake_on)
 
     def _redis_unreachable(self, error: Exception) -> None:
-        # Once for the whole outage, whatever each failed call said.
-        self._redis_down.error(
-            "down",
-            "Redis is unreachable (%s); retrying every %ss until it answers",
-            error,
-            self.options.interval,
-        )
+        # Once per kind of outage, whatever each failed call said.
+        kind = outage(error) or "down"
+        if kind == "down":
+            self._redis_down.error(
+                kind,
+                "Redis is unreachable (%s); retrying every %ss until it answers",
+                error,
+                self.options.interval,
+            )
+        else:
+            self._redis_down.error(
+                kind,
+                "%s; taking no job until it takes them again, trying every %ss",
+                describe(error),
+                self.options.interval,
+            )
 
     def _redis_answers(self) -> None:
         if self._redis_down.active:
@@ -292,8 +302,13 @@ class Worker:
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
         if logger.isEnabledFor(logging.INFO):
             logger.info("got: %s", job.describe())
-        if self.runner.run(self.id, job) != "requeued":
+        if self.runner.run(self.id, job) == "done":
             self._pending.record("done_working", done_working, self.id, not reservation.spliced)
+
+    def _forget_in_flight(self) -> None:
+        """Remove this worker's in-flight record whatever it holds (a job whose outcome
+        Redis would not take for good; logged with the job where that happened)."""
+        get_redis().delete(key("worker", self.id), raw_key(self.id))
 
     # -- idling ----------------------------------------------------------------------
 

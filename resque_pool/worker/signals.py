@@ -134,7 +134,7 @@ class WorkerSignals:
         elif self.options.term_child and self.in_job and not self._term_raised:
             # In-process with TERM_CHILD the job itself receives TermException (once).
             self._term_raised = True
-            raise TermException("SIGTERM")
+            raise TermException.for_stop()
 
     def _on_usr1(self, signum: int, frame: object) -> None:
         if self.options.fork_per_job:

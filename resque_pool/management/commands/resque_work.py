@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from resque_pool.errors import NoQueueError
 from resque_pool.resque.jobs import registry
+from resque_pool.resque.outages import describe, outage
 from resque_pool.worker.limits import RECYCLE_EXIT_CODE, Limits
 from resque_pool.worker.loop import Worker
 
@@ -70,9 +71,11 @@ class Command(BaseCommand):
         registry.prepare()
         try:
             worker.work()
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            # Only with --interval 0: otherwise the worker waits for Redis to answer.
-            raise CommandError(f"Redis is unreachable: {error}") from None
+        except redis.RedisError as error:
+            # An outage ends only a worker with --interval 0: otherwise it waits it out.
+            if outage(error) is None:
+                raise
+            raise CommandError(describe(error)) from None
         if worker.recycled:
             # A supervisor (systemd's Restart=, a container runtime) starts a fresh one.
             sys.exit(RECYCLE_EXIT_CODE)

@@ -39,6 +39,8 @@ class Result:
     seconds: float = 0.0
     stale_workers: int = 0
     failure_errors: list[str] = field(default_factory=list)
+    # Tokens with more than one failure entry: a job that ended twice (two retry lineages).
+    failed_twice: list[str] = field(default_factory=list)
 
 
 def _children(pid: int) -> list[int]:
@@ -63,17 +65,20 @@ def run(
     timeout: float = 120.0,
     seed: int | None = None,
     log_path: Path | None = None,
+    job: str = "SlowRecord",
 ) -> Result:
-    """Drain ``jobs`` SlowRecord jobs with a pool of ``workers`` while killing a worker or a
-    job child every ``kill_every`` seconds during the first ``kill_for`` seconds after the
-    first worker starts."""
+    """Drain ``jobs`` jobs with a pool of ``workers`` while killing a worker or a job child
+    every ``kill_every`` seconds during the first ``kill_for`` seconds after the first worker
+    starts. ``job`` takes ``(token, seconds)``: ``SlowRecord`` records its token when done;
+    ``RetryChaos`` (tests/support/retry_jobs.py) fails every attempt and is retried at once
+    up to its limit, so each job must end as exactly one give-up entry."""
     rng = random.Random(seed)
     client = redis.Redis.from_url(url, decode_responses=True)
     tokens = [f"j{n}" for n in range(jobs)]
     pipe = client.pipeline(transaction=False)
     pipe.sadd(f"{namespace}:queues", "demo")
     for token in tokens:
-        pipe.rpush(f"{namespace}:queue:demo", wire.job_payload("SlowRecord", [token, job_seconds]))
+        pipe.rpush(f"{namespace}:queue:demo", wire.job_payload(job, [token, job_seconds]))
     pipe.execute()
     workdir = Path(tempfile.mkdtemp(prefix="resque-chaos-"))
     config = workdir / "pool.yml"
@@ -127,10 +132,14 @@ def run(
         log.close()
     done = client.smembers(f"{namespace}:demo:done")
     failed_tokens: set[str] = set()
+    failed_twice: set[str] = set()
     errors = []
     for raw in client.lrange(f"{namespace}:failed", 0, -1):
         entry = wire.loads(raw)
-        failed_tokens.add(str(entry["payload"]["args"][0]))
+        token = str(entry["payload"]["args"][0])
+        if token in failed_tokens:
+            failed_twice.add(token)
+        failed_tokens.add(token)
         errors.append(f"{entry['exception']}: {entry['error']}")
     stale = [
         worker_id
@@ -146,6 +155,7 @@ def run(
         seconds=seconds,
         stale_workers=len(stale),
         failure_errors=errors,
+        failed_twice=sorted(failed_twice),
     )
 
 

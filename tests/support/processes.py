@@ -130,3 +130,20 @@ class SlowRecord:
 
         time.sleep(float(seconds))
         get_redis().sadd(key("demo", "done"), str(token))
+
+
+@job(queue="demo", name="SlowOnceRecord")
+class SlowOnceRecord:
+    """Sleeps ``seconds`` on its first run only (a job a stop interrupts), then records its
+    token in ``<ns>:demo:done``; every run is counted in ``<ns>:test:runs:<token>``."""
+
+    @staticmethod
+    def perform(token, seconds=1.0):
+        import time
+
+        from resque_pool.resque.connection import get_redis, key
+
+        client = get_redis()
+        if client.incr(key("test", "runs", str(token))) == 1:
+            time.sleep(float(seconds))
+        client.sadd(key("demo", "done"), str(token))

@@ -41,3 +41,12 @@ def retry_after_loss(token):
     if record_run("RetryAfterLoss", token) == 2:
         time.sleep(60)
     raise RuntimeError("still broken")
+
+
+@job(queue="demo", name="RetryChaos", retry=Retry(limit=3))
+def retry_chaos(token, seconds=0.02):
+    """Fails every attempt after ``seconds`` (long enough to be killed in), retried at once
+    up to 3 times: each job must end as exactly one give-up entry, whatever is killed."""
+    record_run("RetryChaos", token)
+    time.sleep(float(seconds))
+    raise RuntimeError("still broken")

@@ -223,3 +223,19 @@ def test_jobs_that_meet_a_redis_out_of_memory_are_all_recorded(
     assert not done & set(failed_tokens)
     assert client.get(resque.key("stat", "failed")) == str(len(entries))
     assert pool.log().count("after the outage") + pool.log().count("Redis answers again") >= 2
+
+
+def test_a_worker_started_while_redis_refuses_writes_registers_once_it_takes_them(
+    resque, spawn_manage
+):
+    client = resque.client
+    with refusing(resque, "OOM"):
+        worker = spawn_manage("resque_work", "--queues", "demo", env={"INTERVAL": "0.2"})
+        time.sleep(2)
+        assert worker.poll() is None  # waiting, not crashed
+        assert not client.smembers(resque.key("workers"))
+    wait_until(lambda: client.smembers(resque.key("workers")), 15, message="registered")
+    worker.terminate()
+    output = worker.communicate(timeout=20)[0]
+    assert output.count("Redis refuses writes (OOM)") == 1, output
+    assert "Traceback" not in output, output

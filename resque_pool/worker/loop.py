@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis as redis_lib
 
@@ -156,7 +156,7 @@ class Worker:
         if self.progress.fd is not None and hang_timeout:
             bounded_redis_waits(hang_timeout)
         self.progress.beat()
-        if not self._wait_for_redis():
+        if not self._wait_for_redis(get_redis().ping):
             return  # asked to stop while waiting
         # A thread only when jobs run in the worker: a forking worker's loop comes round at
         # least once a second, and beats itself (worker/heartbeat.py).
@@ -164,21 +164,24 @@ class Worker:
             self.id, settings.RESQUE_HEARTBEAT_INTERVAL, in_thread=not self.options.fork_per_job
         )
         self._heartbeat.start()
-        prune_dead_workers(self.id, self.queue_list)
+        if not self._wait_for_redis(lambda: prune_dead_workers(self.id, self.queue_list)):
+            return
         hooks.run("before_first_fork", self)
-        register(self.id)
+        if not self._wait_for_redis(lambda: register(self.id)):
+            return
         self._registered = True
         self._heartbeat.registered.set()
         logger.info("Worker %s registered", self.id)
 
-    def _wait_for_redis(self) -> bool:
-        """Wait for Redis at start-up as the loop waits out an outage later: logged once,
-        polled every interval. False if a signal asked the worker to stop meanwhile."""
+    def _wait_for_redis(self, operation: Callable[[], object]) -> bool:
+        """Run a start-up step, waiting out an outage (no answer, or writes refused) as
+        the loop waits one out later: logged once, tried every interval. False if a signal
+        asked the worker to stop meanwhile."""
         while True:
             try:
-                get_redis().ping()
-            except REDIS_DOWN as error:
-                if self.options.interval == 0:
+                operation()
+            except redis_lib.RedisError as error:
+                if outage(error) is None or self.options.interval == 0:
                     raise
                 self._redis_unreachable(error)
             else:

@@ -1,0 +1,120 @@
+"""Stops as platforms deliver them, and job children that die with their worker.
+
+- Heroku stops a dyno with TERM to every process at once and KILL 30 s later (and asks
+  for ``TERM_CHILD=1``); a job interrupted by that stop is, under
+  ``RESQUE_REQUEUE_DIRTY_JOBS``, back at the head of its queue, as a killed one is;
+  without the policy it is a ``Resque::TermException`` failure, as in Resque.
+- A job child asks the kernel to be killed when its worker dies (Linux), so a
+  ``resque_work`` SIGKILLed mid-job leaves no job running on as an orphan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from resque_pool.resque import wire
+from tests.support.common import wait_until
+from tests.support.pool_fixtures import write
+from tests.support.processes import alive, children
+
+
+def tree(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(children(current))
+    return found
+
+
+def push(resque, tokens_and_seconds: list[tuple[str, float]]) -> None:
+    pipe = resque.client.pipeline(transaction=False)
+    pipe.sadd(resque.key("queues"), "demo")
+    for token, seconds in tokens_and_seconds:
+        pipe.rpush(
+            resque.key("queue", "demo"), wire.job_payload("SlowOnceRecord", [token, seconds])
+        )
+    pipe.execute()
+
+
+@pytest.mark.parametrize("requeue", [True, False], ids=["requeue", "default"])
+@pytest.mark.parametrize("fork_per_job", [True, False], ids=["fork", "in-process"])
+def test_a_heroku_stop_requeues_the_jobs_it_interrupts(
+    resque, start_pool, tmp_path, fork_per_job, requeue
+):
+    env = {
+        "TERM_CHILD": "1",
+        "FORK_PER_JOB": "true" if fork_per_job else "false",
+        "POOL_TEST_REQUEUE": "1" if requeue else "0",
+    }
+    config = str(write(tmp_path / "pool.yml", "demo: 3\n"))
+    pool = start_pool("-c", config, env=env)
+    pool.wait_for_workers({"demo": 3})
+    # Three long jobs occupy the three workers; short ones wait behind them.
+    jobs = [(f"long{n}", 60.0) for n in range(3)] + [(f"short{n}", 0.05) for n in range(6)]
+    push(resque, jobs)
+    # Each long job has started its first run (the run after the requeue is short).
+    wait_until(
+        lambda: all(resque.client.get(resque.key("test", "runs", f"long{n}")) for n in range(3)),
+        20,
+        message=lambda: f"three long jobs running:\n{pool.log()}",
+    )
+    # The stop: TERM to every process of the tree at once, KILL to survivors after a grace.
+    processes = tree(pool.pid)
+    for pid in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in processes):
+        time.sleep(0.1)
+    survivors = [pid for pid in processes if alive(pid)]
+    for pid in survivors:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    pool.wait_exit(20)
+
+    failed = resque.client.lrange(resque.key("failed"), 0, -1)
+    if not requeue:
+        # Resque's answer: each interrupted job is a TermException failure.
+        errors = sorted(
+            (json.loads(entry)["exception"], json.loads(entry)["payload"]["args"][0])
+            for entry in failed
+        )
+        assert errors == [("Resque::TermException", f"long{n}") for n in range(3)], (
+            errors,
+            pool.log(),
+        )
+        return
+    assert failed == [], pool.log()
+    # A new pool (the next dyno) runs everything, each interrupted job once more.
+    again = start_pool("-c", config, env=env, name="pool-2")
+    tokens = {token for token, _seconds in jobs}
+    wait_until(
+        lambda: resque.client.smembers(resque.key("demo", "done")) == tokens,
+        60,
+        message=lambda: f"every job done:\n{pool.log()}\n---\n{again.log()}",
+    )
+    assert resque.client.lrange(resque.key("failed"), 0, -1) == []
+    assert resque.client.llen(resque.key("queue", "demo")) == 0
+    log = pool.log()
+    assert log.count("requeued at the head of demo (interruption 1)") == 3, log
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_job_child_dies_with_its_worker(resque, spawn_manage):
+    worker = spawn_manage(
+        "resque_work", "--queues", "demo", env={"INTERVAL": "0.2", "FORK_PER_JOB": "true"}
+    )
+    resque.client.rpush(resque.key("queue", "demo"), wire.job_payload("Sleep", [60]))
+    child = wait_until(lambda: children(worker.pid), 30, message="the job child")[0]
+    assert alive(child)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(10)
+    wait_until(lambda: not alive(child), 5, message="the job child to die with its worker")

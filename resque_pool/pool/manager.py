@@ -33,6 +33,7 @@ from resque_pool.pool.processes import PeriodicPrune
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
 from resque_pool.resque import connection
+from resque_pool.resque.outages import describe, outage
 from resque_pool.scheduler.child import SchedulerChild
 from resque_pool.worker.options import term_child_enabled
 
@@ -373,7 +374,10 @@ class Manager:
         try:
             pool_state.publish(self.state())
         except Exception as error:  # noqa: BLE001 (Redis down must not stop the pool)
-            self.publish_errors.error(str(error), "could not publish the pool state: %s", error)
+            # Once per kind of outage (each refused command words it differently).
+            kind = outage(error)
+            text = describe(error) if kind not in (None, "down") else str(error)
+            self.publish_errors.error(kind or text, "could not publish the pool state: %s", text)
             return
         self.publish_errors.clear()
 

@@ -13,6 +13,7 @@ import redis as redis_lib
 
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
+from resque_pool.resque.outages import describe, outage
 from resque_pool.resque.queue_lists import split_queues
 
 logger = logging.getLogger(__name__)
@@ -105,8 +106,12 @@ def clean_up_dead_worker(proc: WorkerProcess, killed: bool, own_group: bool) -> 
     try:
         if cleanup_dead_worker(proc.id, requeue=bool(settings.RESQUE_REQUEUE_DIRTY_JOBS)):
             logger.warning("cleaned up dead worker %s in Redis", proc.id)
-    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
-        logger.error("could not clean up worker %s yet (%s); retrying", proc.id, error)
+    except redis_lib.RedisError as error:
+        if outage(error) is None:
+            logger.exception("could not clean up worker %s", proc.id)
+            return True
+        # No answer, or writes refused: the in-flight record stays until this is retried.
+        logger.error("could not clean up worker %s yet (%s); retrying", proc.id, describe(error))
         return False
     except Exception:  # noqa: BLE001 (nothing about one dead worker may stop the manager)
         logger.exception("could not clean up worker %s", proc.id)
@@ -137,8 +142,10 @@ class DeadWorkerCleanups:
                 from resque_pool.resque.pruning import cleanup_dead_worker
 
                 cleanup_dead_worker(self.pending[0].id)
-            except (redis_lib.ConnectionError, redis_lib.TimeoutError):
-                return  # still down: logged once when the clean-up was first refused
+            except redis_lib.RedisError as error:
+                if outage(error) is not None:
+                    return  # still down: logged once when the clean-up was first refused
+                logger.exception("could not clean up worker %s", self.pending[0].id)
             except Exception:  # noqa: BLE001
                 logger.exception("could not clean up worker %s", self.pending[0].id)
             proc = self.pending.pop(0)

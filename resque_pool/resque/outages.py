@@ -32,7 +32,7 @@ _REFUSAL_CLASSES: tuple[tuple[type[Exception], str], ...] = (
 if hasattr(redis_lib.exceptions, "MasterDownError"):  # redis-py >= 5.1
     _REFUSAL_CLASSES += ((redis_lib.exceptions.MasterDownError, "MASTERDOWN"),)
 _REFUSAL_CODES = ("OOM", "READONLY", "MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN")
-_CODE = re.compile(r"(?:^|caused error: )(" + "|".join(_REFUSAL_CODES) + r")\b")
+_CODE = re.compile(r"(?:^|of pipeline caused error: )(" + "|".join(_REFUSAL_CODES) + r")\b")
 
 
 def refusal(error: BaseException) -> str | None:
@@ -59,11 +59,16 @@ def is_unavailable(error: BaseException) -> bool:
     return outage(error) is not None
 
 
+_PIPELINE_NOTE = " of pipeline caused error: "
+
+
 def describe(error: BaseException) -> str:
-    """One line for the log: what kind of outage, and Redis's own words."""
+    """One line for the log: what kind of outage, and Redis's own words (without the note
+    redis-py adds in a pipeline, which quotes the command: a failure entry's start)."""
     kind = outage(error)
+    text = str(error).rpartition(_PIPELINE_NOTE)[2]
     if kind == "down":
-        return f"Redis is unreachable: {error}"
+        return f"Redis is unreachable: {text}"
     if kind is not None:
-        return f"Redis refuses writes ({kind}): {error}"
-    return f"Redis error: {error}"
+        return f"Redis refuses writes ({kind}): {text}"
+    return f"Redis error: {text}"

@@ -9,12 +9,18 @@ import pytest
 from bench import chaos
 
 
+def run_chaos(resque, tmp_path, **options) -> tuple[chaos.Result, str]:
+    """``chaos.run`` on the suite's Redis; the result and the end of the pool's log."""
+    result = chaos.run(resque.url, resque.namespace, log_path=tmp_path / "pool.log", **options)
+    return result, (tmp_path / "pool.log").read_text(errors="replace")[-3000:]
+
+
 @pytest.mark.parametrize("requeue", [False, True], ids=["default", "requeue"])
 @pytest.mark.parametrize("fork_per_job", [True, False], ids=["fork", "in-process"])
 def test_every_job_is_accounted_for_under_sigkills(resque, tmp_path, fork_per_job, requeue):
-    result = chaos.run(
-        resque.url,
-        resque.namespace,
+    result, log = run_chaos(
+        resque,
+        tmp_path,
         jobs=300,
         fork_per_job=fork_per_job,
         requeue=requeue,
@@ -24,9 +30,7 @@ def test_every_job_is_accounted_for_under_sigkills(resque, tmp_path, fork_per_jo
         job_seconds=0.02,
         timeout=120,
         seed=7,
-        log_path=tmp_path / "pool.log",
     )
-    log = (tmp_path / "pool.log").read_text(errors="replace")[-3000:]
     assert sum(result.kills.values()) > 0, log
     assert result.lost == [], (result, log)
     assert result.stale_workers == 0, (result, log)
@@ -45,9 +49,9 @@ def test_one_retry_lineage_per_job_under_sigkills(resque, tmp_path, fork_per_job
     in-flight record are one step, so each job gives up exactly once, after exactly 4
     counted attempts (a kill is an attempt under the default policy, a requeue under the
     other), and none is lost."""
-    result = chaos.run(
-        resque.url,
-        resque.namespace,
+    result, log = run_chaos(
+        resque,
+        tmp_path,
         jobs=100,
         job="RetryChaos",
         fork_per_job=fork_per_job,
@@ -58,9 +62,7 @@ def test_one_retry_lineage_per_job_under_sigkills(resque, tmp_path, fork_per_job
         job_seconds=0.03,
         timeout=150,
         seed=11,
-        log_path=tmp_path / "pool.log",
     )
-    log = (tmp_path / "pool.log").read_text(errors="replace")[-3000:]
     # Workers killed soon after they start come back with backoff: kills are fewer than
     # the window's 125, more so in process (no job children to kill meanwhile).
     assert sum(result.kills.values()) >= 8, (result.kills, log)

@@ -54,7 +54,7 @@ def test_a_valid_schedule_is_saved(admin_client_csrf):
         ({"job_name": "Nope"}, "No job is registered as &#x27;Nope&#x27;"),
         ({"args": '{"a": 1}'}, "JSON list"),
         ({"args": "[1,"}, "Enter a valid JSON"),
-        ({"cron": "", "interval": ""}, "either a cron expression or an interval"),
+        ({"cron": "", "interval": ""}, "Give a cron expression or an interval."),
         ({"time_zone": "Mars/Olympus"}, "unknown time zone"),
     ],
 )
@@ -86,7 +86,7 @@ def test_run_now_queues_the_job_and_logs_it(admin_client_csrf, resque):
     response = admin_client_csrf.post(
         reverse(LIST), {"action": "run_now", "_selected_action": [row.pk]}, follow=True
     )
-    assert "ightly: queued on demo." in response.content.decode()  # the admin capitalizes
+    assert "Schedule nightly: queued on demo." in response.content.decode()
     assert resque.client.lrange(resque.key("queue", "demo"), 0, -1) == [
         '{"class":"Record","args":["x"]}'
     ]

@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 
 import redis as redis_lib
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from resque_pool.scheduler import recurring
+from resque_pool.pool.config_error import clip
+from resque_pool.scheduler import recurring, timing
 from resque_pool.scheduler.models import Schedule
 
 
@@ -24,10 +26,9 @@ class RunsState:
 
     def __init__(self) -> None:
         try:
-            self.lasts: dict | None = recurring.last_runs()
-            self.slots: dict | None = recurring.slots()
+            self.state: recurring.RunsState | None = recurring.RunsState.read()
         except redis_lib.RedisError:
-            self.lasts = self.slots = None
+            self.state = None
 
 
 class RunColumn:
@@ -40,29 +41,55 @@ class RunColumn:
         self.short_description = f"{which} run"
 
     def __call__(self, obj: Schedule) -> str:
-        if self.state.lasts is None or self.state.slots is None:
+        state = self.state.state
+        if state is None:
             return format_html('<span title="{}">?</span>', "Redis could not be read")
-        last = self.state.lasts.get(obj.name)
         if self.which == "last":
-            return _when(last)
+            return _when(state.lasts.get(obj.name))
         if not obj.enabled:
             return "(disabled)"
-        try:
-            return _when(
-                obj.next_run(recurring.base_time(obj, last, self.state.slots.get(obj.name)))
-            )
-        except ValueError:
-            return "?"
+        # The leader's own error first (it may differ from ours: another registry, a hook).
+        error = state.errors.get(obj.name)
+        if error is None:
+            try:
+                return _when(recurring.next_run(obj, state))
+            except Exception as problem:  # noqa: BLE001 (one bad row never fails the page)
+                error = recurring.describe(problem)
+        return format_html('<span class="errornote-inline">error: {}</span>', clip(error))
 
 
 def _when(value: datetime | None) -> str:
     if value is None:
         return "—"
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+    try:
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (OverflowError, ValueError):
+        return value.isoformat()  # near the ends of the calendar: no local time for it
+
+
+class ScheduleForm(forms.ModelForm):
+    # The model's field would say "greater than or equal to 0" for -1 and the model's
+    # clean() "at least one second" for 0: one rule, so one message, from here.
+    interval = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=timing.MAX_INTERVAL,
+        help_text=Schedule._meta.get_field("interval").help_text
+        + f" At most one year ({timing.MAX_INTERVAL} seconds).",
+        error_messages={
+            "min_value": "The interval is at least one second.",
+            "max_value": f"The interval is at most one year ({timing.MAX_INTERVAL} seconds).",
+        },
+    )
+
+    class Meta:
+        model = Schedule
+        fields = "__all__"
 
 
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
     list_display = (
         "name",
         "timing",
@@ -103,22 +130,26 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run selected schedules now", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:
+        # The admin capitalises the first letter of every message, so the messages start
+        # with a word of ours: a schedule's name (every5) is shown as it is spelled.
         for schedule in queryset:
             error = schedule.job_error()
             if error:
-                self.message_user(request, f"{schedule.name}: {error}", messages.ERROR)
+                self.message_user(request, f"Schedule {schedule.name}: {error}", messages.ERROR)
                 continue
             try:
                 queue = recurring.run_now(schedule)
             except (redis_lib.RedisError, ValueError) as error:
-                self.message_user(request, f"{schedule.name}: {error}", messages.ERROR)
+                self.message_user(request, f"Schedule {schedule.name}: {error}", messages.ERROR)
                 continue
             if not queue:
                 self.message_user(
                     request,
-                    f"{schedule.name}: a before_enqueue hook cancelled it",
+                    f"Schedule {schedule.name}: a before_enqueue hook cancelled it",
                     messages.WARNING,
                 )
                 continue
             self.log_change(request, schedule, f"Run now: queued on {queue}.")
-            self.message_user(request, f"{schedule.name}: queued on {queue}.", messages.SUCCESS)
+            self.message_user(
+                request, f"Schedule {schedule.name}: queued on {queue}.", messages.SUCCESS
+            )

@@ -123,6 +123,7 @@ def parse(text: str, now: datetime | None = None) -> list[Entry]:
             else:
                 duration, options = _interval_value(every, name, notes, "every")
                 seconds = timing.parse_duration(duration)
+                timing.check_interval(max(1.0, seconds))  # under a second is rounded up
                 if seconds != int(seconds):
                     notes.append(f"{name}: every {every!r} rounded up to whole seconds")
                 values["interval"] = max(1, math.ceil(seconds))

@@ -6,6 +6,7 @@ model's own; "run now" needs ``change_schedule`` and is logged in the admin log.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import redis as redis_lib
@@ -14,7 +15,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 
 from resque_pool.pool.config_error import clip
 from resque_pool.scheduler import recurring, timing
@@ -59,12 +61,25 @@ class RunColumn:
 
 
 def _when(value: datetime | None) -> str:
+    """The dashboard's one time format (date, time to the second, zone), free to wrap only
+    between the date and the time, so that two time columns fit a 1280 px window."""
     if value is None:
         return "—"
     try:
-        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+        text = timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
     except (OverflowError, ValueError):
         return value.isoformat()  # near the ends of the calendar: no local time for it
+    day, _, rest = text.partition(" ")
+    return format_html('<span class="nowrap">{}</span> <span class="nowrap">{}</span>', day, rest)
+
+
+_BREAK_AFTER = re.compile(r"([_.:/,])")
+
+
+def breakable(text: str) -> str:
+    """``text`` escaped, free to wrap after ``_ . : / ,``: schedule, job and queue names
+    have no spaces, and unbroken they would widen the changelist past the window."""
+    return mark_safe(_BREAK_AFTER.sub(r"\1<wbr>", escape(text)))  # noqa: S308 (escaped)
 
 
 class ScheduleForm(forms.ModelForm):
@@ -90,14 +105,12 @@ class ScheduleForm(forms.ModelForm):
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
-    list_display = (
-        "name",
-        "timing",
-        "job_name",
-        "queue_label",
-        "enabled",
-        "skip_if_queued",
-    )
+    # Fits beside the admin's two sidebars in a 1280 px window (as the worker counts do):
+    # names wrap after their separators, the job and its queue share a column, "skip if
+    # queued" is a tag under the timing, and "enabled" shows as "(disabled)" in the next
+    # run (the filter on the right still selects by it).
+    list_display = ("name_label", "timing", "job_label")
+    list_display_links = ("name_label",)
     list_filter = ("enabled",)
     search_fields = ("name", "job_name", "description")
     fields = (
@@ -120,13 +133,26 @@ class ScheduleAdmin(admin.ModelAdmin):
         display += [RunColumn(state, "last"), RunColumn(state, "next")]
         return display
 
+    class Media:
+        css = {"all": ("resque_pool/schedules.css",)}
+
+    @admin.display(description="name", ordering="name")
+    def name_label(self, obj: Schedule) -> str:
+        return breakable(obj.name)
+
     @admin.display(description="schedule")
     def timing(self, obj: Schedule) -> str:
-        return obj.timing_text
+        tag = (
+            format_html(' <span class="tag">{}</span>', "skip if queued")
+            if obj.skip_if_queued
+            else ""
+        )
+        return format_html("{}{}", breakable(obj.timing_text), tag)
 
-    @admin.display(description="queue", ordering="queue")
-    def queue_label(self, obj: Schedule) -> str:
-        return obj.queue or "(the job's queue)"
+    @admin.display(description="job and queue", ordering="job_name")
+    def job_label(self, obj: Schedule) -> str:
+        queue = breakable(obj.queue) if obj.queue else "the job's queue"
+        return format_html('{}<br><span class="queue">on {}</span>', breakable(obj.job_name), queue)
 
     @admin.action(description="Run selected schedules now", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:

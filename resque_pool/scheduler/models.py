@@ -68,7 +68,9 @@ class Schedule(models.Model):
     @property
     def timing_text(self) -> str:
         if self.cron:
-            zone = f" ({self.time_zone})" if self.time_zone else ""
+            # A zone inside the expression overrides the schedule's: show only the one used.
+            inline = timing.split_cron(self.cron)[1]
+            zone = f" ({self.time_zone})" if self.time_zone and not inline else ""
             return f"cron {self.cron}{zone}"
         return f"every {self.interval}s"
 

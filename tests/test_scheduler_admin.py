@@ -75,9 +75,7 @@ def test_changelist_shows_last_and_next_run(admin_client_csrf, resque):
     page = response.content.decode()
     assert response.status_code == 200
     # Date and time may wrap apart, nothing else: "<date> <time zone>" (TIME_ZONE is UTC).
-    assert (
-        '<span class="nowrap">2026-11-20</span> <span class="nowrap">03:00:00 UTC</span>' in page
-    )
+    assert '<span class="nowrap">2026-11-20</span> <span class="nowrap">03:00:00 UTC</span>' in page
     assert "(disabled)" in page
     assert "cron 0 3 * * *" in page and "every 60s" in page
     # The next run is a 03:00 after now.

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django import template
+from django.utils import timezone
 
 from resque_pool.dashboard.text import query_string, reverse_path
+from resque_pool.resque import wire
 
 register = template.Library()
 
@@ -28,6 +32,28 @@ def duration(seconds) -> str:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
+
+
+# The dashboard's one time format: date, time to the second, zone (the current one).
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+
+
+@register.filter
+def when(value) -> str:
+    """A time as every dashboard page shows it (``2026-11-24 18:00:00 UTC``): a datetime,
+    or a stored time in any of Resque's formats, read as ``wire.parse_time`` reads it. A
+    text that is not a time is shown as it is; ``None`` or empty is ``–``."""
+    if value is None or value == "":
+        return "–"
+    moment = value if isinstance(value, datetime) else wire.parse_time(str(value))
+    if moment is None:
+        return str(value)
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return timezone.localtime(moment).strftime(TIME_FORMAT)
+    except (OverflowError, ValueError):
+        return moment.isoformat()
 
 
 def _reverse(name: str, value) -> str:

@@ -64,3 +64,59 @@ def test_a_recycled_worker_ran_one_job_not_one_jobs():
     twice = Recycler(Limits(max_jobs=2))
     twice.job_done()
     assert twice.job_done() == "ran 2 jobs (limit 2)"
+
+
+# -- a payload over 64 KB is shown cut, with its size and a link to the whole value ------
+
+
+BIG = "x" * (10 * 1024 * 1024)  # a 10 MB argument
+
+
+def whole(viewer, body: str) -> str:
+    """Follow the page's one "the whole value" link; the plain text it answers."""
+    import html
+
+    [link] = re.findall(r'<a href="([^"]+)">the whole value</a>', body)
+    response = viewer.get(html.unescape(link))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    return response.content.decode()
+
+
+def test_a_10_mb_job_is_cut_on_the_queue_page(viewer, resque):
+    payload = '{"class":"Record","args":["' + BIG + '"]}'
+    resque.client.sadd(resque.key("queues"), "big")
+    resque.client.rpush(resque.key("queue", "big"), '{"class":"Noop","args":[]}', payload)
+    body = viewer.get(url("queue", "big")).content.decode()
+    assert len(body) < 200 * 1024  # not a 10 MB page
+    assert "… cut: the first 64.0 KB of 10.0 MB are shown;" in body
+    assert whole(viewer, body) == payload  # the link gives the stored item, whole
+
+
+def test_a_10_mb_failure_and_a_10_mb_running_job_are_cut(viewer, resque):
+    from tests.support.admin import ruby_worker
+
+    failure = (
+        '{"failed_at":"2026/11/22 07:59:40 UTC","payload":{"class":"Record","args":["'
+        + BIG
+        + '"]},"exception":"RuntimeError","error":"boom","backtrace":[],'
+        '"worker":"h:1:q","queue":"q"}'
+    )
+    resque.client.rpush(resque.key("failed"), failure)
+    body = viewer.get(url("failed")).content.decode()
+    assert len(body) < 200 * 1024
+    assert "of 10.0 MB are shown" in body
+    assert whole(viewer, body) == failure
+    job = '{"queue":"q","run_at":"2026-11-22T07:59:40Z","payload":{"class":"Record","args":["'
+    job += BIG + '"]}}'
+    worker = ruby_worker(resque, job=job)
+    body = viewer.get(url("worker", worker)).content.decode()
+    assert len(body) < 200 * 1024
+    assert whole(viewer, body) == job
+
+
+def test_a_small_payload_is_shown_whole_without_a_link(viewer, resque):
+    resque.client.sadd(resque.key("queues"), "small")
+    resque.client.rpush(resque.key("queue", "small"), '{"class":"Noop","args":["tiny"]}')
+    body = viewer.get(url("queue", "small")).content.decode()
+    assert "tiny" in body and "the whole value" not in body

@@ -107,6 +107,7 @@ def delayed_at(model_admin: ModelAdmin, request: HttpRequest, stamp: str) -> Htt
         page=page,
         stamp=ts,
         at=_at(ts),
+        list_key=f"delayed:{ts}",  # under the namespace, for the whole-value links
     )
 
 

@@ -92,8 +92,29 @@ class Bench:
     def flush_samples(self) -> None:
         """Turn repeated samples into median rows."""
         for (name, system, n, unit), values in self.samples.items():
-            self.record(name, system, n, unit, median(values), runs=len(values))
+            # The spread (max - min) is the noise a difference of two medians is judged by.
+            self.record(
+                name,
+                system,
+                n,
+                unit,
+                median(values),
+                runs=len(values),
+                spread=round(max(values) - min(values), 4),
+            )
         self.samples.clear()
+
+    def record_difference(
+        self, name: str, system: str, n: int | None, unit: str, value: float, noise: float | None
+    ) -> None:
+        """A difference of medians (a cost): within its noise (the runs' spreads, scaled
+        as the value is), or negative with no noise measured (one run), it is no cost that
+        can be read, and is marked so rather than printed as a negative cost."""
+        within = abs(value) <= (noise or 0) or (value < 0 and not noise)
+        extra: dict = {"noise": round(noise, 4)} if noise else {}
+        if within:
+            extra["within_noise"] = True
+        self.record(name, system, n, unit, value, **extra)
 
     def fresh(self) -> None:
         self.client.flushdb()
@@ -164,8 +185,19 @@ def startup_and_memory(bench: Bench) -> None:
                 bench.sample("memory PSS", system.name, n, "MiB", pss)
                 bench.sample("memory USS", system.name, n, "MiB", uss)
     bench.flush_samples()
+    derive_startup_costs(bench)
+
+
+def derive_startup_costs(bench: Bench) -> None:
+    """The pool's own start-up cost from the start-up and load rows: per worker beyond the
+    project's load, and per extra worker (differences of medians, judged by their noise)."""
     loads = {
         row["system"]: row["value"]
+        for row in bench.rows
+        if row["name"].startswith("django load") and row["value"]
+    }
+    spreads = {
+        row["system"]: row.get("spread", 0.0)
         for row in bench.rows
         if row["name"].startswith("django load") and row["value"]
     }
@@ -173,19 +205,31 @@ def startup_and_memory(bench: Bench) -> None:
     for row in startups:
         load = loads.get(row["system"])
         if load is not None:
-            # What the pool itself adds to loading the project it runs, per worker.
+            # What the pool itself adds to loading the project it runs, per worker: the
+            # difference of two medians, whose noise is the two runs' spreads.
             per_worker = (row["value"] - load) / row["n"] * 1000
-            bench.record(
-                "start-up beyond Django, per worker", row["system"], row["n"], "ms", per_worker
+            noise = (row.get("spread", 0.0) + spreads.get(row["system"], 0.0)) / row["n"] * 1000
+            bench.record_difference(
+                "start-up beyond Django, per worker",
+                row["system"],
+                row["n"],
+                "ms",
+                per_worker,
+                noise,
             )
     # The marginal cost of a worker, free of any baseline: the slope from the smallest N to
     # the largest, per system.
     for system in {row["system"] for row in startups}:
-        mine = sorted((row["n"], row["value"]) for row in startups if row["system"] == system)
+        mine = sorted(
+            (row["n"], row["value"], row.get("spread", 0.0))
+            for row in startups
+            if row["system"] == system
+        )
         if len(mine) > 1 and mine[-1][0] > mine[0][0]:
-            (low, first), (high, last) = mine[0], mine[-1]
+            (low, first, low_spread), (high, last, high_spread) = mine[0], mine[-1]
             slope = (last - first) / (high - low) * 1000
-            bench.record("start-up per extra worker", system, high, "ms", slope)
+            noise = (low_spread + high_spread) / (high - low) * 1000
+            bench.record_difference("start-up per extra worker", system, high, "ms", slope, noise)
 
 
 # The systems whose start-up is their project's django.setup() plus the pool's own work

@@ -12,11 +12,13 @@ def add_ratios(rows: list[dict]) -> None:
     """``ratios`` on each of our rows: ours / that peer's value, same figure and N."""
     by_figure: dict[tuple, dict[str, float]] = defaultdict(dict)
     for row in rows:
-        if row.get("value") is not None:
+        if row.get("value") is not None and not row.get("within_noise"):
             by_figure[row["name"], row["n"]][row["system"]] = row["value"]
     for row in rows:
         if row["system"] != "ours" or row.get("value") is None or row["unit"] == "%":
             continue  # a ratio of two growth percentages near zero says nothing
+        if row.get("within_noise"):
+            continue  # nor does a ratio of noise
         peers = by_figure[row["name"], row["n"]]
         ratios = {
             peer: round(row["value"] / value, 3)
@@ -28,18 +30,18 @@ def add_ratios(rows: list[dict]) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'figure':<44}{'system':<16}{'n':>4}{'value':>12} {'unit':<10} ratios"]
+    lines = [f"{'figure':<44}{'system':<16}{'n':>4} {'value':>12} {'unit':<10} ratios"]
     for row in rows:
         if row.get("skipped"):
             lines.append(
-                f"{'(all)':<44}{row['system']:<16}{'':>4}{'skipped':>12} {'':<10} {row['skipped']}"
+                f"{'(all)':<44}{row['system']:<16}{'':>4} {'skipped':>12} {'':<10} {row['skipped']}"
             )
             continue
-        value = "failed" if row.get("value") is None else f"{row['value']:,.{_digits(row)}f}"
+        value = shown(row)
         ratios = ", ".join(f"{peer} {ratio:.2f}" for peer, ratio in row.get("ratios", {}).items())
         n = "" if row["n"] is None else str(row["n"])
         lines.append(
-            f"{row['name']:<44}{row['system']:<16}{n:>4}{value:>12} "
+            f"{row['name']:<44}{row['system']:<16}{n:>4} {value:>12} "
             f"{row['unit']:<10} {ratios or row.get('error', '')}"
         )
     return "\n".join(lines)
@@ -51,13 +53,25 @@ def markdown(rows: list[dict]) -> str:
         if row.get("skipped"):
             lines.append(f"| (all) | {row['system']} | | skipped | | {row['skipped']} |")
             continue
-        value = "failed" if row.get("value") is None else f"{row['value']:,.{_digits(row)}f}"
+        value = shown(row)
         ratios = ", ".join(f"{peer} {ratio:.2f}" for peer, ratio in row.get("ratios", {}).items())
         n = "" if row["n"] is None else row["n"]
         lines.append(
             f"| {row['name']} | {row['system']} | {n} | {value} | {row['unit']} | {ratios} |"
         )
     return "\n".join(lines)
+
+
+def shown(row: dict) -> str:
+    """A row's value as the table prints it: a difference within its noise says so."""
+    if row.get("value") is None:
+        return "failed"
+    if row.get("within_noise"):
+        noise = row.get("noise")
+        return (
+            f"within noise (±{noise:,.{_digits({'value': noise})}f})" if noise else ("within noise")
+        )
+    return f"{row['value']:,.{_digits(row)}f}"
 
 
 def _digits(row: dict) -> int:
@@ -206,7 +220,7 @@ def summary(rows: list[dict]) -> str:
         key = (row["name"], row["n"], row["unit"])
         if key not in keys:
             keys.append(key)
-        value = "failed" if row.get("value") is None else f"{row['value']:,.{_digits(row)}f}"
+        value = shown(row)
         ratios = row.get("ratios", {})
         cells[key][row["system"]] = value
         if ratios:

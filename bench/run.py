@@ -7,7 +7,9 @@
 Each run starts its own redis-server on a free loopback port, bounds every wait, and kills
 every process it started, also on Ctrl-C. Peers (django-rq, Celery) come from the
 ``bench`` extra; a peer that is not installed is reported as skipped. The table is printed,
-the rows go to ``bench/results.json`` and the plot to ``docs/img/benchmarks.png``.
+the rows go to ``bench/out/results.json`` and the plot to ``bench/out/benchmarks.png`` (an
+ignored folder, so a quick run never overwrites the committed results); ``--publish``
+writes ``bench/results.json`` and ``docs/img/benchmarks.png``, the figures the docs show.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ FIGURES = {
     "pickup": pool_figures.pickup,  # figure 8
 }
 SYSTEMS = ("ours", "separate", "rq", "celery")
+# Where a run writes unless told to publish: ignored by git (.gitignore), so a user's quick
+# run never overwrites the committed results and plot the docs show.
+OUT = ROOT / "bench" / "out"
+PUBLISHED = {
+    "output": ROOT / "bench" / "results.json",
+    "plot": ROOT / "docs" / "img" / "benchmarks.png",
+}
 
 FULL = dict(
     n=[4, 8, 16],
@@ -144,10 +153,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--pickup-interval",
         help="INTERVAL for our workers in the pick-up figure (default: unset, Resque's 5 s)",
     )
-    add("--output", type=Path, default=ROOT / "bench" / "results.json")
-    add("--plot", type=Path, default=ROOT / "docs" / "img" / "benchmarks.png")
+    add("--output", type=Path, help="the rows (default bench/out/results.json)")
+    add("--plot", type=Path, help="the plot (default bench/out/benchmarks.png)")
     add("--no-plot", action="store_true")
+    add(
+        "--publish",
+        action="store_true",
+        help="write the committed results and plot (bench/results.json, "
+        "docs/img/benchmarks.png) instead of the ignored bench/out/",
+    )
     options = parser.parse_args(argv)
+    if options.output is None:
+        options.output = PUBLISHED["output"] if options.publish else OUT / "results.json"
+    if options.plot is None:
+        options.plot = PUBLISHED["plot"] if options.publish else OUT / "benchmarks.png"
     for name, value in (QUICK if options.quick else FULL).items():
         if getattr(options, name) is None:
             setattr(options, name, value)

@@ -247,6 +247,7 @@ class DashboardAdmin(admin.ModelAdmin):
             ("tasks/<str:result_id>/", task_views.task_result, "task_result"),
             ("stats/keys/", browse_views.key_list, "keys"),
             ("stats/keys/<path:key>/", browse_views.key_detail, "key"),
+            ("value/", browse_views.whole_value, "value"),
         ]
         return [
             path(route, wrap(view), name="resque_pool_dashboard_" + name)

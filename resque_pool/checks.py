@@ -1,7 +1,9 @@
 """System checks for the settings django-resque-pool reads (one row each in ``conf.SETTINGS``).
 
 Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E004 number
-out of range, E005 wrong type; W001 a prune interval that would prune live workers.
+out of range, E005 wrong type, E006 the Tasks backend on Django 5.2 without the backport's
+app; W001 a prune interval that would prune live workers. (The Tasks backend's own checks,
+``resque_pool.tasks.E…``, run with the framework's.)
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import reprlib
 from collections.abc import Sequence
 from typing import Any
 
-from django.apps import AppConfig
+import django
+from django.apps import AppConfig, apps
+from django.conf import settings as django_settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
@@ -42,6 +46,35 @@ def check_settings(
             errors.append(problem)
     errors.extend(_specific_checks(valid))
     return errors
+
+
+@checks.register(TAG)
+def check_tasks_framework(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """On Django 5.2 the backport's checks (and so the backend's own) run only when its app
+    is installed; without it a TASKS entry naming our backend would pass silently."""
+    if django.VERSION >= (6, 0) or apps.is_installed("django_tasks"):
+        return []
+    tasks = getattr(django_settings, "TASKS", None) or {}
+    ours = sorted(
+        alias
+        for alias, options in tasks.items()
+        if isinstance(options, dict)
+        and str(options.get("BACKEND", "")).startswith("resque_pool.tasks")
+    )
+    if not ours:
+        return []
+    return [
+        checks.Error(
+            f"TASKS[{ours[0]!r}] uses resque_pool.tasks.ResqueBackend on Django "
+            f"{django.get_version()}, but 'django_tasks' (the backport of Django 6's tasks) is "
+            "not in INSTALLED_APPS.",
+            hint='pip install "django-resque-pool[tasks]" and add "django_tasks" to '
+            "INSTALLED_APPS (or use Django 6).",
+            id="resque_pool.E006",
+        )
+    ]
 
 
 def _problem(row: Setting, value: Any) -> checks.CheckMessage | None:

@@ -269,10 +269,10 @@ def test_worker_detail_shows_what_it_is_doing(viewer, resque):
     for text in (
         "rubyhost",
         "7012",
-        "2026-11-22 08:59:40 +0100",
+        "2026-11-22 07:59:40 UTC",  # started "2026-11-22 08:59:40 +0100", in one format
         "SlowJob",
         "é",
-        "2026-11-22T07:59:40Z",
+        "since 2026-11-22 07:59:40 UTC",  # run_at "2026-11-22T07:59:40Z", the same format
         "<td>12</td>",
         "<td>2</td>",
     ):

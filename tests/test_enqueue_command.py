@@ -88,3 +88,47 @@ def test_arguments_that_do_not_fit_the_job_are_refused_before_pushing(resque, ru
         "too many positional arguments"
     ]
     assert resque.client.keys(f"{resque.namespace}:*") == []
+
+
+# -- the rough spots a new user met (issue 20) --------------------------------------------
+
+
+def test_a_delay_past_the_calendar_is_one_line_and_exit_1(resque, run_manage):
+    for option, value in (
+        ("--in", "4000000d"),
+        ("--in", "99999999999999999999d"),
+        ("--at", "9999-12-31T23:59:59-01:00"),
+    ):
+        result = run_manage("enqueue", "Record", "x", option, value)
+        assert result.returncode == 1, (value, result.stdout)
+        assert "Traceback" not in result.stderr
+        [line] = result.stderr.splitlines()
+        assert line == (
+            f"CommandError: {option} {value!r} is too far ahead (the latest is "
+            "9999-12-31T23:59:59Z)"
+        )
+    assert resque.client.keys(f"{resque.namespace}:*") == []
+
+
+def test_in_together_with_at_is_one_line(resque, run_manage):
+    result = run_manage("enqueue", "Record", "x", "--in", "5m", "--at", "2030-01-01T00:00Z")
+    assert result.returncode != 0
+    [line] = result.stderr.splitlines()
+    assert line == "CommandError: give --in or --at, not both"
+    assert resque.client.keys(f"{resque.namespace}:*") == []
+
+
+def test_an_argument_that_looks_like_json_but_is_not_warns_in_one_line(resque, run_manage):
+    result = run_manage("enqueue", "Record", "[1,2")
+    assert result.returncode == 0, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line == (
+        "warning: argument '[1,2' looks like JSON but is not (Expecting ',' delimiter); "
+        "it is passed as a string"
+    )
+    assert resque.client.lrange(resque.key("queue", "demo"), 0, -1) == [
+        '{"class":"Record","args":["[1,2"]}'
+    ]
+    # Plain strings and valid JSON say nothing.
+    result = run_manage("enqueue", "Record", "masterbrew")
+    assert result.returncode == 0 and result.stderr == ""

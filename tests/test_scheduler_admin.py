@@ -54,7 +54,7 @@ def test_a_valid_schedule_is_saved(admin_client_csrf):
         ({"job_name": "Nope"}, "No job is registered as &#x27;Nope&#x27;"),
         ({"args": '{"a": 1}'}, "JSON list"),
         ({"args": "[1,"}, "Enter a valid JSON"),
-        ({"cron": "", "interval": ""}, "either a cron expression or an interval"),
+        ({"cron": "", "interval": ""}, "Give a cron expression or an interval."),
         ({"time_zone": "Mars/Olympus"}, "unknown time zone"),
     ],
 )
@@ -74,11 +74,12 @@ def test_changelist_shows_last_and_next_run(admin_client_csrf, resque):
     response = admin_client_csrf.get(reverse(LIST))
     page = response.content.decode()
     assert response.status_code == 200
-    assert "2026-11-20 03:00:00" in page  # last run (TIME_ZONE is UTC)
+    # Date and time may wrap apart, nothing else: "<date> <time zone>" (TIME_ZONE is UTC).
+    assert '<span class="nowrap">2026-11-20</span> <span class="nowrap">03:00:00 UTC</span>' in page
     assert "(disabled)" in page
     assert "cron 0 3 * * *" in page and "every 60s" in page
     # The next run is a 03:00 after now.
-    assert page.count(" 03:00:00 UTC") >= 2
+    assert page.count('<span class="nowrap">03:00:00 UTC</span>') >= 2
 
 
 def test_run_now_queues_the_job_and_logs_it(admin_client_csrf, resque):
@@ -86,7 +87,7 @@ def test_run_now_queues_the_job_and_logs_it(admin_client_csrf, resque):
     response = admin_client_csrf.post(
         reverse(LIST), {"action": "run_now", "_selected_action": [row.pk]}, follow=True
     )
-    assert "ightly: queued on demo." in response.content.decode()  # the admin capitalizes
+    assert "Schedule nightly: queued on demo." in response.content.decode()
     assert resque.client.lrange(resque.key("queue", "demo"), 0, -1) == [
         '{"class":"Record","args":["x"]}'
     ]
@@ -102,3 +103,52 @@ def test_run_now_needs_the_change_permission(resque):
     assert response.status_code in (200, 302, 403)
     assert resque.client.llen(resque.key("queue", "demo")) == 0
     assert not LogEntry.objects.exists()
+
+
+# -- one message per mistake (issue 20) -----------------------------------------------------
+
+
+def errors_of(response) -> list[str]:
+    """The texts of the form's error lists, field and non-field."""
+    import re
+
+    return [
+        re.sub(r"<[^>]+>", "", item).strip()
+        for block in re.findall(
+            r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode(), re.S
+        )
+        for item in re.findall(r"<li>(.*?)</li>", block, re.S)
+    ]
+
+
+@pytest.mark.parametrize("interval", ["0", "-1"])
+def test_the_minimum_interval_has_one_message(admin_client_csrf, interval):
+    response = admin_client_csrf.post(reverse(ADD), form(cron="", interval=interval))
+    assert response.status_code == 200
+    assert errors_of(response) == ["The interval is at least one second."]
+
+
+def test_neither_cron_nor_interval_and_both_say_which(admin_client_csrf):
+    neither = admin_client_csrf.post(reverse(ADD), form(cron="", interval=""))
+    assert errors_of(neither) == ["Give a cron expression or an interval."]
+    both = admin_client_csrf.post(reverse(ADD), form(interval="60"))
+    assert errors_of(both) == ["Give either a cron expression or an interval, not both."]
+
+
+def test_malformed_json_args_give_only_the_json_error(admin_client_csrf):
+    response = admin_client_csrf.post(reverse(ADD), form(args="[1,"))
+    assert errors_of(response) == ["Enter a valid JSON."]
+    # Well-formed arguments the job cannot take still get the signature error.
+    response = admin_client_csrf.post(reverse(ADD), form(args="[1, 2]"))
+    [message] = errors_of(response)
+    assert "cannot take 2 argument" in message
+
+
+def test_run_now_keeps_the_schedules_own_name(admin_client_csrf, resque):
+    row = Schedule.objects.create(name="every5", interval=5, job_name="Record", args=["x"])
+    response = admin_client_csrf.post(
+        reverse(LIST), {"action": "run_now", "_selected_action": [row.pk]}, follow=True
+    )
+    page = response.content.decode()
+    assert "Schedule every5: queued on demo." in page
+    assert "Every5" not in page

@@ -79,7 +79,7 @@ def test_rufus_durations():
     ("fields", "field", "message"),
     [
         ({"cron": "61 * * * *"}, "cron", "Bad minute"),
-        ({"cron": "", "interval": None}, "cron", "either a cron expression or an interval"),
+        ({"cron": "", "interval": None}, "cron", "Give a cron expression or an interval."),
         ({"cron": "* * * * *", "interval": 5}, "cron", "not both"),
         ({"job_name": "Nope"}, "job_name", "No job is registered as 'Nope'"),
         ({"args": {"a": 1}}, "args", "JSON list"),

@@ -63,8 +63,32 @@ def worker_detail(model_admin: ModelAdmin, request: HttpRequest, worker_id: str)
         f"Worker {worker_id}",
         "workers",
         worker=found[0],
+        worker_key=f"worker:{worker_id}",  # its job, for the whole-value link
         registered=registered,
     )
+
+
+# -- one whole value ------------------------------------------------------------------------
+
+
+@page
+def whole_value(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """One stored value as plain text, whole: ``?key=queue:mail&index=3`` (an item of a
+    list) or ``?key=worker:<id>`` (a string). The pages show at most ``PAYLOAD_LIMIT`` of a
+    payload and link here for the rest, so a 10 MB job never makes a 10 MB page."""
+    name = request.GET.get("key", "")
+    index = request.GET.get("index")
+    if not name:
+        raise Http404("no key")
+    try:
+        value = keys.item(name, None if index is None else int(index))
+    except ValueError:
+        raise Http404("not an index") from None
+    if value is None:
+        raise Http404("no such value (it may have moved)")
+    # The stored bytes as they are (the client reads them with surrogateescape).
+    body = value.encode("utf-8", "surrogateescape")
+    return HttpResponse(body, content_type="text/plain; charset=utf-8")
 
 
 # -- stats ---------------------------------------------------------------------------------

@@ -94,3 +94,13 @@ def contents(key: str) -> dict[str, Any]:
             size=client.zcard(name), items=client.zrange(name, 0, PREVIEW - 1, withscores=True)
         )
     return result
+
+
+def item(key: str, index: int | None) -> str | None:
+    """One value under the namespace: the list item at ``index``, or the whole string when
+    ``index`` is None; None when there is none."""
+    client = get_redis()
+    name = _prefix() + key
+    if index is None:
+        return client.get(name) if client.type(name) == "string" else None
+    return client.lindex(name, index) if client.type(name) == "list" else None

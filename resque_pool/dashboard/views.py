@@ -318,6 +318,7 @@ def queue_detail(model_admin: ModelAdmin, request: HttpRequest, name: str) -> Ht
         f"Pending jobs on {name}",
         "queues",
         queue=name,
+        queue_key=f"queue:{name}",  # under the namespace, for the whole-value links
         jobs=jobs,
         page=page,
         known=known,

@@ -27,10 +27,11 @@ MAX_NODES = 10_000  # YAML nodes in a document, aliases counted at their expande
 MAX_ALIASED_NODES = 1_000  # of those, how many may come from expanding aliases
 
 
-def read_config(path: str) -> str:
+def read_config(path: str, kind: str = "a pool configuration") -> str:
     """The text of a regular file of at most ``MAX_FILE_BYTES``. A symlink to a regular
     file is fine; one to ``/dev/zero``, a FIFO or a device is refused (``O_NONBLOCK``: the
-    open of a FIFO with no writer must not hang the manager)."""
+    open of a FIFO with no writer must not hang the manager). ``kind`` names the file in
+    the size error (``load_resque_schedule`` reads schedule files with it too)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
@@ -41,11 +42,11 @@ def read_config(path: str) -> str:
             raise ConfigError(f"{path}: not a regular file")
         limit = f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"
         if info.st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: {limit}; a pool configuration is a few lines")
+            raise ConfigError(f"{path}: {limit}; {kind} is a few lines")
         with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)  # it may have grown since fstat
         if len(data) > MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: {limit}; a pool configuration is a few lines")
+            raise ConfigError(f"{path}: {limit}; {kind} is a few lines")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
     finally:
@@ -93,14 +94,14 @@ def interpolate(text: str, environ: Mapping[str, str] | None = None, source: str
     return "".join(lines)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so a queue named ``on``, ``yes``
-    or ``no`` stays a string key (YAML 1.1 would turn it into a boolean).
+class BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts the nodes it composes, an alias at the size of what it
+    expands to, and stops at ``MAX_NODES`` (``MAX_ALIASED_NODES`` through aliases): a few
+    hundred bytes of nested aliases otherwise expand to billions of values. An alias to a
+    node that is still being composed (a recursive structure) is refused too.
 
-    It also counts the nodes it composes, an alias at the size of what it expands to, and
-    stops at ``MAX_NODES`` (``MAX_ALIASED_NODES`` through aliases): a few hundred bytes of
-    nested aliases otherwise expand to billions of values. An alias to a node that is still
-    being composed (a recursive structure) is refused too."""
+    Its booleans are YAML 1.1's, as Ruby's Psych reads them (a resque-scheduler file);
+    ``_Loader`` below is the pool's, with YAML 1.2 booleans."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -139,6 +140,11 @@ class _Loader(yaml.SafeLoader):
         raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
 
 
+class _Loader(BoundedLoader):
+    """BoundedLoader with YAML 1.2 booleans: only true/false, so a queue named ``on``,
+    ``yes`` or ``no`` stays a string key (YAML 1.1 would turn it into a boolean)."""
+
+
 def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
     """Nodes in ``node`` once every alias inside it is expanded (memoised per node)."""
     known = sizes.get(id(node))
@@ -164,9 +170,11 @@ _Loader.add_implicit_resolver(
 )
 
 
-def parse_yaml(text: str, source: str = "") -> Any:
+def parse_yaml(text: str, source: str = "", loader: type[BoundedLoader] | None = None) -> Any:
+    """The document in ``text``, within the bounds above; ConfigError in one line.
+    ``loader`` defaults to the pool's (YAML 1.2 booleans)."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=loader or _Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source

@@ -107,6 +107,7 @@ def delayed_at(model_admin: ModelAdmin, request: HttpRequest, stamp: str) -> Htt
         page=page,
         stamp=ts,
         at=_at(ts),
+        list_key=f"delayed:{ts}",  # under the namespace, for the whole-value links
     )
 
 
@@ -154,19 +155,23 @@ def schedules(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     """Recurring schedules with their last and next run, and who leads."""
     from resque_pool.scheduler.models import Schedule
 
-    lasts = recurring.last_runs()
-    slots = recurring.slots()
+    state = recurring.RunsState.read()
+    lasts = state.lasts
     rows = []
     for schedule in Schedule.objects.all():
-        last = lasts.get(schedule.name)
-        try:
-            upcoming = schedule.next_run(
-                recurring.base_time(schedule, last, slots.get(schedule.name))
-            )
-        except ValueError:
-            upcoming = None
+        upcoming, error = None, state.errors.get(schedule.name)
+        if schedule.enabled and error is None:
+            try:
+                upcoming = recurring.next_run(schedule, state)
+            except Exception as problem:  # noqa: BLE001 (one bad row never fails the page)
+                error = recurring.describe(problem)
         rows.append(
-            {"schedule": schedule, "last": last, "next": upcoming if schedule.enabled else None}
+            {
+                "schedule": schedule,
+                "last": lasts.get(schedule.name),
+                "next": upcoming,
+                "error": error if schedule.enabled else None,
+            }
         )
     known = {row["schedule"].name for row in rows}
     return views.render(

@@ -68,35 +68,63 @@ class Schedule(models.Model):
     @property
     def timing_text(self) -> str:
         if self.cron:
-            zone = f" ({self.time_zone})" if self.time_zone else ""
+            # A zone inside the expression overrides the schedule's: show only the one used.
+            inline = timing.split_cron(self.cron)[1]
+            zone = f" ({self.time_zone})" if self.time_zone and not inline else ""
             return f"cron {self.cron}{zone}"
         return f"every {self.interval}s"
 
+    def full_clean(
+        self,
+        exclude: Any = None,
+        validate_unique: bool = True,
+        validate_constraints: bool = True,
+    ) -> None:
+        # A ModelForm excludes the fields it already refused (``interval: -1``, args that
+        # are not JSON); clean() then leaves them alone, so that one mistake gives one
+        # message, not a second one about the value the field kept (None, []).
+        self._excluded = set(exclude or ())
+        try:
+            super().full_clean(exclude, validate_unique, validate_constraints)
+        finally:
+            del self._excluded
+
     def clean(self) -> None:
+        excluded = getattr(self, "_excluded", set())
         errors: dict[str, Any] = {}
-        if bool(self.cron.strip()) == (self.interval is not None):
+        has_cron = bool(self.cron.strip())
+        has_interval = self.interval is not None
+        if {"cron", "interval"} & excluded:
+            pass  # the form already said what is wrong with the timing
+        elif has_cron and has_interval:
             errors["cron"] = "Give either a cron expression or an interval, not both."
-        elif self.cron.strip():
+        elif not has_cron and not has_interval:
+            errors["cron"] = "Give a cron expression or an interval."
+        elif has_cron:
             try:
                 timing.check_cron(self.cron)
             except timing.ScheduleError as error:
                 errors["cron"] = str(error)
-        elif self.interval is not None and self.interval < 1:
-            errors["interval"] = "The interval is at least one second."
+        else:
+            try:
+                timing.check_interval(self.interval)
+            except timing.ScheduleError as error:
+                errors["interval"] = str(error)
         try:
             timing.zone(self.time_zone)
         except timing.ScheduleError as error:
             errors["time_zone"] = str(error)
-        if not isinstance(self.args, list):
+        if "args" not in excluded and not isinstance(self.args, list):
             errors["args"] = 'Arguments must be a JSON list, e.g. [44, "x"].'
-        job_error = self.job_error()
+        job_error = self.job_error(check_args="args" not in excluded)
         if job_error:
             errors["job_name"] = job_error
         if errors:
             raise ValidationError(errors)
 
-    def job_error(self) -> str | None:
-        """Why this job cannot be pushed from here, or None."""
+    def job_error(self, check_args: bool = True) -> str | None:
+        """Why this job cannot be pushed from here, or None. ``check_args=False`` leaves
+        the arguments out (the form refused them already)."""
         from resque_pool.resque.jobs import registry
         from resque_pool.resque.queue_lists import check_queue_name
 
@@ -114,7 +142,7 @@ class Schedule(models.Model):
             check_queue_name(queue)
         except ValidationError as error:
             return error.messages[0]
-        if definition is not None and isinstance(self.args, list):
+        if check_args and definition is not None and isinstance(self.args, list):
             try:
                 definition.check_arguments(list(self.args))
             except Exception as error:  # noqa: BLE001 (BadArguments: shown to the user)

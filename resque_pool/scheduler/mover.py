@@ -16,13 +16,13 @@ item is pushed as it is (workers ignore the extra member).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import registry
 from resque_pool.resque.wakeup import wake_quietly
+from resque_pool.scheduler import clock
 from resque_pool.scheduler.delayed import SCHEDULE, index_key, timestamp_key, timestamp_member
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ BATCH = 100
 @dataclass
 class MoveResult:
     moved: int = 0
+    # The time the move was made at (Redis's clock unless given), seconds since the epoch.
+    now: float = 0.0
     # timestamps holding items this process cannot route (no queue, not JSON): left for
     # another scheduler (Ruby knows its own classes' queues); logged once each.
     stuck: set[int] = field(default_factory=set)
@@ -110,22 +112,27 @@ def queue_entry(item: str) -> tuple[str, str] | None:
 
 
 def due_timestamps(now: float | None = None, limit: int = BATCH) -> list[int]:
-    """Timestamps whose score is not after ``now``, earliest first."""
-    stamps = get_redis().zrangebyscore(
-        key(SCHEDULE), "-inf", int(now if now is not None else time.time()), start=0, num=limit
-    )
+    """Timestamps whose score is not after ``now`` (default: Redis's clock), earliest
+    first."""
+    client = get_redis()
+    if now is None:
+        now = clock.redis_time(client)
+    stamps = client.zrangebyscore(key(SCHEDULE), "-inf", int(now), start=0, num=limit)
     return [int(stamp) for stamp in stamps]
 
 
 def move_due(now: float | None = None, max_items: int | None = None) -> MoveResult:
-    """Move every item due at ``now`` (default: this second); at most ``max_items``.
+    """Move every item due at ``now`` (default: this second on Redis's clock, the one
+    every scheduler shares); at most ``max_items``.
 
     Each round reads the heads of up to ``BATCH`` due times in one pipeline and runs the
     move script for each item read in a second one: two round trips for up to
     ``BATCH * BATCH`` items, whether they share one time or each has its own.
     """
-    result = MoveResult()
     client = get_redis()
+    if now is None:
+        now = clock.redis_time(client)
+    result = MoveResult(now=now)
     move = client.register_script(_MOVE)
     clean = client.register_script(_CLEAN)
     schedule, queues = key(SCHEDULE), key("queues")

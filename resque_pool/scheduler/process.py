@@ -41,6 +41,9 @@ class Scheduler:
         self.title = ""
         self.recurring = Recurring()
         self.recurring_errors = LogOnce(logger)
+        # Redis's clock less ours, measured each tick: the loop wakes just past each whole
+        # second of the clock the items are due by, whatever this host's clock says.
+        self.offset = 0.0
 
     def run(self) -> None:
         self.install_signals()
@@ -68,6 +71,7 @@ class Scheduler:
             self.redis_errors.error(text, "scheduler: %s (retrying every second)", text)
             return
         self.redis_errors.clear("scheduler: Redis answers again")
+        self.offset = moved.now - time.time()
         if moved.moved:
             logger.info("moved %d due delayed job(s) to their queues", moved.moved)
         try:
@@ -83,8 +87,9 @@ class Scheduler:
         self.recurring_errors.clear("scheduler: recurring schedules work again")
 
     def sleep_time(self) -> float:
-        # Just past the next whole second, when the next timestamps become due.
-        return TICK - (time.time() % TICK) + 0.01
+        # Just past the next whole second of Redis's clock, when the next timestamps
+        # become due.
+        return TICK - ((time.time() + self.offset) % TICK) + 0.01
 
     def install_signals(self) -> None:
         for signum in STOP_SIGNALS:

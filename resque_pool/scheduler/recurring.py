@@ -12,6 +12,16 @@ fires too. A run is recorded as resque-scheduler records it (``HSET
 delayed:last_enqueued_at <name> <Time#to_s>``) and, for our own bookkeeping, the slot it
 was due at in ``<ns>:resque_pool:schedule_slots``.
 
+Time is Redis's ``TIME`` (``clock.py``), for every scheduler. A stored slot or last run
+further ahead of that clock than one period of its schedule (written by a scheduler whose
+clock was wrong, a Ruby one or an older version of ours) is damaged: it is ignored, logged
+once, and the schedule counts its next run from now.
+
+Errors are per schedule: one whose next run cannot be computed (an absurd interval on an
+old row, a broken hook) is logged once with its name, recorded in
+``<ns>:resque_pool:schedule_errors`` for the admin to show on its row, and the others fire
+on time.
+
 Missed runs: runs missed while no scheduler led (or while the leader changed) are
 coalesced into one run, fired as soon as a scheduler leads again; resque-scheduler skips
 them instead. A daily job that missed its slot during a deploy still runs once, never
@@ -24,9 +34,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+import redis as redis_lib
 
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
@@ -34,6 +47,8 @@ from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import registry
 from resque_pool.resque.wakeup import wake_quietly
+from resque_pool.scheduler import clock
+from resque_pool.scheduler.timing import ScheduleError
 
 if TYPE_CHECKING:
     # Only for the hints: at run time tick() imports the model where it queries it.
@@ -44,6 +59,7 @@ logger = logging.getLogger(__name__)
 LAST_ENQUEUED_AT = "delayed:last_enqueued_at"
 SLOTS = "resque_pool:schedule_slots"
 LEADER = "resque_pool:scheduler_leader"
+ERRORS = "resque_pool:schedule_errors"
 
 # KEYS: leader; ARGV: me, ttl ms.  1 when we hold the lock (refreshed or newly taken).
 _HOLD = """
@@ -73,6 +89,15 @@ redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
 return 1
+"""
+
+# KEYS: leader, a hash (slots or errors); ARGV: me, field, value ("" deletes the field).
+# Only the leader writes our bookkeeping, so a stalled former leader cannot undo its
+# successor's.
+_SET_IF_LEADER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then return redis.call('HDEL', KEYS[2], ARGV[2]) end
+return redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 """
 
 
@@ -115,19 +140,57 @@ class Leadership:
             logger.info("scheduler %s released the leader lock", self.me)
 
 
-def last_runs() -> dict[str, datetime]:
-    """Schedule name -> last run, from ``delayed:last_enqueued_at`` (Ruby's or ours)."""
+def last_runs(raw: dict[str, str] | None = None) -> dict[str, datetime]:
+    """Schedule name -> last run, from ``delayed:last_enqueued_at`` (Ruby's or ours);
+    unreadable values are left out."""
+    if raw is None:
+        raw = get_redis().hgetall(key(LAST_ENQUEUED_AT))
     found = {}
-    for name, text in get_redis().hgetall(key(LAST_ENQUEUED_AT)).items():
+    for name, text in raw.items():
         parsed = wire.parse_time(text)
         if parsed is not None:
             found[name] = parsed
     return found
 
 
-def slots() -> dict[str, int]:
-    """Schedule name -> the last slot handled (fired, skipped or cancelled), epoch seconds."""
-    return {name: int(value) for name, value in get_redis().hgetall(key(SLOTS)).items()}
+def slots(raw: dict[str, str] | None = None) -> dict[str, int]:
+    """Schedule name -> the last slot handled (fired, skipped or cancelled), epoch seconds;
+    a value that is not a whole number is left out (and so recomputed)."""
+    if raw is None:
+        raw = get_redis().hgetall(key(SLOTS))
+    found = {}
+    for name, value in raw.items():
+        try:
+            found[name] = int(value)
+        except ValueError:
+            continue
+    return found
+
+
+def schedule_errors() -> dict[str, str]:
+    """Schedule name -> why the leader could not handle it, as last recorded."""
+    return get_redis().hgetall(key(ERRORS))
+
+
+@dataclass
+class RunsState:
+    """What Redis says about every schedule's runs, read in one round trip."""
+
+    now: datetime
+    lasts: dict[str, datetime]
+    slots: dict[str, int]
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, now: float | None = None) -> RunsState:
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.time()
+        pipe.hgetall(key(LAST_ENQUEUED_AT))
+        pipe.hgetall(key(SLOTS))
+        pipe.hgetall(key(ERRORS))
+        server, lasts, handled, errors = pipe.execute()
+        moment = now if now is not None else clock.seconds(server)
+        return cls(datetime.fromtimestamp(moment, UTC), last_runs(lasts), slots(handled), errors)
 
 
 def base_time(schedule: Schedule, last: datetime | None, slot: int | None) -> datetime:
@@ -139,6 +202,56 @@ def base_time(schedule: Schedule, last: datetime | None, slot: int | None) -> da
     if slot is not None:
         candidates.append(datetime.fromtimestamp(slot, UTC))
     return max(candidates)
+
+
+def period(schedule: Schedule, moment: datetime) -> timedelta:
+    """The time between the schedule's next two runs after ``moment``."""
+    first = schedule.next_run(moment)
+    return schedule.next_run(first) - first
+
+
+@dataclass
+class Base:
+    """Where a schedule's runs are counted from, and what was found damaged on the way."""
+
+    time: datetime
+    damaged: list[str]
+    # The slot to record because the stored one is missing or damaged (None: keep it).
+    new_slot: int | None = None
+
+
+def checked_base(
+    schedule: Schedule, last: datetime | None, slot: int | None, now: datetime
+) -> Base:
+    """``base_time`` without stored values further ahead of ``now`` than one period: such
+    a value was written on a wrong clock, and trusting it would silence the schedule until
+    then. A damaged value is left out, and when that leaves no usable slot, ``now`` is the
+    slot (recorded by the leader): the next run is the schedule's first after now, and the
+    next loops count from that same moment."""
+    limit = now + period(schedule, now)
+    damaged = []
+    if last is not None and last > limit:
+        damaged.append(f"last run {last.isoformat()}")
+        last = None
+    slot_damaged = slot is not None and slot > limit.timestamp()
+    if slot_damaged:
+        try:
+            shown = datetime.fromtimestamp(slot, UTC).isoformat()
+        except (OverflowError, ValueError, OSError):
+            shown = str(slot)[:24]
+        damaged.append(f"slot {shown}")
+    new_slot = None
+    if damaged and (slot is None or slot_damaged):
+        slot = new_slot = int(now.timestamp())
+    return Base(base_time(schedule, last, slot), damaged, new_slot)
+
+
+def next_run(schedule: Schedule, state: RunsState) -> datetime:
+    """The schedule's next run as the leader counts it (damaged values ignored)."""
+    base = checked_base(
+        schedule, state.lasts.get(schedule.name), state.slots.get(schedule.name), state.now
+    )
+    return schedule.next_run(base.time)
 
 
 def start_at(schedule: Schedule, first: datetime) -> None:
@@ -168,45 +281,93 @@ def latest_due(schedule: Schedule, due: datetime, moment: datetime, limit: int =
     return int(latest.timestamp())
 
 
+def describe(error: Exception) -> str:
+    """One line for a schedule's error: our own errors as they are, others with their type."""
+    if isinstance(error, ScheduleError):
+        return str(error)
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 class Recurring:
     """Called once per scheduler loop: lead, read the schedules, fire what is due."""
 
     def __init__(self) -> None:
         self.leadership = Leadership()
-        # A schedule that cannot fire says so once, not every second, until another does.
-        self.errors = LogOnce(logger)
+        # Per schedule, so that two broken schedules do not take turns at the log: each
+        # error is logged once, with the schedule's name, until it changes or clears.
+        self.errors: dict[str, LogOnce] = {}
+        self.damage: dict[str, LogOnce] = {}
 
     def tick(self, now: float | None = None) -> int:
+        """Fire what is due at ``now`` (default: Redis's clock); the number of runs pushed."""
         if not self.leadership.hold():
             return 0
         from resque_pool.scheduler.models import Schedule
 
         schedules = list(Schedule.objects.filter(enabled=True))
-        if not schedules:
-            return 0
-        moment = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
-        lasts = last_runs()
-        handled = slots()
+        state = RunsState.read(now)
+        self.forget(state, {schedule.name for schedule in schedules})
         fired = 0
         for schedule in schedules:
             try:
-                due = schedule.next_run(
-                    base_time(schedule, lasts.get(schedule.name), handled.get(schedule.name))
-                )
-            except ValueError as error:
-                self.report(schedule.name, str(error))
-                continue
-            if due <= moment:
-                fired += self.fire(schedule, latest_due(schedule, due, moment), moment)
+                fired += self.step(schedule, state)
+            except redis_lib.RedisError:
+                raise  # Redis is down for every schedule: the loop logs it once
+            except Exception as error:  # noqa: BLE001 (this schedule's alone)
+                self.report(schedule.name, describe(error), state)
+            else:
+                self.cleared(schedule.name, state)
         return fired
+
+    def step(self, schedule: Schedule, state: RunsState) -> int:
+        """Fire ``schedule`` if it is due; 1 when a run was pushed."""
+        moment = state.now
+        try:
+            base = checked_base(
+                schedule, state.lasts.get(schedule.name), state.slots.get(schedule.name), moment
+            )
+            if base.damaged:
+                self.repair(schedule, base, moment)
+            elif schedule.name in self.damage:
+                del self.damage[schedule.name]  # the next run overwrote it
+            due = schedule.next_run(base.time)
+            if due > moment:
+                return 0
+            slot = latest_due(schedule, due, moment)
+        except (ScheduleError, redis_lib.RedisError):
+            raise
+        except Exception as error:  # noqa: BLE001 (reworded for the log and the admin)
+            raise ScheduleError(f"cannot compute its next run: {describe(error)}") from None
+        return self.fire(schedule, slot, moment)
+
+    def repair(self, schedule: Schedule, base: Base, moment: datetime) -> None:
+        """Log a damaged slot or last run once, and record ``moment`` as the schedule's slot
+        (only when it has no usable one), so that later loops count from it."""
+        text = ", ".join(base.damaged)
+        log = self.damage.setdefault(schedule.name, LogOnce(logger, logging.WARNING))
+        log.error(
+            text,
+            "schedule %s: stored %s is ahead of Redis's clock (%s) by more than one period "
+            "(written on a wrong clock?); ignored, runs are counted without it",
+            schedule.name,
+            text,
+            moment.isoformat(),
+        )
+        if base.new_slot is not None:
+            self._set(SLOTS, schedule.name, str(base.new_slot))
+
+    def _set(self, hash_name: str, field_name: str, value: str) -> None:
+        get_redis().register_script(_SET_IF_LEADER)(
+            keys=[key(LEADER), key(hash_name)], args=[self.leadership.me, field_name, value]
+        )
 
     def fire(self, schedule: Schedule, slot: int, moment: datetime) -> int:
         """Push one run of ``schedule`` due at ``slot``; 1 when pushed."""
         definition = registry.get(schedule.job_name)
         queue = schedule.queue or (definition.queue if definition else "")
         if not queue:
-            self.report(schedule.name, f"job {schedule.job_name!r} has no queue here")
-            return 0
+            raise ScheduleError(f"job {schedule.job_name!r} has no queue here")
         args = list(schedule.args) if isinstance(schedule.args, list) else []
         payload = wire.job_payload(schedule.job_name, args)
         mode = "skip-if-queued" if schedule.skip_if_queued else "push"
@@ -251,9 +412,31 @@ class Recurring:
                 hook(*args)
         return 1
 
-    def report(self, name: str, message: str) -> None:
-        text = f"schedule {name}: {message}"
-        self.errors.error(text, "%s", text)
+    def report(self, name: str, message: str, state: RunsState | None = None) -> None:
+        """This schedule's error: logged once with its name, recorded for the admin."""
+        log = self.errors.setdefault(name, LogOnce(logger))
+        log.error(message, "schedule %s: %s", name, message)
+        if state is not None and state.errors.get(name) != message:
+            self._set(ERRORS, name, message)
+            state.errors[name] = message
+
+    def cleared(self, name: str, state: RunsState) -> None:
+        log = self.errors.get(name)
+        if log is not None:
+            log.clear("schedule %s works again", name)
+        if name in state.errors:
+            self._set(ERRORS, name, "")
+            del state.errors[name]
+
+    def forget(self, state: RunsState, names: Iterable[str]) -> None:
+        """Drop what is kept about schedules that are gone or disabled."""
+        names = set(names)
+        for gone in [name for name in state.errors if name not in names]:
+            self._set(ERRORS, gone, "")
+            del state.errors[gone]
+        for kept in (self.errors, self.damage):
+            for gone in [name for name in kept if name not in names]:
+                del kept[gone]
 
     def stop(self) -> None:
         try:

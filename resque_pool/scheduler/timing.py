@@ -31,8 +31,37 @@ _UNITS = {
 }
 
 
+# The longest interval a schedule may have. Longer ones are almost always a typo (10000y),
+# and an interval of billions of seconds overflows date arithmetic when the next run is
+# computed (OverflowError), which no schedule should be able to cause.
+MAX_INTERVAL = 365 * 86400
+
+# Each cron field's values, in the order of a 6-field expression (seconds first), with
+# the names cronsim gives them in its errors.
+_FIELDS = (
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+)
+_STEP = re.compile(r"/(\d+)")
+
+
 class ScheduleError(ValueError):
     """A cron expression, interval or time zone that cannot be used."""
+
+
+def check_interval(seconds: float) -> None:
+    """ScheduleError unless ``seconds`` is between one second and one year."""
+    if seconds < 1:
+        raise ScheduleError("The interval is at least one second.")
+    if seconds > MAX_INTERVAL:
+        raise ScheduleError(
+            f"The interval is at most one year ({MAX_INTERVAL} seconds); "
+            f"{seconds:.0f} seconds is longer."
+        )
 
 
 def zone(name: str) -> tzinfo:
@@ -74,6 +103,21 @@ def check_cron(expression: str) -> None:
         CronSim(fields, datetime(2000, 1, 1, tzinfo=UTC))
     except CronSimError as error:
         raise ScheduleError(f"cron {expression!r}: {error}") from None
+    _check_steps(expression, fields.split())
+
+
+def _check_steps(expression: str, parts: list[str]) -> None:
+    """cronsim takes any step (``*/99999999999999999999`` runs once an hour); a step larger
+    than its field's range is a mistake, so it is refused with the range."""
+    named = _FIELDS if len(parts) == 6 else _FIELDS[1:]
+    for part, (name, low, high) in zip(parts, named, strict=True):
+        for step in _STEP.findall(part):
+            if int(step) > high - low + 1:
+                shown = step if len(step) <= 12 else step[:12] + "…"
+                raise ScheduleError(
+                    f"cron {expression!r}: Bad {name}: the step {shown} is larger than the "
+                    f"field's range ({low}-{high})"
+                )
 
 
 def next_cron(expression: str, zone_name: str, after: datetime) -> datetime:

@@ -12,6 +12,15 @@ UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
+# The latest instant a delayed job can be given: Python's datetimes (and the command's
+# output) end with the year 9999.
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def _too_far(option: str, text: str) -> ValueError:
+    return ValueError(f"{option} {text!r} is too far ahead (the latest is {utc_text(LATEST)})")
+
+
 def parse_delay(text: str) -> timedelta:
     """``30s``, ``5m``, ``2h``, ``1d`` or plain seconds; ValueError with a clear message."""
     match = _DELAY.match(text.lower())
@@ -20,7 +29,21 @@ def parse_delay(text: str) -> timedelta:
             f"--in {text!r}: give a number of seconds, or a number followed by s, m, h or d "
             "(30, 30s, 5m, 2h, 1d)"
         )
-    return timedelta(seconds=float(match.group(1)) * UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * UNITS[match.group(2)])
+    except OverflowError:
+        raise _too_far("--in", text) from None
+
+
+def after(now: datetime, text: str) -> datetime:
+    """``now`` plus the delay ``text`` (``--in``); ValueError past the year 9999."""
+    try:
+        at = now + parse_delay(text)
+    except OverflowError:
+        raise _too_far("--in", text) from None
+    if at > LATEST:
+        raise _too_far("--in", text)
+    return at
 
 
 def parse_at(text: str) -> datetime:
@@ -35,6 +58,12 @@ def parse_at(text: str) -> datetime:
         ) from None
     if timezone.is_naive(when):
         when = timezone.make_aware(when, timezone.get_current_timezone())
+    try:
+        past_the_end = when > LATEST
+    except OverflowError:
+        past_the_end = True
+    if past_the_end:
+        raise _too_far("--at", text)
     return when
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import yaml
 from django.utils import timezone
 
+from resque_pool.pool.config_error import ConfigError
+from resque_pool.pool.yaml_file import BoundedLoader, parse_yaml, read_config
 from resque_pool.scheduler import timing
 from resque_pool.scheduler.when import parse_at
 
@@ -31,6 +32,15 @@ AT_ONCE = ("now", "immediately", 0)
 
 class ScheduleFileError(ValueError):
     pass
+
+
+def read(path: str) -> str:
+    """The schedule file's text, read as the pool reads its configuration: a regular file
+    (a FIFO or ``/dev/zero`` is refused at once), at most 1 MiB, UTF-8."""
+    try:
+        return read_config(path, kind="a schedule file")
+    except ConfigError as error:
+        raise ScheduleFileError(str(error)) from None
 
 
 @dataclass
@@ -92,9 +102,12 @@ def parse(text: str, now: datetime | None = None) -> list[Entry]:
     names the first bad entry."""
     now = now or timezone.now()
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ScheduleFileError(f"not YAML: {str(error).splitlines()[0]}") from None
+        # The pool's bounds on nodes and aliases (a 1.4 KB alias bomb otherwise runs to a
+        # MemoryError), with YAML 1.1 booleans as Ruby's Psych reads this file.
+        data = parse_yaml(text, "line", loader=BoundedLoader)
+    except ConfigError as error:
+        # "line:2: not valid YAML: …" from the pool's reader reads better as "line 2: …".
+        raise ScheduleFileError(str(error).replace("line:", "line ", 1)) from None
     if data is None:
         return []
     if not isinstance(data, dict):
@@ -123,6 +136,7 @@ def parse(text: str, now: datetime | None = None) -> list[Entry]:
             else:
                 duration, options = _interval_value(every, name, notes, "every")
                 seconds = timing.parse_duration(duration)
+                timing.check_interval(max(1.0, seconds))  # under a second is rounded up
                 if seconds != int(seconds):
                     notes.append(f"{name}: every {every!r} rounded up to whole seconds")
                 values["interval"] = max(1, math.ceil(seconds))

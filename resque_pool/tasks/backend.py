@@ -14,8 +14,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from django.apps import apps
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -119,18 +120,25 @@ class ResqueBackend(BaseTaskBackend):
     # -- results ------------------------------------------------------------------------
 
     def get_result(self, result_id: str) -> TaskResult:
+        # Ids are the strings enqueue() returned; anything else (None, 123) names no
+        # result, as in the framework's own backends, rather than a TypeError from below.
+        if not isinstance(result_id, str) or not result_id:
+            raise TaskResultDoesNotExist(result_id)
         record = results.load(result_id)
         if record is None:
             raise TaskResultDoesNotExist(result_id)
         return self.result_from_record(record)
 
     def result_from_record(self, record: dict[str, Any]) -> TaskResult:
+        """The result a stored record describes. A record naming a task this process does
+        not know raises ``SuspiciousOperation``, as the database and rq backends do for a
+        stored path that is not a task: the result exists, so "does not exist" would lie."""
         path = record.get("task")
         task = registry.get(path) if isinstance(path, str) else None
         if task is None:
-            raise TaskResultDoesNotExist(
-                f"{record.get('id')}: its task {path!r} is not known in this process "
-                "(define it in an installed app's tasks module)"
+            raise SuspiciousOperation(
+                f"task result {record.get('id')}: its task {path!r} is not known in this "
+                "process (define it in an installed app's tasks module)"
             )
         return to_result(record, as_enqueued(task, record))
 
@@ -139,6 +147,15 @@ class ResqueBackend(BaseTaskBackend):
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
         yield from super().check(**kwargs)
         where = f"TASKS[{self.alias!r}]"
+        if not apps.is_installed("resque_pool"):
+            # Without the app no worker finds the tasks modules, and no migration, admin
+            # page or scheduler exists: tasks would be queued and never run.
+            yield checks.Error(
+                f"{where} uses resque_pool.tasks.ResqueBackend, but 'resque_pool' is not in "
+                "INSTALLED_APPS.",
+                hint='Add "resque_pool" to INSTALLED_APPS.',
+                id="resque_pool.tasks.E003",
+            )
         for name in sorted(self.queues):
             problem = queues.name_problem(name)
             if problem:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django import template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import conditional_escape, format_html
 
 from resque_pool.dashboard.text import query_string, reverse_path
+from resque_pool.resque import wire
 
 register = template.Library()
 
@@ -28,6 +34,58 @@ def duration(seconds) -> str:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
+
+
+# The most of one payload a page shows; the rest is one link away (``whole_value``).
+PAYLOAD_LIMIT = 64 * 1024
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+@register.simple_tag
+def payload(text, key: str, index=None) -> str:
+    """``text`` escaped, cut after ``PAYLOAD_LIMIT`` characters with its size and a link to
+    the whole stored value (``key``, and ``index`` in a list)."""
+    text = "" if text is None else str(text)
+    if len(text) <= PAYLOAD_LIMIT:
+        return conditional_escape(text)
+    query = {"key": key} if index is None else {"key": key, "index": index}
+    link = reverse("admin:resque_pool_dashboard_value") + "?" + query_string(query)
+    return format_html(
+        '{}<span class="resque-cut">… cut: the first {} of {} are shown; '
+        '<a href="{}">the whole value</a></span>',
+        text[:PAYLOAD_LIMIT],
+        _size(PAYLOAD_LIMIT),
+        _size(len(text.encode("utf-8", "surrogateescape"))),
+        link,
+    )
+
+
+# The dashboard's one time format: date, time to the second, zone (the current one).
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+
+
+@register.filter
+def when(value) -> str:
+    """A time as every dashboard page shows it (``2026-11-24 18:00:00 UTC``): a datetime,
+    or a stored time in any of Resque's formats, read as ``wire.parse_time`` reads it. A
+    text that is not a time is shown as it is; ``None`` or empty is ``–``."""
+    if value is None or value == "":
+        return "–"
+    moment = value if isinstance(value, datetime) else wire.parse_time(str(value))
+    if moment is None:
+        return str(value)
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return timezone.localtime(moment).strftime(TIME_FORMAT)
+    except (OverflowError, ValueError):
+        return moment.isoformat()
 
 
 def _reverse(name: str, value) -> str:

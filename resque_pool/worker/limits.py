@@ -176,7 +176,7 @@ class Recycler:
         """Why the worker should recycle now, or None."""
         self.jobs += 1
         if self.max_jobs is not None and self.jobs >= self.max_jobs:
-            return f"ran {self.jobs} jobs (limit {self.max_jobs})"
+            return f"ran {self.jobs} job{'s' if self.jobs != 1 else ''} (limit {self.max_jobs})"
         if self.max_memory_mb:
             rss = rss_mb()
             if rss > self.max_memory_mb:

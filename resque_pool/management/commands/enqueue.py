@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,16 +16,25 @@ from django.utils import timezone
 from resque_pool.conf import settings
 from resque_pool.debug import mask_url
 from resque_pool.errors import ResqueError
+from resque_pool.pool.config_error import clip
 from resque_pool.resque.jobs import enqueue, registry, unknown_job
 
 
-def parse_argument(text: str) -> Any:
+def parse_argument(text: str, warn: Callable[[str], None] | None = None) -> Any:
     """An argument is JSON when it parses as JSON (``44``, ``true``, ``{"a":1}``), else the
     string itself (``masterbrew``). ``NaN``, ``Infinity`` and numbers too large for a float
-    are not JSON that Ruby (or our encoder) can write, so they stay strings."""
+    are not JSON that Ruby (or our encoder) can write, so they stay strings. A string that
+    looks like JSON (``[1,2``) but does not parse stays a string too, and ``warn`` is told
+    why: it is more likely a typo than a string meant to start with a bracket."""
     try:
         value = json.loads(text, parse_constant=_refuse)
-    except ValueError:
+    except ValueError as error:
+        if warn is not None and text.lstrip()[:1] in ("[", "{", '"'):
+            reason = str(error).split(":")[0]
+            warn(
+                f"warning: argument {clip(text, 60)!r} looks like JSON but is not ({reason}); "
+                "it is passed as a string"
+            )
         return text
     if isinstance(value, float) and not math.isfinite(value):
         return text
@@ -59,17 +68,21 @@ class Command(BaseCommand):
         parser.add_argument("name", help="registered job name, e.g. Record or myapp.jobs.archive")
         parser.add_argument("job_args", nargs="*", metavar="ARG", help="job arguments")
         parser.add_argument("--queue", "-q", help="queue to push to (default: the job's queue)")
-        later = parser.add_mutually_exclusive_group()
-        later.add_argument("--in", dest="delay", metavar="DELAY", help="run later: 30s, 5m, 2h, 1d")
-        later.add_argument(
+        # Not an argparse group: its refusal is a usage block and a second line; ours is one.
+        parser.add_argument(
+            "--in", dest="delay", metavar="DELAY", help="run later: 30s, 5m, 2h, 1d"
+        )
+        parser.add_argument(
             "--at", metavar="TIME", help="run at an ISO 8601 time (no offset: TIME_ZONE)"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["name"]
+        if options["delay"] is not None and options["at"] is not None:
+            raise CommandError("give --in or --at, not both")
         if options["queue"] is None and name not in registry:
             raise CommandError(str(unknown_job(name, "give --queue QUEUE")))
-        job_args = [parse_argument(text) for text in options["job_args"]]
+        job_args = [parse_argument(text, self.stderr.write) for text in options["job_args"]]
         if options["delay"] is not None or options["at"] is not None:
             self.enqueue_later(name, job_args, options)
             return
@@ -87,7 +100,7 @@ class Command(BaseCommand):
             if options["at"] is not None:
                 at = when.parse_at(options["at"])
             else:
-                at = timezone.now() + when.parse_delay(options["delay"])
+                at = when.after(timezone.now(), options["delay"])
             result = delayed.enqueue_at(at, name, *job_args, queue=options["queue"])
         if result is None:
             self.stdout.write(f"{name}: a before_schedule or before_enqueue hook cancelled the job")

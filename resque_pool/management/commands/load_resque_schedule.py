@@ -3,7 +3,6 @@ resque-scheduler schedule file into the ``Schedule`` table."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -13,7 +12,7 @@ from django.db import transaction
 from resque_pool.scheduler.models import Schedule
 from resque_pool.scheduler.recurring import start_at
 from resque_pool.scheduler.when import utc_text
-from resque_pool.scheduler.yaml_schedule import ScheduleFileError, parse
+from resque_pool.scheduler.yaml_schedule import ScheduleFileError, parse, read
 
 
 class Command(BaseCommand):
@@ -31,9 +30,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            text = Path(options["file"]).read_text()
-        except OSError as error:
-            raise CommandError(f"{options['file']}: {error.strerror}") from None
+            # Bounded as the pool's own file: a FIFO, /dev/zero or a huge file is one line
+            # at once, never a hang or gigabytes of memory.
+            text = read(options["file"])
+        except ScheduleFileError as error:
+            raise CommandError(str(error)) from None
         try:
             entries = parse(text)
         except ScheduleFileError as error:

@@ -3,7 +3,7 @@
 The public API, importable from here (``from resque_pool import job, enqueue``; the list
 with links is ``docs/api.md``)::
 
-    job, enqueue                    define and enqueue jobs (resque_pool.resque.jobs)
+    job, enqueue                    define and enqueue jobs (resque_pool.resque.producer)
     DontPerform, TermException      exceptions a job raises or catches (resque_pool.errors)
     Worker                          one worker, as ``manage.py resque_work`` runs it
     failures                        the failed list (resque_pool.resque.failures)
@@ -26,14 +26,14 @@ if TYPE_CHECKING:
     from .errors import DontPerform, TermException
     from .pool.loaders import Throttled
     from .resque import failures
-    from .resque.jobs import enqueue, job
+    from .resque.producer import enqueue, job
     from .worker import Worker
 
 # name -> (module, attribute or None for the module itself). Lazy, so that importing the
 # package (from settings, apps.py) never touches Django's app registry too early.
 _PUBLIC: dict[str, tuple[str, str | None]] = {
-    "job": ("resque_pool.resque.jobs", "job"),
-    "enqueue": ("resque_pool.resque.jobs", "enqueue"),
+    "job": ("resque_pool.resque.producer", "job"),
+    "enqueue": ("resque_pool.resque.producer", "enqueue"),
     "DontPerform": ("resque_pool.errors", "DontPerform"),
     "TermException": ("resque_pool.errors", "TermException"),
     "Worker": ("resque_pool.worker.loop", "Worker"),

@@ -12,8 +12,8 @@ import threading
 
 import pytest
 
-from resque_pool.resque import failure_edits
 from resque_pool.resque import failures as failure
+from resque_pool.resque.failures import edits as failure_edits
 
 
 def entry(n: int, cls: str) -> str:

@@ -317,7 +317,7 @@ def test_argument_check_agrees_with_bind_for_any_count(perform):
     # The check skips bind() when the count surely fits: never for a count bind refuses.
     import inspect
 
-    from resque_pool.resque.jobs import JobDefinition
+    from resque_pool.resque.registry import JobDefinition
 
     definition = JobDefinition(name="Arity", queue="q", target=perform)
     for count in range(5):

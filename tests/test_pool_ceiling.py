@@ -10,9 +10,9 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
+from resque_pool.config_error import ConfigError
 from resque_pool.models import WorkerCount
 from resque_pool.pool.config import load_file, validate_counts
-from resque_pool.pool.config_error import ConfigError
 from resque_pool.pool.loaders import Source
 from resque_pool.pool.manager import Manager, Options
 from tests.support.admin import publish_pool

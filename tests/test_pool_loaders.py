@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from resque_pool.config_error import ConfigError
 from resque_pool.models import WorkerCount
-from resque_pool.pool.config_error import ConfigError
 from resque_pool.pool.loaders import DatabaseLoader, Throttled, choose_source, loader_limits
 from resque_pool.pool.manager import Manager, Options
 

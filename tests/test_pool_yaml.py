@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from resque_pool.config_error import ConfigError
 from resque_pool.pool.config import FileLoader, load_file, merge_environment, validate_counts
-from resque_pool.pool.config_error import ConfigError
-from resque_pool.pool.yaml_file import interpolate, parse_yaml
+from resque_pool.yaml_file import interpolate, parse_yaml
 
 # -- merging (resque-pool's FileOrHashLoader#apply_environment) -----------------------------
 

@@ -8,9 +8,9 @@ import pytest
 
 import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued here)
 from resque_pool import enqueue
+from resque_pool.config_error import ConfigError
 from resque_pool.pool.config import FileLoader, load, merge_environment, merge_limits
-from resque_pool.pool.config_error import ConfigError
-from resque_pool.pool.yaml_file import parse_yaml
+from resque_pool.yaml_file import parse_yaml
 from tests.support.pool_fixtures import first_failure, write
 
 TIMEOUT = 60.0

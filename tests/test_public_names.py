@@ -44,6 +44,25 @@ def test_failure_entries_record_the_same_exception_names(exception, recorded):
         ("resque_pool.errors", "TermException"),
         ("resque_pool.hooks", "after_prefork"),
         ("resque_pool.pool.loaders", "Throttled"),
+        ("resque_pool.tasks", "ResqueBackend"),
+        # docs/scheduling.md and docs/api.md: the scheduler's documented imports, whose code
+        # lives in the Resque data layer (resque/delayed.py, producer.py, retry.py).
+        ("resque_pool.scheduler", "enqueue_at"),
+        ("resque_pool.scheduler", "enqueue_in"),
+        ("resque_pool.scheduler", "remove_delayed"),
+        ("resque_pool.scheduler", "scheduled_at"),
+        ("resque_pool.scheduler", "delayed_count"),
+        ("resque_pool.scheduler", "Retry"),
+        ("resque_pool.scheduler.retry", "Retry"),
+        ("resque_pool.scheduler.delayed", "enqueue_at"),
+        ("resque_pool.scheduler.delayed", "enqueue_in"),
+        ("resque_pool.scheduler.delayed", "remove_delayed"),
+        ("resque_pool.scheduler.delayed", "scheduled_at"),
+        ("resque_pool.scheduler.delayed", "delayed_count"),
+        ("resque_pool.scheduler.delayed", "timestamp_count"),
+        ("resque_pool.scheduler.delayed", "timestamps"),
+        ("resque_pool.scheduler.delayed", "items_at"),
+        ("resque_pool.scheduler.delayed", "DelayedJob"),
     ],
 )
 def test_documented_imports_work(module, name):
@@ -52,11 +71,24 @@ def test_documented_imports_work(module, name):
 
 def test_short_paths_are_the_objects_themselves():
     import resque_pool
-    from resque_pool.resque import failures, jobs
+    from resque_pool.resque import failures, producer
     from resque_pool.worker.loop import Worker
 
-    assert resque_pool.job is jobs.job and resque_pool.Worker is Worker
+    assert resque_pool.job is producer.job and resque_pool.Worker is Worker
     assert resque_pool.failures is failures and resque_pool.failure is failures
+
+
+def test_the_scheduler_paths_name_the_data_layer_objects():
+    """``resque_pool.scheduler.*`` and ``resque_pool.resque.*`` are one object each."""
+    import resque_pool.scheduler
+    from resque_pool.resque import delayed as keys
+    from resque_pool.resque import producer, retry
+    from resque_pool.scheduler import delayed
+
+    assert resque_pool.scheduler.Retry is retry.Retry
+    assert resque_pool.scheduler.retry.Retry is retry.Retry
+    assert resque_pool.scheduler.enqueue_at is producer.enqueue_at is delayed.enqueue_at
+    assert delayed.DelayedJob is keys.DelayedJob and delayed.items_at is keys.items_at
 
 
 def test_every_short_name_resolves_in_a_fresh_interpreter():

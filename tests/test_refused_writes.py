@@ -16,8 +16,9 @@ import redis as redis_lib
 
 from resque_pool.errors import DirtyExit
 from resque_pool.resque import outages, outcomes, reserve, wire
-from resque_pool.resque.in_flight import job_lost, read_in_flight
+from resque_pool.resque.in_flight import job_lost
 from resque_pool.resque.jobs import Job
+from resque_pool.resque.reserve import read_in_flight
 from resque_pool.worker.loop import Worker
 from tests.support.common import wait_until
 from tests.support.pool_fixtures import write

@@ -9,8 +9,8 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.test import Client
 
+from resque_pool.resque import delayed
 from resque_pool.resque.failures import entry_digest
-from resque_pool.scheduler import delayed
 from resque_pool.scheduler.models import Schedule
 from tests.support.admin import csrf_post, url
 

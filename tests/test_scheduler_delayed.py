@@ -10,7 +10,8 @@ import pytest
 
 from resque_pool import job
 from resque_pool.errors import UnknownJob
-from resque_pool.resque.jobs import EnqueuedJob, registry
+from resque_pool.resque.producer import EnqueuedJob
+from resque_pool.resque.registry import registry
 from resque_pool.scheduler import delayed
 from resque_pool.scheduler.delayed import DelayedJob
 

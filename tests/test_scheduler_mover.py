@@ -13,6 +13,7 @@ import time
 import pytest
 
 from resque_pool import job
+from resque_pool.resque.delayed import delayed_push
 from resque_pool.resque.jobs import registry
 from resque_pool.scheduler import delayed, mover
 from tests.support.common import wait_until
@@ -35,7 +36,7 @@ def push_due(resque, count: int, stamps: int = 1, queue: str = "demo") -> set[st
     items = set()
     for n in range(count):
         item = f'{{"class":"Record","args":["tok-{n}"],"queue":"{queue}"}}'
-        delayed.delayed_push(PAST + n % stamps, item)
+        delayed_push(PAST + n % stamps, item)
         items.add(item)
     return items
 
@@ -56,7 +57,7 @@ def assert_nothing_left(resque) -> None:
 
 def test_a_due_item_becomes_exactly_the_entry_resque_pushes(resque):
     item = '{"class":"Archive","args":[44,"é/ü",{"a":1.50}],"queue":"file_serve"}'
-    delayed.delayed_push(PAST, item)
+    delayed_push(PAST, item)
     assert mover.move_due().moved == 1
     # Cut from the item's bytes: 1.50 stays 1.50 (a re-encoder would write 1.5).
     assert queue_entries(resque, "file_serve") == [
@@ -72,7 +73,7 @@ def test_items_not_yet_due_stay(resque, jobs):
         pass
 
     result = later.enqueue_in(3600, 1)
-    delayed.delayed_push(PAST, '{"class":"Later","args":[0],"queue":"later"}')
+    delayed_push(PAST, '{"class":"Later","args":[0],"queue":"later"}')
     assert mover.move_due().moved == 1
     assert delayed.timestamps() == [result.timestamp]
     assert delayed.delayed_count() == 1
@@ -80,7 +81,7 @@ def test_items_not_yet_due_stay(resque, jobs):
 
 def test_an_item_in_another_key_order_is_pushed_as_it_is(resque):
     item = '{"queue":"q","class":"X","args":[1]}'
-    delayed.delayed_push(PAST, item)
+    delayed_push(PAST, item)
     assert mover.move_due().moved == 1
     assert queue_entries(resque, "q") == [item]
 
@@ -90,9 +91,9 @@ def test_old_items_without_queue_use_the_registered_queue_or_wait(resque, jobs, 
     def known(n):
         pass
 
-    delayed.delayed_push(PAST, '{"class":"Known","args":[1]}')
-    delayed.delayed_push(PAST + 1, '{"class":"RubyOnly","args":[2]}')
-    delayed.delayed_push(PAST + 2, '{"class":"Known","args":[3],"queue":"known"}')
+    delayed_push(PAST, '{"class":"Known","args":[1]}')
+    delayed_push(PAST + 1, '{"class":"RubyOnly","args":[2]}')
+    delayed_push(PAST + 2, '{"class":"Known","args":[3],"queue":"known"}')
     result = mover.move_due()
     assert result.moved == 2
     assert result.stuck == {PAST + 1}
@@ -108,7 +109,7 @@ def test_old_items_without_queue_use_the_registered_queue_or_wait(resque, jobs, 
 
 
 def test_an_emptied_timestamp_leaves_the_schedule(resque, jobs):
-    delayed.delayed_push(PAST, '{"class":"X","args":[1],"queue":"q"}')
+    delayed_push(PAST, '{"class":"X","args":[1],"queue":"q"}')
     delayed.remove_delayed("X", 1, queue="q")
     assert delayed.timestamps() == [PAST]  # as in Ruby: the mover cleans it up
     assert mover.move_due().moved == 0
@@ -117,9 +118,9 @@ def test_an_emptied_timestamp_leaves_the_schedule(resque, jobs):
 
 def test_the_same_item_twice_at_one_time_moves_twice_and_keeps_its_index(resque):
     item = '{"class":"X","args":[1],"queue":"q"}'
-    delayed.delayed_push(PAST, item)
-    delayed.delayed_push(PAST, item)
-    delayed.delayed_push(PAST + 10**9, item)  # far in the future: stays
+    delayed_push(PAST, item)
+    delayed_push(PAST, item)
+    delayed_push(PAST + 10**9, item)  # far in the future: stays
     assert mover.move_due().moved == 2
     assert queue_entries(resque, "q") == ['{"class":"X","args":[1]}'] * 2
     assert resque.client.smembers(resque.key("timestamps", item)) == {f"delayed:{PAST + 10**9}"}
@@ -187,7 +188,7 @@ def test_a_mover_killed_mid_move_loses_and_duplicates_nothing(resque, spawn_mana
 
 def test_scheduler_command_stops_on_term(resque, spawn_manage):
     process = spawn_manage("resque_scheduler", "-a", "demo")
-    delayed.delayed_push(int(time.time()) + 1, '{"class":"Record","args":["x"],"queue":"demo"}')
+    delayed_push(int(time.time()) + 1, '{"class":"Record","args":["x"],"queue":"demo"}')
     wait_until(lambda: queue_entries(resque), 10, message="the item due in a second")
     process.send_signal(signal.SIGTERM)
     assert process.wait(10) == 0
@@ -203,7 +204,7 @@ def test_a_pool_runs_a_supervised_scheduler_child(resque, start_pool, tmp_path):
     config = write(tmp_path / "pool.yml", "demo: 1\n")
     pool = start_pool("-c", str(config), env={"POOL_TEST_SCHEDULER": "1"})
     first = wait_until(lambda: scheduler_children(pool), 30, message="the scheduler child")[0]
-    delayed.delayed_push(int(time.time()) + 1, '{"class":"Record","args":["a"],"queue":"demo"}')
+    delayed_push(int(time.time()) + 1, '{"class":"Record","args":["a"],"queue":"demo"}')
     done = resque.key("demo", "done")
     wait_until(lambda: resque.client.sismember(done, "a"), 20, message="the delayed job ran")
     # Killed, it is replaced like a worker.
@@ -212,7 +213,7 @@ def test_a_pool_runs_a_supervised_scheduler_child(resque, start_pool, tmp_path):
         lambda: [pid for pid in scheduler_children(pool) if pid != first], 30, message="a new one"
     )[0]
     pool.wait_for_log(rf"scheduler {first} exited")
-    delayed.delayed_push(int(time.time()) + 1, '{"class":"Record","args":["b"],"queue":"demo"}')
+    delayed_push(int(time.time()) + 1, '{"class":"Record","args":["b"],"queue":"demo"}')
     wait_until(lambda: resque.client.sismember(done, "b"), 20, message="the second delayed job")
     # The manager's exit stops it.
     pool.signal(signal.SIGQUIT)
@@ -235,7 +236,7 @@ def test_the_setting_off_runs_no_scheduler_child_but_the_workers(resque, start_p
     config = write(tmp_path / "pool.yml", "demo: 2\n")
     pool = start_pool("-c", str(config), env={"POOL_TEST_SCHEDULER": "0"})
     pool.wait_for_workers({"demo": 2})
-    delayed.delayed_push(PAST, '{"class":"Record","args":["delayed"],"queue":"demo"}')
+    delayed_push(PAST, '{"class":"Record","args":["delayed"],"queue":"demo"}')
     enqueue("Record", "now")
     done = resque.key("demo", "done")
     wait_until(lambda: resque.client.sismember(done, "now"), 20, message="a job run by a worker")

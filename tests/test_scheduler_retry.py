@@ -13,8 +13,9 @@ import pytest
 from resque_pool import enqueue, job
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import registry
+from resque_pool.resque.retry import attempts_in, retry_key, ruby_join
 from resque_pool.scheduler import delayed, mover
-from resque_pool.scheduler.retry import Retry, attempts_in, retry_key, ruby_join
+from resque_pool.scheduler.retry import Retry
 from resque_pool.worker.loop import Worker
 
 FAR = 10**6  # seconds: any delayed retry is due by then

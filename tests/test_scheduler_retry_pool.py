@@ -9,7 +9,7 @@ import signal
 from itertools import pairwise
 
 from resque_pool import enqueue
-from resque_pool.scheduler.retry import attempts_in, retry_key
+from resque_pool.resque.retry import attempts_in, retry_key
 from tests.support.common import wait_until
 from tests.support.pool_fixtures import first_failure, processing_worker, write
 from tests.support.retry_jobs import RETRY_DELAY, runs

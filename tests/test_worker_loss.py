@@ -136,7 +136,8 @@ def test_two_cleaners_requeue_a_job_once(resque, settings):
     """The manager and a prune may find the same dead worker: the record is compared and
     deleted in the same step as the push."""
     settings.RESQUE_REQUEUE_DIRTY_JOBS = True
-    from resque_pool.resque.in_flight import job_lost, read_in_flight
+    from resque_pool.resque.in_flight import job_lost
+    from resque_pool.resque.reserve import read_in_flight
 
     worker_id = dead_id()
     take(resque, worker_id, wire.job_payload("Archive", [1]))

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resque_pool.resque import connection, reserve, wire
-from resque_pool.resque.in_flight import read_in_flight
+from resque_pool.resque.reserve import read_in_flight
 
 WORKER = "host:1:high,low"
 RUN_AT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"

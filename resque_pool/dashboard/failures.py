@@ -4,7 +4,7 @@ Failure ids are list indexes (as in Resque), so an index shown on a page may poi
 another entry by the time someone clicks (an entry removed or the list cleared in between).
 Every page therefore carries a digest of each entry's stored text, and retrying or removing
 one entry goes through ``failure.requeue``/``failure.remove`` with that digest, which act
-only if the entry at that index is still that one (see ``resque/failure_edits.py``).
+only if the entry at that index is still that one (see ``resque/failures/edits.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from resque_pool.resque import failures as failure
 from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.failures import entry_digest
-from resque_pool.scheduler.retry import attempts_in
+from resque_pool.resque.retry import attempts_in
 
 # Any reason an entry is not the one shown: gone (FailureNotFound) or replaced (FailureMoved).
 EntryMoved = FailureNotFound

@@ -1,4 +1,4 @@
-"""Views of the admin's live Resque dashboard (bound to ``DashboardAdmin`` in ``admin.py``).
+"""Views of the admin's live Resque dashboard (routed in ``urls.py``).
 
 Every view gets the ``ModelAdmin`` first; ``admin.py`` wraps each one in
 ``admin_site.admin_view`` (login, staff, CSRF-protected POST). Reading needs the model
@@ -49,8 +49,8 @@ TABS = [
     ("queues", "Queues"),
     ("workers", "Workers"),
     ("failed", "Failed"),
-    ("tasks", "Tasks"),  # Django task results (resque_pool/tasks/admin_views.py)
-    ("delayed", "Delayed"),  # delayed jobs (resque_pool/scheduler/admin_views.py)
+    ("tasks", "Tasks"),  # Django task results (dashboard/task_views.py)
+    ("delayed", "Delayed"),  # delayed jobs (dashboard/scheduler_views.py)
     ("schedules", "Schedules"),
     ("stats", "Stats"),
 ]

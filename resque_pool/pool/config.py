@@ -18,7 +18,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from resque_pool.conf import settings
-from resque_pool.pool.config_error import ConfigError, clip, quote
+from resque_pool.config_error import ConfigError, clip, quote
 from resque_pool.resque.queue_lists import normalize_queue_list
 
 
@@ -172,7 +172,7 @@ def load(
     """Read, interpolate, parse, merge and validate one file: its counts and its limits."""
     # Imported here: PyYAML's import takes about 13 ms (most of it compiling its reader's
     # character class), which a pool that reads WorkerCount rows need not pay at start-up.
-    from resque_pool.pool.yaml_file import interpolate, parse_yaml, read_config
+    from resque_pool.yaml_file import interpolate, parse_yaml, read_config
 
     config = parse_yaml(interpolate(read_config(path), environ, path), path)
     return merge_environment(config, environment, path), merge_limits(config, environment, path)

@@ -16,8 +16,8 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from resque_pool.conf import settings
+from resque_pool.config_error import ConfigError
 from resque_pool.pool.config import FileLoader, validate_limits
-from resque_pool.pool.config_error import ConfigError
 
 Loader = Callable[[str | None], Any]
 

@@ -1,5 +1,5 @@
-"""A worker's in-flight record (``worker:<id>``) read back, and the loss policy: what
-becomes of a job whose process died under it.
+"""The loss policy: what becomes of a job whose process died under it (its in-flight
+record, ``worker:<id>``, is read back by ``resque/reserve.py``, which writes it).
 
 Resque's answer is a ``DirtyExit`` failure. With ``RESQUE_REQUEUE_DIRTY_JOBS`` the job's
 exact bytes go back to the **head** of its queue instead (it was first in line once), at
@@ -12,66 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
 
 from resque_pool.conf import settings
 from resque_pool.errors import interrupted_by_stop
-from resque_pool.resque import records, wire
 from resque_pool.resque.connection import get_redis, key, registered_script
-from resque_pool.resque.jobs import Job, class_name_of, registry
+from resque_pool.resque.jobs import Job, registry
 from resque_pool.resque.outcomes import GONE, job_failed, record_failure
-from resque_pool.resque.reserve import raw_key
+from resque_pool.resque.reserve import InFlight, raw_key, read_in_flight
 from resque_pool.resque.wakeup import wake_quietly
 
 logger = logging.getLogger(__name__)
 
 # How long an interruption count lives: long enough to span a job's retries.
 INTERRUPTIONS_TTL = 24 * 3600
-
-
-@dataclass(frozen=True)
-class InFlight:
-    """What ``worker:<id>`` records: the queue, the payload's raw text, the record's text."""
-
-    queue: str
-    raw: str
-    record: str
-
-    @property
-    def job(self) -> Job:
-        return Job.from_raw(self.queue, self.raw)
-
-    @property
-    def class_name(self) -> str | None:
-        return class_name_of(self.job.payload)
-
-
-def read_in_flight(worker_id: str) -> InFlight | None:
-    """The job ``worker:<id>`` records, with the payload's own bytes (from our raw key when
-    the record holds a placeholder, else cut out of the record); None when idle."""
-    record, stored_raw = get_redis().mget(key("worker", worker_id), raw_key(worker_id))
-    if not record:
-        return None
-    return parse_record(record, stored_raw)
-
-
-def parse_record(record: str, stored_raw: str | None = None) -> InFlight:
-    data, _ok = records.json_or_text(record)
-    if not isinstance(data, dict):  # not written by a Resque worker: keep all of it
-        return InFlight(queue="", raw=stored_raw or record, record=record)
-    queue = data.get("queue") if isinstance(data.get("queue"), str) else ""
-    if stored_raw is not None:
-        return InFlight(queue=queue, raw=stored_raw, record=record)
-    # Ours and Ruby's records are '{"queue":..,"run_at":..,"payload":<payload>}': cut the
-    # payload's bytes out rather than re-encode the decoded value.
-    head = f'{{"queue":{wire.dumps(queue)},"run_at":{wire.dumps(data.get("run_at"))},"payload":'
-    if record.startswith(head) and record.endswith("}"):
-        return InFlight(queue=queue, raw=record[len(head) : -1], record=record)
-    try:
-        raw = wire.dumps(data.get("payload"))
-    except (ValueError, TypeError, RecursionError):
-        raw = record
-    return InFlight(queue=queue, raw=raw, record=record)
 
 
 # KEYS: worker:<id>, worker-raw:<id>, queue:<q>, queues, interruptions:<digest>

@@ -1,7 +1,10 @@
-"""Jobs: ``@job``, enqueueing, and running a payload with Resque's job hooks.
+"""The consumer's side of a job: a reserved payload decoded, validated against the registry
+and performed with Resque's hook chain (``before_perform*``, ``around_perform*``,
+``after_perform*``, ``on_failure*``).
 
 Only registered names ever run: a payload's ``class`` is looked up in the registry
-(``resque/registry.py``) and nothing is ever imported from a payload string.
+(``resque/registry.py``) and nothing is ever imported from a payload string. The
+producer's side (``@job``, ``enqueue``, ``enqueue_at``) is ``resque/producer.py``.
 """
 
 from __future__ import annotations
@@ -12,162 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import ValidationError
-
-from resque_pool.errors import DontPerform, MalformedPayload, NoQueueError, UnknownJob
+from resque_pool.errors import DontPerform, MalformedPayload, UnknownJob
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.queue_lists import check_queue_name
-from resque_pool.resque.registry import JobDefinition, registry, source_of
-from resque_pool.resque.wakeup import push_job
-
-
-def job(
-    queue: str | None = None,
-    name: str | None = None,
-    retry: Any = None,
-    requeue_on_loss: bool = True,
-    timeout: float | None = None,
-) -> Callable[[Any], Any]:
-    """Register a function or a class with a static ``perform`` as a job.
-
-    The registered name is ``name`` (a Ruby-style name such as ``"Archive"`` lets Ruby and
-    Python share a queue) or ``"<module>.<qualname>"``. The decorated object gains
-    ``enqueue(*args)`` and ``job_definition``. ``retry`` is a
-    ``resque_pool.scheduler.retry.Retry`` (or an integer limit): see docs/scheduling.md.
-    ``requeue_on_loss=False`` keeps
-    ``RESQUE_REQUEUE_DIRTY_JOBS`` from running the job again when its process died under
-    it (for a job where running twice is worse than not running at all).
-    ``timeout`` (seconds) ends a run that takes longer as a ``JobTimeout`` failure; it wins
-    over the worker's limit and ``RESQUE_JOB_TIMEOUT`` (see docs/worker.md).
-    """
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-    ):
-        raise ValueError(f"@job(timeout=...) must be a positive number of seconds, not {timeout!r}")
-    if retry is not None:
-        from resque_pool.scheduler.retry import as_retry
-
-        retry = as_retry(retry)
-
-    def decorate(target: Any) -> Any:
-        if inspect.isclass(target) and not callable(getattr(target, "perform", None)):
-            raise TypeError(f"job class {target.__qualname__} needs a perform method")
-        if not inspect.isclass(target) and not callable(target):
-            raise TypeError(f"@job needs a function or a class, not {target!r}")
-        definition = JobDefinition(
-            name=name or source_of(target),
-            queue=queue or getattr(target, "queue", None),
-            target=target,
-            retry=retry,
-            requeue_on_loss=requeue_on_loss,
-            timeout=timeout,
-        )
-        registry.add(definition)
-        target.job_definition = definition
-        target.enqueue = lambda *args: enqueue(definition, *args)
-        target.enqueue_to = lambda to_queue, *args: enqueue(definition, *args, queue=to_queue)
-        _add_delayed_methods(target, definition)
-        return target
-
-    return decorate
-
-
-def _add_delayed_methods(target: Any, definition: JobDefinition) -> None:
-    """``enqueue_at(when, *args)``, ``enqueue_in(delay, *args)`` and
-    ``remove_delayed(*args)``, from ``resque_pool.scheduler.delayed`` (imported late: it
-    imports this module)."""
-
-    def enqueue_at(when: Any, *args: Any) -> Any:
-        from resque_pool.scheduler import delayed
-
-        return delayed.enqueue_at(when, definition, *args)
-
-    def enqueue_in(delay: Any, *args: Any) -> Any:
-        from resque_pool.scheduler import delayed
-
-        return delayed.enqueue_in(delay, definition, *args)
-
-    def remove_delayed(*args: Any) -> int:
-        from resque_pool.scheduler import delayed
-
-        return delayed.remove_delayed(definition, *args)
-
-    target.enqueue_at = enqueue_at
-    target.enqueue_in = enqueue_in
-    target.remove_delayed = remove_delayed
-
-
-@dataclass(frozen=True)
-class EnqueuedJob:
-    queue: str
-    payload: str
-
-
-def _definition_for(job_ref: Any) -> JobDefinition | None:
-    if isinstance(job_ref, JobDefinition):
-        return job_ref
-    if isinstance(job_ref, str):
-        return registry.get(job_ref)
-    definition = getattr(job_ref, "job_definition", None)
-    if isinstance(definition, JobDefinition):
-        return definition
-    raise TypeError(f"enqueue() takes a registered job or its name, not {job_ref!r}")
-
-
-def unknown_job(name: Any, how_to_push: str) -> UnknownJob:
-    """The error for a name nobody registered here; ``how_to_push`` names the caller's way
-    of giving a queue (``pass queue=`` in Python, ``give --queue QUEUE`` in the shell)."""
-    return UnknownJob(
-        f"no job is registered as {name!r}; register it with @job or {how_to_push} to push "
-        f"it for another worker (registered: {', '.join(registry.names()) or 'none'})"
-    )
-
-
-def resolve(job_ref: Any, queue: str | None) -> tuple[JobDefinition | None, str, str]:
-    """The definition (None for a name only Ruby workers know), the class name and the
-    queue a job goes to, checked: shared by ``enqueue`` and the scheduler's ``enqueue_at``."""
-    definition = _definition_for(job_ref)
-    if definition is None and queue is None:
-        raise unknown_job(job_ref, "pass queue=")
-    class_name = definition.name if definition else str(job_ref)
-    target_queue = queue if queue is not None else (definition.queue if definition else None)
-    if target_queue is None:
-        raise NoQueueError(f"job {class_name!r} has no queue; give @job(queue=...) or queue=")
-    try:
-        check_queue_name(target_queue)
-    except ValidationError as error:
-        raise ValueError(f"{class_name}: {error.messages[0]}") from None
-    return definition, class_name, target_queue
-
-
-def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob | None:
-    """Push a job, as ``Resque.enqueue``/``enqueue_to`` do.
-
-    ``job_ref`` is a decorated job, its definition, or a name. A name that is not registered
-    here (a job only Ruby workers know) can be pushed when ``queue`` is given. Returns what
-    was pushed, or None when a ``before_enqueue*`` hook returned ``False``.
-    """
-    definition, class_name, target_queue = resolve(job_ref, queue)
-    try:
-        payload = wire.job_payload(class_name, list(args))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"arguments of {class_name} must be JSON-serialisable: {error}") from None
-    if definition is not None:
-        # Refused here rather than as a failure in the worker, later and elsewhere.
-        definition.check_arguments(list(args))
-    if definition is not None:
-        # Every before hook runs, then any ``False`` cancels (Resque's enqueue_to).
-        results = [hook(*args) for hook in definition.hooks("before_enqueue")]
-        if any(result is False for result in results):
-            return None
-    pipe = get_redis().pipeline(transaction=False)
-    push_job(pipe, target_queue, payload)
-    pipe.execute()
-    if definition is not None:
-        for hook in definition.hooks("after_enqueue"):
-            hook(*args)
-    return EnqueuedJob(queue=target_queue, payload=payload)
+from resque_pool.resque.registry import JobDefinition, registry
+from resque_pool.resque.retry import succeeded
 
 
 def class_name_of(payload: Any) -> str | None:
@@ -283,8 +135,6 @@ class Job:
             for hook in definition.hooks("after_perform"):
                 hook(*args)
             if definition.retry is not None:
-                from resque_pool.scheduler.retry import succeeded
-
                 succeeded(definition.name, args)  # resque-retry's after_perform
             return performed
         except BaseException as error:

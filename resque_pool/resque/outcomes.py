@@ -26,13 +26,12 @@ import logging
 import time
 from typing import Any
 
-from resque_pool.resque import failures, packed, wire
+from resque_pool.resque import delayed, failures, packed, wire
 from resque_pool.resque.connection import get_redis, key, namespace
 from resque_pool.resque.jobs import Job, registry
 from resque_pool.resque.reserve import raw_key
+from resque_pool.resque.retry import Retry, call_quietly, retry_key
 from resque_pool.resque.wakeup import push_job
-from resque_pool.scheduler import delayed
-from resque_pool.scheduler.retry import Retry, call_quietly, retry_key
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from resque_pool.conf import settings
 from resque_pool.errors import DirtyExit, PruneDeadWorkerDirtyExit
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.in_flight import job_lost, read_in_flight
+from resque_pool.resque.in_flight import job_lost
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.records import parse_worker_id
+from resque_pool.resque.reserve import read_in_flight
 from resque_pool.resque.workers import delete_worker_keys, unregister
 from resque_pool.unix.process import command_line, pid_alive
 

@@ -26,7 +26,7 @@ class JobDefinition:
     name: str
     queue: str | None
     target: Any  # the decorated function or class
-    retry: Any = None  # a resque_pool.scheduler.retry.Retry, or None
+    retry: Any = None  # a resque_pool.resque.retry.Retry, or None
     # With RESQUE_REQUEUE_DIRTY_JOBS: push the job again when its process dies under it.
     requeue_on_loss: bool = True
     # Seconds the job may run (None: the worker's limit, else RESQUE_JOB_TIMEOUT).

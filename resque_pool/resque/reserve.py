@@ -20,6 +20,7 @@ from redis.exceptions import NoScriptError
 
 from resque_pool.resque import packed, records, wire
 from resque_pool.resque.connection import get_redis, key, namespace, registered_script
+from resque_pool.resque.jobs import Job, class_name_of
 
 logger = logging.getLogger(__name__)
 
@@ -262,8 +263,6 @@ def _script_inputs(
 
 
 def _resumed(worker_id: str, record: str, stored: str, has_stored: int) -> Reservation:
-    from resque_pool.resque.in_flight import parse_record  # in_flight imports this module
-
     in_flight = parse_record(record, stored if has_stored else None)
     logger.warning(
         "Worker %s resumes the job recorded for it, whose reservation reply was lost: %s",
@@ -271,3 +270,50 @@ def _resumed(worker_id: str, record: str, stored: str, has_stored: int) -> Reser
         in_flight.raw[:200].encode("utf-8", "backslashreplace").decode("utf-8"),
     )
     return Reservation(queue=in_flight.queue, raw=in_flight.raw, spliced=not has_stored)
+
+
+# The in-flight record read back: the writer above and every reader (the loss policy in
+# in_flight.py, pruning, the worker resuming a lost reply) share one idea of its format.
+@dataclass(frozen=True)
+class InFlight:
+    """What ``worker:<id>`` records: the queue, the payload's raw text, the record's text."""
+
+    queue: str
+    raw: str
+    record: str
+
+    @property
+    def job(self) -> Job:
+        return Job.from_raw(self.queue, self.raw)
+
+    @property
+    def class_name(self) -> str | None:
+        return class_name_of(self.job.payload)
+
+
+def read_in_flight(worker_id: str) -> InFlight | None:
+    """The job ``worker:<id>`` records, with the payload's own bytes (from our raw key when
+    the record holds a placeholder, else cut out of the record); None when idle."""
+    record, stored_raw = get_redis().mget(key("worker", worker_id), raw_key(worker_id))
+    if not record:
+        return None
+    return parse_record(record, stored_raw)
+
+
+def parse_record(record: str, stored_raw: str | None = None) -> InFlight:
+    data, _ok = records.json_or_text(record)
+    if not isinstance(data, dict):  # not written by a Resque worker: keep all of it
+        return InFlight(queue="", raw=stored_raw or record, record=record)
+    queue = data.get("queue") if isinstance(data.get("queue"), str) else ""
+    if stored_raw is not None:
+        return InFlight(queue=queue, raw=stored_raw, record=record)
+    # Ours and Ruby's records are '{"queue":..,"run_at":..,"payload":<payload>}': cut the
+    # payload's bytes out rather than re-encode the decoded value.
+    head = f'{{"queue":{wire.dumps(queue)},"run_at":{wire.dumps(data.get("run_at"))},"payload":'
+    if record.startswith(head) and record.endswith("}"):
+        return InFlight(queue=queue, raw=record[len(head) : -1], record=record)
+    try:
+        raw = wire.dumps(data.get("payload"))
+    except (ValueError, TypeError, RecursionError):
+        raw = record
+    return InFlight(queue=queue, raw=raw, record=record)

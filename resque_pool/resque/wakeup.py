@@ -13,7 +13,7 @@ elsewhere: every path of ours that pushes a job also pushes a token to
   scheduler's mover (due delayed jobs, and the dashboard's "enqueue now",
   ``scheduler/mover.py``), recurring schedules firing (``scheduler/recurring.py``), the
   loss policy's requeue of a lost job (``resque/in_flight.py``), and retrying failed jobs
-  (``resque/failure_edits.py``: the dashboard, ``failure.requeue*``).
+  (``resque/failures/edits.py``: the dashboard, ``failure.requeue*``).
 
 One token wakes one worker (Redis serves the longest-blocked client), so N jobs wake at
 most N workers, and only workers reading that queue. Jobs pushed by other

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from resque_pool.errors import DirtyExit
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.in_flight import job_lost, read_in_flight
+from resque_pool.resque.in_flight import job_lost
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import job_failed, record_failure
 from resque_pool.resque.queue_resolution import QueueList
-from resque_pool.resque.reserve import placeholder_payload, raw_key
+from resque_pool.resque.reserve import placeholder_payload, raw_key, read_in_flight
 
 logger = logging.getLogger(__name__)
 

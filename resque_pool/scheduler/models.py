@@ -12,6 +12,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from resque_pool.resque.queue_lists import check_queue_name
+from resque_pool.resque.registry import registry
 from resque_pool.scheduler import timing
 
 
@@ -125,9 +127,6 @@ class Schedule(models.Model):
     def job_error(self, check_args: bool = True) -> str | None:
         """Why this job cannot be pushed from here, or None. ``check_args=False`` leaves
         the arguments out (the form refused them already)."""
-        from resque_pool.resque.jobs import registry
-        from resque_pool.resque.queue_lists import check_queue_name
-
         definition = registry.get(self.job_name)
         if definition is None and not self.queue:
             names = ", ".join(registry.names()) or "none"

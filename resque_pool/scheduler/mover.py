@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.delayed import SCHEDULE, index_key, timestamp_key, timestamp_member
 from resque_pool.resque.jobs import registry
 from resque_pool.resque.wakeup import wake_quietly
 from resque_pool.scheduler import clock
-from resque_pool.scheduler.delayed import SCHEDULE, index_key, timestamp_key, timestamp_member
 
 logger = logging.getLogger(__name__)
 

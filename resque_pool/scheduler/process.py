@@ -2,7 +2,7 @@
 a second.
 
 Run alone (``manage.py resque_scheduler``) or as a child of the pool manager
-(``resque_pool.scheduler.child``). TERM, INT and QUIT end it after the current step; a
+(``resque_pool.pool.scheduler_child``). TERM, INT and QUIT end it after the current step; a
 child whose manager is gone ends too. A Redis error is logged once and retried a second
 later: the process keeps running.
 """

@@ -37,7 +37,6 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import redis as redis_lib
 
@@ -45,14 +44,12 @@ from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.jobs import registry
+from resque_pool.resque.producer import enqueue
+from resque_pool.resque.registry import registry
 from resque_pool.resque.wakeup import wake_quietly
 from resque_pool.scheduler import clock
+from resque_pool.scheduler.models import Schedule
 from resque_pool.scheduler.timing import ScheduleError
-
-if TYPE_CHECKING:
-    # Only for the hints: at run time tick() imports the model where it queries it.
-    from resque_pool.scheduler.models import Schedule
 
 logger = logging.getLogger(__name__)
 
@@ -303,8 +300,6 @@ class Recurring:
         """Fire what is due at ``now`` (default: Redis's clock); the number of runs pushed."""
         if not self.leadership.hold():
             return 0
-        from resque_pool.scheduler.models import Schedule
-
         schedules = list(Schedule.objects.filter(enabled=True))
         state = RunsState.read(now)
         self.forget(state, {schedule.name for schedule in schedules})
@@ -448,7 +443,5 @@ class Recurring:
 def run_now(schedule: Schedule) -> str:
     """The admin's "run now": push the job at once (like resque-web's "Queue now", which
     does not count as a scheduled run). Returns the queue."""
-    from resque_pool.resque.jobs import enqueue
-
     pushed = enqueue(schedule.job_name, *(schedule.args or []), queue=schedule.queue or None)
     return pushed.queue if pushed else ""

@@ -19,10 +19,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from resque_pool.pool.config_error import ConfigError
-from resque_pool.pool.yaml_file import BoundedLoader, parse_yaml, read_config
+from resque_pool.config_error import ConfigError
 from resque_pool.scheduler import timing
 from resque_pool.scheduler.when import parse_at
+from resque_pool.yaml_file import BoundedLoader, parse_yaml, read_config
 
 # rufus-scheduler's names for the first run of a repeat job (RepeatJob#initialize).
 FIRST_OPTIONS = ("first", "first_time", "first_at", "first_in")

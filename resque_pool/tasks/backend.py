@@ -23,6 +23,7 @@ from django.utils.crypto import get_random_string
 from resque_pool.conf import settings
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis
+from resque_pool.resque.producer import enqueue_at
 from resque_pool.resque.wakeup import push_job
 from resque_pool.tasks import WRAPPER_NAME, queues, registry, results
 from resque_pool.tasks.compat import (
@@ -103,8 +104,6 @@ class ResqueBackend(BaseTaskBackend):
     def _defer(self, task: Task, result: TaskResult, record: dict[str, Any], queue: str) -> None:
         """Into resque-scheduler's delayed queue, at the first whole second not before
         ``run_after`` (the scheduler works in whole seconds; a task never runs early)."""
-        from resque_pool.scheduler.delayed import enqueue_at
-
         results.save(record)
         try:
             enqueue_at(

@@ -7,12 +7,8 @@ job does. Nothing is ever imported from a payload string.
 
 from __future__ import annotations
 
-import inspect
 import logging
-from typing import TYPE_CHECKING, Any
-
-from django.conf import settings
-from django.utils.module_loading import autodiscover_modules, import_string
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from resque_pool.tasks.compat import Task
@@ -36,35 +32,3 @@ def get(module_path: str) -> Task | None:
 
 def names() -> list[str]:
     return sorted(_known)
-
-
-def uses_resque_backend() -> bool:
-    """Whether any ``TASKS`` alias is a ``ResqueBackend`` (or a subclass)."""
-    configured: Any = getattr(settings, "TASKS", None)
-    if not isinstance(configured, dict):
-        return False
-    for params in configured.values():
-        path = params.get("BACKEND") if isinstance(params, dict) else None
-        if not isinstance(path, str):
-            continue
-        if path == "resque_pool.tasks.ResqueBackend":
-            return True
-        try:
-            backend = import_string(path)
-        except ImportError:
-            continue  # the framework reports it when the backend is first used
-        from resque_pool.tasks.backend import ResqueBackend
-
-        if inspect.isclass(backend) and issubclass(backend, ResqueBackend):
-            return True
-    return False
-
-
-def autodiscover() -> None:
-    """Import every installed app's ``tasks`` module, as ``jobs`` modules are, when a
-    ``ResqueBackend`` is configured (apps that use another task system keep theirs
-    unimported)."""
-    if uses_resque_backend():
-        import resque_pool.tasks.wrapper  # noqa: F401  (registers the wrapper job)
-
-        autodiscover_modules("tasks")

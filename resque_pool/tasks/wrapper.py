@@ -13,22 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from resque_pool.resque.jobs import job
-from resque_pool.tasks import WRAPPER_NAME
+from resque_pool.resque.producer import job
+from resque_pool.tasks import WRAPPER_NAME, execution
 
 
 @job(name=WRAPPER_NAME)
 class TaskWrapper:
     @staticmethod
     def perform(data: dict[str, Any]) -> None:
-        from resque_pool.tasks import execution
-
         execution.run(data)
 
     @staticmethod
     def on_failure_task_result(error: BaseException, *args: Any) -> None:
         # Runs for every failure of the job, including a DirtyExit recorded by the worker,
         # the manager or a prune after the process running the task died.
-        from resque_pool.tasks import execution
-
         execution.lost(error, args)

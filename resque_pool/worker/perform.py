@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 from resque_pool import hooks
 from resque_pool.errors import DirtyExit, JobError, JobTimeout, MalformedPayload
-from resque_pool.resque.in_flight import job_lost, read_in_flight, record_failed_job
+from resque_pool.resque.in_flight import job_lost, record_failed_job
 from resque_pool.resque.jobs import Job
 from resque_pool.resque.outcomes import job_failed, record_failure
+from resque_pool.resque.reserve import read_in_flight
 from resque_pool.unix import parent_death
 from resque_pool.worker import database
 from resque_pool.worker.job_child import (

@@ -10,7 +10,8 @@ import time
 
 from resque_pool import job
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.scheduler.retry import Retry, retry_key
+from resque_pool.resque.retry import retry_key
+from resque_pool.scheduler.retry import Retry
 
 RETRY_DELAY = 2  # seconds, for RetryLater
 

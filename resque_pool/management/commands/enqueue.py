@@ -14,10 +14,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from resque_pool.conf import settings
+from resque_pool.config_error import clip
 from resque_pool.debug import mask_url
 from resque_pool.errors import ResqueError
-from resque_pool.pool.config_error import clip
-from resque_pool.resque.jobs import enqueue, registry, unknown_job
+from resque_pool.resque.producer import enqueue, unknown_job
+from resque_pool.resque.registry import registry
+from resque_pool.scheduler import delayed, when
 
 
 def parse_argument(text: str, warn: Callable[[str], None] | None = None) -> Any:
@@ -94,8 +96,6 @@ class Command(BaseCommand):
         self.stdout.write(f"queue:   {pushed.queue}\npayload: {pushed.payload}")
 
     def enqueue_later(self, name: str, job_args: list[Any], options: dict[str, Any]) -> None:
-        from resque_pool.scheduler import delayed, when
-
         with _one_line_errors():
             if options["at"] is not None:
                 at = when.parse_at(options["at"])

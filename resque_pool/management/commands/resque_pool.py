@@ -19,10 +19,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from resque_pool import checks
+from resque_pool.config_error import ConfigError
 from resque_pool.logs import configure_logging
 from resque_pool.pool import daemon
 from resque_pool.pool.config import default_file_present, validate_counts
-from resque_pool.pool.config_error import ConfigError
 from resque_pool.pool.loaders import Source, choose_source
 from resque_pool.pool.manager import GRACEFUL, GRACEFUL_AND_WAIT, Manager, Options
 from resque_pool.worker.options import term_child_enabled

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from resque_pool.pool.config_error import ConfigError, clip
+from resque_pool.config_error import ConfigError, clip
 
 # A pool's configuration is a few lines; these bounds keep a hostile or mistaken file (an
 # alias bomb, /dev/zero, a FIFO, a huge generated file) from eating the manager's memory

@@ -1,4 +1,4 @@
-"""The dashboard's Delayed and Schedules pages (bound to ``DashboardAdmin`` in admin.py).
+"""The dashboard's Delayed and Schedules pages (routed in ``urls.py``).
 
 Delayed jobs are listed by time, a page of ``delayed_queue_schedule`` at a time, and each
 time's items a page of ``delayed:<ts>`` at a time: nothing reads more than the page shown.
@@ -21,9 +21,11 @@ from django.views.decorators.http import require_POST
 
 from resque_pool.dashboard import data, views
 from resque_pool.dashboard.paging import RedisList, Windowed, paginate
+from resque_pool.models import Schedule
+from resque_pool.resque import delayed
 from resque_pool.resque.connection import get_redis
 from resque_pool.resque.failures import entry_digest
-from resque_pool.scheduler import delayed, mover, recurring
+from resque_pool.scheduler import mover, recurring
 
 TIMES_PAGE = 50
 ITEMS_PAGE = 50
@@ -153,8 +155,6 @@ def delayed_action(model_admin: ModelAdmin, request: HttpRequest, stamp: str) ->
 @views.page
 def schedules(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     """Recurring schedules with their last and next run, and who leads."""
-    from resque_pool.scheduler.models import Schedule
-
     state = recurring.RunsState.read()
     lasts = state.lasts
     rows = []

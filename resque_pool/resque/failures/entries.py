@@ -2,7 +2,7 @@
 
 Failure ids are list indexes, exactly as in Resque and resque-web. Reads page through the
 list with ``LRANGE``; the filters (class, queue) scan it in batches, as Resque iterates.
-Editing (retry, remove, the bulk operations) is in ``failure_edits.py``.
+Editing (retry, remove, the bulk operations) is in ``edits.py``, beside this module.
 """
 
 from __future__ import annotations
@@ -221,28 +221,3 @@ def _scan(newest_first: bool) -> Iterator[tuple[int, str]]:
 def job_class_of(item: dict[str, Any] | None) -> str | None:
     """The job class an entry is about (a wrapper's wrapped class, as resque-web shows)."""
     return records.job_class((item or {}).get("payload"))
-
-
-# The editing half (requeue, remove, the bulk operations) lives in failure_edits.py;
-# ``failures.requeue(3)`` keeps working through this module's ``__getattr__``.
-_EDITS = frozenset(
-    {
-        "requeue",
-        "remove",
-        "requeue_selected",
-        "remove_selected",
-        "requeue_all",
-        "requeue_queue",
-        "remove_queue",
-        "clear",
-        "clear_retried",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EDITS:
-        from resque_pool.resque import failure_edits
-
-        return getattr(failure_edits, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

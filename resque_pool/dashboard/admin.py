@@ -1,4 +1,6 @@
-"""The admin: worker counts per queue list, and a live Resque dashboard.
+"""The admin: worker counts per queue list, and a live Resque dashboard (its URLs are
+``urls.py``; the schedules' admin is ``schedule_admin.py``). The app's ``ready()`` imports
+this module, which registers the model admins.
 
 Permissions:
 
@@ -25,12 +27,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from resque_pool.conf import settings
-from resque_pool.dashboard import browse_views, failed_views, views
 from resque_pool.dashboard import pools as live_pools
+from resque_pool.dashboard import schedule_admin as _schedule_admin  # noqa: F401 (registers Schedule)
+from resque_pool.dashboard import urls, views
 from resque_pool.models import Dashboard, WorkerCount
-from resque_pool.scheduler import admin as _schedule_admin  # noqa: F401 (registers Schedule)
-from resque_pool.scheduler import admin_views as scheduler_views
-from resque_pool.tasks import admin_views as task_views
 
 
 class RunningColumn:
@@ -221,35 +221,7 @@ class DashboardAdmin(admin.ModelAdmin):
             update_wrapper(guarded, view)
             return self.admin_site.admin_view(guarded)
 
-        # The names follow the admin's "<app>_<model>_<page>" pattern, as views.url() expects.
-        routes = [
-            ("", views.overview, "changelist"),
-            ("poll/", views.overview_poll, "poll"),
-            ("pause-workers/", views.pause_workers, "pause_workers"),
-            ("resume-workers/", views.resume_workers, "resume_workers"),
-            ("queues/", views.queue_list, "queues"),
-            ("queues/<path:name>/", views.queue_detail, "queue"),
-            ("remove-queue/", views.remove_queue, "remove_queue"),
-            ("workers/", browse_views.worker_list, "workers"),
-            ("workers/<path:worker_id>/", browse_views.worker_detail, "worker"),
-            ("failed/", failed_views.failed_list, "failed"),
-            ("failed/retry/", failed_views.failed_retry, "failed_retry"),
-            ("failed/remove/", failed_views.failed_remove, "failed_remove"),
-            ("failed/retry-all/", failed_views.failed_retry_all, "failed_retry_all"),
-            ("failed/clear/", failed_views.failed_clear, "failed_clear"),
-            ("failed/clear-retried/", failed_views.failed_clear_retried, "failed_clear_retried"),
-            ("stats/", browse_views.stats, "stats"),
-            ("tasks/", task_views.task_results, "tasks"),
-            ("delayed/", scheduler_views.delayed_list, "delayed"),
-            ("delayed/<str:stamp>/", scheduler_views.delayed_at, "delayed_at"),
-            ("delayed/<str:stamp>/act/", scheduler_views.delayed_action, "delayed_action"),
-            ("schedules/", scheduler_views.schedules, "schedules"),
-            ("tasks/<str:result_id>/", task_views.task_result, "task_result"),
-            ("stats/keys/", browse_views.key_list, "keys"),
-            ("stats/keys/<path:key>/", browse_views.key_detail, "key"),
-            ("value/", browse_views.whole_value, "value"),
-        ]
         return [
             path(route, wrap(view), name="resque_pool_dashboard_" + name)
-            for route, view, name in routes
+            for route, view, name in urls.ROUTES
         ]

@@ -21,7 +21,7 @@ from typing import Any
 from resque_pool.errors import FailureMoved, FailureNotFound
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.resque.failures import FAILED, Selection, _decode, entry_digest
+from resque_pool.resque.failures.entries import FAILED, Selection, _decode, entry_digest
 from resque_pool.resque.wakeup import wake_quietly
 
 _BATCH = 500

@@ -1,6 +1,6 @@
 """The ``Schedule`` admin: validated edits, last and next run, and "run now".
 
-Registered by ``resque_pool.admin`` (which imports this module). Permissions are the
+Registered by ``resque_pool.dashboard.admin`` (which imports this module). Permissions are the
 model's own; "run now" needs ``change_schedule`` and is logged in the admin log.
 """
 
@@ -18,9 +18,9 @@ from django.utils import timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
-from resque_pool.pool.config_error import clip
+from resque_pool.config_error import clip
+from resque_pool.models import Schedule
 from resque_pool.scheduler import recurring, timing
-from resque_pool.scheduler.models import Schedule
 
 
 class RunsState:

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job
 from resque_pool.templatetags.resque_dashboard import when
 from resque_pool.worker.limits import Limits, Recycler
@@ -21,7 +22,8 @@ ONE_FORMAT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z]{3,}")
 
 def test_the_tasks_pages_show_seconds_and_the_zone(viewer, resque):
     done = demo.add.enqueue(2, 3)
-    while (job := Job.reserve("default")) is not None:
+    while (raw := get_redis().lpop(key("queue", "default"))) is not None:
+        job = Job.from_raw("default", raw)
         job.perform()
     listing = viewer.get(url("tasks")).content.decode()
     detail = viewer.get(url("task_result", done.id)).content.decode()

@@ -11,7 +11,7 @@ def test_signal_queue_holds_five_and_logs_the_rest(caplog):
     import os
     import signal
 
-    from resque_pool.pool.signals import SignalQueue
+    from resque_pool.pool.signal_queue import SignalQueue
 
     queue = SignalQueue()
     queue.install()
@@ -52,7 +52,7 @@ def test_drain_hands_over_every_waiting_signal_and_empties_the_queue():
     import os
     import signal
 
-    from resque_pool.pool.signals import SignalQueue
+    from resque_pool.pool.signal_queue import SignalQueue
 
     queue = SignalQueue()
     queue.install()

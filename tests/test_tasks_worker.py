@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from resque_pool.resque import failures
 from resque_pool.resque.wire import loads
-from resque_pool.tasks import execution, registry
+from resque_pool.tasks import execution, known_tasks
 from resque_pool.tasks.backend import ResqueBackend
 from resque_pool.tasks.compat import (
     TaskResultStatus,
@@ -141,16 +141,16 @@ def test_a_payload_naming_an_unknown_task_fails_as_an_unknown_job(resque):
     record = loads(resque.client.get(resque.key("task-result", result.id)))
     assert record["status"] == "FAILED"
     assert record["errors"][0]["exception_class_path"] == "resque_pool.errors.UnknownJob"
-    assert "os.system" not in registry.names()
+    assert "os.system" not in known_tasks.names()
 
 
 def test_a_dead_workers_task_is_failed_by_the_clean_up(resque):
     from resque_pool.resque.jobs import Job
     from resque_pool.resque.pruning import cleanup_dead_worker
-    from resque_pool.resque.workers import register, working_on
+    from resque_pool.resque.worker_records import register, working_on
 
     result = demo.sleep.enqueue(5)
-    job = Job.reserve("default")
+    job = Job.from_raw("default", resque.client.lpop(resque.key("queue", "default")))
     worker_id = "deadhost:999999:default"
     register(worker_id)
     working_on(worker_id, job)

@@ -19,7 +19,7 @@ from resque_pool import job
 from resque_pool.resque import reserve, wire
 from resque_pool.resque.pruning import cleanup_dead_worker, prune_dead_workers
 from resque_pool.resque.queue_resolution import QueueList
-from resque_pool.resque.workers import register
+from resque_pool.resque.worker_records import register
 from resque_pool.worker.loop import Worker
 from tests.support.common import wait_until
 

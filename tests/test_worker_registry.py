@@ -15,7 +15,7 @@ from resque_pool import hooks
 from resque_pool.resque import wire
 from resque_pool.resque.pruning import prune_dead_workers, resque_process_alive
 from resque_pool.resque.queue_resolution import QueueList
-from resque_pool.resque.workers import register, unregister
+from resque_pool.resque.worker_records import register, unregister
 from resque_pool.worker.loop import cleanup_dead_worker
 from tests.support.common import wait_until
 

@@ -28,11 +28,11 @@ from resque_pool.pool import killer
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.config import max_workers, validate_counts
 from resque_pool.pool.daemon import Redirects, reopen_logs
+from resque_pool.pool.dead_workers import PeriodicPrune
 from resque_pool.pool.loaders import Source, loader_limits
-from resque_pool.pool.processes import PeriodicPrune
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.scheduler_child import SchedulerChild
-from resque_pool.pool.signals import SIGNAL_29, SignalQueue, name
+from resque_pool.pool.signal_queue import SIGNAL_29, SignalQueue, name
 from resque_pool.resque import connection
 from resque_pool.resque.outages import describe, outage
 from resque_pool.worker.options import term_child_enabled

@@ -18,14 +18,10 @@ from typing import Any
 from resque_pool.conf import settings
 from resque_pool.pool import spawn
 from resque_pool.pool.backoff import Backoff
+from resque_pool.pool.dead_workers import DeadWorkerCleanups
 from resque_pool.pool.hangs import HangWatch
-from resque_pool.pool.processes import (
-    DeadWorkerCleanups,
-    WorkerProcess,
-    WorkerTable,
-    send_signal,
-)
-from resque_pool.pool.signals import SignalQueue, name
+from resque_pool.pool.processes import WorkerProcess, WorkerTable, send_signal
+from resque_pool.pool.signal_queue import SignalQueue, name
 from resque_pool.resque.queue_lists import split_queues
 from resque_pool.worker.limits import RECYCLE_EXIT_CODE
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from resque_pool.errors import DontPerform, MalformedPayload, UnknownJob
 from resque_pool.resque import wire
-from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.registry import JobDefinition, registry
 from resque_pool.resque.retry import succeeded
 
@@ -43,14 +42,6 @@ class Job:
     _validated: tuple[Any, JobDefinition] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-
-    @classmethod
-    def reserve(cls, queue: str) -> Job | None:
-        """``LPOP queue:<queue>``, as ``Resque::Job.reserve``."""
-        raw = get_redis().lpop(key("queue", queue))
-        if raw is None:
-            return None
-        return cls.from_raw(queue, raw)
 
     @classmethod
     def from_raw(cls, queue: str, raw: str) -> Job:

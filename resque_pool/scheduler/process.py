@@ -20,7 +20,7 @@ from django.db import close_old_connections
 from resque_pool.logs import LogOnce
 from resque_pool.scheduler import mover
 from resque_pool.scheduler.recurring import Recurring
-from resque_pool.unix.wakeup import Waker
+from resque_pool.unix.self_pipe import Waker
 
 logger = logging.getLogger(__name__)
 

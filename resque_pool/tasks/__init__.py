@@ -6,7 +6,7 @@ Works with Django 6's ``django.tasks`` and with the ``django-tasks`` backport on
 
 Modules: ``backend`` (the backend), ``wrapper`` (the Resque job carrying a task),
 ``execution`` (running it in a worker), ``results`` (result records in Redis),
-``registry`` (the tasks this process knows), ``queues`` (queue names and priority bands),
+``known_tasks`` (the tasks this process knows), ``queues`` (queue names and priority bands),
 ``compat`` (which framework), ``discovery`` (finding the project's tasks at start-up).
 The admin's task results pages are ``resque_pool/dashboard/task_views.py``.
 """

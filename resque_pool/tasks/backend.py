@@ -25,7 +25,7 @@ from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis
 from resque_pool.resque.producer import enqueue_at
 from resque_pool.resque.wakeup import push_job
-from resque_pool.tasks import WRAPPER_NAME, queues, registry, results
+from resque_pool.tasks import WRAPPER_NAME, known_tasks, queues, results
 from resque_pool.tasks.compat import (
     BaseTaskBackend,
     InvalidTask,
@@ -59,7 +59,7 @@ class ResqueBackend(BaseTaskBackend):
         problem = queues.name_problem(task.queue_name)
         if problem:
             raise InvalidTask(f"Queue '{task.queue_name}' cannot name a Resque queue: {problem}.")
-        registry.remember(task)
+        known_tasks.remember(task)
 
     def resque_queue(self, task: Task) -> str:
         return queues.resque_queue(task.queue_name, task.priority, self.queue_prefix)
@@ -133,7 +133,7 @@ class ResqueBackend(BaseTaskBackend):
         not know raises ``SuspiciousOperation``, as the database and rq backends do for a
         stored path that is not a task: the result exists, so "does not exist" would lie."""
         path = record.get("task")
-        task = registry.get(path) if isinstance(path, str) else None
+        task = known_tasks.get(path) if isinstance(path, str) else None
         if task is None:
             raise SuspiciousOperation(
                 f"task result {record.get('id')}: its task {path!r} is not known in this "

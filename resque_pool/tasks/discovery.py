@@ -1,7 +1,7 @@
 """Finding the project's tasks at start-up (``apps.py``): whether ``TASKS`` uses a
 ``ResqueBackend``, and if so every installed app's ``tasks`` module, as ``jobs`` modules
 are. It stands above the backend and the wrapper, which it loads only when the backend is
-configured; ``registry.py`` below only records the tasks.
+configured; ``known_tasks.py`` below only records the tasks.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from resque_pool.errors import DirtyExit, MalformedPayload, UnknownJob, exception_name
 from resque_pool.resque.connection import get_redis, key
-from resque_pool.tasks import registry, results
+from resque_pool.tasks import known_tasks, results
 from resque_pool.tasks.backend import ResqueBackend, json_round_trip, to_record
 from resque_pool.tasks.compat import (
     TaskContext,
@@ -40,7 +40,7 @@ def run(data: Any) -> None:
     """Run the task a wrapper payload names; re-raise its exception after recording it, so
     Resque records a failure entry (which the failed list can retry) as for any job."""
     spec = parse(data)
-    task = registry.get(spec["task"])
+    task = known_tasks.get(spec["task"])
     if task is None:
         raise UnknownJob(f"no task is registered as {spec['task']!r} in this worker")
     backend = task_backends[spec["backend"]]
@@ -104,7 +104,7 @@ def lost(error: BaseException, args: tuple[Any, ...]) -> None:
         backend = task_backends[record.get("backend") or "default"]
     except ImproperlyConfigured:  # the alias is gone from TASKS: the record says enough
         return
-    if isinstance(backend, ResqueBackend) and registry.get(record.get("task") or ""):
+    if isinstance(backend, ResqueBackend) and known_tasks.get(record.get("task") or ""):
         task_finished.send(type(backend), task_result=backend.result_from_record(record))
 
 

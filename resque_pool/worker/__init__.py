@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from resque_pool.resque.pruning import cleanup_dead_worker
-    from resque_pool.resque.workers import make_worker_id
+    from resque_pool.resque.worker_records import make_worker_id
     from resque_pool.worker.loop import Worker
 
 __all__ = ["Worker", "cleanup_dead_worker", "make_worker_id"]
@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return Worker
     if name == "make_worker_id":
-        from resque_pool.resque.workers import make_worker_id
+        from resque_pool.resque.worker_records import make_worker_id
 
         return make_worker_id
     if name == "cleanup_dead_worker":

@@ -28,7 +28,7 @@ from resque_pool.resque.outcomes import done_working
 from resque_pool.resque.pruning import cleanup_dead_worker, prune_dead_workers
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.reserve import PAUSED, Reservation, raw_key, reserve
-from resque_pool.resque.workers import make_worker_id, register, unregister
+from resque_pool.resque.worker_records import make_worker_id, register, unregister
 from resque_pool.worker.heartbeat import Heartbeat
 from resque_pool.worker.job_child import ChildProcess
 from resque_pool.worker.limits import Limits, Recycler

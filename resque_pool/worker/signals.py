@@ -18,7 +18,7 @@ import threading
 from typing import Any
 
 from resque_pool.errors import TermException
-from resque_pool.unix.wakeup import Waker
+from resque_pool.unix.self_pipe import Waker
 from resque_pool.worker.options import WorkerOptions
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import collections
 import logging
 import signal
 
-from resque_pool.unix.wakeup import Waker
+from resque_pool.unix.self_pipe import Waker
 
 # resque-pool also queues signal 29 (SIGINFO on BSD/macOS, SIGIO on Linux) for its siginfo
 # hooks; queueing it here keeps its default action (terminate) from killing the manager.

@@ -7,13 +7,11 @@ job does. Nothing is ever imported from a payload string.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from resque_pool.tasks.compat import Task
 
-logger = logging.getLogger(__name__)
 
 _known: dict[str, Task] = {}
 

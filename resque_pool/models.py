@@ -11,27 +11,28 @@ from resque_pool.resque.queue_lists import normalize_queue_list
 
 
 class WorkerCountQuerySet(models.QuerySet):
-    def counts_for(self, environment: str | None, pool: str | None) -> dict[str, int]:
-        """The merged ``{"q1,q2": count}`` for one pool, in configuration order.
-
-        Layers, each overriding the one before per queue list (as resque-pool merges its
-        YAML file's root with an environment section): rows for every environment and every
-        pool, rows for this environment, rows for this pool, rows for both.
-        """
-        environment = environment or ""
-        pool = pool or ""
+    def layers(self, environment: str | None, pool: str | None, *fields: str) -> list[list]:
+        """``fields`` of the rows that apply to one pool, least specific first: rows for
+        every environment and every pool, rows for this environment, rows for this pool,
+        rows for both (as resque-pool merges its YAML file's root with an environment
+        section). Inside a layer, by id: the order in which operators added the lists.
+        ``counts_for`` and ``limits_for`` merge these, each its own way."""
         rows = self.filter(
-            models.Q(environment="") | models.Q(environment=environment),
-            models.Q(pool="") | models.Q(pool=pool),
-        ).values_list("queues", "count", "environment", "pool")
-        # Rank 0..3: defaults, environment, pool, both. Ordering by id inside a layer keeps
-        # the order in which operators added the lists.
-        layered = sorted(
-            (bool(env) + 2 * bool(pl), index, queues, count)
-            for index, (queues, count, env, pl) in enumerate(rows)
+            models.Q(environment="") | models.Q(environment=environment or ""),
+            models.Q(pool="") | models.Q(pool=pool or ""),
+        ).values_list("environment", "pool", *fields)
+        # Rank 0..3: defaults, environment, pool, both; the index keeps the id order.
+        ranked = sorted(
+            (bool(env) + 2 * bool(pl), index, values)
+            for index, (env, pl, *values) in enumerate(rows)
         )
+        return [values for _rank, _index, values in ranked]
+
+    def counts_for(self, environment: str | None, pool: str | None) -> dict[str, int]:
+        """The merged ``{"q1,q2": count}`` for one pool, in configuration order: each layer
+        overrides the one before per queue list."""
         merged: dict[str, int] = {}
-        for _rank, _index, queues, count in layered:
+        for queues, count in self.layers(environment, pool, "queues", "count"):
             merged[queues] = count
         return merged
 
@@ -39,15 +40,8 @@ class WorkerCountQuerySet(models.QuerySet):
         """``{"q1,q2": {"job_timeout": 30, ...}}`` for one pool: the same layers as
         ``counts_for``, merged per limit (a more specific row's blank inherits the value of a
         more general one); lists without any limit are left out."""
-        rows = self.filter(
-            models.Q(environment="") | models.Q(environment=environment or ""),
-            models.Q(pool="") | models.Q(pool=pool or ""),
-        ).values_list("queues", "environment", "pool", *LIMIT_FIELDS)
-        layered = sorted(
-            (bool(row[1]) + 2 * bool(row[2]), index, row) for index, row in enumerate(rows)
-        )
         merged: dict[str, dict[str, int]] = {}
-        for _rank, _index, (queues, _env, _pool, *values) in layered:
+        for queues, *values in self.layers(environment, pool, "queues", *LIMIT_FIELDS):
             for name, value in zip(LIMIT_FIELDS, values, strict=True):
                 if value is not None:
                     merged.setdefault(queues, {})[name] = value

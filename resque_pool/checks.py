@@ -2,7 +2,8 @@
 
 Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E004 number
 out of range, E005 wrong type, E006 the Tasks backend on Django 5.2 without the backport's
-app; W001 a prune interval that would prune live workers. (The Tasks backend's own checks,
+app, E007 Sentinel settings (an address that is not host:port, no service name, a unix://
+URL); W001 a prune interval that would prune live workers. (The Tasks backend's own checks,
 ``resque_pool.tasks.E…``, run with the framework's.)
 """
 
@@ -20,13 +21,14 @@ from django.utils.module_loading import import_string
 
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
+from resque_pool.resque.connection import sentinel_addresses
 
 # The tag of this app's checks: the commands that run only these name it in
 # ``requires_system_checks``; ``manage.py check --tag resque_pool`` runs them alone.
 TAG = "resque_pool"
 
 # Values never quoted in a message: they may hold a password.
-_SECRET = frozenset({"RESQUE_REDIS_URL"})
+_SECRET = frozenset({"RESQUE_REDIS_URL", "RESQUE_REDIS_SENTINEL_PASSWORD"})
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 
@@ -123,6 +125,7 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                 id="resque_pool.E001",
             )
         )
+    errors.extend(_sentinel_checks(valid))
     if valid.get("RESQUE_NAMESPACE") == "":
         errors.append(
             checks.Error("RESQUE_NAMESPACE must be a non-empty string.", id="resque_pool.E002")
@@ -150,3 +153,37 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+def _sentinel_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
+    sentinels = valid.get("RESQUE_REDIS_SENTINELS")
+    if not sentinels:
+        return []
+    problems: list[tuple[str, str | None]] = []
+    try:
+        sentinel_addresses(sentinels)
+    except ValueError as error:
+        problems.append(
+            (
+                f"RESQUE_REDIS_SENTINELS: {error}.",
+                "A list of 'host:port' strings, e.g. ['10.0.0.1:26379', '10.0.0.2:26379'].",
+            )
+        )
+    if not valid.get("RESQUE_REDIS_SENTINEL_SERVICE"):
+        problems.append(
+            (
+                "RESQUE_REDIS_SENTINELS is set but RESQUE_REDIS_SENTINEL_SERVICE is not.",
+                "The master's name in the sentinels' configuration (sentinel monitor NAME ...).",
+            )
+        )
+    url = valid.get("RESQUE_REDIS_URL")
+    if url is not None and url.startswith("unix://"):
+        problems.append(
+            (
+                "RESQUE_REDIS_SENTINELS needs a redis:// or rediss:// RESQUE_REDIS_URL, not a "
+                "unix:// one.",
+                "The URL's password, database number and TLS apply to the master the "
+                "sentinels name; its host and port are not used.",
+            )
+        )
+    return [checks.Error(text, hint=hint, id="resque_pool.E007") for text, hint in problems]

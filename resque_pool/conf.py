@@ -72,6 +72,46 @@ SETTINGS: tuple[Setting, ...] = (
         "Key prefix, as Ruby's Resque (redis-namespace) uses it.",
     ),
     Setting(
+        "RESQUE_REDIS_SENTINELS",
+        None,
+        (list, tuple),
+        "Redis Sentinel addresses, ['host:port', ...]: every process asks them for the "
+        "master of RESQUE_REDIS_SENTINEL_SERVICE and follows a failover; they win over the "
+        "URL's host and port (its password, database number and TLS still apply).",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_REDIS_SENTINEL_SERVICE",
+        None,
+        (str,),
+        "The master's name in the sentinels' configuration (needed with RESQUE_REDIS_SENTINELS).",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_REDIS_SENTINEL_PASSWORD",
+        None,
+        (str,),
+        "The sentinels' own password (their requirepass), if they have one; the master's "
+        "is the URL's.",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_ENQUEUE_WAIT_REPLICAS",
+        0,
+        (int,),
+        "enqueue() and the Tasks backend wait (Redis WAIT) until this many replicas have "
+        "the pushed job, at most RESQUE_ENQUEUE_WAIT_TIMEOUT; 0: no wait.",
+        minimum=0,
+    ),
+    Setting(
+        "RESQUE_ENQUEUE_WAIT_TIMEOUT",
+        1.0,
+        NUMBER,
+        "Seconds enqueue() waits for RESQUE_ENQUEUE_WAIT_REPLICAS replicas; fewer by then is "
+        "logged and returned (EnqueuedJob.replicas), not raised: the job is pushed.",
+        positive=True,
+    ),
+    Setting(
         "RESQUE_POOL_CONFIG_LOADER",
         None,
         (str,),

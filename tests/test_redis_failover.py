@@ -209,3 +209,91 @@ def test_pool_drains_2000_jobs_through_two_failovers(
     # A job runs twice only when its reserve or its done_working existed only on the dead
     # master: bounded by what 8 workers can do in a replication lag, far below the total.
     assert len(twice) <= 100, twice
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_entry_point_follows_a_failover(
+    sentinel_redis, start_pool, run_manage, tmp_path, settings
+):
+    """After a SIGKILLed master, with nothing restarted: the same pool's workers and job
+    children (fork per job) run jobs, its scheduler child moves a delayed job, and this
+    process's enqueue(), Tasks backend and admin dashboard, and ``manage.py enqueue``, all
+    reach the new master."""
+    from resque_pool import enqueue
+    from resque_pool.resque import connection
+    from resque_pool.tasks.compat import TaskResultStatus
+    from testproject.demo import tasks as demo
+    from tests.support.admin import url, viewer_client
+
+    cluster = sentinel_redis
+    env = {**cluster.env(), "RESQUE_NAMESPACE": NS}
+    settings.RESQUE_REDIS_URL = env["RESQUE_REDIS_URL"]
+    settings.RESQUE_REDIS_SENTINELS = cluster.sentinel_list
+    settings.RESQUE_REDIS_SENTINEL_SERVICE = env["RESQUE_REDIS_SENTINEL_SERVICE"]
+    settings.RESQUE_NAMESPACE = NS
+    connection.reset_connections()
+
+    queues = "demo,default.high,default,default.low"
+    pool = start_pool(
+        "-c",
+        str(write(tmp_path / "pool.yml", f'"{queues}": 2\n')),
+        env={**env, "POOL_TEST_SCHEDULER": "1", "FORK_PER_JOB": "true"},
+    )
+    wait_until(
+        lambda: "resque-scheduler" in " ".join(pool.titles().values()), 60, message="scheduler"
+    )
+    enqueue("Record", "before")  # this process's client, opened on the first master
+    wait_until(
+        lambda: cluster.master().sismember(f"{NS}:demo:done", "before"),
+        timeout=60,
+        message=lambda: f"the first job (log:\n{pool.log()[-3000:]})",
+    )
+    viewer = viewer_client()
+    assert viewer.get(url("queues")).status_code == 200
+    workers = set(pool.workers())
+
+    old = cluster.master_port()
+    cluster.kill(old)
+    new = cluster.wait_for_new_master(old)
+
+    # This process: enqueue() and the Tasks backend on clients opened before the failover.
+    pushed = wait_until(lambda: _try(lambda: enqueue("Record", "after")), 30, 0.2, "enqueue()")
+    assert pushed.queue == "demo"
+    added = demo.add.enqueue(2, 3)
+    # manage.py enqueue: a new process, straight to the new master; and a delayed job that
+    # only the pool's scheduler child can move.
+    now = run_manage("enqueue", "Record", "command", env=env)
+    assert now.returncode == 0, now.stderr
+    later = run_manage("enqueue", "Record", "delayed", "--in", "1s", env=env)
+    assert later.returncode == 0, later.stderr
+
+    master = cluster.node(new)
+    wait_until(
+        lambda: {"after", "command", "delayed"} <= master.smembers(f"{NS}:demo:done"),
+        timeout=60,
+        message=lambda: f"jobs after the failover (log:\n{pool.log()[-3000:]})",
+    )
+
+    def task_done():
+        added.refresh()
+        return added.is_finished
+
+    wait_until(task_done, 30, 0.1, "the task after the failover")
+    assert added.status == TaskResultStatus.SUCCESSFUL
+    assert added.return_value == 5
+    page = viewer.get(url("queues"))
+    assert page.status_code == 200
+    assert set(pool.workers()) >= workers  # the workers before the failover still serve
+    assert pool.process.poll() is None
+
+
+def _try(call):
+    """``call()``, or None while Redis is unavailable (a failover still settling)."""
+    from resque_pool.resque.outages import is_unavailable
+
+    try:
+        return call()
+    except redis.RedisError as error:
+        if not is_unavailable(error):
+            raise
+        return None

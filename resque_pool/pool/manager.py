@@ -28,6 +28,7 @@ from resque_pool.pool import killer
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.config import max_workers, validate_counts
 from resque_pool.pool.daemon import Redirects, reopen_logs
+from resque_pool.pool.health_file import HealthFile
 from resque_pool.pool.loaders import Source, loader_limits
 from resque_pool.pool.processes import PeriodicPrune
 from resque_pool.pool.reconcile import Reconciler
@@ -96,6 +97,10 @@ class Manager:
             options.scheduler, self.pid, options.appname, options.single_process_group
         )
         self.pruner = PeriodicPrune(self.id)
+        # Liveness for probes (resque_pool/health.py): touched each time the loop comes round.
+        self.health = HealthFile(self.pid)
+        self._health_key: tuple[Any, ...] | None = None
+        self._health_state: dict[str, Any] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -108,6 +113,7 @@ class Manager:
 
     def start(self) -> None:
         self.procline("(starting)")
+        self.beat()
         self.signals.install()
         connection.set_socket_timeout(MANAGER_REDIS_TIMEOUT)
         self.load_counts()
@@ -125,6 +131,7 @@ class Manager:
         else:
             logger.info("Pool is empty")
         self.publish(force=True)
+        self.beat()
 
     def join(self) -> None:
         while True:
@@ -144,6 +151,7 @@ class Manager:
                 self.maintain()
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
+            self.beat()
             self.reconciler.cleanups.tick()
             self.reconciler.kill_hung_workers()
             self.pruner.tick(self.workers.queue_lists())
@@ -151,6 +159,7 @@ class Manager:
                 self.killer.tick(self.workers, self.desired())
 
     def finish(self) -> None:
+        self.health.remove()
         self.scheduler.stop()
         self.status = "stopped"
         self.procline("(shutting down)")
@@ -331,6 +340,7 @@ class Manager:
                 return
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
+            self.beat()
             self.signals.sleep(1.0)
 
     # -- timing, state, proclines ----------------------------------------------------------
@@ -380,6 +390,26 @@ class Manager:
             self.publish_errors.error(kind or text, "could not publish the pool state: %s", text)
             return
         self.publish_errors.clear()
+
+    def beat(self) -> None:
+        """Tell probes the loop came round, with what readiness needs: the status, whether
+        counts ever loaded, and the workers that should be registered."""
+        desired = self.desired()
+        active = [proc for proc in self.workers.all() if not proc.stopping]
+        facts = (self.status, self.loaded_once, *desired.items(), *(p.pid for p in active))
+        if facts != self._health_key:  # worker ids only when the workers changed
+            self._health_key = facts
+            self._health_state = {
+                "pid": self.pid,
+                "appname": self.options.appname,
+                "pool": self.options.pool,
+                "status": self.status,
+                "loaded": self.loaded_once,
+                "complete": self.workers.complete(desired),
+                "desired": sum(desired.values()),
+                "workers": [proc.id for proc in active],
+            }
+        self.health.beat(self._health_state)
 
     def procline(self, text: str) -> None:
         title = f"resque-pool-master[{self.options.appname}]: {text}"

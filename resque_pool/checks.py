@@ -1,7 +1,8 @@
 """System checks for the settings django-resque-pool reads (one row each in ``conf.SETTINGS``).
 
 Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E004 number
-out of range, E005 wrong type; W001 a prune interval that would prune live workers.
+out of range, E005 wrong type, E006 not one of the values a setting takes; W001 a prune
+interval that would prune live workers.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def _problem(row: Setting, value: Any) -> checks.CheckMessage | None:
             f"{row.name} must be {row.expected()}, not {shown}({type(value).__name__}).",
             hint=_defined_hint(row),
             id="resque_pool.E005",
+        )
+    if row.choices is not None and value not in row.choices:
+        return checks.Error(
+            f"{row.name} must be {row.expected()}, not {_short.repr(value)}.",
+            hint=_defined_hint(row),
+            id="resque_pool.E006",
         )
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None

@@ -85,6 +85,8 @@ STATIC_URL = "static/"
 
 RESQUE_REDIS_URL = env("RESQUE_REDIS_URL")
 RESQUE_NAMESPACE = env("RESQUE_NAMESPACE")
+# "plain" or "json": JSON lines for a log collector (docs/settings.md).
+RESQUE_LOG_FORMAT = env("RESQUE_LOG_FORMAT", default="plain")
 # RESQUE_REDIS_URL may hold a password that Django's own filter would show on error pages
 # and in the admins' e-mail reports.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "resque_pool.debug.SafeExceptionReporterFilter"

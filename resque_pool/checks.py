@@ -1,8 +1,9 @@
 """System checks for the settings django-resque-pool reads (one row each in ``conf.SETTINGS``).
 
 Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E004 number
-out of range, E005 wrong type, E006 not one of the values a setting takes; W001 a prune
-interval that would prune live workers.
+out of range, E005 wrong type, E006 not one of the values a setting takes, E007 failure
+backends (the failed list not first, a path that cannot be imported or is no backend);
+W001 a prune interval that would prune live workers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.apps import AppConfig
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from resque_pool import failure_backends
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
 
@@ -112,6 +114,9 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                     id="resque_pool.E003",
                 )
             )
+    backends = valid.get("RESQUE_FAILURE_BACKENDS")
+    if backends is not None:
+        errors.extend(_failure_backend_checks(list(backends)))
     heartbeat = valid.get("RESQUE_HEARTBEAT_INTERVAL")
     prune = valid.get("RESQUE_PRUNE_INTERVAL")
     if heartbeat is not None and prune is not None and prune <= heartbeat:
@@ -123,4 +128,36 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                 id="resque_pool.W001",
             )
         )
+    return errors
+
+
+def _failure_backend_checks(paths: list[Any]) -> list[checks.CheckMessage]:
+    """The failed list first (its entry is the job's outcome, see failure_backends.py),
+    then importable ``Backend`` subclasses."""
+    if not paths or paths[0] != failure_backends.REDIS:
+        return [
+            checks.Error(
+                f"RESQUE_FAILURE_BACKENDS must start with {failure_backends.REDIS!r}, "
+                f"not {_short.repr(paths[0] if paths else None)}.",
+                hint="The failed list stays first; list your backends after it.",
+                id="resque_pool.E007",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    for path in paths[1:]:
+        problem = None
+        try:
+            backend = import_string(path) if isinstance(path, str) else None
+        except ImportError as error:
+            problem = f"cannot be imported: {error}"
+        else:
+            if not (isinstance(backend, type) and issubclass(backend, failure_backends.Backend)):
+                problem = "is not a subclass of resque_pool.failure_backends.Backend"
+        if problem:
+            errors.append(
+                checks.Error(
+                    f"RESQUE_FAILURE_BACKENDS: {_short.repr(path)} {problem}",
+                    id="resque_pool.E007",
+                )
+            )
     return errors

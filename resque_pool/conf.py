@@ -193,6 +193,14 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=2,
     ),
     Setting(
+        "RESQUE_FAILURE_BACKENDS",
+        ("resque_pool.failure_backends.RedisFailedList",),
+        (list, tuple),
+        "Dotted paths of failure backends (resque_pool.failure_backends.Backend), after "
+        "the failed list, which stays first: each failure written to Redis also goes to "
+        "the others, once, after its transaction.",
+    ),
+    Setting(
         "RESQUE_LOG_FORMAT",
         "plain",
         (str,),

@@ -22,6 +22,7 @@ from typing import Any
 import setproctitle
 from django.db import connections
 
+from resque_pool import failure_backends
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
 from resque_pool.pool import killer
@@ -169,6 +170,9 @@ class Manager:
             logger.warning("could not withdraw the pool state: %s", error)
         self.signals.ignore_from_now_on()
         self.signals.close()
+        # Failures of dead workers the manager reported; atexit would too, but only if
+        # nothing after us calls os._exit.
+        failure_backends.flush()
         logger.info("manager finished")
 
     # -- counts ----------------------------------------------------------------------------

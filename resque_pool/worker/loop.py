@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 import redis as redis_lib
 
-from resque_pool import hooks
+from resque_pool import failure_backends, hooks
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce, clear_job_context, set_context
 from resque_pool.resque import packed, records
@@ -262,6 +262,9 @@ class Worker:
                 hooks.run("worker_exit", self)
         finally:
             self.signals.restore()
+            # A pool worker leaves with os._exit (no atexit): failures it reported (a
+            # DirtyExit, a job run in process) are sent now.
+            failure_backends.flush()
             if self._registered:
                 logger.info("Worker %s exited", self.id)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -17,7 +18,7 @@ import pytest
 from resque_pool import enqueue
 from tests.support.common import ROOT, wait_until
 from tests.support.pool_fixtures import first_failure, processing_worker, write
-from tests.support.processes import children
+from tests.support.processes import cmdline
 from tests.support.redis_server import free_port, spawn_redis_server
 
 pytest.importorskip("sentry_sdk")
@@ -42,9 +43,14 @@ class Tracker:
             **extra,
         }
 
-    def events(self, count: int, timeout: float = 30) -> list[dict]:
+    def events(self, count: int, pool, timeout: float = 30) -> list[dict]:
         """Wait for ``count`` events, then make sure no other one follows."""
-        wait_until(lambda: len(read_lines(self.events_path)) >= count, timeout, 0.1, "events")
+        wait_until(
+            lambda: len(read_lines(self.events_path)) >= count,
+            timeout,
+            0.1,
+            lambda: f"{count} events, found {read_lines(self.events_path)} (log:\n{pool.log()})",
+        )
         time.sleep(1.0)  # longer than the transport's send delay
         found = read_lines(self.events_path)
         assert len(found) == count, found
@@ -77,7 +83,7 @@ def test_the_job_child_sends_once_after_a_backend_that_raises(
     (worker_pid,) = pool.wait_for_workers({"demo": 1})
     enqueue("Fail", "to sentry")
     entry = first_failure(resque, pool)
-    (event,) = tracker.events(1)
+    (event,) = tracker.events(1, pool)
 
     assert exception_of(event) == ("RuntimeError", "to sentry")
     assert tags(event) == {"queue": "demo", "job_class": "Fail", "outcome": "failed"}
@@ -115,9 +121,13 @@ def test_dirty_exits_are_sent_by_the_worker_and_by_the_manager(
     # A job child killed: its worker records the DirtyExit and sends it.
     enqueue("Sleep", 60)
     wait_until(lambda: processing_worker(resque), 20, 0.1, "a job in flight")
-    (child,) = wait_until(lambda: children(worker_pid), 20, 0.1, "the job child")
-    os.kill(child, signal.SIGKILL)
-    (event,) = tracker.events(1)
+    # The worker's title names its job child (another child may come and go: the first
+    # job's prctl look-up runs ldconfig).
+    forked = wait_until(
+        lambda: re.search(r"Forked (\d+) at", cmdline(worker_pid)), 20, 0.05, "the job child"
+    )
+    os.kill(int(forked.group(1)), signal.SIGKILL)
+    (event,) = tracker.events(1, pool)
     assert event["pid"] == worker_pid
     kind, text = exception_of(event)
     assert kind == "DirtyExit" and text.startswith("Child process received unhandled signal")
@@ -126,7 +136,7 @@ def test_dirty_exits_are_sent_by_the_worker_and_by_the_manager(
     enqueue("Sleep", 60)
     wait_until(lambda: processing_worker(resque), 20, 0.1, "a job in flight")
     os.kill(worker_pid, signal.SIGKILL)
-    first, second = tracker.events(2)
+    first, second = tracker.events(2, pool)
     assert second["pid"] == pool.pid
     kind, text = exception_of(second)
     assert kind == "DirtyExit" and "did not gracefully exit" in text
@@ -139,7 +149,7 @@ def test_retried_attempts_reach_the_signal_only(start_pool, tmp_path, resque, tr
     pool = start_pool("-c", str(config), env=tracker.env())
     pool.wait_for_workers({"demo": 1})
     enqueue("RetryTwice", "t1", queue="demo")  # registered in the pool only
-    (event,) = tracker.events(1)
+    (event,) = tracker.events(1, pool)
     assert tags(event)["outcome"] == "gave up"
     assert event["event"]["contexts"]["job"]["attempt"] == 3
     sent = tracker.signals()
@@ -187,7 +197,7 @@ def test_a_failure_written_after_refused_writes_is_sent_once(start_pool, tmp_pat
             assert not tracker.signals() and not read_lines(tracker.events_path)
         finally:
             client.config_set("min-replicas-to-write", 0)
-        (event,) = tracker.events(1)
+        (event,) = tracker.events(1, pool)
         assert exception_of(event) == ("RuntimeError", "during refusals")
         assert len(tracker.signals()) == 1
         assert client.llen(f"{namespace}:failed") == 1

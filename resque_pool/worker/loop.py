@@ -167,6 +167,8 @@ class Worker:
         self._heartbeat.start()
         if not self._wait_for_redis(lambda: prune_dead_workers(self.id, self.queue_list)):
             return
+        # Made here once: every job child inherits them instead of making its own.
+        failure_backends.backends()
         hooks.run("before_first_fork", self)
         if not self._wait_for_redis(lambda: register(self.id)):
             return

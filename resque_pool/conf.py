@@ -23,7 +23,8 @@ class Setting:
 
     ``types`` are the accepted Python types (``bool`` is never taken for a number);
     ``optional`` also accepts ``None``; ``minimum``/``maximum`` bound a number, inclusive,
-    except that ``positive`` asks for a number above zero.
+    except that ``positive`` asks for a number above zero; ``choices``, when given, are
+    the only values accepted.
     """
 
     name: str
@@ -34,9 +35,12 @@ class Setting:
     positive: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
 
     def expected(self) -> str:
         """What the setting must be, in words, for error messages."""
+        if self.choices is not None:
+            return " or ".join(repr(choice) for choice in self.choices)
         if self.types == (bool,):
             text = "True or False"
         elif self.types == NUMBER:
@@ -227,6 +231,22 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds the leader lock for recurring schedules outlives its holder; another "
         "scheduler takes over within about this long.",
         minimum=2,
+    ),
+    Setting(
+        "RESQUE_FAILURE_BACKENDS",
+        ("resque_pool.failure_backends.RedisFailedList",),
+        (list, tuple),
+        "Dotted paths of failure backends (resque_pool.failure_backends.Backend), after "
+        "the failed list, which stays first: each failure written to Redis also goes to "
+        "the others, once, after its transaction.",
+    ),
+    Setting(
+        "RESQUE_LOG_FORMAT",
+        "plain",
+        (str,),
+        "How the pool, its workers, job children and scheduler log: 'plain' lines, or "
+        "'json' (one object per line with time, level, logger, pid, worker, queue, job).",
+        choices=("plain", "json"),
     ),
     Setting(
         "RESQUE_TASK_RESULT_TTL",

@@ -93,6 +93,8 @@ RESQUE_NAMESPACE = env("RESQUE_NAMESPACE")
 RESQUE_REDIS_SENTINELS = env("RESQUE_REDIS_SENTINELS") or None
 RESQUE_REDIS_SENTINEL_SERVICE = env("RESQUE_REDIS_SENTINEL_SERVICE") or None
 RESQUE_REDIS_SENTINEL_PASSWORD = env("RESQUE_REDIS_SENTINEL_PASSWORD") or None
+# "plain" or "json": JSON lines for a log collector (docs/settings.md).
+RESQUE_LOG_FORMAT = env("RESQUE_LOG_FORMAT", default="plain")
 # RESQUE_REDIS_URL may hold a password that Django's own filter would show on error pages
 # and in the admins' e-mail reports.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "resque_pool.debug.SafeExceptionReporterFilter"

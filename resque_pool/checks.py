@@ -2,8 +2,11 @@
 
 Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E004 number
 out of range, E005 wrong type, E006 the Tasks backend on Django 5.2 without the backport's
-app; W001 a prune interval that would prune live workers. (The Tasks backend's own checks,
-``resque_pool.tasks.E…``, run with the framework's.)
+app, E007 Sentinel settings (an address that is not host:port, no service name, a unix://
+URL), E008 not one of the values a setting takes, E009 failure backends (the failed list
+not first, a path that cannot be imported or is no backend); W001 a prune interval that
+would prune live workers. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run
+with the framework's.)
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ from django.conf import settings as django_settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from resque_pool import failure_backends
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
+from resque_pool.resque.connection import sentinel_addresses
 
 # The tag of this app's checks: the commands that run only these name it in
 # ``requires_system_checks``; ``manage.py check --tag resque_pool`` runs them alone.
 TAG = "resque_pool"
 
 # Values never quoted in a message: they may hold a password.
-_SECRET = frozenset({"RESQUE_REDIS_URL"})
+_SECRET = frozenset({"RESQUE_REDIS_URL", "RESQUE_REDIS_SENTINEL_PASSWORD"})
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 
@@ -92,6 +97,12 @@ def _problem(row: Setting, value: Any) -> checks.CheckMessage | None:
             hint=_defined_hint(row),
             id="resque_pool.E005",
         )
+    if row.choices is not None and value not in row.choices:
+        return checks.Error(
+            f"{row.name} must be {row.expected()}, not {_short.repr(value)}.",
+            hint=_defined_hint(row),
+            id="resque_pool.E008",
+        )
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if (
@@ -123,6 +134,7 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                 id="resque_pool.E001",
             )
         )
+    errors.extend(_sentinel_checks(valid))
     if valid.get("RESQUE_NAMESPACE") == "":
         errors.append(
             checks.Error("RESQUE_NAMESPACE must be a non-empty string.", id="resque_pool.E002")
@@ -138,6 +150,9 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                     id="resque_pool.E003",
                 )
             )
+    backends = valid.get("RESQUE_FAILURE_BACKENDS")
+    if backends is not None:
+        errors.extend(_failure_backend_checks(list(backends)))
     heartbeat = valid.get("RESQUE_HEARTBEAT_INTERVAL")
     prune = valid.get("RESQUE_PRUNE_INTERVAL")
     if heartbeat is not None and prune is not None and prune <= heartbeat:
@@ -149,4 +164,68 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                 id="resque_pool.W001",
             )
         )
+    return errors
+
+
+def _sentinel_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
+    sentinels = valid.get("RESQUE_REDIS_SENTINELS")
+    if not sentinels:
+        return []
+    problems: list[tuple[str, str | None]] = []
+    try:
+        sentinel_addresses(sentinels)
+    except ValueError as error:
+        problems.append(
+            (
+                f"RESQUE_REDIS_SENTINELS: {error}.",
+                "A list of 'host:port' strings, e.g. ['10.0.0.1:26379', '10.0.0.2:26379'].",
+            )
+        )
+    if not valid.get("RESQUE_REDIS_SENTINEL_SERVICE"):
+        problems.append(
+            (
+                "RESQUE_REDIS_SENTINELS is set but RESQUE_REDIS_SENTINEL_SERVICE is not.",
+                "The master's name in the sentinels' configuration (sentinel monitor NAME ...).",
+            )
+        )
+    url = valid.get("RESQUE_REDIS_URL")
+    if url is not None and url.startswith("unix://"):
+        problems.append(
+            (
+                "RESQUE_REDIS_SENTINELS needs a redis:// or rediss:// RESQUE_REDIS_URL, not a "
+                "unix:// one.",
+                "The URL's password, database number and TLS apply to the master the "
+                "sentinels name; its host and port are not used.",
+            )
+        )
+    return [checks.Error(text, hint=hint, id="resque_pool.E007") for text, hint in problems]
+def _failure_backend_checks(paths: list[Any]) -> list[checks.CheckMessage]:
+    """The failed list first (its entry is the job's outcome, see failure_backends.py),
+    then importable ``Backend`` subclasses."""
+    if not paths or paths[0] != failure_backends.REDIS:
+        return [
+            checks.Error(
+                f"RESQUE_FAILURE_BACKENDS must start with {failure_backends.REDIS!r}, "
+                f"not {_short.repr(paths[0] if paths else None)}.",
+                hint="The failed list stays first; list your backends after it.",
+                id="resque_pool.E009",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    for path in paths[1:]:
+        problem = None
+        try:
+            backend = import_string(path) if isinstance(path, str) else None
+        except ImportError as error:
+            problem = f"cannot be imported: {error}"
+        else:
+            if not (isinstance(backend, type) and issubclass(backend, failure_backends.Backend)):
+                problem = "is not a subclass of resque_pool.failure_backends.Backend"
+        if problem:
+            errors.append(
+                checks.Error(
+                    f"RESQUE_FAILURE_BACKENDS: {_short.repr(path)} {problem}",
+                    id="resque_pool.E009",
+                )
+            )
     return errors

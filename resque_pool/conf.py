@@ -23,7 +23,8 @@ class Setting:
 
     ``types`` are the accepted Python types (``bool`` is never taken for a number);
     ``optional`` also accepts ``None``; ``minimum``/``maximum`` bound a number, inclusive,
-    except that ``positive`` asks for a number above zero.
+    except that ``positive`` asks for a number above zero; ``choices``, when given, are
+    the only values accepted.
     """
 
     name: str
@@ -34,9 +35,12 @@ class Setting:
     positive: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
 
     def expected(self) -> str:
         """What the setting must be, in words, for error messages."""
+        if self.choices is not None:
+            return " or ".join(repr(choice) for choice in self.choices)
         if self.types == (bool,):
             text = "True or False"
         elif self.types == NUMBER:
@@ -70,6 +74,46 @@ SETTINGS: tuple[Setting, ...] = (
         "resque",
         (str,),
         "Key prefix, as Ruby's Resque (redis-namespace) uses it.",
+    ),
+    Setting(
+        "RESQUE_REDIS_SENTINELS",
+        None,
+        (list, tuple),
+        "Redis Sentinel addresses, ['host:port', ...]: every process asks them for the "
+        "master of RESQUE_REDIS_SENTINEL_SERVICE and follows a failover; they win over the "
+        "URL's host and port (its password, database number and TLS still apply).",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_REDIS_SENTINEL_SERVICE",
+        None,
+        (str,),
+        "The master's name in the sentinels' configuration (needed with RESQUE_REDIS_SENTINELS).",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_REDIS_SENTINEL_PASSWORD",
+        None,
+        (str,),
+        "The sentinels' own password (their requirepass), if they have one; the master's "
+        "is the URL's.",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_ENQUEUE_WAIT_REPLICAS",
+        0,
+        (int,),
+        "enqueue() and the Tasks backend wait (Redis WAIT) until this many replicas have "
+        "the pushed job, at most RESQUE_ENQUEUE_WAIT_TIMEOUT; 0: no wait.",
+        minimum=0,
+    ),
+    Setting(
+        "RESQUE_ENQUEUE_WAIT_TIMEOUT",
+        1.0,
+        NUMBER,
+        "Seconds enqueue() waits for RESQUE_ENQUEUE_WAIT_REPLICAS replicas; fewer by then is "
+        "logged and returned (EnqueuedJob.replicas), not raised: the job is pushed.",
+        positive=True,
     ),
     Setting(
         "RESQUE_POOL_CONFIG_LOADER",
@@ -187,6 +231,22 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds the leader lock for recurring schedules outlives its holder; another "
         "scheduler takes over within about this long.",
         minimum=2,
+    ),
+    Setting(
+        "RESQUE_FAILURE_BACKENDS",
+        ("resque_pool.failure_backends.RedisFailedList",),
+        (list, tuple),
+        "Dotted paths of failure backends (resque_pool.failure_backends.Backend), after "
+        "the failed list, which stays first: each failure written to Redis also goes to "
+        "the others, once, after its transaction.",
+    ),
+    Setting(
+        "RESQUE_LOG_FORMAT",
+        "plain",
+        (str,),
+        "How the pool, its workers, job children and scheduler log: 'plain' lines, or "
+        "'json' (one object per line with time, level, logger, pid, worker, queue, job).",
+        choices=("plain", "json"),
     ),
     Setting(
         "RESQUE_TASK_RESULT_TTL",

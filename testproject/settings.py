@@ -15,6 +15,9 @@ env = environ.Env(
     SECRET_KEY=(str, "demo-only-insecure-key-change-me"),
     RESQUE_REDIS_URL=(str, "redis://localhost:6379/0"),
     RESQUE_NAMESPACE=(str, "resque"),
+    RESQUE_REDIS_SENTINELS=(list, []),
+    RESQUE_REDIS_SENTINEL_SERVICE=(str, ""),
+    RESQUE_REDIS_SENTINEL_PASSWORD=(str, ""),
     ALLOWED_HOSTS=(list, ["*"]),
 )
 
@@ -85,6 +88,13 @@ STATIC_URL = "static/"
 
 RESQUE_REDIS_URL = env("RESQUE_REDIS_URL")
 RESQUE_NAMESPACE = env("RESQUE_NAMESPACE")
+# Redis Sentinel: RESQUE_REDIS_SENTINELS=host1:26379,host2:26379 and the master's name; unset,
+# the URL's host and port are used.
+RESQUE_REDIS_SENTINELS = env("RESQUE_REDIS_SENTINELS") or None
+RESQUE_REDIS_SENTINEL_SERVICE = env("RESQUE_REDIS_SENTINEL_SERVICE") or None
+RESQUE_REDIS_SENTINEL_PASSWORD = env("RESQUE_REDIS_SENTINEL_PASSWORD") or None
+# "plain" or "json": JSON lines for a log collector (docs/settings.md).
+RESQUE_LOG_FORMAT = env("RESQUE_LOG_FORMAT", default="plain")
 # RESQUE_REDIS_URL may hold a password that Django's own filter would show on error pages
 # and in the admins' e-mail reports.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "resque_pool.debug.SafeExceptionReporterFilter"

@@ -6,8 +6,8 @@ function (a late import does not excuse a loop: it only hides it until the call)
 
 The layers, highest first (docs/architecture.md draws the same tree):
 
-1. the entry points Django calls: ``apps`` (``ready()``), the management commands, the
-   template tags;
+1. the entry points Django calls: ``apps`` (``ready()``), the system checks it registers,
+   the management commands, the template tags;
 2. ``dashboard``: every admin page (worker counts, the Resque pages, delayed jobs,
    schedules, task results) and their one URL table;
 3. ``pool``: the manager, which forks workers and the scheduler child;
@@ -19,8 +19,9 @@ The layers, highest first (docs/architecture.md draws the same tree):
 6. ``worker``: the worker process;
 7. ``resque``: Resque's data layout in Redis, resque-scheduler's and resque-retry's keys
    included;
-8. the ground: settings, exceptions, hooks, logging, process plumbing, configuration files
-   (these may import each other, without a loop).
+8. the ground: settings, exceptions, hooks, the failure backends and their signal,
+   logging, process plumbing, the health probe, configuration files (these may import each
+   other, without a loop).
 
 Two kinds of import are not edges: those under ``if TYPE_CHECKING:`` (they never run; the
 layer check still reads them) and, in a package's ``__init__.py``, those inside its module
@@ -40,7 +41,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "resque_pool"
 LAYERS: list[tuple[str, list[str], bool]] = [
     (
         "entry points",
-        ["resque_pool.apps", "resque_pool.management", "resque_pool.templatetags"],
+        [
+            "resque_pool.apps",
+            "resque_pool.checks",
+            "resque_pool.management",
+            "resque_pool.templatetags",
+        ],
         True,
     ),
     ("admin pages", ["resque_pool.dashboard"], False),
@@ -52,13 +58,15 @@ LAYERS: list[tuple[str, list[str], bool]] = [
     (
         "ground",
         [
-            "resque_pool.checks",
             "resque_pool.debug",
             "resque_pool.config_error",
             "resque_pool.yaml_file",
             "resque_pool.conf",
             "resque_pool.errors",
             "resque_pool.hooks",
+            "resque_pool.failure_backends",
+            "resque_pool.signals",
+            "resque_pool.health",
             "resque_pool.logs",
             "resque_pool.unix",
         ],

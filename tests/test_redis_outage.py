@@ -300,9 +300,7 @@ def test_pool_workers_wait_for_redis_at_start_up(tmp_path, start_pool):
         server.stop()
 
 
-def test_a_redis_that_never_answers_stalls_neither_the_spawn_nor_the_manager(
-    tmp_path, start_pool
-):
+def test_a_redis_that_never_answers_stalls_neither_the_spawn_nor_the_manager(tmp_path, start_pool):
     """A Redis that accepts connections and never replies (a hung server, a half-open
     proxy): the manager's own calls give up after its bound, so it still forks its workers,
     logs the failure once, and still handles its signals."""

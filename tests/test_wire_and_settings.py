@@ -117,9 +117,7 @@ BOUNDED = [row for row in SETTINGS if row.minimum is not None or row.maximum is 
 
 
 @pytest.mark.parametrize("row", BOUNDED, ids=[row.name for row in BOUNDED])
-def test_every_bounded_setting_refuses_a_value_past_its_bound_and_takes_the_bound(
-    settings, row
-):
+def test_every_bounded_setting_refuses_a_value_past_its_bound_and_takes_the_bound(settings, row):
     step = 1 if row.types == (int,) else 0.5
     for bound, outside in ((row.minimum, -step), (row.maximum, step)):
         if bound is None:

@@ -13,7 +13,8 @@ import sys
 import tempfile
 from typing import IO
 
-from resque_pool.unix.process import pid_alive
+from resque_pool.unix import files
+from resque_pool.unix.files import pid_alive
 
 logger = logging.getLogger(__name__)
 
@@ -78,27 +79,12 @@ def daemonize() -> None:
 
 
 def read_pid(path: str) -> int | None:
-    """The pid in ``path``; None when there is no file, 0 when it holds garbage (stale, like
-    resque-pool's pid <= 0). A path that cannot hold a pidfile (a directory, a component
-    that is a regular file, no permission) is a DaemonError: it is not "stale"."""
+    """The pid in ``path``; None when there is no file, 0 when it holds garbage (stale).
+    A path that cannot hold a pidfile is a DaemonError (``unix/files.py``)."""
     try:
-        # O_NOFOLLOW: a symlink there is stale (the rename replaces the link, not its
-        # target); O_NONBLOCK: a FIFO must not hang us; read at most a pid's worth.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            return 0
-        raise _cannot("pidfile", path, error) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DaemonError(f"cannot use pidfile {path}: not a regular file")
-        return int(os.read(fd, 64).strip() or 0)
-    except (OSError, ValueError):
-        return 0
-    finally:
-        os.close(fd)
+        return files.read_pid(path)
+    except files.UnusablePidfile as error:
+        raise DaemonError(f"cannot use pidfile {path}: {error}") from None
 
 
 def check_pidfile(path: str) -> None:

@@ -16,19 +16,9 @@ import os
 import tempfile
 import time
 
+from resque_pool.unix.files import memory_dir
+
 logger = logging.getLogger(__name__)
-
-# Where the progress files go: a memory filesystem when there is one, as gunicorn advises
-# for its workers' heartbeat files. A worker sets its file's time once or twice per job; on
-# a journaling disk filesystem (/tmp often is one) each of those is a metadata write.
-_MEMORY_DIR = "/dev/shm"
-
-
-def _progress_dir() -> str | None:
-    if os.path.isdir(_MEMORY_DIR) and os.access(_MEMORY_DIR, os.W_OK | os.X_OK):
-        return _MEMORY_DIR
-    return None  # tempfile's own choice
-
 
 class HangWatch:
     def __init__(self, timeout: float | None) -> None:
@@ -40,7 +30,7 @@ class HangWatch:
         """A fresh progress file for the next worker (None when detection is off)."""
         if not self.timeout:
             return None
-        fd, path = tempfile.mkstemp(prefix="resque-pool-progress-", dir=_progress_dir())
+        fd, path = tempfile.mkstemp(prefix="resque-pool-progress-", dir=memory_dir())
         os.unlink(path)
         return fd
 

@@ -22,6 +22,7 @@ from typing import Any
 import setproctitle
 from django.db import connections
 
+from resque_pool import failure_backends
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
 from resque_pool.pool import killer
@@ -29,6 +30,7 @@ from resque_pool.pool import state as pool_state
 from resque_pool.pool.config import max_workers, validate_counts
 from resque_pool.pool.daemon import Redirects, reopen_logs
 from resque_pool.pool.dead_workers import PeriodicPrune
+from resque_pool.pool.health_file import HealthFile
 from resque_pool.pool.loaders import Source, loader_limits
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.scheduler_child import SchedulerChild
@@ -96,6 +98,10 @@ class Manager:
             options.scheduler, self.pid, options.appname, options.single_process_group
         )
         self.pruner = PeriodicPrune(self.id)
+        # Liveness for probes (resque_pool/health.py): touched each time the loop comes round.
+        self.health = HealthFile(self.pid)
+        self._health_key: tuple[Any, ...] | None = None
+        self._health_state: dict[str, Any] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -108,6 +114,7 @@ class Manager:
 
     def start(self) -> None:
         self.procline("(starting)")
+        self.beat()
         self.signals.install()
         connection.set_socket_timeout(MANAGER_REDIS_TIMEOUT)
         self.load_counts()
@@ -125,6 +132,7 @@ class Manager:
         else:
             logger.info("Pool is empty")
         self.publish(force=True)
+        self.beat()
 
     def join(self) -> None:
         while True:
@@ -144,6 +152,7 @@ class Manager:
                 self.maintain()
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
+            self.beat()
             self.reconciler.cleanups.tick()
             self.reconciler.kill_hung_workers()
             self.pruner.tick(self.workers.queue_lists())
@@ -151,6 +160,7 @@ class Manager:
                 self.killer.tick(self.workers, self.desired())
 
     def finish(self) -> None:
+        self.health.remove()
         self.scheduler.stop()
         self.status = "stopped"
         self.procline("(shutting down)")
@@ -160,6 +170,9 @@ class Manager:
             logger.warning("could not withdraw the pool state: %s", error)
         self.signals.ignore_from_now_on()
         self.signals.close()
+        # Failures of dead workers the manager reported; atexit would too, but only if
+        # nothing after us calls os._exit.
+        failure_backends.flush()
         logger.info("manager finished")
 
     # -- counts ----------------------------------------------------------------------------
@@ -331,6 +344,7 @@ class Manager:
                 return
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
+            self.beat()
             self.signals.sleep(1.0)
 
     # -- timing, state, proclines ----------------------------------------------------------
@@ -380,6 +394,26 @@ class Manager:
             self.publish_errors.error(kind or text, "could not publish the pool state: %s", text)
             return
         self.publish_errors.clear()
+
+    def beat(self) -> None:
+        """Tell probes the loop came round, with what readiness needs: the status, whether
+        counts ever loaded, and the workers that should be registered."""
+        desired = self.desired()
+        active = [proc for proc in self.workers.all() if not proc.stopping]
+        facts = (self.status, self.loaded_once, *desired.items(), *(p.pid for p in active))
+        if facts != self._health_key:  # worker ids only when the workers changed
+            self._health_key = facts
+            self._health_state = {
+                "pid": self.pid,
+                "appname": self.options.appname,
+                "pool": self.options.pool,
+                "status": self.status,
+                "loaded": self.loaded_once,
+                "complete": self.workers.complete(desired),
+                "desired": sum(desired.values()),
+                "workers": [proc.id for proc in active],
+            }
+        self.health.beat(self._health_state)
 
     def procline(self, text: str) -> None:
         title = f"resque-pool-master[{self.options.appname}]: {text}"

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import inspect
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import redis as redis_lib
 from redis.commands.core import Script
+from redis.connection import parse_url
+from redis.sentinel import Sentinel
 
 from resque_pool.conf import settings
 
@@ -25,33 +29,108 @@ _NO_CLIENT_SETINFO = (
     if "driver_info" in inspect.signature(redis_lib.Redis.__init__).parameters
     else {"lib_name": None, "lib_version": None}
 )
-_clients: dict[str, redis_lib.Redis] = {}
+_clients: dict[tuple, redis_lib.Redis] = {}
 # Seconds a reply may take before a call raises TimeoutError (None: wait for ever). A worker
 # its manager watches for hangs sets it, so that a Redis that stops answering reads as an
 # outage the worker waits out (still reporting progress), not as a hung worker.
 _socket_timeout: float | None = None
+# Sentinels answer from memory at once: a sentinel that takes longer than this (a dead host,
+# a half-open connection) is skipped for the next one rather than stalling master discovery.
+SENTINEL_TIMEOUT = 2.0
+# Bound on opening a connection to a master found through Sentinel: after a failover the old
+# master's address may not even refuse (a host that is gone drops the SYN), and the next
+# attempt asks the sentinels again.
+SENTINEL_CONNECT_TIMEOUT = 5.0
+
+
+def sentinel_addresses(entries: Sequence[str]) -> list[tuple[str, int]]:
+    """``["10.0.0.1:26379", "[::1]:26379"]`` -> ``[("10.0.0.1", 26379), ("::1", 26379)]``;
+    ValueError with the bad entry for anything that is not ``host:port``."""
+    addresses = []
+    for entry in entries:
+        host, sep, port = str(entry).rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not host:port")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def _client_options() -> dict[str, Any]:
+    # RESP2 unless the URL says ?protocol=3: every Redis a Resque user may run speaks it,
+    # whereas redis-py 8 would otherwise pick RESP3 (Redis >= 6).
+    return {
+        "decode_responses": True,
+        "encoding_errors": "surrogateescape",
+        "protocol": 2,
+        **_NO_CLIENT_SETINFO,
+        "socket_timeout": _socket_timeout,
+    }
+
+
+def _sentinel_client(url: str, entries: Sequence[str], service: str) -> redis_lib.Redis:
+    """A client for ``service``'s current master, as the sentinels name it. Every new
+    connection asks them (so a failover is followed on the next reconnect), and a master
+    demoted under an open connection (``READONLY``) closes it: redis-py's
+    ``SentinelManagedConnection`` turns both into ``ConnectionError``, an outage to
+    ``outages.py``. The URL still gives the password, the database number and TLS."""
+    options = _client_options()
+    # The URL's own query (?socket_timeout=, ?protocol=) wins, as in Redis.from_url.
+    options.update(parse_url(url))
+    for address_only in ("host", "port", "path"):
+        options.pop(address_only, None)
+    tls = options.pop("connection_class", None) is redis_lib.SSLConnection
+    if tls:
+        options["ssl"] = True  # SentinelConnectionPool then picks the TLS connection class
+    options.setdefault("socket_connect_timeout", SENTINEL_CONNECT_TIMEOUT)
+    sentinel_options: dict[str, Any] = {
+        "socket_timeout": SENTINEL_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_TIMEOUT,
+        "decode_responses": True,
+        "protocol": 2,
+        **_NO_CLIENT_SETINFO,
+    }
+    if settings.RESQUE_REDIS_SENTINEL_PASSWORD:
+        sentinel_options["password"] = settings.RESQUE_REDIS_SENTINEL_PASSWORD
+    if tls:  # a TLS deployment's sentinels listen on TLS too
+        sentinel_options["ssl"] = True
+        sentinel_options.update({k: v for k, v in options.items() if k.startswith("ssl_")})
+    manager = Sentinel(sentinel_addresses(entries), sentinel_kwargs=sentinel_options)
+    return manager.master_for(service, **options)
 
 
 def get_redis() -> redis_lib.Redis:
-    """The shared client for ``RESQUE_REDIS_URL`` (one connection pool per process)."""
+    """The shared client (one connection pool per process): ``RESQUE_REDIS_URL``, or the
+    master of ``RESQUE_REDIS_SENTINEL_SERVICE`` when ``RESQUE_REDIS_SENTINELS`` is set."""
     url = settings.RESQUE_REDIS_URL
-    client = _clients.get(url)
+    sentinels = settings.RESQUE_REDIS_SENTINELS
+    service = settings.RESQUE_REDIS_SENTINEL_SERVICE
+    which = (url, tuple(sentinels or ()), service)
+    client = _clients.get(which)
     if client is None:
         with _lock:
-            client = _clients.get(url)
+            client = _clients.get(which)
             if client is None:
-                # RESP2 unless the URL says ?protocol=3: every Redis a Resque user may run
-                # speaks it, whereas redis-py 8 would otherwise pick RESP3 (Redis >= 6).
-                client = redis_lib.Redis.from_url(
-                    url,
-                    decode_responses=True,
-                    encoding_errors="surrogateescape",
-                    protocol=2,
-                    **_NO_CLIENT_SETINFO,
-                    socket_timeout=_socket_timeout,
-                )
-                _clients[url] = client
+                if sentinels:
+                    client = _sentinel_client(url, sentinels, service)
+                else:
+                    client = redis_lib.Redis.from_url(url, **_client_options())
+                _clients[which] = client
     return client
+
+
+def describe_redis() -> str:
+    """Where this process's Redis is, for messages: the URL without its password, or the
+    service and its sentinels."""
+    from resque_pool.debug import mask_url
+
+    sentinels = settings.RESQUE_REDIS_SENTINELS
+    if sentinels:
+        return (
+            f"Redis service {settings.RESQUE_REDIS_SENTINEL_SERVICE!r} "
+            f"(sentinels {', '.join(sentinels)})"
+        )
+    return f"Redis at {mask_url(settings.RESQUE_REDIS_URL)}"
 
 
 _scripts: dict[str, Script] = {}
@@ -81,7 +160,7 @@ def reset_connections() -> None:
 
 
 # Clients a job child stopped using without closing them (``abandon_clients``).
-_abandoned: list[dict[str, redis_lib.Redis]] = []
+_abandoned: list[dict[tuple, redis_lib.Redis]] = []
 
 
 def abandon_clients(socket_timeout: float | None) -> None:

@@ -26,7 +26,8 @@ import logging
 import time
 from typing import Any
 
-from resque_pool.resque import delayed, failures, packed, wire
+from resque_pool import failure_backends
+from resque_pool.resque import delayed, failures, packed, records, wire
 from resque_pool.resque.connection import get_redis, key, namespace
 from resque_pool.resque.jobs import Job, registry
 from resque_pool.resque.reserve import raw_key
@@ -127,13 +128,14 @@ def record_failure(
             attempts = attempt + 1
             noun = "attempt" if attempts == 1 else "attempts"
             pipe.delete(counter)
-            pipe.rpush(
-                key(failures.FAILED),
-                failure_entry(exception, worker_id, job, f" (gave up after {attempts} {noun})"),
+            result["entry"] = failure_entry(
+                exception, worker_id, job, f" (gave up after {attempts} {noun})"
             )
+            pipe.rpush(key(failures.FAILED), result["entry"])
         else:
             result["outcome"] = FAILED
-            pipe.rpush(key(failures.FAILED), failure_entry(exception, worker_id, job))
+            result["entry"] = failure_entry(exception, worker_id, job)
+            pipe.rpush(key(failures.FAILED), result["entry"])
         if counted:
             pipe.incrby(key("stat", "failed"), 1)
             pipe.incrby(key("stat", "failed", worker_id), 1)
@@ -159,6 +161,23 @@ def record_failure(
         )
     elif outcome == GAVE_UP:
         call_quietly(policy.on_give_up, exception, result["attempt"] + 1, *args)
+    if outcome != GONE:
+        # Only now, after the transaction: a write Redis refused (and the caller tries
+        # again) has told no backend, so each failure reaches each backend once.
+        failure_backends.report(
+            failure_backends.Failure(
+                job_class=records.job_class(job.payload),
+                class_name=job.class_name,
+                args=args,
+                queue=job.queue,
+                worker=worker_id,
+                attempt=result.get("attempt", 0) + 1,
+                outcome=outcome,
+                exception=exception,
+                payload=job.raw,
+                entry=result.get("entry"),
+            )
+        )
     return outcome
 
 

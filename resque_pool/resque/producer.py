@@ -10,6 +10,7 @@ hook chain) is ``resque/jobs.py``.
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from resque_pool.conf import settings
 from resque_pool.errors import NoQueueError, UnknownJob
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis
@@ -34,6 +36,8 @@ from resque_pool.resque.queue_lists import check_queue_name
 from resque_pool.resque.registry import JobDefinition, registry, source_of
 from resque_pool.resque.retry import as_retry
 from resque_pool.resque.wakeup import push_job
+
+logger = logging.getLogger(__name__)
 
 
 def job(
@@ -97,6 +101,8 @@ def _add_delayed_methods(target: Any, definition: JobDefinition) -> None:
 class EnqueuedJob:
     queue: str
     payload: str
+    # Replicas that acknowledged the push (Redis WAIT), when the caller asked for any.
+    replicas: int | None = None
 
 
 def _definition_for(job_ref: Any) -> JobDefinition | None:
@@ -136,12 +142,19 @@ def resolve(job_ref: Any, queue: str | None) -> tuple[JobDefinition | None, str,
     return definition, class_name, target_queue
 
 
-def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob | None:
+def enqueue(
+    job_ref: Any, *args: Any, queue: str | None = None, wait_replicas: int | None = None
+) -> EnqueuedJob | None:
     """Push a job, as ``Resque.enqueue``/``enqueue_to`` do.
 
     ``job_ref`` is a decorated job, its definition, or a name. A name that is not registered
     here (a job only Ruby workers know) can be pushed when ``queue`` is given. Returns what
     was pushed, or None when a ``before_enqueue*`` hook returned ``False``.
+
+    ``wait_replicas`` (default ``RESQUE_ENQUEUE_WAIT_REPLICAS``) waits, with Redis's
+    ``WAIT`` and at most ``RESQUE_ENQUEUE_WAIT_TIMEOUT``, until that many replicas have the
+    job; how many did is ``EnqueuedJob.replicas`` (fewer is logged, not raised: the job is
+    on the master either way). See docs/scaling.md for what that buys in a failover.
     """
     definition, class_name, target_queue = resolve(job_ref, queue)
     try:
@@ -156,13 +169,31 @@ def enqueue(job_ref: Any, *args: Any, queue: str | None = None) -> EnqueuedJob |
         results = [hook(*args) for hook in definition.hooks("before_enqueue")]
         if any(result is False for result in results):
             return None
+    if wait_replicas is None:
+        wait_replicas = settings.RESQUE_ENQUEUE_WAIT_REPLICAS
     pipe = get_redis().pipeline(transaction=False)
     push_job(pipe, target_queue, payload)
-    pipe.execute()
+    if wait_replicas:
+        # In the same pipeline, so on the same connection: WAIT counts the replicas that
+        # have this connection's writes. (Not inside MULTI or a script, where it does not
+        # block.)
+        timeout_ms = max(1, int(settings.RESQUE_ENQUEUE_WAIT_TIMEOUT * 1000))
+        pipe.execute_command("WAIT", wait_replicas, timeout_ms)
+    replies = pipe.execute()
+    acknowledged = int(replies[-1]) if wait_replicas else None
+    if acknowledged is not None and acknowledged < wait_replicas:
+        logger.warning(
+            "%s pushed to %s, but only %d of %d replicas acknowledged it within %gs",
+            class_name,
+            target_queue,
+            acknowledged,
+            wait_replicas,
+            settings.RESQUE_ENQUEUE_WAIT_TIMEOUT,
+        )
     if definition is not None:
         for hook in definition.hooks("after_enqueue"):
             hook(*args)
-    return EnqueuedJob(queue=target_queue, payload=payload)
+    return EnqueuedJob(queue=target_queue, payload=payload, replicas=acknowledged)
 
 
 def _schedule_hooks_allow(definition: JobDefinition | None, args: tuple[Any, ...]) -> bool:

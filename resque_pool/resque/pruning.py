@@ -22,7 +22,8 @@ from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.records import parse_worker_id
 from resque_pool.resque.reserve import read_in_flight
 from resque_pool.resque.worker_records import delete_worker_keys, unregister
-from resque_pool.unix.process import command_line, pid_alive
+from resque_pool.unix.files import pid_alive
+from resque_pool.unix.process import command_line
 
 logger = logging.getLogger(__name__)
 

@@ -48,6 +48,26 @@ def job_class(payload: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
+# The id a wrapper carries for the job it wraps, and the name logs give it.
+WRAPPED_IDS = {
+    "ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper": ("job_id", "job_id"),
+    "resque_pool.tasks.TaskWrapper": ("id", "task_id"),
+}
+
+
+def wrapped_id(payload: Any) -> tuple[str, str] | None:
+    """``(name, id)`` of the job a wrapper carries (ActiveJob's ``job_id``, a Django task's
+    result id as ``task_id``); None for a plain Resque job, which has no id."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("class"), str):
+        return None
+    found = WRAPPED_IDS.get(payload["class"])
+    args = payload.get("args")
+    if found is None or not isinstance(args, list) or not args or not isinstance(args[0], dict):
+        return None
+    value = args[0].get(found[0])
+    return (found[1], value) if isinstance(value, str) and value else None
+
+
 @dataclass(frozen=True)
 class WorkerId:
     """A worker id, ``host:pid:queue1,queue2`` (``Worker#to_s``), as far as it reads."""

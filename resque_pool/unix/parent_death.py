@@ -12,7 +12,6 @@ docs/reliability.md).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -28,8 +27,10 @@ def prepare() -> bool:
     global _prctl
     if _prctl is None and sys.platform.startswith("linux"):
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-            _prctl = libc.prctl
+            # The interpreter's own symbols, libc's among them: find_library("c") would run
+            # ldconfig in a subprocess, a child a test (or an operator) could mistake for a
+            # job child.
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
         except (OSError, AttributeError):
             return False
     return _prctl is not None

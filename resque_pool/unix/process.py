@@ -1,26 +1,12 @@
-"""What one process may learn about another (alive? its command line?) and the flush a
-forked process owes its output before ``os._exit``."""
+"""What one process may learn about another (its command line; whether it is alive is
+``unix/files.py``) and the flush a forked process owes its output before ``os._exit``."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 from pathlib import Path
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists (owned by anyone)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def command_line(pid: int) -> str | None:

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import redis as redis_lib
 
-from resque_pool import hooks
+from resque_pool import failure_backends, hooks
 from resque_pool.errors import DirtyExit, TermException
 from resque_pool.logs import LogOnce
 from resque_pool.resque import connection
@@ -98,6 +98,8 @@ def run_job_child(
     except BaseException:
         logger.exception("Job child %s could not finish %s", os.getpid(), job.describe())
     finally:
+        # os._exit skips atexit: a backend that sends from a thread (Sentry) sends now.
+        failure_backends.flush()
         flush_output()
         os._exit(status)
 

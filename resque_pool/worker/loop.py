@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 
 import redis as redis_lib
 
-from resque_pool import hooks
+from resque_pool import failure_backends, hooks
 from resque_pool.conf import settings
-from resque_pool.logs import LogOnce
+from resque_pool.logs import LogOnce, clear_job_context, set_context
 from resque_pool.resque import packed, records
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.jobs import Job
@@ -150,6 +150,7 @@ class Worker:
     def startup(self) -> None:
         self._pid = os.getpid()
         self._id = make_worker_id(self._pid, self.queue_list.patterns)
+        set_context(worker=self._id)  # in JSON log lines, from now on
         set_procline("Starting")
         self.signals.install()
         hang_timeout = settings.RESQUE_WORKER_HANG_TIMEOUT
@@ -166,6 +167,8 @@ class Worker:
         self._heartbeat.start()
         if not self._wait_for_redis(lambda: prune_dead_workers(self.id, self.queue_list)):
             return
+        # Made here once: every job child inherits them instead of making its own.
+        failure_backends.backends()
         hooks.run("before_first_fork", self)
         if not self._wait_for_redis(lambda: register(self.id)):
             return
@@ -261,6 +264,9 @@ class Worker:
                 hooks.run("worker_exit", self)
         finally:
             self.signals.restore()
+            # A pool worker leaves with os._exit (no atexit): failures it reported (a
+            # DirtyExit, a job run in process) are sent now.
+            failure_backends.flush()
             if self._registered:
                 logger.info("Worker %s exited", self.id)
 
@@ -303,10 +309,18 @@ class Worker:
         entry, or (its process died, requeueing on) back on its queue."""
         job = Job.from_raw(reservation.queue, reservation.raw)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("got: %s", job.describe())
-        if self.runner.run(self.id, job) == "done":
-            self._pending.record("done_working", done_working, self.id, not reservation.spliced)
+        # JSON log lines of the worker, its job child and the job's own code say which job.
+        wrapped = records.wrapped_id(job.payload)
+        set_context(queue=job.queue, job_class=records.job_class(job.payload))
+        if wrapped is not None:
+            set_context(**{wrapped[0]: wrapped[1]})
+        try:
+            if logger.isEnabledFor(logging.INFO):
+                logger.info("got: %s", job.describe())
+            if self.runner.run(self.id, job) == "done":
+                self._pending.record("done_working", done_working, self.id, not reservation.spliced)
+        finally:
+            clear_job_context()
 
     def _forget_in_flight(self) -> None:
         """Remove this worker's in-flight record whatever it holds (a job whose outcome

@@ -13,10 +13,9 @@ import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from resque_pool.conf import settings
 from resque_pool.config_error import clip
-from resque_pool.debug import mask_url
 from resque_pool.errors import ResqueError
+from resque_pool.resque.connection import describe_redis
 from resque_pool.resque.producer import enqueue, unknown_job
 from resque_pool.resque.registry import registry
 from resque_pool.scheduler import delayed, when
@@ -56,8 +55,7 @@ def _one_line_errors() -> Iterator[None]:
     except (ResqueError, ValueError) as error:
         raise CommandError(str(error)) from None
     except redis.RedisError as error:
-        url = mask_url(settings.RESQUE_REDIS_URL)
-        raise CommandError(f"nothing enqueued: Redis at {url}: {error}") from None
+        raise CommandError(f"nothing enqueued: {describe_redis()}: {error}") from None
 
 
 class Command(BaseCommand):

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from resque_pool import checks
+from resque_pool.conf import settings
 from resque_pool.config_error import ConfigError
 from resque_pool.logs import configure_logging
 from resque_pool.pool import daemon
@@ -183,7 +184,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        configure_logging()
+        try:
+            configure_logging(settings.RESQUE_LOG_FORMAT)
+        except ValueError as error:  # only with --skip-checks: the checks refuse it first
+            raise CommandError(str(error)) from None
         if options["environment"]:
             for variable in ENVIRONMENT_VARIABLES:
                 os.environ[variable] = options["environment"]

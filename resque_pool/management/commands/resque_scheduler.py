@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from resque_pool.conf import settings
 from resque_pool.logs import configure_logging
 from resque_pool.scheduler.process import Scheduler
 
@@ -26,5 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("-a", "--appname", help="app name in the procline (default: cwd name)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        configure_logging()
+        try:
+            configure_logging(settings.RESQUE_LOG_FORMAT)
+        except ValueError as error:  # only with --skip-checks: the checks refuse it first
+            raise CommandError(str(error)) from None
         Scheduler(appname=options["appname"] or os.path.basename(os.getcwd())).run()

@@ -14,7 +14,9 @@ from typing import Any
 import redis
 from django.core.management.base import BaseCommand, CommandError
 
+from resque_pool.conf import settings
 from resque_pool.errors import NoQueueError
+from resque_pool.logs import configure_logging
 from resque_pool.resque.jobs import registry
 from resque_pool.resque.outages import describe, outage
 from resque_pool.worker.limits import RECYCLE_EXIT_CODE, Limits
@@ -57,6 +59,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        try:
+            # This command runs no checks (they would cost database round trips).
+            configure_logging(settings.RESQUE_LOG_FORMAT)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
         try:
             # Without --queues the worker reads QUEUES, then QUEUE, as rake resque:work does.
             limits = Limits.resolve(

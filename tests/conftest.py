@@ -1,10 +1,14 @@
 """Fixtures shared by the whole suite.
 
-- ``redis_server`` (session): a real redis-server on a free port, or fakeredis over TCP.
+- ``redis_server_url`` (session): a real redis-server on a free port, or fakeredis over
+  TCP.
 - ``resque`` (autouse): points django-resque-pool at that server under a namespace of its
   own for each test, and returns a helper with the client, the namespace and ``key()``.
 - ``run_manage`` / ``spawn_manage``: run ``manage.py`` in a subprocess with the same Redis,
-  namespace and database, for tests of real processes.
+  namespace and database, for tests of real processes; ``settings={...}`` gives it a
+  settings module written for the test (``process_settings``).
+- ``database_env``: ``DATABASE_URL`` of this test's database for the processes a test
+  starts.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import redis as redis_lib
 
 from tests.support import redis_server
 from tests.support.common import ROOT, manage_command
+from tests.support.settings_module import write_settings_module
 
 # start_pool / busy_pool for the pool's process tests.
 pytest_plugins = ["tests.support.pool_fixtures"]
@@ -136,13 +141,38 @@ def resque(redis_server_url: str, settings) -> Iterator[Resque]:
 
 
 @pytest.fixture
-def run_manage(resque: Resque) -> Callable[..., subprocess.CompletedProcess]:
+def process_settings(tmp_path) -> Callable[..., dict[str, str]]:
+    """``process_settings(RESQUE_JOB_TIMEOUT=0.5, ...)``: writes a settings module for the
+    processes this test starts, ``tests.support.pool_settings`` (or ``base=``) plus these
+    settings, and returns the environment that selects it (``DJANGO_SETTINGS_MODULE`` and
+    ``PYTHONPATH``). ``run_manage``, ``spawn_manage``, ``start_pool`` and ``busy_pool`` take
+    the same settings as ``settings={...}``."""
+
+    def write(base: str = "tests.support.pool_settings", **settings) -> dict[str, str]:
+        return write_settings_module(tmp_path / "settings-modules", base, settings)
+
+    return write
+
+
+def _settings_env(process_settings, env, settings) -> dict[str, str]:
+    """A subprocess's extra environment: ``env``, and the module ``settings`` asks for."""
+    if settings is None:
+        return dict(env or {})
+    return {**(env or {}), **process_settings(**settings)}
+
+
+@pytest.fixture
+def run_manage(resque: Resque, process_settings) -> Callable[..., subprocess.CompletedProcess]:
     def run(
-        *args: str, env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None
+        *args: str,
+        env: dict[str, str] | None = None,
+        settings: dict | None = None,
+        timeout: float = 60,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess:
         return subprocess.run(
             manage_command(*args),
-            env=resque.env(**(env or {})),
+            env=resque.env(**_settings_env(process_settings, env, settings)),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -154,17 +184,19 @@ def run_manage(resque: Resque) -> Callable[..., subprocess.CompletedProcess]:
 
 
 @pytest.fixture
-def spawn_manage(resque: Resque) -> Iterator[Callable[..., subprocess.Popen]]:
+def spawn_manage(resque: Resque, process_settings) -> Iterator[Callable[..., subprocess.Popen]]:
     """Start ``manage.py`` in the background; every process left running is killed (with its
     process group) when the test ends."""
     started: list[subprocess.Popen] = []
 
-    def spawn(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    def spawn(
+        *args: str, env: dict[str, str] | None = None, settings: dict | None = None, **kwargs
+    ) -> subprocess.Popen:
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.STDOUT)
         process = subprocess.Popen(
             manage_command(*args),
-            env=resque.env(**(env or {})),
+            env=resque.env(**_settings_env(process_settings, env, settings)),
             cwd=ROOT,
             text=True,
             start_new_session=True,

@@ -179,10 +179,9 @@ def test_test_option_with_a_custom_loader(run_manage, tmp_path):
         "--test",
         "-E",
         "fake",
-        env={
-            "DJANGO_SETTINGS_MODULE": "tests.support.pool_settings",
-            "POOL_TEST_LOADER": "tests.support.processes.ReversingLoader",
-            "POOL_TEST_COUNT_FILE": str(count_file),
+        settings={
+            "RESQUE_POOL_CONFIG_LOADER": "tests.support.processes.ReversingLoader",
+            "TEST_COUNT_FILE": str(count_file),
         },
     )
     assert result.returncode == 0, result.stderr

@@ -31,8 +31,14 @@ def cpu_seconds(pid: int) -> float:
 
 def test_pool_from_yaml_hup_and_quit(start_pool, tmp_path, resque):
     config = write(tmp_path / "pool.yml", 'foo: 1\n"bar, baz": 2\ntest:\n  foo: 2\n')
-    env = {"RAILS_ENV": "test", "POOL_TEST_RECORD_PREFORK": "1"}
-    pool = start_pool("-c", str(config), "-a", "yamlapp", env=env)
+    pool = start_pool(
+        "-c",
+        str(config),
+        "-a",
+        "yamlapp",
+        env={"RAILS_ENV": "test"},
+        settings={"TEST_RECORD_PREFORK": True},
+    )
     before = pool.wait_for_workers({"foo": 2, "bar,baz": 2})
     wait_until(
         lambda: cmdline(pool.pid) == f"resque-pool-master[yamlapp]: managing {sorted(before)}",
@@ -191,9 +197,9 @@ def test_custom_loader_called_with_environment_and_reset_on_hup(start_pool, tmp_
     pool = start_pool(
         "-E",
         "fake",
-        env={
-            "POOL_TEST_LOADER": "tests.support.processes.ReversingLoader",
-            "POOL_TEST_COUNT_FILE": str(count_file),
+        settings={
+            "RESQUE_POOL_CONFIG_LOADER": "tests.support.processes.ReversingLoader",
+            "TEST_COUNT_FILE": str(count_file),
         },
     )
     pool.wait_for_workers({"ekaf": 1})
@@ -231,7 +237,7 @@ def test_killed_worker_is_replaced_and_cleaned_up(busy_pool, resque):
 
 
 def test_killed_worker_job_is_requeued_when_asked(busy_pool, resque):
-    busy = busy_pool(30, env={"POOL_TEST_REQUEUE": "1"})
+    busy = busy_pool(30, settings={"RESQUE_REQUEUE_DIRTY_JOBS": True})
     (victim,) = busy.workers
     worker_id = busy.worker_id
     os.kill(victim, signal.SIGKILL)
@@ -431,7 +437,8 @@ def test_a_pools_children_import_nothing_after_the_fork(tmp_path, start_pool, re
     pool = start_pool(
         "-c",
         str(write(tmp_path / "pool.yml", "demo: 1\n")),
-        env={"PYTHONPROFILEIMPORTTIME": "1", "POOL_TEST_SCHEDULER": "1"},
+        env={"PYTHONPROFILEIMPORTTIME": "1"},
+        settings={"RESQUE_SCHEDULER": True},
     )
     pool.wait_for_workers({"demo": 1})
     pool.wait_for_log(r"spawned scheduler", timeout=30)

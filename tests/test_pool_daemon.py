@@ -23,6 +23,7 @@ def ppid_of(pid: int) -> int:
         return int(handle.read().rsplit(")", 1)[1].split()[1])
 
 
+@pytest.mark.slow  # manage.py processes, started here rather than by a fixture
 def test_daemon_defaults_detach_winch_and_reopen(resque, tmp_path):
     write(tmp_path / "pool.yml", "demo: 2\n")
     pidfile = tmp_path / "tmp" / "pids" / "resque-pool.pid"
@@ -203,6 +204,7 @@ def test_the_command_refuses_a_symlinked_lock_in_one_line(run_manage, tmp_path):
 # -- unusable paths: one line, non-zero exit, before detaching -------------------------------
 
 
+@pytest.mark.slow  # manage.py processes, started here rather than by a fixture
 @pytest.mark.parametrize(
     ("option", "name"),
     [

@@ -213,6 +213,7 @@ def test_custom_loader_called_with_environment_and_reset_on_hup(start_pool, tmp_
 # -- dead workers ----------------------------------------------------------------------------
 
 
+@pytest.mark.alone  # a bound of 0.5 s from reap to respawn
 def test_killed_worker_is_replaced_and_cleaned_up(busy_pool, resque):
     busy = busy_pool(30)
     pool = busy.pool

@@ -8,6 +8,8 @@ import pytest
 
 from bench import chaos
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("requeue", [False, True], ids=["default", "requeue"])
 @pytest.mark.parametrize("fork_per_job", [True, False], ids=["fork", "in-process"])

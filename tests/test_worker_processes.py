@@ -271,6 +271,7 @@ MANAGER_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a manager process of its own, started here rather than by a fixture
 def test_worker_exits_after_its_job_when_the_manager_is_gone(resque):
     manager = subprocess.Popen(
         [sys.executable, "-c", MANAGER_SCRIPT],

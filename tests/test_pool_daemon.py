@@ -94,17 +94,14 @@ def test_hot_swap_quits_only_pools_of_the_same_app(start_pool, tmp_path, resque)
     other = start_pool("-c", config, "-a", "beta", name="other")
     old.wait_for_workers({"demo": 1})
     other_workers = other.wait_for_workers({"demo": 1})
-    wait_until(
-        lambda: {old.pid, other.pid} <= {p["pid"] for p in pool_state.all_pools()},
-        10,
-        message="both pools published",
-    )
+    assert old.state()["appname"] == "alpha" and other.state()["appname"] == "beta"
     lock = tmp_path / "swap.lock"
     new = start_pool("-H", "-l", str(lock), "-c", config, "-a", "alpha", name="new")
     new_workers = new.wait_for_workers({"demo": 1})
 
     assert old.wait_exit(30) == 0  # QUIT: graceful, waited for its workers
     assert "QUIT: graceful shutdown" in old.log()
+    assert old.pid not in {p["pid"] for p in pool_state.all_pools()}  # withdrawn at exit
     log = new.log()
     (new_worker,) = new_workers
     sent = log.index(f"kill-others: sent QUIT to pool {old.pid}")

@@ -107,6 +107,9 @@ def test_bad_config_on_hup_keeps_workers(start_pool, tmp_path):
     pool.wait_for_log(r"configuration did not load; keeping the current workers")
     time.sleep(2.5)  # several loader periods: the error is logged once, workers untouched
     assert set(pool.titles()) == set(before)
+    state = pool.state()
+    assert state["counts"] == {"foo": 2}  # the last good counts
+    assert sorted(state["workers"]["foo"]) == sorted(before)
     assert pool.log().count("not valid YAML") == 1
     assert pool.process.poll() is None
 
@@ -126,7 +129,7 @@ def test_database_counts_follow_changes_without_a_signal(start_pool, database_en
     WorkerCount.objects.create(queues="other", count=1, pool="elsewhere")
     pool = start_pool("--pool", "here", env=database_env)
     first = pool.wait_for_workers({"demo": 1})
-    assert "worker counts from database" in pool.log()
+    assert pool.state()["source"] == "database"
 
     row.count = 3
     row.save()
@@ -174,6 +177,7 @@ def test_database_unreachable_keeps_last_counts(start_pool, database_env):
         pool.wait_for_log(r"could not load worker counts from database .*keeping the last good")
         time.sleep(2.5)
         assert set(pool.titles()) == set(before)
+        assert pool.state()["counts"] == {"demo": 1}  # the last good counts
         assert pool.log().count("could not load worker counts") == 1
     finally:
         with connection.cursor() as cursor:

@@ -41,6 +41,19 @@ class Pool:
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
 
+    def state(self, timeout: float = 20) -> dict:
+        """The live state this manager publishes in Redis for the admin (``counts``,
+        ``source``, ``workers``, ``status``...; resque_pool/pool/state.py), once it has
+        published one. Prefer it to a log line that says the same."""
+        from resque_pool.pool import state as pool_state
+
+        def published():
+            return next((p for p in pool_state.all_pools() if p["pid"] == self.pid), None)
+
+        return wait_until(
+            published, timeout, 0.1, lambda: f"a published state (log:\n{self.log()})"
+        )
+
     def wait_for_log(self, pattern: str, timeout: float = 20) -> re.Match:
         return wait_until(
             lambda: re.search(pattern, self.log()), timeout, 0.1, f"log line {pattern!r}"

@@ -10,17 +10,17 @@
 # runs on SQLite in .venv-django6 with the newest Django 6 on the newest such Python.
 #
 # Each run spreads its tests over RESQUE_TEST_WORKERS (default 4) pytest-xdist workers,
-# and the runs follow one another. Why 4 on these 2-core machines: one pass spends about
-# 135 s of CPU in 385 s of wall time when run serially, because most tests wait on real
-# processes, Redis and polls rather than compute; 4 workers keep both cores busy (measured:
-# 162 s, about 0.95 core on average) and more workers mostly add contention, which is what
-# makes a test with a timing bound flaky. For the same reason the Django 6 pass no longer
-# runs beside the 5.2 pass as it did before xdist: two runs of 4 workers on 2 cores would
-# gain little over running them in turn and would double the contention. Tests that measure
-# a latency in fractions of a second are marked `alone` and run while no other test does
-# (tests/conftest.py). Each worker has its own redis-server, its own test database
-# (pytest-django's _gw<N> suffix, passed on to the processes the tests start) and its own
-# key namespaces. `-n 0` among this script's arguments runs serially.
+# and the runs follow one another. Why 4 on these 2-core machines: run serially, one pass
+# took 419 s of wall time for 140 s of CPU, because most tests wait on real processes,
+# Redis and polls rather than compute. On 4 workers it took 152 s (131 s of CPU), on 6
+# workers 116 s; 4 is chosen because every worker added is more contention for the tests
+# that bound how long a pool takes to react, and CI is far under its 15 minutes with 4.
+# For the same reason the Django 6 pass no longer runs beside the 5.2 pass as it did before
+# xdist: 8 workers on 2 cores would gain little over two runs in turn and double the
+# contention. A test that measures a latency under a second is marked `alone` and runs
+# while no other test does (tests/conftest.py). Each worker has its own redis-server, its
+# own test database (pytest-django's _gw<N> suffix, handed to the processes the tests
+# start) and its own key namespaces. `-n 0` among this script's arguments runs serially.
 # Every run goes on after a failed one; the exit status is non-zero when any run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -15,7 +15,7 @@ import pytest
 from resque_pool.pool import state as pool_state
 from tests.support.common import manage_command, wait_until
 from tests.support.pool_fixtures import SETTINGS, registered, write
-from tests.support.processes import alive, children, cmdline, kill_tree
+from tests.support.processes import alive, children, cmdline, kill_tree, worker_titles
 
 
 def ppid_of(pid: int) -> int:
@@ -46,7 +46,10 @@ def test_daemon_defaults_detach_winch_and_reopen(resque, tmp_path):
         assert ppid_of(pid) != os.getpid()
         assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
         assert cmdline(pid).startswith(f"resque-pool-master[{tmp_path.name}]:")
-        workers = wait_until(lambda: len(children(pid)) == 2 and children(pid), 20)
+        # Both workers waiting for jobs, so with their own signal handlers: a QUIT that
+        # reaches a worker forked a moment ago, before it left the manager's handlers
+        # behind, is lost, and WINCH would then wait for it forever.
+        workers = wait_until(lambda: _two_waiting_workers(pid), 20, message="two workers")
 
         # WINCH (handled because daemonized): zero workers, and it stays at zero until HUP
         os.kill(pid, signal.SIGWINCH)
@@ -60,8 +63,8 @@ def test_daemon_defaults_detach_winch_and_reopen(resque, tmp_path):
         # logrotate moves the file; HUP reopens it and brings the workers back
         stderr_log.rename(stderr_log.with_suffix(".log.1"))
         os.kill(pid, signal.SIGHUP)
-        wait_until(lambda: len(children(pid)) == 2, 20, message="workers back after HUP")
-        assert not set(children(pid)) & set(workers)
+        back = wait_until(lambda: _two_waiting_workers(pid), 20, message="workers after HUP")
+        assert not set(back) & set(workers)
         wait_until(
             lambda: (
                 stderr_log.exists()
@@ -78,6 +81,12 @@ def test_daemon_defaults_detach_winch_and_reopen(resque, tmp_path):
         assert "manager finished" in stderr_log.read_text()
     finally:
         kill_tree(pid)
+
+
+def _two_waiting_workers(pid: int) -> list[int] | None:
+    titles = worker_titles(pid)
+    ready = [child for child, title in titles.items() if "Waiting for demo" in title]
+    return ready if len(titles) == len(ready) == 2 else None
 
 
 def test_winch_is_ignored_without_daemon(start_pool, tmp_path):

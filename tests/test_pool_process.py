@@ -65,8 +65,11 @@ def test_pool_from_yaml_hup_and_quit(start_pool, tmp_path, resque):
     time.sleep(2.5)
     assert set(pool.titles()) == set(before)
     pool.signal(signal.SIGHUP)
+    # HUP recycles every worker. The old ones exit one by one: an old foo worker still
+    # finishing while the new quux one waits would look like the new counts for a moment.
+    wait_until(lambda: not set(pool.titles()) & set(before), 20, message="the old workers gone")
     after = pool.wait_for_workers({"foo": 1, "quux": 1})
-    assert not set(after) & set(before)  # HUP recycled every worker
+    assert not set(after) & set(before)
 
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit() == 0

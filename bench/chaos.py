@@ -25,6 +25,7 @@ from pathlib import Path
 import redis
 
 from resque_pool.resque import wire
+from tests.support.settings_module import write_settings_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -87,13 +88,12 @@ def run(
     env.update(
         RESQUE_REDIS_URL=url,
         RESQUE_NAMESPACE=namespace,
-        DJANGO_SETTINGS_MODULE="tests.support.pool_settings",
-        PYTHONPATH=str(ROOT),
         INTERVAL="0.1",
         FORK_PER_JOB="true" if fork_per_job else "false",
-        POOL_TEST_REQUEUE="1" if requeue else "0",
         LOG_LEVEL="WARNING",
     )
+    # The test suite's pool settings, with the loss policy asked for.
+    env.update(write_settings_module(workdir, settings={"RESQUE_REQUEUE_DIRTY_JOBS": requeue}))
     log = open(log_path or workdir / "pool.log", "w")  # noqa: SIM115 (closed below)
     started = time.monotonic()
     pool = subprocess.Popen(

@@ -1,20 +1,31 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite (tests/support/__init__.py says how to write tests).
 
-- ``redis_server`` (session): a real redis-server on a free port, or fakeredis over TCP.
+- ``redis_server_url`` (session): a real redis-server on a free port, or fakeredis over
+  TCP; one per pytest process, so each xdist worker (``-n``) has its own.
 - ``resque`` (autouse): points django-resque-pool at that server under a namespace of its
   own for each test, and returns a helper with the client, the namespace and ``key()``.
 - ``run_manage`` / ``spawn_manage``: run ``manage.py`` in a subprocess with the same Redis,
-  namespace and database, for tests of real processes.
+  namespace and database, for tests of real processes; ``settings={...}`` gives it a
+  settings module written for the test (``process_settings``).
+- ``database_env``: ``DATABASE_URL`` of this test's database (each xdist worker has its
+  own, pytest-django's ``_gw<N>`` suffix) for the processes a test starts.
+
+Markers (pyproject.toml): ``slow`` is added here to every test that starts processes (the
+fixtures above and ``live_server``) and set by hand on the others that do; ``alone`` makes
+a test run while no other test of the run does (``_alone_when_marked``); ``database`` is
+added to every test that touches the database.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import platform
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,12 +35,15 @@ import redis as redis_lib
 
 from tests.support import redis_server
 from tests.support.common import ROOT, manage_command
+from tests.support.settings_module import write_settings_module
 
 # start_pool / busy_pool for the pool's process tests.
 pytest_plugins = ["tests.support.pool_fixtures"]
 
 
 _DATABASE_FIXTURES = {"db", "transactional_db", "database_env", "live_server"}
+# Fixtures that start processes (or a server thread): the tests using them are ``slow``.
+_PROCESS_FIXTURES = {"run_manage", "spawn_manage", "start_pool", "busy_pool", "live_server"}
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -44,11 +58,64 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that touches the database ``database``, so that scripts/test.sh can
-    run exactly those again against PostgreSQL."""
+    run exactly those again against PostgreSQL; and every test that starts processes
+    ``slow``, so that ``-m "not slow"`` is the quick inner loop."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & _DATABASE_FIXTURES or item.get_closest_marker("django_db"):
             item.add_marker(pytest.mark.database)
+        if fixtures & _PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _alone_when_marked(request, tmp_path_factory) -> Iterator[None]:
+    """Under pytest-xdist, a test marked ``alone`` (one that measures a latency in
+    fractions of a second) runs while no test runs on another worker: every test holds a
+    shared lock on a file all the workers see, an ``alone`` test an exclusive one. A gate
+    taken before either keeps new tests from starting while an ``alone`` test waits, so
+    it is never starved. POSIX locks (``lockf``), which a forked child does not inherit:
+    a process a test left behind cannot hold them."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    directory = tmp_path_factory.getbasetemp().parent  # shared by this run's workers
+    exclusive = request.node.get_closest_marker("alone") is not None
+    with (
+        open(directory / "alone.gate", "a+") as gate,
+        open(directory / "alone.lock", "a+") as lock,
+    ):
+        _lock(gate, fcntl.LOCK_EX)
+        try:
+            _lock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.lockf(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.lockf(lock, fcntl.LOCK_UN)
+
+
+def _lock(handle, kind: int, timeout: float = 900.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.lockf(handle, kind | fcntl.LOCK_NB)
+            return
+        except (BlockingIOError, PermissionError):  # held by another worker
+            if time.monotonic() > deadline:
+                pytest.fail(f"waited {timeout:.0f}s for the other workers' tests (alone lock)")
+            time.sleep(0.02)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing() -> Iterator[None]:
+    """The test users' passwords are hashed with MD5, not PBKDF2's million rounds (a
+    second or so for every logged-in admin client): nothing tested here is the hashing."""
+    from django.test.utils import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -136,13 +203,38 @@ def resque(redis_server_url: str, settings) -> Iterator[Resque]:
 
 
 @pytest.fixture
-def run_manage(resque: Resque) -> Callable[..., subprocess.CompletedProcess]:
+def process_settings(tmp_path) -> Callable[..., dict[str, str]]:
+    """``process_settings(RESQUE_JOB_TIMEOUT=0.5, ...)``: writes a settings module for the
+    processes this test starts, ``tests.support.pool_settings`` (or ``base=``) plus these
+    settings, and returns the environment that selects it (``DJANGO_SETTINGS_MODULE`` and
+    ``PYTHONPATH``). ``run_manage``, ``spawn_manage``, ``start_pool`` and ``busy_pool`` take
+    the same settings as ``settings={...}``."""
+
+    def write(base: str = "tests.support.pool_settings", **settings) -> dict[str, str]:
+        return write_settings_module(tmp_path / "settings-modules", base, settings)
+
+    return write
+
+
+def _settings_env(process_settings, env, settings) -> dict[str, str]:
+    """A subprocess's extra environment: ``env``, and the module ``settings`` asks for."""
+    if settings is None:
+        return dict(env or {})
+    return {**(env or {}), **process_settings(**settings)}
+
+
+@pytest.fixture
+def run_manage(resque: Resque, process_settings) -> Callable[..., subprocess.CompletedProcess]:
     def run(
-        *args: str, env: dict[str, str] | None = None, timeout: float = 60, input: str | None = None
+        *args: str,
+        env: dict[str, str] | None = None,
+        settings: dict | None = None,
+        timeout: float = 60,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess:
         return subprocess.run(
             manage_command(*args),
-            env=resque.env(**(env or {})),
+            env=resque.env(**_settings_env(process_settings, env, settings)),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -154,17 +246,19 @@ def run_manage(resque: Resque) -> Callable[..., subprocess.CompletedProcess]:
 
 
 @pytest.fixture
-def spawn_manage(resque: Resque) -> Iterator[Callable[..., subprocess.Popen]]:
+def spawn_manage(resque: Resque, process_settings) -> Iterator[Callable[..., subprocess.Popen]]:
     """Start ``manage.py`` in the background; every process left running is killed (with its
     process group) when the test ends."""
     started: list[subprocess.Popen] = []
 
-    def spawn(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+    def spawn(
+        *args: str, env: dict[str, str] | None = None, settings: dict | None = None, **kwargs
+    ) -> subprocess.Popen:
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.STDOUT)
         process = subprocess.Popen(
             manage_command(*args),
-            env=resque.env(**(env or {})),
+            env=resque.env(**_settings_env(process_settings, env, settings)),
             cwd=ROOT,
             text=True,
             start_new_session=True,

@@ -16,9 +16,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="reads /proc/<pid>/smaps_rollup"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="reads /proc/<pid>/smaps_rollup"
+    ),
+    pytest.mark.slow,
+]
 
 
 def test_harness_runs_every_figure_at_the_smallest_size(tmp_path):

@@ -19,6 +19,8 @@ import pytest
 
 from tests.support.common import ROOT
 
+pytestmark = pytest.mark.slow
+
 READY = "demo: starting the pool"
 
 

@@ -5,7 +5,6 @@ workers the same way."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -61,8 +60,7 @@ def test_a_limit_of_zero_is_refused_with_a_message():
 def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_env, resque):
     # max_jobs=1: every worker is replaced after one job, so the next one reads the row anew.
     row = WorkerCount.objects.create(queues="demo", count=1, max_jobs=1)
-    env = {**database_env, "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings"}
-    pool = start_pool("--pool", "here", env=env)
+    pool = start_pool("--pool", "here", env=database_env)
     pool.wait_for_workers({"demo": 1})
     row.job_timeout = 1
     row.save()
@@ -74,18 +72,18 @@ def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_
     sleep_ends_at_one_second(resque, pool)  # the replacement has the row's 1 s limit
 
 
-def limiting_loader_env(limits: dict) -> dict[str, str]:
-    """A pool whose custom loader (``processes.LimitingLoader``) gives ``demo`` these limits."""
+def limiting_loader(limits: dict) -> dict:
+    """Settings of a pool whose custom loader (``processes.LimitingLoader``) gives ``demo``
+    these limits."""
     return {
-        "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings",
-        "POOL_TEST_LOADER": "tests.support.processes.throttled_limiting_loader",
-        "POOL_TEST_LIMITS": json.dumps(limits),
+        "RESQUE_POOL_CONFIG_LOADER": "tests.support.processes.throttled_limiting_loader",
+        "TEST_LOADER_LIMITS": limits,
     }
 
 
 def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
     # Without them neither would happen within the waits: no setting limits jobs or time.
-    pool = start_pool(env=limiting_loader_env({"job_timeout": 1, "max_jobs": 2}))
+    pool = start_pool(settings=limiting_loader({"job_timeout": 1, "max_jobs": 2}))
     [first] = pool.wait_for_workers({"demo": 1})
     enqueue("Record", "a")
     enqueue("Record", "b")
@@ -101,17 +99,17 @@ def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
 
 def test_a_batch_of_spawns_reads_the_loaders_limits_once(start_pool, resque, tmp_path):
     calls = tmp_path / "limits-calls"
-    env = limiting_loader_env({"max_jobs": 5})
-    env["POOL_TEST_LISTS"] = json.dumps({"demo": 2, "high": 1, "low": 1})
-    env["POOL_TEST_LIMITS_CALLS"] = str(calls)
-    pool = start_pool(env=env)
+    settings = limiting_loader({"max_jobs": 5})
+    settings["TEST_LOADER_LISTS"] = {"demo": 2, "high": 1, "low": 1}
+    settings["TEST_LOADER_LIMITS_CALLS"] = str(calls)
+    pool = start_pool(settings=settings)
     pool.wait_for_workers({"demo": 2, "high": 1, "low": 1})
     # Four workers of three lists, forked in one batch: one limits() call, not one per list.
     assert calls.read_text().splitlines() == ["limits()"]
 
 
 def test_invalid_limits_from_a_loader_are_logged_and_the_workers_run(start_pool, resque):
-    pool = start_pool(env=limiting_loader_env({"timeout": 1, "max_jobs": 2}))
+    pool = start_pool(settings=limiting_loader({"timeout": 1, "max_jobs": 2}))
     pool.wait_for_log(r"could not read the limits of demo: .*unknown limit 'timeout'")
     [worker] = pool.wait_for_workers({"demo": 1})
     for token in ("a", "b", "c"):

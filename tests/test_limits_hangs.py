@@ -17,7 +17,7 @@ from tests.support.common import wait_until
 from tests.support.pool_fixtures import write
 from tests.test_redis_outage import Server
 
-ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.limits_settings", "LIMITS_HANG_TIMEOUT": "2"}
+HANG_TIMEOUT = {"RESQUE_WORKER_HANG_TIMEOUT": 2}
 TIMEOUT = 60.0
 
 
@@ -26,7 +26,7 @@ def failures(resque) -> list[dict]:
 
 
 def test_a_stopped_idle_worker_is_killed_and_replaced(resque, start_pool, tmp_path):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env=ENV)
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), settings=HANG_TIMEOUT)
     [stuck] = pool.wait_for_workers({"demo": 1})
     os.kill(stuck, signal.SIGSTOP)
     pool.wait_for_log(rf"worker {stuck} made no progress for \d+s", timeout=TIMEOUT)
@@ -47,8 +47,8 @@ def test_a_stopped_idle_worker_is_killed_and_replaced(resque, start_pool, tmp_pa
 
 
 def test_a_stopped_busy_workers_job_follows_the_loss_policy(resque, start_pool, tmp_path):
-    env = {**ENV, "POOL_TEST_REQUEUE": "1"}
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env=env)
+    settings = {**HANG_TIMEOUT, "RESQUE_REQUEUE_DIRTY_JOBS": True}
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), settings=settings)
     [stuck] = pool.wait_for_workers({"demo": 1})
     enqueue("SlowRecord", "slow", 5)
     stuck_id = wait_until(
@@ -81,8 +81,9 @@ def test_a_redis_outage_longer_than_the_hang_timeout_kills_nobody(tmp_path, star
     server = Server(tmp_path)
     server.start()
     try:
-        env = {**ENV, "RESQUE_REDIS_URL": server.url, "RESQUE_NAMESPACE": "hangs"}
-        pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 2\n")), env=env)
+        env = {"RESQUE_REDIS_URL": server.url, "RESQUE_NAMESPACE": "hangs"}
+        config = str(write(tmp_path / "pool.yml", "demo: 2\n"))
+        pool = start_pool("-c", config, env=env, settings=HANG_TIMEOUT)
         before = set(pool.wait_for_workers({"demo": 2}))
         if how == "sigstop":
             server.process.send_signal(signal.SIGSTOP)

@@ -24,12 +24,15 @@ from tests.support.pool_fixtures import write
 SLOW_POLL = "600"
 BOUND = 30.0
 HOST = socket.gethostname()
-LIMITS_SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.support.limits_settings"}
 
 
-def start_worker(spawn_manage, queues="demo", env=None) -> subprocess.Popen:
+def start_worker(spawn_manage, queues="demo", env=None, settings=None) -> subprocess.Popen:
     return spawn_manage(
-        "resque_work", "--queues", queues, env={"INTERVAL": SLOW_POLL, **(env or {})}
+        "resque_work",
+        "--queues",
+        queues,
+        env={"INTERVAL": SLOW_POLL, **(env or {})},
+        settings=settings,
     )
 
 
@@ -110,9 +113,9 @@ def test_a_requeued_lost_job_wakes_an_idle_pool_worker_before_its_poll(
 ):
     # The lost worker's start-up prune holds Resque's prune lock for a heartbeat interval (as
     # Ruby's does): 1 s here, not 60, or the manager could not prune it in time.
-    quick_prunes = {**LIMITS_SETTINGS, "POOL_TEST_HEARTBEAT": "0.5"}
+    quick_prunes = {"RESQUE_HEARTBEAT_INTERVAL": 0.5}
     # A lone worker takes a job that sleeps on its first run ...
-    lost = start_worker(spawn_manage, env=quick_prunes)
+    lost = start_worker(spawn_manage, settings=quick_prunes)
     waiting(resque, lost)
     enqueue("SleepFirstTime", "lost", 60)
     lost_id = f"{HOST}:{lost.pid}:demo"
@@ -123,8 +126,12 @@ def test_a_requeued_lost_job_wakes_an_idle_pool_worker_before_its_poll(
     )
     resque.client.delete(resque.key("wakeup", "demo"))  # no token of the enqueue left over
     # ... while a pool with requeueing on, a prune every second and a far poll starts idle.
-    env = {**quick_prunes, "INTERVAL": SLOW_POLL, "POOL_TEST_REQUEUE": "1"}
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env=env)
+    pool = start_pool(
+        "-c",
+        str(write(tmp_path / "pool.yml", "demo: 1\n")),
+        env={"INTERVAL": SLOW_POLL},
+        settings={**quick_prunes, "RESQUE_REQUEUE_DIRTY_JOBS": True},
+    )
     [idle] = pool.wait_for_workers({"demo": 1})
     os.killpg(lost.pid, signal.SIGKILL)  # the worker and its job child
     lost.wait(BOUND)

@@ -22,7 +22,7 @@ from tests.support.pool_fixtures import write
 
 HOST = socket.gethostname()
 TIMEOUT = 60.0
-ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.limits_settings"}
+ENV = {"DJANGO_SETTINGS_MODULE": "tests.support.pool_settings"}
 # A worker above its memory limit of 100 MB (its own threshold, 90 to 100 MB) says so.
 MEMORY_RECYCLE = r"recycles: it uses \d+ MB \(limit (9\d\.\d|100\.0) MB: 100 MB less jitter\)"
 
@@ -87,7 +87,7 @@ def test_resque_work_exits_75_after_the_job_that_passed_max_memory(resque, run_m
 
 def test_pool_replaces_a_worker_after_max_jobs_without_backoff(resque, start_pool, tmp_path):
     pool = start_pool(
-        "-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env={**ENV, "LIMITS_MAX_JOBS": "3"}
+        "-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), settings={"RESQUE_WORKER_MAX_JOBS": 3}
     )
     [first] = pool.wait_for_workers({"demo": 1})
     tokens = {str(token) for token in range(10)}
@@ -117,8 +117,12 @@ def test_pool_replaces_a_worker_after_max_jobs_without_backoff(resque, start_poo
 
 
 def test_pool_replaces_an_in_process_worker_above_its_memory_limit(resque, start_pool, tmp_path):
-    env = {**ENV, "FORK_PER_JOB": "false", "LIMITS_MAX_MEMORY_MB": "100"}
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env=env)
+    pool = start_pool(
+        "-c",
+        str(write(tmp_path / "pool.yml", "demo: 1\n")),
+        env={"FORK_PER_JOB": "false"},
+        settings={"RESQUE_WORKER_MAX_MEMORY_MB": 100},
+    )
     pool.wait_for_workers({"demo": 1})
     for token in range(3):
         enqueue("Grow", 150, token)  # keeps 150 MB in the worker: over the limit each time

@@ -21,13 +21,9 @@ HOST = socket.gethostname()
 TIMEOUT = 30.0
 
 
-def start_worker(spawn_manage, env=None) -> subprocess.Popen:
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.support.limits_settings",
-        "INTERVAL": "0.2",
-        **(env or {}),
-    }
-    return spawn_manage("resque_work", "--queues", "demo", env=env)
+def start_worker(spawn_manage, env=None, settings=None) -> subprocess.Popen:
+    env = {"INTERVAL": "0.2", **(env or {})}
+    return spawn_manage("resque_work", "--queues", "demo", env=env, settings=settings or {})
 
 
 def failures(resque) -> list[dict]:
@@ -63,8 +59,8 @@ MODES = [pytest.param({}, id="fork"), pytest.param({"FORK_PER_JOB": "false"}, id
 def test_a_job_past_its_own_limit_is_a_jobtimeout_failure(resque, spawn_manage, mode):
     # Requeueing on, and a default limit that would not fire: the job's own 1 s wins, and
     # a job ended at its limit is a failure, never requeued.
-    env = {**mode, "POOL_TEST_REQUEUE": "1", "LIMITS_JOB_TIMEOUT": "300"}
-    worker = start_worker(spawn_manage, env)
+    settings = {"RESQUE_REQUEUE_DIRTY_JOBS": True, "RESQUE_JOB_TIMEOUT": 300}
+    worker = start_worker(spawn_manage, mode, settings)
     enqueue("LimitedSleep", 60)
     entry = one_failure(resque)
     assert entry["exception"] == "resque_pool.errors.JobTimeout"
@@ -92,7 +88,7 @@ def test_a_job_past_its_own_limit_is_a_jobtimeout_failure(resque, spawn_manage, 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_resque_job_timeout_bounds_jobs_without_their_own(resque, spawn_manage, mode):
-    worker = start_worker(spawn_manage, {**mode, "LIMITS_JOB_TIMEOUT": "0.5"})
+    worker = start_worker(spawn_manage, mode, {"RESQUE_JOB_TIMEOUT": 0.5})
     enqueue("Sleep", 60)
     entry = one_failure(resque)
     assert (entry["exception"], entry["error"]) == (
@@ -104,7 +100,9 @@ def test_resque_job_timeout_bounds_jobs_without_their_own(resque, spawn_manage, 
 
 
 def test_a_job_that_swallows_its_timeout_is_killed_and_recorded_by_the_worker(resque, spawn_manage):
-    worker = start_worker(spawn_manage, {"RESQUE_TERM_TIMEOUT": "0.5", "POOL_TEST_REQUEUE": "1"})
+    worker = start_worker(
+        spawn_manage, {"RESQUE_TERM_TIMEOUT": "0.5"}, {"RESQUE_REQUEUE_DIRTY_JOBS": True}
+    )
     enqueue("StubbornSleep", 60)
     entry = one_failure(resque)
     # The job saw JobTimeout (and swallowed it); the KILL after RESQUE_TERM_TIMEOUT ended it.

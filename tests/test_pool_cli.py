@@ -179,10 +179,9 @@ def test_test_option_with_a_custom_loader(run_manage, tmp_path):
         "--test",
         "-E",
         "fake",
-        env={
-            "DJANGO_SETTINGS_MODULE": "tests.support.pool_settings",
-            "POOL_TEST_LOADER": "tests.support.processes.ReversingLoader",
-            "POOL_TEST_COUNT_FILE": str(count_file),
+        settings={
+            "RESQUE_POOL_CONFIG_LOADER": "tests.support.processes.ReversingLoader",
+            "TEST_COUNT_FILE": str(count_file),
         },
     )
     assert result.returncode == 0, result.stderr
@@ -215,6 +214,7 @@ def test_bad_explicit_config_exits_2_with_one_line(spawn_manage, tmp_path, conte
     assert stdout == ""  # nothing started, nothing logged
 
 
+@pytest.mark.slow  # a manage.py process, started here rather than by run_manage
 def test_a_default_resque_pool_file_is_only_pointed_out(resque, database_env, tmp_path):
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "resque-pool.yml").write_text("foo: 3\n")

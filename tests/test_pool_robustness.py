@@ -58,7 +58,7 @@ def test_kill_others_spares_the_old_pool_when_the_new_one_loads_nothing(start_po
         "-a",
         "app",
         name="new",
-        env={"POOL_TEST_LOADER": "tests.support.processes.failing_loader"},
+        settings={"RESQUE_POOL_CONFIG_LOADER": "tests.support.processes.failing_loader"},
     )
     new.wait_for_log(r"could not load worker counts from tests\.support\.processes\.failing_loader")
     time.sleep(3.0)  # several loop passes in which an empty pool would look "complete"

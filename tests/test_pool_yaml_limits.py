@@ -181,8 +181,7 @@ def test_test_option_lists_the_limits_of_the_lists_it_runs(run_manage, tmp_path)
 def test_a_pool_ends_a_job_at_the_files_timeout(start_pool, tmp_path, resque):
     # The setting would allow 300 s; the file's 1 s for this list wins.
     config = write(tmp_path / "pool.yml", "demo: 1\nlimits:\n  demo: {job_timeout: 1}\n")
-    env = {"DJANGO_SETTINGS_MODULE": "tests.support.limits_settings", "LIMITS_JOB_TIMEOUT": "300"}
-    pool = start_pool("-c", str(config), env=env)
+    pool = start_pool("-c", str(config), settings={"RESQUE_JOB_TIMEOUT": 300})
     pool.wait_for_workers({"demo": 1})
     enqueue("Sleep", 60)
     entry = first_failure(resque, pool, timeout=TIMEOUT)

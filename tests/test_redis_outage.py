@@ -164,7 +164,7 @@ def pool_id(pool) -> str:
 
 # -- no popped job lost, no stale registration ------------------------------------------
 
-OUTAGE_ENV = {"RESQUE_NAMESPACE": "outage", "POOL_TEST_REQUEUE": "1"}
+OUTAGE_ENV = {"RESQUE_NAMESPACE": "outage"}
 
 
 def _busy_workers(client: redis.Redis) -> dict[str, str]:
@@ -205,7 +205,7 @@ def _settled(client: redis.Redis, tokens: list[str], pool) -> bool:
 def test_worker_killed_during_an_outage_loses_nothing(tmp_path, start_pool, how):
     """SIGSTOP/SIGCONT of the server, or a stop and start of one with persistence: a worker
     SIGKILLed during the outage leaves no stale registration once Redis is back, and its
-    job is requeued (POOL_TEST_REQUEUE) and done."""
+    job is requeued (RESQUE_REQUEUE_DIRTY_JOBS) and done."""
     server = Server(tmp_path, persistent=how == "restart")
     server.start()
     try:
@@ -213,6 +213,7 @@ def test_worker_killed_during_an_outage_loses_nothing(tmp_path, start_pool, how)
             "-c",
             str(write(tmp_path / "pool.yml", "demo: 2\n")),
             env={**OUTAGE_ENV, "RESQUE_REDIS_URL": server.url},
+            settings={"RESQUE_REQUEUE_DIRTY_JOBS": True},
         )
         pool.wait_for_workers({"demo": 2})
         tokens = [f"t{n}" for n in range(6)]
@@ -252,13 +253,16 @@ def test_worker_killed_during_an_outage_loses_nothing(tmp_path, start_pool, how)
 def test_worker_missing_from_workers_registers_again_mid_job(server, spawn_manage):
     """Redis restarted empty while a job runs: the next heartbeat registers the worker
     again, before the job ends."""
-    env = {
-        "RESQUE_REDIS_URL": server.url,
-        "RESQUE_NAMESPACE": "outage",
-        "DJANGO_SETTINGS_MODULE": "tests.support.pool_settings",
-        "POOL_TEST_HEARTBEAT": "0.3",
-    }
-    worker = spawn_manage("resque_work", "--queues", "demo", "--interval", "0.2", env=env)
+    env = {"RESQUE_REDIS_URL": server.url, "RESQUE_NAMESPACE": "outage"}
+    worker = spawn_manage(
+        "resque_work",
+        "--queues",
+        "demo",
+        "--interval",
+        "0.2",
+        env=env,
+        settings={"RESQUE_HEARTBEAT_INTERVAL": 0.3},
+    )
     wait_until(lambda: server.client.scard("outage:workers") == 1, 20, message="registered")
     (worker_id,) = server.client.smembers("outage:workers")
     _push_slow(server.client, ["long"], 8)

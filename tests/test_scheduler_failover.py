@@ -14,7 +14,7 @@ from resque_pool.scheduler.models import Schedule
 from tests.support.common import wait_until
 from tests.support.pool_fixtures import write
 
-SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.support.pool_settings", "POOL_TEST_LEADER_TTL": "2"}
+SETTINGS = {"RESQUE_SCHEDULER_LEADER_TTL": 2}
 
 
 def leader(resque) -> str | None:
@@ -39,10 +39,9 @@ def every_second(transactional_db):
 def test_another_scheduler_takes_over_after_the_leader_is_killed(
     resque, spawn_manage, database_env, every_second
 ):
-    env = {**SETTINGS, **database_env}
-    first = spawn_manage("resque_scheduler", env=env)
+    first = spawn_manage("resque_scheduler", env=database_env, settings=SETTINGS)
     wait_until(lambda: leader(resque) == own_id(first), 30, message="the first to lead")
-    second = spawn_manage("resque_scheduler", env=env)
+    second = spawn_manage("resque_scheduler", env=database_env, settings=SETTINGS)
     wait_until(lambda: len(entries(resque)) >= 2, 30, message="runs from the first leader")
     assert leader(resque) == own_id(first)  # the second waits
     os.killpg(first.pid, signal.SIGKILL)
@@ -62,7 +61,7 @@ def test_schedule_edits_reach_a_running_pool(
     resque, start_pool, database_env, every_second, tmp_path
 ):
     config = write(tmp_path / "pool.yml", "demo: 1\n")
-    pool = start_pool("-c", str(config), env={**database_env, "POOL_TEST_SCHEDULER": "1"})
+    pool = start_pool("-c", str(config), env=database_env, settings={"RESQUE_SCHEDULER": True})
     wait_until(lambda: entries(resque), 30, message="the schedule's first run")
     # An edit in the database, no signal: the next runs carry the new arguments.
     every_second.args = ["edited"]

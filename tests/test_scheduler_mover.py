@@ -202,7 +202,7 @@ def scheduler_children(pool) -> list[int]:
 
 def test_a_pool_runs_a_supervised_scheduler_child(resque, start_pool, tmp_path):
     config = write(tmp_path / "pool.yml", "demo: 1\n")
-    pool = start_pool("-c", str(config), env={"POOL_TEST_SCHEDULER": "1"})
+    pool = start_pool("-c", str(config), settings={"RESQUE_SCHEDULER": True})
     first = wait_until(lambda: scheduler_children(pool), 30, message="the scheduler child")[0]
     delayed_push(int(time.time()) + 1, '{"class":"Record","args":["a"],"queue":"demo"}')
     done = resque.key("demo", "done")
@@ -223,7 +223,7 @@ def test_a_pool_runs_a_supervised_scheduler_child(resque, start_pool, tmp_path):
 
 def test_no_scheduler_option_runs_none(resque, start_pool, tmp_path):
     config = write(tmp_path / "pool.yml", "demo: 1\n")
-    pool = start_pool("-c", str(config), "--no-scheduler", env={"POOL_TEST_SCHEDULER": "1"})
+    pool = start_pool("-c", str(config), "--no-scheduler", settings={"RESQUE_SCHEDULER": True})
     pool.wait_for_workers({"demo": 1})
     assert scheduler_children(pool) == []
     assert "spawned scheduler" not in pool.log()
@@ -232,9 +232,8 @@ def test_no_scheduler_option_runs_none(resque, start_pool, tmp_path):
 def test_the_setting_off_runs_no_scheduler_child_but_the_workers(resque, start_pool, tmp_path):
     from resque_pool import enqueue
 
-    # tests/support/pool_settings.py: RESQUE_SCHEDULER = (POOL_TEST_SCHEDULER == "1").
     config = write(tmp_path / "pool.yml", "demo: 2\n")
-    pool = start_pool("-c", str(config), env={"POOL_TEST_SCHEDULER": "0"})
+    pool = start_pool("-c", str(config), settings={"RESQUE_SCHEDULER": False})
     pool.wait_for_workers({"demo": 2})
     delayed_push(PAST, '{"class":"Record","args":["delayed"],"queue":"demo"}')
     enqueue("Record", "now")
@@ -257,7 +256,9 @@ def test_a_moved_job_wakes_an_idle_worker_long_before_its_poll(resque, start_poo
     """The mover pushes a wake-up token with each job it moves: a pool worker polling
     every 600 s takes a delayed job as soon as the scheduler child moves it."""
     config = write(tmp_path / "pool.yml", "demo: 1\n")
-    pool = start_pool("-c", str(config), env={"POOL_TEST_SCHEDULER": "1", "INTERVAL": "600"})
+    pool = start_pool(
+        "-c", str(config), env={"INTERVAL": "600"}, settings={"RESQUE_SCHEDULER": True}
+    )
     pool.wait_for_workers({"demo": 1})
     wait_until(lambda: scheduler_children(pool), 30, message="the scheduler child")
     result = delayed.enqueue_in(2, "Record", "woken")

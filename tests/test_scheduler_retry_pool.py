@@ -15,8 +15,8 @@ from tests.support.pool_fixtures import first_failure, processing_worker, write
 from tests.support.retry_jobs import RETRY_DELAY, runs
 
 
-def start(start_pool, tmp_path, **env):
-    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), env=env)
+def start(start_pool, tmp_path, **settings):
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")), settings=settings)
     pool.wait_for_workers({"demo": 1})
     return pool
 
@@ -24,7 +24,7 @@ def start(start_pool, tmp_path, **env):
 def test_a_fixed_delay_retries_through_the_delayed_queue_then_gives_up_once(
     resque, start_pool, tmp_path
 ):
-    pool = start(start_pool, tmp_path, POOL_TEST_SCHEDULER="1")
+    pool = start(start_pool, tmp_path, RESQUE_SCHEDULER=True)
     enqueue("RetryLater", "fixed")
     entry = first_failure(resque, pool)
     seen = runs(resque, "fixed")
@@ -50,7 +50,7 @@ def test_a_fixed_delay_retries_through_the_delayed_queue_then_gives_up_once(
 def test_an_interruption_requeued_by_the_loss_policy_is_not_an_attempt(
     resque, start_pool, tmp_path
 ):
-    pool = start(start_pool, tmp_path, POOL_TEST_REQUEUE="1")
+    pool = start(start_pool, tmp_path, RESQUE_REQUEUE_DIRTY_JOBS=True)
     enqueue("RetryAfterLoss", "lost")
     # Run 1 failed (the counter is 0, retried at once); run 2 is in flight: kill its worker.
     wait_until(lambda: len(runs(resque, "lost")) == 2, 30, message=f"run 2 (log:\n{pool.log()})")

@@ -22,8 +22,7 @@ BANDS = "default.high,default,default.low"
 def task_pool(start_pool, tmp_path, resque):
     def start(count: int = 2, scheduler: bool = False):
         config = write(tmp_path / "pool.yml", f'"{BANDS}": {count}\n')
-        env = {"POOL_TEST_SCHEDULER": "1"} if scheduler else None
-        pool = start_pool("-c", str(config), env=env)
+        pool = start_pool("-c", str(config), settings={"RESQUE_SCHEDULER": scheduler})
         if not scheduler:  # the scheduler child's title is not a worker's
             pool.wait_for_workers({BANDS: count})
         wait_until(lambda: len(registered(resque)) == count, 20, message="registered workers")

@@ -8,6 +8,8 @@ import pytest
 
 from bench import chaos
 
+pytestmark = pytest.mark.slow
+
 
 def run_chaos(resque, tmp_path, **options) -> tuple[chaos.Result, str]:
     """``chaos.run`` on the suite's Redis; the result and the end of the pool's log."""

@@ -304,7 +304,7 @@ def test_the_manager_prunes_dead_workers_of_other_hosts_periodically(resque, sta
         "-c",
         str(write(tmp_path / "pool.yml", "other: 1\n")),
         "--no-scheduler",
-        env={"POOL_TEST_HEARTBEAT": "0.5", "POOL_TEST_REQUEUE": "1"},
+        settings={"RESQUE_HEARTBEAT_INTERVAL": 0.5, "RESQUE_REQUEUE_DIRTY_JOBS": True},
     )
     pool.wait_for_workers({"other": 1})  # its start-up prune is over
     dead = "elsewhere:4242:loss"

@@ -49,9 +49,9 @@ def wait_exit(process: subprocess.Popen, timeout: float = TIMEOUT) -> int:
         pytest.fail(f"worker {process.pid} did not exit; procline {cmdline(process.pid)!r}")
 
 
-def start_worker(spawn_manage, *, queues="demo", env=None) -> subprocess.Popen:
+def start_worker(spawn_manage, *, queues="demo", env=None, settings=None) -> subprocess.Popen:
     env = {"INTERVAL": "0.2", **(env or {})}
-    return spawn_manage("resque_work", "--queues", queues, env=env)
+    return spawn_manage("resque_work", "--queues", queues, env=env, settings=settings)
 
 
 def forked_child(worker: subprocess.Popen, job_class: str = "Sleep") -> int:
@@ -271,6 +271,7 @@ MANAGER_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a manager process of its own, started here rather than by a fixture
 def test_worker_exits_after_its_job_when_the_manager_is_gone(resque):
     manager = subprocess.Popen(
         [sys.executable, "-c", MANAGER_SCRIPT],
@@ -403,12 +404,11 @@ def test_the_heartbeat_goes_on_through_a_job_and_only_in_process_needs_a_thread(
     """A forking worker beats from its main loop, which comes round while it waits for its
     job child: no thread, and nothing else running in it when it forks. A worker that runs
     jobs itself keeps Resque's heartbeat thread, since a job holds its loop."""
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.support.pool_settings",
-        "POOL_TEST_HEARTBEAT": "0.2",
-        "FORK_PER_JOB": fork_per_job,
-    }
-    worker = start_worker(spawn_manage, env=env)
+    worker = start_worker(
+        spawn_manage,
+        env={"FORK_PER_JOB": fork_per_job},
+        settings={"RESQUE_HEARTBEAT_INTERVAL": 0.2},
+    )
     wait_until(lambda: registered(resque), TIMEOUT, message="registered")
     (worker_id,) = registered(resque)
     enqueue("SlowRecord", "long", 3)

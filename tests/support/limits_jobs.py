@@ -1,5 +1,5 @@
 """Jobs for the limits tests (tests/test_limits_*.py), registered in the test process and,
-through tests/support/limits_settings.py, in the workers those tests start."""
+through tests/support/pool_settings.py, in the workers those tests start."""
 
 from __future__ import annotations
 

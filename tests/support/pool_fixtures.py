@@ -41,6 +41,19 @@ class Pool:
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
 
+    def state(self, timeout: float = 20) -> dict:
+        """The live state this manager publishes in Redis for the admin (``counts``,
+        ``source``, ``workers``, ``status``...; resque_pool/pool/state.py), once it has
+        published one. Prefer it to a log line that says the same."""
+        from resque_pool.pool import state as pool_state
+
+        def published():
+            return next((p for p in pool_state.all_pools() if p["pid"] == self.pid), None)
+
+        return wait_until(
+            published, timeout, 0.1, lambda: f"a published state (log:\n{self.log()})"
+        )
+
     def wait_for_log(self, pattern: str, timeout: float = 20) -> re.Match:
         return wait_until(
             lambda: re.search(pattern, self.log()), timeout, 0.1, f"log line {pattern!r}"
@@ -75,13 +88,22 @@ class Pool:
 
 @pytest.fixture
 def start_pool(spawn_manage, tmp_path):
+    """``start_pool(*resque_pool_args, settings={...}, env={...})``: a manager started with
+    ``tests.support.pool_settings`` (plus ``settings``, written to a module of this test's)."""
     pools: list[Pool] = []
 
-    def start(*args: str, env: dict | None = None, name: str = "pool") -> Pool:
+    def start(
+        *args: str, env: dict | None = None, settings: dict | None = None, name: str = "pool"
+    ) -> Pool:
         log_path = tmp_path / f"{name}-{len(pools)}.log"
         handle = log_path.open("w")
         process = spawn_manage(
-            "resque_pool", *args, env={**SETTINGS, **(env or {})}, stdout=handle, stderr=handle
+            "resque_pool",
+            *args,
+            env={**SETTINGS, **(env or {})},
+            settings=settings,
+            stdout=handle,
+            stderr=handle,
         )
         handle.close()
         pool = Pool(process, log_path)
@@ -144,9 +166,15 @@ def busy_pool(start_pool, tmp_path, resque):
     ``Sleep(seconds)``."""
     from resque_pool import enqueue
 
-    def start(seconds: float, *args: str, count: int = 1, env: dict | None = None) -> Busy:
+    def start(
+        seconds: float,
+        *args: str,
+        count: int = 1,
+        env: dict | None = None,
+        settings: dict | None = None,
+    ) -> Busy:
         config = write(tmp_path / "pool.yml", f"demo: {count}\n")
-        pool = start_pool(*args, "-c", str(config), env=env)
+        pool = start_pool(*args, "-c", str(config), env=env, settings=settings)
         workers = list(pool.wait_for_workers({"demo": count}))
         enqueue("Sleep", seconds)
         worker_id = wait_until(lambda: processing_worker(resque), 20, message="a job in flight")

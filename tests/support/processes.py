@@ -1,13 +1,15 @@
-"""Helpers for the pool tests: a custom loader and a crashing hook used by pool processes
-(through tests/support/pool_settings.py), and process inspection for the tests themselves."""
+"""Helpers for the pool tests: custom loaders and hooks used by pool processes (through
+tests/support/pool_settings.py, whose ``TEST_*`` settings they read), and process
+inspection for the tests themselves."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 from pathlib import Path
+
+from django.conf import settings
 
 from resque_pool import hooks, job
 from resque_pool.pool.loaders import Throttled
@@ -22,28 +24,28 @@ def crash_on_crash_queue(worker) -> None:
 
 @hooks.after_prefork
 def record_prefork(worker) -> None:
-    """With ``POOL_TEST_RECORD_PREFORK`` set, remember each worker the hook was given."""
-    if os.environ.get("POOL_TEST_RECORD_PREFORK"):
+    """With ``TEST_RECORD_PREFORK``, remember each worker the hook was given."""
+    if getattr(settings, "TEST_RECORD_PREFORK", False):
         from resque_pool.resque.connection import get_redis, key
 
         get_redis().sadd(key("test", "prefork"), f"{os.getpid()} {worker.id}")
 
 
 def failing_loader(environment):
-    """A custom loader whose source is down, for POOL_TEST_LOADER."""
+    """A custom loader whose source is down (``RESQUE_POOL_CONFIG_LOADER``)."""
     raise RuntimeError("the count source is down")
 
 
 class ReversingLoader:
     """resque-pool's spec loader: ``{environment reversed: count}``; the count comes from the
-    file named by ``POOL_TEST_COUNT_FILE`` and is cached until ``reset()`` (HUP)."""
+    file named by the ``TEST_COUNT_FILE`` setting and is cached until ``reset()`` (HUP)."""
 
     def __init__(self) -> None:
         self.count: int | None = None
 
     def __call__(self, environment):
         if self.count is None:
-            self.count = int(Path(os.environ["POOL_TEST_COUNT_FILE"]).read_text())
+            self.count = int(Path(settings.TEST_COUNT_FILE).read_text())
         return {str(environment)[::-1]: self.count}
 
     def reset(self) -> None:
@@ -51,23 +53,23 @@ class ReversingLoader:
 
 
 class LimitingLoader:
-    """A custom loader with ``limits()``: one worker on ``demo``, with the limits given as
-    a JSON object in ``POOL_TEST_LIMITS`` (e.g. ``{"job_timeout": 1}``); with
-    ``POOL_TEST_LISTS`` (a JSON object) those counts instead, every list with the same
-    limits. Each ``limits()`` call appends a line to ``POOL_TEST_LIMITS_CALLS`` when set."""
+    """A custom loader with ``limits()``: the counts of the ``TEST_LOADER_LISTS`` setting
+    (one worker on ``demo`` by default), every list with the limits of
+    ``TEST_LOADER_LIMITS`` (e.g. ``{"job_timeout": 1}``). Each ``limits()`` call appends a
+    line to the file ``TEST_LOADER_LIMITS_CALLS`` names, when it names one."""
 
     def counts(self):
-        return json.loads(os.environ.get("POOL_TEST_LISTS") or '{"demo": 1}')
+        return dict(settings.TEST_LOADER_LISTS)
 
     def __call__(self, environment):
         return self.counts()
 
     def limits(self, environment):
-        calls = os.environ.get("POOL_TEST_LIMITS_CALLS")
+        calls = settings.TEST_LOADER_LIMITS_CALLS
         if calls:
             with open(calls, "a") as log:
                 log.write("limits()\n")
-        return {queues: json.loads(os.environ["POOL_TEST_LIMITS"]) for queues in self.counts()}
+        return {queues: dict(settings.TEST_LOADER_LIMITS) for queues in self.counts()}
 
 
 # Wrapped as docs/pool.md shows: Throttled must pass limits() on to the loader.

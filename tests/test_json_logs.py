@@ -20,7 +20,8 @@ def test_every_process_of_a_pool_logs_json_lines(start_pool, tmp_path, resque):
     pool = start_pool(
         "-c",
         str(config),
-        env={"RESQUE_LOG_FORMAT": "json", "POOL_TEST_SCHEDULER": "1"},
+        env={"RESQUE_LOG_FORMAT": "json"},
+        settings={"RESQUE_SCHEDULER": True},
     )
     wait_until(
         lambda: len(resque.client.smembers(resque.key("workers"))) == 2, 30, 0.1, "2 workers"

@@ -49,13 +49,10 @@ def push(resque, tokens_and_seconds: list[tuple[str, float]]) -> None:
 def test_a_heroku_stop_requeues_the_jobs_it_interrupts(
     resque, start_pool, tmp_path, fork_per_job, requeue
 ):
-    env = {
-        "TERM_CHILD": "1",
-        "FORK_PER_JOB": "true" if fork_per_job else "false",
-        "POOL_TEST_REQUEUE": "1" if requeue else "0",
-    }
+    env = {"TERM_CHILD": "1", "FORK_PER_JOB": "true" if fork_per_job else "false"}
+    settings = {"RESQUE_REQUEUE_DIRTY_JOBS": requeue}
     config = str(write(tmp_path / "pool.yml", "demo: 3\n"))
-    pool = start_pool("-c", config, env=env)
+    pool = start_pool("-c", config, env=env, settings=settings)
     pool.wait_for_workers({"demo": 3})
     # Three long jobs occupy the three workers; short ones wait behind them.
     jobs = [(f"long{n}", 60.0) for n in range(3)] + [(f"short{n}", 0.05) for n in range(6)]
@@ -94,7 +91,7 @@ def test_a_heroku_stop_requeues_the_jobs_it_interrupts(
         return
     assert failed == [], pool.log()
     # A new pool (the next dyno) runs everything, each interrupted job once more.
-    again = start_pool("-c", config, env=env, name="pool-2")
+    again = start_pool("-c", config, env=env, settings=settings, name="pool-2")
     tokens = {token for token, _seconds in jobs}
     wait_until(
         lambda: resque.client.smembers(resque.key("demo", "done")) == tokens,

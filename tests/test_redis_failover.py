@@ -106,7 +106,7 @@ def _drained(cluster: SentinelRedis, runs: Path, tokens: list[str]) -> bool:
 
 
 def test_pool_drains_2000_jobs_through_two_failovers(
-    sentinel_redis, start_pool, tmp_path, settings
+    sentinel_redis, start_pool, tmp_path, settings, process_settings
 ):
     """SIGKILL the master mid-run; the pool resumes by itself within RESUME_BOUND of the
     promotion. Bring the old master back as a replica, push the second half through
@@ -127,11 +127,12 @@ def test_pool_drains_2000_jobs_through_two_failovers(
         env={
             **cluster.env(),
             "RESQUE_NAMESPACE": NS,
-            "DJANGO_SETTINGS_MODULE": "tests.support.failover_settings",
-            "POOL_TEST_REQUEUE": "1",
             "FORK_PER_JOB": "false",
             "INTERVAL": "0.1",
             "FAILOVER_RUNS": str(runs),
+            **process_settings(
+                base="tests.support.failover_settings", RESQUE_REQUEUE_DIRTY_JOBS=True
+            ),
         },
     )
     workers_before = set(pool.wait_for_workers({"demo": WORKERS}, timeout=60))
@@ -237,7 +238,8 @@ def test_every_entry_point_follows_a_failover(
     pool = start_pool(
         "-c",
         str(write(tmp_path / "pool.yml", f'"{queues}": 2\n')),
-        env={**env, "POOL_TEST_SCHEDULER": "1", "FORK_PER_JOB": "true"},
+        env={**env, "FORK_PER_JOB": "true"},
+        settings={"RESQUE_SCHEDULER": True},
     )
     wait_until(
         lambda: "resque-scheduler" in " ".join(pool.titles().values()), 60, message="scheduler"

@@ -17,7 +17,8 @@ from resque_pool.scheduler import delayed
 from resque_pool.scheduler.models import Schedule
 from tests.support.common import wait_until
 
-SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.support.pool_settings", "POOL_TEST_LEADER_TTL": "2"}
+# A short leader lock, so that a standby takes over within the tests' bounds.
+LEADER_TTL = {"RESQUE_SCHEDULER_LEADER_TTL": 2.0}
 SLOTS = "resque_pool:schedule_slots"
 LAST = "delayed:last_enqueued_at"
 
@@ -83,9 +84,9 @@ def test_the_faked_clock_is_really_wrong_in_the_process(resque, run_manage):
 
 
 def test_a_scheduler_400_days_ahead_leaves_every_schedule_on_time(
-    resque, spawn_manage, database_env, every_two_seconds
+    resque, spawn_manage, database_env, process_settings, every_two_seconds
 ):
-    env = {**SETTINGS, **database_env}
+    env = {**process_settings(**LEADER_TTL), **database_env}
     ahead = spawn_manage("resque_scheduler", env={**env, **wrong_clock("+400d")})
     wait_until(lambda: leader(resque) == own_id(ahead), 30, message="the wrong clock to lead")
     wait_until(lambda: len(runs(resque)) >= 2, 30, message="runs from the scheduler ahead")
@@ -106,9 +107,9 @@ def test_a_scheduler_400_days_ahead_leaves_every_schedule_on_time(
 
 
 def test_a_leader_an_hour_behind_fires_on_time(
-    resque, spawn_manage, database_env, every_two_seconds
+    resque, spawn_manage, database_env, process_settings, every_two_seconds
 ):
-    env = {**SETTINGS, **database_env}
+    env = {**process_settings(**LEADER_TTL), **database_env}
     behind = spawn_manage("resque_scheduler", env={**env, **wrong_clock("-1h")})
     wait_until(lambda: leader(resque) == own_id(behind), 30, message="the slow clock to lead")
     correct = spawn_manage("resque_scheduler", env=env)  # stands by
@@ -126,8 +127,10 @@ def test_a_leader_an_hour_behind_fires_on_time(
     stop(correct)
 
 
-def test_wrong_clocks_move_delayed_jobs_on_redis_time(resque, spawn_manage, database_env):
-    env = {**SETTINGS, **database_env}
+def test_wrong_clocks_move_delayed_jobs_on_redis_time(
+    resque, spawn_manage, database_env, process_settings
+):
+    env = {**process_settings(**LEADER_TTL), **database_env}
     now = redis_now(resque)
     delayed.enqueue_at(int(now) + 3600, "Record", "in an hour", queue="clock")
     delayed.enqueue_at(int(now) + 3, "Record", "soon", queue="clock")

@@ -115,3 +115,18 @@ def test_a_job_child_dies_with_its_worker(resque, spawn_manage):
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait(10)
     wait_until(lambda: not alive(child), 5, message="the job child to die with its worker")
+
+
+def test_a_stop_sent_while_a_worker_starts_waits_for_its_handlers(resque, start_pool, tmp_path):
+    """The manager's signals stay blocked in a worker it forks until the worker's own
+    handlers exist: a QUIT that arrives meanwhile is the worker's graceful stop once it has
+    started (exit 0), never the manager's handler (the signal lost) nor the default action
+    (the worker killed by it)."""
+    pool = start_pool(
+        "-c",
+        str(write(tmp_path / "pool.yml", "demo: 1\n")),
+        settings={"TEST_PREFORK_SECONDS": 2},
+    )
+    pid = int(wait_until(lambda: resque.client.smembers(resque.key("test", "starting")), 30).pop())
+    os.kill(pid, signal.SIGQUIT)
+    pool.wait_for_log(rf"Reaped resque worker\[{pid}\] \(status: 0\)", 30)

@@ -78,13 +78,26 @@ def fork_child(
 
     In the child: start clean of the manager's state, call ``run`` and ``_exit`` with the
     status it returns, or 1 after logging ``failure`` to ``log`` if it raised.
+
+    ``reset_signals`` are blocked across the fork and stay blocked in the child until
+    ``run`` installs handlers of its own (the worker's and the scheduler's unblock them):
+    a QUIT the manager sends a worker it has just forked would otherwise meet the
+    manager's handler in the child, which only queues it for a manager that is not there,
+    and the manager would wait for that worker for ever.
     """
-    pid = os.fork()
+    blocked = set(reset_signals)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        raise
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return pid
     status = 1
     try:
-        _leave_manager(single_process_group, reset_signals, close_fds)
+        _leave_manager(single_process_group, blocked, close_fds)
         status = run()
     except BaseException:  # noqa: BLE001 (anything, even SystemExit, must end in _exit)
         try:

@@ -94,6 +94,9 @@ class Scheduler:
     def install_signals(self) -> None:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._stop)
+        # Forked by a pool with the manager's signals blocked (pool/spawn.py fork_child):
+        # one that arrived meanwhile is delivered now, to these handlers.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
 
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True  # the loop logs and exits; a handler only sets a flag

@@ -67,6 +67,10 @@ class WorkerSignals:
         }
         for signum, handler in handlers.items():
             self._previous[signum] = signal.signal(signum, handler)
+        # A worker forked by a pool starts with the manager's signals blocked (see
+        # pool/spawn.py fork_child); one that arrived meanwhile is delivered here, to these
+        # handlers.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())
 
     def restore(self) -> None:
         for signum, previous in self._previous.items():

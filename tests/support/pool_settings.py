@@ -39,3 +39,6 @@ TEST_LOADER_LIMITS = {}
 TEST_LOADER_LIMITS_CALLS = None
 # True: each worker's after_prefork hook adds "<pid> <worker id>" to <namespace>:test:prefork.
 TEST_RECORD_PREFORK = False
+# Seconds each worker's after_prefork hook sleeps (a slow start), after adding its pid to
+# <namespace>:test:starting.
+TEST_PREFORK_SECONDS = 0

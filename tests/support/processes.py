@@ -31,6 +31,20 @@ def record_prefork(worker) -> None:
         get_redis().sadd(key("test", "prefork"), f"{os.getpid()} {worker.id}")
 
 
+@hooks.after_prefork
+def slow_start(worker) -> None:
+    """With ``TEST_PREFORK_SECONDS``, a worker's start takes that long (before its own
+    signal handlers exist); it says so in ``<ns>:test:starting``."""
+    seconds = getattr(settings, "TEST_PREFORK_SECONDS", 0)
+    if seconds:
+        import time
+
+        from resque_pool.resque.connection import get_redis, key
+
+        get_redis().sadd(key("test", "starting"), str(os.getpid()))
+        time.sleep(seconds)
+
+
 def failing_loader(environment):
     """A custom loader whose source is down (``RESQUE_POOL_CONFIG_LOADER``)."""
     raise RuntimeError("the count source is down")

@@ -199,6 +199,8 @@ def _sentinel_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
             )
         )
     return [checks.Error(text, hint=hint, id="resque_pool.E007") for text, hint in problems]
+
+
 def _failure_backend_checks(paths: list[Any]) -> list[checks.CheckMessage]:
     """The failed list first (its entry is the job's outcome, see failure_backends.py),
     then importable ``Backend`` subclasses."""

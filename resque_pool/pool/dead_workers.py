@@ -72,7 +72,7 @@ class DeadWorkerCleanups:
         self.next_retry = time.monotonic() + self.retry_every
         while self.pending:
             try:
-                            cleanup_dead_worker(self.pending[0].id)
+                cleanup_dead_worker(self.pending[0].id)
             except redis_lib.RedisError as error:
                 if outage(error) is not None:
                     return  # still down: logged once when the clean-up was first refused
@@ -108,4 +108,3 @@ class PeriodicPrune:
             self.failing.error(str(error), "could not prune dead workers: %s", error)
             return
         self.failing.clear()
-

@@ -20,6 +20,7 @@ from resque_pool.unix.files import memory_dir
 
 logger = logging.getLogger(__name__)
 
+
 class HangWatch:
     def __init__(self, timeout: float | None) -> None:
         self.timeout = timeout

@@ -78,5 +78,3 @@ class WorkerTable:
     def complete(self, desired: dict[str, int]) -> bool:
         """Every queue list runs at least its desired number of workers not stopping."""
         return all(len(self.active(queues)) >= want for queues, want in desired.items())
-
-

@@ -16,7 +16,7 @@ from django.db import connections
 from resque_pool import hooks
 from resque_pool.resque import connection
 from resque_pool.resque.jobs import registry
-from resque_pool.unix.process import flush_output
+from resque_pool.unix.process import flush_output, fork_with_signals_blocked
 
 # Imported here, in the manager, so the workers share these pages instead of each
 # importing the worker's modules after the fork.
@@ -86,14 +86,8 @@ def fork_child(
     and the manager would wait for that worker for ever.
     """
     blocked = set(reset_signals)
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-    try:
-        pid = os.fork()
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        raise
+    pid, _mask = fork_with_signals_blocked(blocked)
     if pid:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         return pid
     status = 1
     try:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -30,3 +33,18 @@ def flush_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+
+
+def fork_with_signals_blocked(signals: Iterable[int]) -> tuple[int, set[int]]:
+    """``os.fork()`` with ``signals`` blocked across it, so that none reaches a child that
+    still runs its parent's handlers. The parent's mask is restored at once; the child gets
+    ``(0, the mask to restore)`` and unblocks once its own handlers are in place."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(signals))
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return pid, previous

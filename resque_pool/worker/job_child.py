@@ -23,7 +23,7 @@ from resque_pool.resque.jobs import Job
 from resque_pool.resque.outages import describe, outage
 from resque_pool.resque.outcomes import job_failed
 from resque_pool.unix import parent_death
-from resque_pool.unix.process import flush_output
+from resque_pool.unix.process import flush_output, fork_with_signals_blocked
 from resque_pool.worker.limits import Deadline, install_child_deadline
 
 logger = logging.getLogger(__name__)
@@ -160,15 +160,7 @@ BLOCKED_AROUND_FORK = {*_IGNORED_IN_CHILD, *_DEFAULT_IN_CHILD}
 def fork_blocking_signals() -> tuple[int, set[int]]:
     """``os.fork()`` with the worker's signals blocked; the parent's mask is restored at
     once, the child restores it (returned) after installing its own handlers."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_AROUND_FORK)
-    try:
-        pid = os.fork()
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        raise
-    if pid:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    return pid, previous
+    return fork_with_signals_blocked(BLOCKED_AROUND_FORK)
 
 
 def _reset_signals(term_child: bool) -> None:

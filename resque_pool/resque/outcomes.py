@@ -196,8 +196,9 @@ def _push_retry(pipe: Any, class_name: str, args: list[Any], queue: str, delay: 
     """The next attempt, on ``pipe``: at once on its queue, or through the delayed queue.
     (Not through ``enqueue``/``enqueue_at``: the push must be part of the outcome's
     transaction, so a retry is not the job's enqueue and runs no enqueue hooks.)"""
-    timestamp = int(time.time() + delay)
-    if delay <= 0 or timestamp <= int(time.time()):
+    now = time.time()
+    timestamp = int(now + delay)
+    if timestamp <= int(now):  # due within this second: as enqueue_at enqueues it now
         push_job(pipe, queue, wire.job_payload(class_name, args))
     else:
         delayed.queue_delayed_push(pipe, timestamp, delayed.item_for(class_name, args, queue))

@@ -38,8 +38,11 @@ def start() -> TestRedis:
     return _start_fake()
 
 
-def spawn_redis_server(port: int, workdir: str, binary: str = "redis-server") -> subprocess.Popen:
-    """A throwaway redis-server on 127.0.0.1:``port`` that keeps nothing on disk."""
+def spawn_redis_server(
+    port: int, workdir: str, binary: str = "redis-server", *extra: str
+) -> subprocess.Popen:
+    """A throwaway redis-server on 127.0.0.1:``port`` that keeps nothing on disk;
+    ``extra`` options follow (a later option wins over an earlier one)."""
     return subprocess.Popen(
         [
             binary,
@@ -55,6 +58,7 @@ def spawn_redis_server(port: int, workdir: str, binary: str = "redis-server") ->
             workdir,
             "--logfile",
             "",
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_server import free_port
+from tests.support.redis_server import free_port, spawn_redis_server
 
 SERVICE = "failover-test"
 # Fast enough for a test, slow enough that a loaded 2-core machine does not flap: a master
@@ -101,30 +101,17 @@ class SentinelRedis:
     def start_node(self, port: int, replica_of: int | None = None) -> None:
         node_dir = self.workdir / f"node-{port}"
         node_dir.mkdir(exist_ok=True)
-        command = [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+        options = [
             # A replica (re)joining gets its full sync at once, not after Redis 7's 5 s wait
             # for more replicas to share a diskless transfer.
             "--repl-diskless-sync-delay",
             "0",
-            "--dir",
-            str(node_dir),
             "--logfile",
             str(node_dir / "redis.log"),
         ]
         if replica_of is not None:
-            command += ["--replicaof", "127.0.0.1", str(replica_of)]
-        self.nodes[port] = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+            options += ["--replicaof", "127.0.0.1", str(replica_of)]
+        self.nodes[port] = spawn_redis_server(port, str(node_dir), "redis-server", *options)
         client = self.node(port)
         deadline = time.monotonic() + 10
         while True:

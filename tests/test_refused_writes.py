@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -240,3 +242,39 @@ def test_a_worker_started_while_redis_refuses_writes_registers_once_it_takes_the
     output = worker.communicate(timeout=20)[0]
     assert output.count("Redis refuses writes (OOM)") == 1, output
     assert "Traceback" not in output, output
+
+
+def test_a_worker_killed_while_redis_refuses_writes_is_cleaned_up_once_it_takes_them(
+    resque, start_pool, tmp_path
+):
+    """The manager's clean-up of a SIGKILLed worker (its job's DirtyExit) is refused under
+    OOM: it is retried, not dropped, and the record stays until Redis takes the write."""
+    pool = start_pool("-c", str(write(tmp_path / "pool.yml", "demo: 1\n")))
+    [pid] = pool.wait_for_workers({"demo": 1})
+    client = resque.client
+    client.sadd(resque.key("queues"), "demo")
+    client.rpush(resque.key("queue", "demo"), wire.job_payload("SlowRecord", ["held", 60]))
+    worker_id = wait_until(
+        lambda: next(
+            (
+                w
+                for w in client.smembers(resque.key("workers"))
+                if client.get(resque.key("worker", w))
+            ),
+            None,
+        ),
+        20,
+        message="the job in flight",
+    )
+    with refusing(resque, "OOM"):
+        os.kill(pid, signal.SIGKILL)
+        pool.wait_for_log(r"could not clean up worker .* yet \(Redis refuses writes \(OOM\)")
+        time.sleep(1.5)  # retried every second meanwhile, and refused
+        assert client.get(resque.key("worker", worker_id))
+        assert client.llen(resque.key("failed")) == 0
+    pool.wait_for_log(rf"cleaned up dead worker {re.escape(worker_id)} in Redis after the outage")
+    entries = [json.loads(raw) for raw in client.lrange(resque.key("failed"), 0, -1)]
+    assert [(e["exception"], e["payload"]["args"][0]) for e in entries] == [
+        ("Resque::DirtyExit", "held")
+    ]
+    assert client.get(resque.key("worker", worker_id)) is None

@@ -26,6 +26,7 @@ from resque_pool.pool import daemon
 from resque_pool.pool.config import default_file_present, validate_counts
 from resque_pool.pool.loaders import Source, choose_source
 from resque_pool.pool.manager import GRACEFUL, GRACEFUL_AND_WAIT, Manager, Options
+from resque_pool.version import __version__
 from resque_pool.worker.options import term_child_enabled
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,6 @@ class Command(BaseCommand):
 
     def get_version(self) -> str:
         """``--version`` (resque-pool's ``-v`` is Django's ``--verbosity``)."""
-        from resque_pool import __version__
-
         return f"django-resque-pool {__version__}"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

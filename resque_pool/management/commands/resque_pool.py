@@ -20,10 +20,10 @@ from django.db import connections
 
 from resque_pool import checks
 from resque_pool.conf import settings
-from resque_pool.config_error import ConfigError
+from resque_pool.config_error import ConfigError, one_line
 from resque_pool.logs import configure_logging
 from resque_pool.pool import daemon
-from resque_pool.pool.config import default_file_present, validate_counts
+from resque_pool.pool.config import default_file_present
 from resque_pool.pool.loaders import Source, choose_source
 from resque_pool.pool.manager import GRACEFUL, GRACEFUL_AND_WAIT, Manager, Options
 from resque_pool.version import __version__
@@ -208,7 +208,7 @@ class Command(BaseCommand):
                     stray,
                 )
         if options["test"]:
-            self.print_test(source, environment, self.load_or_exit(source, environment))
+            self.print_test(source, *self.load_or_exit(source, environment))
             return
         if source.strict:
             # An explicitly named file that fails is fatal now, before anything forks. A
@@ -219,18 +219,19 @@ class Command(BaseCommand):
         self.run_pool(source, environment, pool, options)
 
     @staticmethod
-    def load_or_exit(source: Source, environment: str | None) -> dict[str, int]:
+    def load_or_exit(source: Source, environment: str | None) -> tuple[dict, dict]:
+        """The source's counts and limits, validated; one line and exit status 2 if not."""
         try:
-            return validate_counts(source.loader(environment), source.description)
+            config = source.load(environment)
+            return source.counts_of(config), source.limits_of(config)
         except ConfigError as error:
             raise CommandError(str(error), returncode=2) from None
         except Exception as error:  # noqa: BLE001 (database down, loader raising)
-            first_line = str(error).splitlines()[0] if str(error) else ""
-            raise CommandError(
-                f"{source.description}: {type(error).__name__}: {first_line}", returncode=2
-            ) from None
+            raise CommandError(f"{source.description}: {one_line(error)}", returncode=2) from None
 
-    def print_test(self, source: Source, environment: str | None, counts: dict[str, int]) -> None:
+    def print_test(
+        self, source: Source, counts: dict[str, int], limits: dict[str, dict[str, int]]
+    ) -> None:
         self.stdout.write(f"Workers defined in {source.description}")
         number = 0
         for queues, count in counts.items():
@@ -239,15 +240,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"{number}: {queues}")
         # Only a configuration with limits adds lines: without them the output stays
         # resqued's format, line for line.
-        read = getattr(source.loader, "limits", None)
-        try:
-            limits = dict((read(environment) if callable(read) else None) or {})
-        except Exception as error:  # noqa: BLE001 (database down, loader raising)
-            first_line = str(error).splitlines()[0] if str(error) else ""
-            raise CommandError(
-                f"{source.description}: limits: {type(error).__name__}: {first_line}",
-                returncode=2,
-            ) from None
         shown = [(q, limits[q]) for q, count in counts.items() if count and limits.get(q)]
         if shown:
             self.stdout.write("Limits per queue list")

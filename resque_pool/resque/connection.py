@@ -122,6 +122,8 @@ def get_redis() -> redis_lib.Redis:
 def describe_redis() -> str:
     """Where this process's Redis is, for messages: the URL without its password, or the
     service and its sentinels."""
+    # Imported on first use: debug.py imports Django's error-page module, which every
+    # worker would otherwise load at start-up for a message it may never write.
     from resque_pool.debug import mask_url
 
     sentinels = settings.RESQUE_REDIS_SENTINELS

@@ -67,6 +67,7 @@ LAYERS: list[tuple[str, list[str], bool]] = [
             "resque_pool.failure_backends",
             "resque_pool.signals",
             "resque_pool.health",
+            "resque_pool.stop",
             "resque_pool.logs",
             "resque_pool.unix",
             "resque_pool.version",

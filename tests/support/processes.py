@@ -163,3 +163,22 @@ class SlowOnceRecord:
         if client.incr(key("test", "runs", str(token))) == 1:
             time.sleep(float(seconds))
         client.sadd(key("demo", "done"), str(token))
+
+
+@job(queue="demo", name="SlowOnceThenFail")
+class SlowOnceThenFail:
+    """Its first run sleeps ``seconds`` and then fails (a job a partition interrupts, whose
+    late outcome must not count); later runs record the token in ``<ns>:demo:done``. Every
+    run is counted in ``<ns>:test:runs:<token>``."""
+
+    @staticmethod
+    def perform(token, seconds=1.0):
+        import time
+
+        from resque_pool.resque.connection import get_redis, key
+
+        client = get_redis()
+        if client.incr(key("test", "runs", str(token))) == 1:
+            time.sleep(float(seconds))
+            raise RuntimeError(f"the first run of {token} ended late")
+        client.sadd(key("demo", "done"), str(token))

@@ -30,7 +30,9 @@ def start_pool(
 ) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / f"{host}.log"
     env = resque.env(
-        RESQUE_REDIS_URL=built.redis_url, **database_env, **process_settings(**settings)
+        RESQUE_REDIS_URL=built.redis_url,
+        **built.database_env(database_env),
+        **process_settings(**settings),
     )
     with log.open("w") as handle:
         process = built.spawn(
@@ -128,7 +130,7 @@ def test_a_host_whose_clock_is_minutes_off_prunes_nobody_and_is_not_pruned(
                     manage_command("resque_pool", "--pool", host, "--appname", "fleet"),
                     resque.env(
                         RESQUE_REDIS_URL=built.redis_url,
-                        **database_env,
+                        **built.database_env(database_env),
                         **process_settings(**fast),
                         **env,
                     ),

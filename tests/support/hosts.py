@@ -13,6 +13,11 @@ real network (no reset, no error until a timeout or a keepalive says so). ``mend
 brings it back. What a cut does not cut: the filesystem (SQLite, PostgreSQL through its
 Unix socket, files), signals, and ``/proc``: a host in this lab loses Redis, nothing else.
 
+PostgreSQL listens on the loopback of the test's namespace, which no host can reach (each
+has a loopback of its own); ``database_env`` hands the hosts a Unix socket instead, which
+the lab forwards to it (``UnixForwarder``), as a host on a real network reaches its
+database by a path the Redis link does not share.
+
 Everything is removed when the lab closes; a test whose machine refuses namespaces (not
 root, no ``ip``/``unshare``, a container without the capability) is skipped with the
 reason.
@@ -25,11 +30,14 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -57,6 +65,51 @@ def skip_unless_namespaces() -> None:
         pytest.skip(f"this machine refuses network namespaces: {probe.stderr.strip()}")
 
 
+class UnixForwarder:
+    """Connections to ``<directory>/.s.PGSQL.<port>`` (where libpq looks when the host is a
+    directory) carried to ``host:port`` over TCP, by threads of the test's process."""
+
+    def __init__(self, directory: str, host: str, port: int) -> None:
+        self.path = os.path.join(directory, f".s.PGSQL.{port}")
+        self.target = (host, port)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(64)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                server = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
 @dataclass
 class Host:
     name: str
@@ -75,6 +128,7 @@ class Lab:
     processes: list[subprocess.Popen] = field(default_factory=list)
     redis_port: int = 0
     redis: subprocess.Popen | None = None
+    forwarders: list[UnixForwarder] = field(default_factory=list)
 
     @property
     def gateway(self) -> str:
@@ -139,6 +193,8 @@ class Lab:
                     os.killpg(process.pid, signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(10)
+        for forwarder in self.forwarders:
+            forwarder.close()
         if self.redis is not None and self.redis.poll() is None:
             self.redis.kill()
             self.redis.wait(10)
@@ -168,6 +224,22 @@ class Lab:
         )
         self.processes.append(process)
         return process
+
+    def database_env(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` (a test's ``database_env``) for the hosts: a PostgreSQL on a TCP
+        loopback is reached through a Unix socket of the lab's, forwarded to it."""
+        url = urlsplit(env.get("DATABASE_URL", ""))
+        if not url.scheme.startswith("postgres") or url.hostname not in ("127.0.0.1", "localhost"):
+            return env
+        if not self.forwarders:
+            self.forwarders.append(UnixForwarder(self.workdir, url.hostname, url.port or 5432))
+        user = f"{url.username}@" if url.username else ""
+        if url.password:
+            user = f"{url.username}:{url.password}@"
+        # libpq's host=<directory> (django-environ passes the query on as OPTIONS); the
+        # port names the socket file, .s.PGSQL.<port>.
+        query = f"host={quote(self.workdir, safe='')}&port={url.port or 5432}"
+        return {**env, "DATABASE_URL": urlunsplit((url.scheme, user, url.path, query, ""))}
 
     def cut(self, host: str) -> None:
         """The host's link goes dead: its packets are dropped without an answer."""

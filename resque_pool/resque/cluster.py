@@ -1,0 +1,184 @@
+"""Redis Cluster: a client on the node that serves the namespace's hash slot.
+
+A namespace with a hash tag (``{resque}``) puts every key it names in one slot, so one
+master serves all of it at any moment, as with Sentinel. The client is therefore an
+ordinary ``redis.Redis`` whose connections open to that master: transactions with WATCH,
+scripts, pipelines, blocking pops and the commands about no key (``TIME``, ``INFO``,
+``SCAN``, ``PING``, ``CLIENT ...``) all reach the node holding the namespace, unchanged.
+Which node that is comes from redis-py's ``RedisCluster`` (its ``CLUSTER SLOTS`` view of
+the topology, which it refreshes), asked on every new connection, as redis-py's
+``SentinelConnectionPool`` asks the sentinels.
+
+A failover shows as a connection error (the dead master) or as ``MOVED`` for the
+namespace's slot (a live node that no longer serves it, a blocked pop redirected): the
+connection closes, the topology is read again, and the ``ConnectionError`` it raises is an
+outage (``outages.py``) that redis-py's retry and then the caller's wait out. A ``MOVED``
+for any other slot is a key outside the namespace, a bug that waiting does not heal: it
+is raised as it is.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis as redis_lib
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import parse_url
+from redis.crc import key_slot
+from redis.exceptions import MovedError, RedisClusterException, ResponseError
+
+# Nodes this process learnt of, kept across a fork (plain addresses, no socket): a worker
+# forked after the node named in the URL died still finds the cluster through the others.
+_known_nodes: list[tuple[str, int]] = []
+_known_lock = threading.Lock()
+# A blocked command on a master demoted under it (Redis 7 unblocks it with this error).
+_UNBLOCKED = "UNBLOCKED"
+
+
+def hash_tag(namespace: str) -> str | None:
+    """The part of ``namespace`` Redis hashes for every key under it (``"{resque}"`` ->
+    ``"resque"``), or None when the keys of one namespace would spread over slots: no
+    ``{``, no ``}`` after it within the namespace, or nothing between the two."""
+    start = namespace.find("{")
+    if start < 0:
+        return None
+    end = namespace.find("}", start + 1)
+    if end <= start + 1:
+        return None
+    return namespace[start + 1 : end]
+
+
+class SlotOwner:
+    """Which master serves one slot, as redis-py's ``RedisCluster`` sees the topology.
+    Read on first use (not at construction, which must not do I/O) and again after a
+    connection to the owner failed or was redirected."""
+
+    def __init__(self, startup: tuple[str, int], slot: int, options: dict[str, Any]) -> None:
+        self.startup = startup
+        self.slot = slot
+        self._options = options
+        self._cluster: RedisCluster | None = None
+        self._stale = False
+        self._lock = threading.Lock()
+
+    def address(self) -> tuple[str, int]:
+        """The owner's ``(host, port)``; ``ConnectionError`` while no node answers or none
+        serves the slot (a failover still settling)."""
+        with self._lock:
+            try:
+                if self._cluster is None:
+                    self._cluster = self._connect()
+                elif self._stale:
+                    self._cluster.nodes_manager.initialize()
+                self._stale = False
+                node = self._cluster.nodes_manager.get_node_from_slot(self.slot)
+            except (RedisClusterException, redis_lib.RedisError) as error:
+                self._stale = True
+                raise redis_lib.ConnectionError(
+                    f"no Redis Cluster node says who serves slot {self.slot}: {error}"
+                ) from error
+            _remember(self._cluster)
+            return node.host, int(node.port)
+
+    def forget(self) -> None:
+        """The owner failed us: read the topology again before the next connection."""
+        self._stale = True
+
+    def _connect(self) -> RedisCluster:
+        with _known_lock:
+            others = [node for node in _known_nodes if node != self.startup]
+        startup = [ClusterNode(*self.startup)] + [ClusterNode(host, port) for host, port in others]
+        # require_full_coverage=False: a slot of another master unserved for a moment
+        # (its own failover) does not stop this namespace.
+        return RedisCluster(startup_nodes=startup, require_full_coverage=False, **self._options)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+
+
+def _remember(cluster: RedisCluster) -> None:
+    nodes = [(node.host, int(node.port)) for node in cluster.get_nodes()]
+    with _known_lock:
+        _known_nodes[:] = nodes
+
+
+class SlotConnection(redis_lib.Connection):
+    """A connection to whichever master serves the namespace's slot when it opens."""
+
+    def __init__(self, *, slot_owner: SlotOwner, **kwargs: Any) -> None:
+        self.slot_owner = slot_owner
+        super().__init__(**kwargs)
+
+    def _connect(self) -> Any:
+        self.host, self.port = self.slot_owner.address()
+        try:
+            return super()._connect()
+        except OSError:
+            self.slot_owner.forget()
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except MovedError as moved:
+            if moved.slot_id != self.slot_owner.slot:
+                raise
+            self._lost_slot(f"the namespace's slot moved to {moved.host}:{moved.port}")
+        except ResponseError as error:
+            if not str(error).startswith(_UNBLOCKED):
+                raise
+            self._lost_slot(f"the master was demoted: {error}")
+
+    def _lost_slot(self, why: str) -> None:
+        self.slot_owner.forget()
+        self.disconnect()
+        raise redis_lib.ConnectionError(why)
+
+
+class SlotSSLConnection(SlotConnection, redis_lib.SSLConnection):
+    pass
+
+
+def cluster_client(url: str, namespace: str, options: dict[str, Any]) -> redis_lib.Redis:
+    """A client for the master serving ``namespace``'s slot, found through the node
+    ``url`` names (its password, user name and TLS apply to every node). ``options`` are
+    the client options (decoding, protocol, timeouts), the URL's own query winning."""
+    tag = hash_tag(namespace)
+    if tag is None:
+        raise redis_lib.exceptions.DataError(
+            f"RESQUE_NAMESPACE {namespace!r} has no hash tag such as '{{resque}}': its keys "
+            "would spread over the cluster's slots"
+        )
+    pool_options = {**options, **parse_url(url)}
+    if pool_options.get("db", 0) not in (0, "0"):
+        raise redis_lib.exceptions.DataError("Redis Cluster has only database 0")
+    pool_options.pop("db", None)
+    host = pool_options.pop("host", "localhost")
+    port = int(pool_options.pop("port", 6379))
+    tls = pool_options.pop("connection_class", None) is redis_lib.SSLConnection
+    topology_options = {
+        name: value
+        for name, value in pool_options.items()
+        if name in ("username", "password", "protocol", "driver_info", "lib_name", "lib_version")
+        or name.startswith("ssl_")
+    }
+    if tls:
+        topology_options["ssl"] = True
+    # The topology is read with bounded waits: a node that is gone is skipped for the next.
+    topology_options.update(socket_timeout=2.0, socket_connect_timeout=2.0)
+    owner = SlotOwner((host, port), key_slot(tag.encode()), topology_options)
+    pool_options.setdefault("socket_connect_timeout", 5.0)
+    pool = redis_lib.ConnectionPool(
+        connection_class=SlotSSLConnection if tls else SlotConnection,
+        slot_owner=owner,
+        # The node named in the URL, for messages and the dashboard; each connection
+        # replaces it with the slot's owner when it opens.
+        host=host,
+        port=port,
+        **pool_options,
+    )
+    return redis_lib.Redis(connection_pool=pool)

@@ -77,6 +77,16 @@ class RedisCluster:
                     return int(master[1])
         raise RuntimeError(f"no live node knows who serves slot {slot}")
 
+    def replica_of(self, master: int) -> int:
+        """The port of a live replica of the master on ``master``."""
+        for port in self.nodes:
+            if port == master:
+                continue
+            replication = self.node(port).info("replication")
+            if replication.get("role") == "slave" and replication.get("master_port") == master:
+                return port
+        raise RuntimeError(f"no replica of :{master}")
+
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:

@@ -5,6 +5,7 @@ tests/test_redis_cluster.py.)"""
 from __future__ import annotations
 
 import pytest
+import redis
 from redis._parsers.base import BaseParser
 from redis.crc import key_slot
 
@@ -106,5 +107,7 @@ def test_bad_cluster_settings_stop_the_commands_with_one_line(run_manage, env, m
     ],
 )
 def test_which_cluster_replies_are_outages(reply, kind):
-    """The exceptions as redis-py builds them from the reply on the wire."""
+    """The exceptions as redis-py builds them from the reply on the wire, and as an older
+    redis-py's plain connection raises them (a ResponseError with the reply's text)."""
     assert outages.outage(BaseParser.parse_error(reply)) == kind
+    assert outages.outage(redis.ResponseError(reply)) == kind

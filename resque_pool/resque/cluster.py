@@ -124,19 +124,29 @@ class SlotConnection(redis_lib.Connection):
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)
-        except MovedError as moved:
-            if moved.slot_id != self.slot_owner.slot:
-                raise
-            self._lost_slot(f"the namespace's slot moved to {moved.host}:{moved.port}")
         except ResponseError as error:
-            if not str(error).startswith(_UNBLOCKED):
-                raise
-            self._lost_slot(f"the master was demoted: {error}")
+            if _moved_slot(error) == self.slot_owner.slot:
+                self._lost_slot(f"the namespace's slot moved: {error}")
+            elif str(error).startswith(_UNBLOCKED):
+                self._lost_slot(f"the master was demoted: {error}")
+            raise
 
     def _lost_slot(self, why: str) -> None:
         self.slot_owner.forget()
         self.disconnect()
         raise redis_lib.ConnectionError(why)
+
+
+def _moved_slot(error: ResponseError) -> int | None:
+    """The slot a ``MOVED`` reply names, else None. (redis-py 8 parses it into a
+    ``MovedError`` on any connection; older ones, 5.0 at least, only in their cluster
+    client, and a plain connection raises the reply's text.)"""
+    if isinstance(error, MovedError):
+        return error.slot_id
+    code, _, rest = str(error).partition(" ")
+    if code == "MOVED" and rest.partition(" ")[0].isdigit():
+        return int(rest.partition(" ")[0])
+    return None
 
 
 class SlotSSLConnection(SlotConnection, redis_lib.SSLConnection):

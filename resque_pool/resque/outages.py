@@ -42,7 +42,18 @@ _REFUSAL_CLASSES += (
     (redis_lib.exceptions.TryAgainError, "TRYAGAIN"),
     (redis_lib.exceptions.AskError, "ASK"),
 )
-_REFUSAL_CODES = ("OOM", "READONLY", "MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN")
+_REFUSAL_CODES = (
+    "OOM",
+    "READONLY",
+    "MISCONF",
+    "BUSY",
+    "NOREPLICAS",
+    "MASTERDOWN",
+    # An older redis-py's plain connection (5.0) raises these as a ResponseError's text.
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "ASK",
+)
 _CODE = re.compile(r"(?:^|of pipeline caused error: )(" + "|".join(_REFUSAL_CODES) + r")\b")
 
 

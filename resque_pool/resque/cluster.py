@@ -28,9 +28,10 @@ from redis.connection import parse_url
 from redis.crc import key_slot
 from redis.exceptions import MovedError, RedisClusterException, ResponseError
 
-# Nodes this process learnt of, kept across a fork (plain addresses, no socket): a worker
-# forked after the node named in the URL died still finds the cluster through the others.
-_known_nodes: list[tuple[str, int]] = []
+# The nodes this process learnt of, by the node the URL names; kept across a fork (plain
+# addresses, no socket): a worker forked after the URL's node died still finds the cluster
+# through the others.
+_known_nodes: dict[tuple[str, int], list[tuple[str, int]]] = {}
 _known_lock = threading.Lock()
 # A blocked command on a master demoted under it (Redis 7 unblocks it with this error).
 _UNBLOCKED = "UNBLOCKED"
@@ -78,7 +79,7 @@ class SlotOwner:
                 raise redis_lib.ConnectionError(
                     f"no Redis Cluster node says who serves slot {self.slot}: {error}"
                 ) from error
-            _remember(self._cluster)
+            _remember(self.startup, self._cluster)
             return node.host, int(node.port)
 
     def forget(self) -> None:
@@ -87,7 +88,7 @@ class SlotOwner:
 
     def _connect(self) -> RedisCluster:
         with _known_lock:
-            others = [node for node in _known_nodes if node != self.startup]
+            others = [node for node in _known_nodes.get(self.startup, ()) if node != self.startup]
         startup = [ClusterNode(*self.startup)] + [ClusterNode(host, port) for host, port in others]
         # require_full_coverage=False: a slot of another master unserved for a moment
         # (its own failover) does not stop this namespace.
@@ -100,10 +101,10 @@ class SlotOwner:
                 self._cluster = None
 
 
-def _remember(cluster: RedisCluster) -> None:
+def _remember(startup: tuple[str, int], cluster: RedisCluster) -> None:
     nodes = [(node.host, int(node.port)) for node in cluster.get_nodes()]
     with _known_lock:
-        _known_nodes[:] = nodes
+        _known_nodes[startup] = nodes
 
 
 class SlotConnection(redis_lib.Connection):

@@ -258,8 +258,9 @@ def test_a_pool_follows_a_master_demoted_alive(
     own_cluster, start_pool, tmp_path, settings, process_settings
 ):
     """CLUSTER FAILOVER on the replica: the old master lives on as a replica and answers
-    MOVED (a blocked pop is redirected or unblocked): the pool's connections close, find
-    the promoted replica and go on; nothing fails, nothing is left queued."""
+    MOVED (a blocked pop is redirected or unblocked): the connections of the manager, the
+    workers and their job children close, find the promoted replica and go on; nothing
+    fails, nothing is left queued."""
     cluster = own_cluster
     ns = _use_cluster(settings, cluster)
     owner = cluster.owner_of(ns)
@@ -273,7 +274,7 @@ def test_a_pool_follows_a_master_demoted_alive(
         env={
             "RESQUE_REDIS_URL": settings.RESQUE_REDIS_URL,
             "RESQUE_NAMESPACE": ns,
-            "FORK_PER_JOB": "false",
+            "FORK_PER_JOB": "true",  # job children too, each on the owner its worker knew
             "INTERVAL": "0.1",
             "FAILOVER_RUNS": str(runs),
             **process_settings(

@@ -28,10 +28,12 @@ from redis.connection import parse_url
 from redis.crc import key_slot
 from redis.exceptions import MovedError, RedisClusterException, ResponseError
 
-# The nodes this process learnt of, by the node the URL names; kept across a fork (plain
-# addresses, no socket): a worker forked after the URL's node died still finds the cluster
-# through the others.
+# What this process learnt of each cluster, by the node the URL names: its nodes and which
+# of them serves each slot asked for. Plain addresses, no socket, so a fork keeps them: a
+# worker or a job child connects straight to the namespace's master without reading the
+# topology again, and one forked after the URL's node died still finds the others.
 _known_nodes: dict[tuple[str, int], list[tuple[str, int]]] = {}
+_known_owners: dict[tuple[tuple[str, int], int], tuple[str, int]] = {}
 _known_lock = threading.Lock()
 # A blocked command on a master demoted under it (Redis 7 unblocks it with this error).
 _UNBLOCKED = "UNBLOCKED"
@@ -51,9 +53,10 @@ def hash_tag(namespace: str) -> str | None:
 
 
 class SlotOwner:
-    """Which master serves one slot, as redis-py's ``RedisCluster`` sees the topology.
-    Read on first use (not at construction, which must not do I/O) and again after a
-    connection to the owner failed or was redirected."""
+    """Which master serves one slot: the one this process (or the one it was forked from)
+    last found, else as redis-py's ``RedisCluster`` reads the topology. Read on first use
+    (not at construction, which must not do I/O) and again after a connection to the owner
+    failed or was redirected."""
 
     def __init__(self, startup: tuple[str, int], slot: int, options: dict[str, Any]) -> None:
         self.startup = startup
@@ -67,20 +70,28 @@ class SlotOwner:
         """The owner's ``(host, port)``; ``ConnectionError`` while no node answers or none
         serves the slot (a failover still settling)."""
         with self._lock:
+            if not self._stale:
+                with _known_lock:
+                    known = _known_owners.get((self.startup, self.slot))
+                if known is not None:
+                    return known
             try:
                 if self._cluster is None:
-                    self._cluster = self._connect()
-                elif self._stale:
+                    self._cluster = self._connect()  # reads the topology
+                else:
                     self._cluster.nodes_manager.initialize()
-                self._stale = False
                 node = self._cluster.nodes_manager.get_node_from_slot(self.slot)
             except (RedisClusterException, redis_lib.RedisError) as error:
-                self._stale = True
                 raise redis_lib.ConnectionError(
                     f"no Redis Cluster node says who serves slot {self.slot}: {error}"
                 ) from error
-            _remember(self.startup, self._cluster)
-            return node.host, int(node.port)
+            self._stale = False
+            owner = (node.host, int(node.port))
+            nodes = [(each.host, int(each.port)) for each in self._cluster.get_nodes()]
+            with _known_lock:
+                _known_nodes[self.startup] = nodes
+                _known_owners[(self.startup, self.slot)] = owner
+            return owner
 
     def forget(self) -> None:
         """The owner failed us: read the topology again before the next connection."""
@@ -93,18 +104,6 @@ class SlotOwner:
         # require_full_coverage=False: a slot of another master unserved for a moment
         # (its own failover) does not stop this namespace.
         return RedisCluster(startup_nodes=startup, require_full_coverage=False, **self._options)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._cluster is not None:
-                self._cluster.close()
-                self._cluster = None
-
-
-def _remember(startup: tuple[str, int], cluster: RedisCluster) -> None:
-    nodes = [(node.host, int(node.port)) for node in cluster.get_nodes()]
-    with _known_lock:
-        _known_nodes[startup] = nodes
 
 
 class SlotConnection(redis_lib.Connection):

@@ -2,12 +2,13 @@
 
 Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E004 number
 out of range, E005 wrong type, E006 the Tasks backend on Django 5.2 without the backport's
-app, E007 Sentinel settings (an address that is not host:port, no service name, a unix://
-URL), E008 not one of the values a setting takes, E009 failure backends (the failed list
-not first, a path that cannot be imported or is no backend), E010 Redis Cluster settings (a
-namespace without a hash tag, Sentinel too, a unix:// URL, a database other than 0); W001 a
-prune interval that would prune live workers. (The Tasks backend's own checks,
-``resque_pool.tasks.E…``, run with the framework's.)
+app, E007 Sentinel settings (an address that is not host:port, no service name, a user
+without a password, a unix:// URL), E008 not one of the values a setting takes, E009
+failure backends (the failed list not first, a path that cannot be imported or is no
+backend), E010 Redis Cluster settings (a namespace without a hash tag, Sentinel too, a
+unix:// URL, a database other than 0); W001 a prune interval that would prune live
+workers. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run with the
+framework's.)
 """
 
 from __future__ import annotations
@@ -190,6 +191,15 @@ def _sentinel_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
             (
                 "RESQUE_REDIS_SENTINELS is set but RESQUE_REDIS_SENTINEL_SERVICE is not.",
                 "The master's name in the sentinels' configuration (sentinel monitor NAME ...).",
+            )
+        )
+    if valid.get("RESQUE_REDIS_SENTINEL_USERNAME") and not valid.get(
+        "RESQUE_REDIS_SENTINEL_PASSWORD"
+    ):
+        problems.append(
+            (
+                "RESQUE_REDIS_SENTINEL_USERNAME is set but RESQUE_REDIS_SENTINEL_PASSWORD is not.",
+                "An ACL user authenticates with a password (AUTH user password).",
             )
         )
     url = valid.get("RESQUE_REDIS_URL")

@@ -100,6 +100,14 @@ SETTINGS: tuple[Setting, ...] = (
         optional=True,
     ),
     Setting(
+        "RESQUE_REDIS_SENTINEL_USERNAME",
+        None,
+        (str,),
+        "The sentinels' ACL user, with RESQUE_REDIS_SENTINEL_PASSWORD as its password; the "
+        "master's user is the URL's.",
+        optional=True,
+    ),
+    Setting(
         "RESQUE_REDIS_CLUSTER",
         False,
         (bool,),

@@ -93,6 +93,8 @@ def _sentinel_client(url: str, entries: Sequence[str], service: str) -> redis_li
     }
     if settings.RESQUE_REDIS_SENTINEL_PASSWORD:
         sentinel_options["password"] = settings.RESQUE_REDIS_SENTINEL_PASSWORD
+    if settings.RESQUE_REDIS_SENTINEL_USERNAME:  # an ACL user (Redis >= 6.2's sentinels)
+        sentinel_options["username"] = settings.RESQUE_REDIS_SENTINEL_USERNAME
     if tls:  # a TLS deployment's sentinels listen on TLS too
         sentinel_options["ssl"] = True
         sentinel_options.update({k: v for k, v in options.items() if k.startswith("ssl_")})

@@ -26,6 +26,8 @@ JOBS = 1000
 JOB_SECONDS = 0.01
 # What the docs state: work resumes within this long after the replica is promoted.
 RESUME_BOUND = 10.0
+# The injected replication lag: writes of the last LAG seconds before the kill are lost.
+LAG = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -135,14 +137,19 @@ def _runs(path: Path) -> list[tuple[str, float]]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("lag", [0.0, LAG], ids=["in-sync", "replica-0.5s-behind"])
 def test_a_pool_its_scheduler_and_the_admin_go_on_when_the_namespaces_master_dies(
-    own_cluster, start_pool, run_manage, tmp_path, settings, process_settings
+    own_cluster, start_pool, run_manage, tmp_path, settings, process_settings, lag
 ):
     """8 workers drain 1,000 jobs under the requeue policy; once 300 ran, SIGKILL the master
     serving the namespace. Its replica is promoted; the same pool goes on within
     RESUME_BOUND, its scheduler child moves a job delayed after the kill, this process's
     enqueue() and admin reach the new master; every job ran, the ones run twice and the
-    done markers lost with the dead master are counted."""
+    done markers lost with the dead master are counted.
+
+    With ``lag``, the replica is cut off that long before the kill (its link dropped and
+    its reconnection refused), so everything the pool wrote meanwhile existed only on the
+    dead master: the reserves and outcomes of those jobs are lost, and the jobs run again."""
     from resque_pool import enqueue
     from resque_pool.resque.outages import is_unavailable
     from tests.support.admin import url, viewer_client
@@ -191,6 +198,10 @@ def test_a_pool_its_scheduler_and_the_admin_go_on_when_the_namespaces_master_die
     wait_until(
         lambda: len(ran()) >= 300, 60, 0.01, lambda: f"300 jobs (log:\n{pool.log()[-3000:]})"
     )
+    cut = time.time()
+    if lag:
+        _cut_replica_off(cluster, owner)
+        time.sleep(lag)
     killed = time.time()
     cluster.kill(owner)
     new_owner = cluster.wait_for_new_owner(ns, owner)
@@ -236,8 +247,10 @@ def test_a_pool_its_scheduler_and_the_admin_go_on_when_the_namespaces_master_die
     twice = sorted(token for token, count in counts.items() if count > 1)
     lost_markers = sorted(set(tokens) - new_master.smembers(f"{ns}:demo:done"))
     failed = new_master.llen(f"{ns}:failed")
+    in_window = {token for token, when in all_runs if cut <= when <= killed}
     print(
-        f"\ncluster failover: promotion {promoted - killed:.2f}s after the kill, work "
+        f"\nreplica cut off {killed - cut:.2f}s before the kill, {len(in_window)} jobs ran "
+        f"meanwhile\ncluster failover: promotion {promoted - killed:.2f}s after the kill, work "
         f"resumed {resumed - promoted:.2f}s after the promotion\njobs: {len(counts)} ran, "
         f"{len(twice)} ran twice, {len(lost_markers)} done markers lost with the dead "
         f"master, {failed} failed"
@@ -251,7 +264,17 @@ def test_a_pool_its_scheduler_and_the_admin_go_on_when_the_namespaces_master_die
     last_run = {token: when for token, when in all_runs}
     for token in lost_markers:  # only markers written just before the kill
         assert last_run[token] <= killed + 0.5, token
-    assert len(twice) <= 100, twice
+    if lag:
+        # What the lag costs, and only that: jobs run twice, each one that ran while only
+        # the dead master heard of it (or was running at the cut).
+        assert twice, "the cut-off replica lost no reserve or outcome"
+        first_run = {}
+        for token, when in all_runs:
+            first_run.setdefault(token, when)
+        for token in twice:
+            assert cut - 1.0 <= first_run[token] <= killed + 0.5, token
+    else:
+        assert len(twice) <= 100, twice
 
 
 def test_a_pool_follows_a_master_demoted_alive(
@@ -313,6 +336,15 @@ def test_a_pool_follows_a_master_demoted_alive(
     assert cluster.node(owner).info("replication")["role"] == "slave"
     assert pool.process.poll() is None
     assert set(pool.wait_for_workers({"demo": 4})) == workers_before
+
+
+def _cut_replica_off(cluster: RedisCluster, master: int) -> None:
+    """Replication lag, injected: the master's replica link is dropped, and the replica's
+    reconnection refused (it now sends a password the master does not have), so the
+    master acknowledges writes that no replica will ever have."""
+    replica = cluster.replica_of(master)
+    cluster.node(replica).config_set("masterauth", "not-the-masters-password")
+    cluster.node(master).client_kill_filter(_type="replica")
 
 
 def _masters(cluster: RedisCluster) -> set[int]:

@@ -27,7 +27,7 @@ def missing_binaries() -> str | None:
     for binary in ("redis-server", "redis-cli"):
         if shutil.which(binary) is None:
             return (
-                f"needs {binary} (Debian's redis-tools/redis-server; scripts/bootstrap.sh "
+                f"needs {binary} (Debian's redis-server and redis-tools; scripts/bootstrap.sh "
                 "installs them as root)"
             )
     return None

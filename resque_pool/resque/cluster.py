@@ -6,8 +6,8 @@ ordinary ``redis.Redis`` whose connections open to that master: transactions wit
 scripts, pipelines, blocking pops and the commands about no key (``TIME``, ``INFO``,
 ``SCAN``, ``PING``, ``CLIENT ...``) all reach the node holding the namespace, unchanged.
 Which node that is comes from redis-py's ``RedisCluster`` (its ``CLUSTER SLOTS`` view of
-the topology, which it refreshes), asked on every new connection, as redis-py's
-``SentinelConnectionPool`` asks the sentinels.
+the topology), read when a connection opens and no owner is known yet or the last one
+failed, much as redis-py's ``SentinelConnectionPool`` asks the sentinels.
 
 A failover shows as a connection error (the dead master) or as ``MOVED`` for the
 namespace's slot (a live node that no longer serves it, a blocked pop redirected): the

@@ -6,6 +6,7 @@ redis-server and redis-cli."""
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -109,6 +110,43 @@ def test_every_kind_of_command_reaches_the_namespaces_master(shared_cluster, set
         response = viewer.get(url(page))
         assert response.status_code == 200, page
     assert str(owner) in viewer.get(url("stats")).content.decode()  # INFO's tcp_port
+
+
+def test_the_tasks_backend_waits_for_a_replica_when_asked(shared_cluster, settings, caplog):
+    """RESQUE_ENQUEUE_WAIT_REPLICAS: a task's record and job are on the replica when
+    enqueue() returns; with the replica stopped, the wait ends at the time-out, logged, and
+    the task is enqueued all the same."""
+    from resque_pool.tasks import results
+    from testproject.demo import tasks as demo
+
+    cluster = shared_cluster
+    ns = _use_cluster(settings, cluster)
+    owner = cluster.owner_of(ns)
+    replica_port = cluster.replica_of(owner)
+    replica = cluster.node(replica_port)
+    replica.execute_command("READONLY")  # a cluster replica serves reads only when asked
+    settings.RESQUE_ENQUEUE_WAIT_REPLICAS = 1
+    settings.RESQUE_ENQUEUE_WAIT_TIMEOUT = 5.0
+
+    first = demo.add.enqueue(1, 2)
+    # Read straight after: no wait for replication but the one enqueue() did.
+    assert replica.exists(results.record_key(first.id))
+    [queue] = replica.smembers(f"{ns}:queues")
+    assert replica.llen(f"{ns}:queue:{queue}") == 1
+    assert "replicas acknowledged" not in caplog.text
+
+    settings.RESQUE_ENQUEUE_WAIT_TIMEOUT = 0.2
+    stopped = cluster.nodes[replica_port]
+    stopped.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        second = demo.add.enqueue(3, 4)
+        waited = time.monotonic() - started
+    finally:
+        stopped.send_signal(signal.SIGCONT)
+    assert waited >= 0.2
+    assert "but only 0 of 1 replicas acknowledged it within 0.2s" in caplog.text
+    assert cluster.node(owner).exists(results.record_key(second.id))
 
 
 def test_a_key_outside_the_namespace_is_an_error_not_an_outage(shared_cluster, settings):

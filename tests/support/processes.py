@@ -99,6 +99,25 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def pool_children(pid: int) -> list[int]:
+    """The children of a pool's master that a lone manager would have had: its
+    generations' workers and scheduler (a generation, ``resque-pool-generation[...]``, is
+    the manager of one release: pool/master.py)."""
+    found: list[int] = []
+    for child in children(pid):
+        if cmdline(child).startswith("resque-pool-generation["):
+            found.extend(children(child))
+        else:
+            found.append(child)
+    return sorted(found)
+
+
+def generations(pid: int) -> dict[int, str]:
+    """The master's generations: pid and title."""
+    titles = {child: cmdline(child) for child in children(pid)}
+    return {p: t for p, t in titles.items() if t.startswith("resque-pool-generation[")}
+
+
 def cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -108,7 +127,8 @@ def cmdline(pid: int) -> str:
 
 
 def worker_titles(pid: int) -> dict[int, str]:
-    return {child: cmdline(child) for child in children(pid)}
+    """The titles of a pool's workers and scheduler (through its generations)."""
+    return {child: cmdline(child) for child in pool_children(pid)}
 
 
 def alive(pid: int) -> bool:

@@ -295,7 +295,8 @@ def test_quit_waits_for_the_running_job(busy_pool, resque):
 
 
 def test_hup_replacement_waits_for_the_busy_worker(busy_pool, resque):
-    busy = busy_pool(2.5)
+    # Long enough to outlast the new generation's boot (HUP loads the code afresh).
+    busy = busy_pool(8)
     pool = busy.pool
     (old,) = busy.workers
     pool.signal(signal.SIGHUP)

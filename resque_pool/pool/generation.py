@@ -159,8 +159,8 @@ class GenerationManager(Manager):
         quiet, self.load_errors = self.load_errors, loud
         if not loaded and self.must_load:
             raise BootFailed(
-                f"configuration did not load (worker counts from {self.source.description}: "
-                f"{quiet.key or 'error'})"
+                f"configuration did not load: could not load worker counts from "
+                f"{self.source.description} ({quiet.key or 'error'})"
             )
         self.link.send({"ready": True})
         self.procline("(ready, waiting for the go-ahead)")

@@ -105,17 +105,27 @@ def pool_children(pid: int) -> list[int]:
     the manager of one release: pool/master.py)."""
     found: list[int] = []
     for child in children(pid):
-        if cmdline(child).startswith("resque-pool-generation["):
+        title = cmdline(child)
+        if not title or not alive(child):  # exiting or a zombie: not yet reaped
+            continue
+        if is_generation(title):
             found.extend(children(child))
         else:
             found.append(child)
     return sorted(found)
 
 
+def is_generation(title: str) -> bool:
+    """A generation's title, or its command line while it boots (before its title)."""
+    return (
+        title.startswith("resque-pool-generation[") or "resque_pool.management.generation" in title
+    )
+
+
 def generations(pid: int) -> dict[int, str]:
     """The master's generations: pid and title."""
     titles = {child: cmdline(child) for child in children(pid)}
-    return {p: t for p, t in titles.items() if t.startswith("resque-pool-generation[")}
+    return {p: t for p, t in titles.items() if is_generation(t)}
 
 
 def cmdline(pid: int) -> str:

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(encoded)
     sys.path[:] = list(dict.fromkeys([*spec["sys_path"], *sys.path]))
     try:
+        if spec.get("cwd"):
+            os.chdir(spec["cwd"])  # a symbolic link to the release now current
         boot(spec)
     except BaseException as error:  # noqa: BLE001 (anything the release raises)
         Link.from_fd(spec["fd"]).send({"failed": describe_error(error)})

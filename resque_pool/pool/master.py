@@ -185,6 +185,7 @@ class Master:
             "number": self.number,
             "master": self.pid,
             "must_load": self.current is not None,
+            "cwd": self.spec.get("cwd"),
             "sys_path": self.spec["sys_path"],
             "argv": self.spec["argv"],
         }

@@ -336,11 +336,13 @@ class Command(BaseCommand):
     def become_master(self, pool: str, options: dict[str, Any], lock: Any) -> None:
         """``exec`` into the master (``pool/master.py``): the same pid, without Django or
         the application, which each generation loads afresh."""
+        cwd, paths = logical_paths()
         spec = {
             "appname": appname(options),
             "pool": pool,
             "argv": self.argv,
-            "sys_path": [path for path in sys.path if path],
+            "cwd": cwd,
+            "sys_path": paths,
             "pidfile": options["pidfile"],
             "stdout": options["stdout_file"],
             "stderr": options["stderr_file"],
@@ -387,6 +389,28 @@ class Command(BaseCommand):
         except MasterGone:
             raise SystemExit(3) from None
         manager.run()
+
+
+def logical_paths() -> tuple[str, list[str]]:
+    """The working directory by the path it was entered with (``$PWD``) and the module
+    path under it: a deploy that points a symbolic link (``/srv/app/current``) at a new
+    release is then seen by the next generation, where the process's own directory still
+    is the old release (resqued's START_CTX does the same)."""
+    physical = os.getcwd()
+    logical = os.environ.get("PWD") or physical
+    try:
+        if not os.path.samefile(logical, physical):
+            logical = physical
+    except OSError:
+        logical = physical
+    paths = []
+    for path in sys.path:
+        if not path:
+            continue
+        if path == physical or path.startswith(physical + os.sep):
+            path = logical + path[len(physical) :]
+        paths.append(path)
+    return logical, paths
 
 
 def appname(options: dict[str, Any]) -> str:

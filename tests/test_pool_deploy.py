@@ -252,15 +252,8 @@ def test_a_hup_while_a_generation_drains_waits_for_it(start_pool, tmp_path, resq
     config = write(tmp_path / "pool.yml", "deploy: 1\n")
     pool = start_pool("-c", str(config), settings=app.settings())
     pool.wait_for_workers({"deploy": 1})
-    enqueue("Release", "long", 8, queue="deploy")
-    wait_until(
-        lambda: (
-            resque.client.get(resque.key("stat", "processed")) is None
-            and any("Processing" in cmdline(p) for p in pool.workers())
-        ),
-        20,
-        message="busy",
-    )
+    enqueue("Release", "long", 15, queue="deploy")  # outlasts generation 2's boot
+    busy_worker(resque)
     sampler = Sampler(pool)
     sampler.start()
     pool.signal(signal.SIGHUP)

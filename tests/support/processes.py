@@ -128,6 +128,11 @@ def generations(pid: int) -> dict[int, str]:
     return {p: t for p, t in titles.items() if is_generation(t)}
 
 
+def parent_of(pid: int) -> int:
+    """The parent pid of ``pid`` (Linux procfs)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()

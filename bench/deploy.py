@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--publish", action="store_true")
+    parser.add_argument("--output", type=Path, help="where the JSON goes (default: bench/out)")
     options = parser.parse_args(argv)
     server = start_redis()
     try:
@@ -306,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         cleanup()
         server.stop()
     print(report(results))
-    target = ROOT / "bench" / ("results-deploy.json" if options.publish else "out/deploy.json")
-    target.parent.mkdir(exist_ok=True)
+    target = options.output or (
+        ROOT / "bench" / ("results-deploy.json" if options.publish else "out/deploy.json")
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
     return 0
 

@@ -100,7 +100,22 @@ class Master:
 
     # -- life cycle ------------------------------------------------------------------------
 
+    def adopt_first_generation(self) -> None:
+        """The command forked generation 1 before it became us, with the application it
+        had loaded already: a start loads it once."""
+        first = self.spec.get("first_generation")
+        if not first:
+            return
+        self.number = 1
+        generation = Generation(1, int(first["pid"]), Link.from_fd(int(first["fd"])), 0.0)
+        generation.started = time.monotonic()
+        self.generations[generation.pid] = generation
+        self.booting = generation
+        self.deploy_wanted = False
+        logger.info("generation 1 (pid %d) loading the application", generation.pid)
+
     def run(self) -> None:
+        self.adopt_first_generation()
         self.procline("(starting)")
         self.signals.install()
         signal.signal(REOPEN_LOGS, self.signals._enqueue)  # noqa: SLF001 (same queue)

@@ -316,7 +316,7 @@ class Command(BaseCommand):
                     pidfile.remove()
                 del lock
             return
-        self.become_master(pool, options, lock)
+        self.become_master(source, environment, pool, options, lock)
 
     @staticmethod
     def manager_options(environment: str | None, pool: str, options: dict[str, Any]) -> Options:
@@ -333,9 +333,18 @@ class Command(BaseCommand):
             **({} if options["scheduler"] is None else {"scheduler": options["scheduler"]}),
         )
 
-    def become_master(self, pool: str, options: dict[str, Any], lock: Any) -> None:
+    def become_master(
+        self,
+        source: Source,
+        environment: str | None,
+        pool: str,
+        options: dict[str, Any],
+        lock: Any,
+    ) -> None:
         """``exec`` into the master (``pool/master.py``): the same pid, without Django or
-        the application, which each generation loads afresh."""
+        the application, which each later generation loads afresh. The first generation
+        is forked from here first, with the application this process already loaded, so
+        that a start loads it once."""
         cwd, paths = logical_paths()
         spec = {
             "appname": appname(options),
@@ -354,6 +363,16 @@ class Command(BaseCommand):
         connections.close_all()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
+        ours, theirs = Link.pair()
+        master_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            self.first_generation(source, environment, pool, options, theirs, master_pid)
+            return
+        theirs.close()
+        os.set_inheritable(ours.fileno(), True)
+        spec["first_generation"] = {"pid": pid, "fd": ours.fileno()}
         env = dict(os.environ)
         # The master imports only this package: where it is found, whatever the cwd.
         root = os.path.dirname(os.path.dirname(os.path.abspath(resque_pool.__file__)))
@@ -366,6 +385,22 @@ class Command(BaseCommand):
             env,
         )
 
+    def first_generation(
+        self,
+        source: Source,
+        environment: str | None,
+        pool: str,
+        options: dict[str, Any],
+        sock: Any,
+        master_pid: int,
+    ) -> None:
+        """In the child forked before the exec: generation 1, on the code loaded at start."""
+        if not single_process_group(options):
+            os.setpgid(0, 0)  # as the master starts the later ones
+        link = Link(sock)
+        os.set_inheritable(sock.fileno(), False)
+        self.generation(source, environment, pool, options, link, 1, master_pid, False)
+
     def run_generation(
         self, source: Source, environment: str | None, pool: str, options: dict[str, Any]
     ) -> None:
@@ -373,13 +408,35 @@ class Command(BaseCommand):
         code and ran the checks): load the counts, say ready, then manage the workers."""
         spec = json.loads(options["generation"])
         link = Link.from_fd(spec["fd"])
-        manager = GenerationManager(
+        self.generation(
             source,
-            self.manager_options(environment, pool, options),
+            environment,
+            pool,
+            options,
             link,
             spec["number"],
             spec["master"],
             spec["must_load"],
+        )
+
+    def generation(
+        self,
+        source: Source,
+        environment: str | None,
+        pool: str,
+        options: dict[str, Any],
+        link: Link,
+        number: int,
+        master_pid: int,
+        must_load: bool,
+    ) -> None:
+        manager = GenerationManager(
+            source,
+            self.manager_options(environment, pool, options),
+            link,
+            number,
+            master_pid,
+            must_load,
         )
         try:
             manager.boot()

@@ -225,6 +225,21 @@ def test_a_broken_release_changes_nothing(start_pool, tmp_path, resque):
     wait_until(lambda: "fixed:fixed-release" in ran(resque), 20, message="the fixed code")
 
 
+def test_a_release_whose_settings_fail_the_checks_changes_nothing(start_pool, tmp_path):
+    app = App(tmp_path)
+    config = write(tmp_path / "pool.yml", "deploy: 1\n")
+    pool = start_pool("-c", str(config), settings=app.settings())
+    before = set(pool.wait_for_workers({"deploy": 1}))
+    (module,) = (tmp_path / "settings-modules").glob("test_settings_*.py")
+    module.write_text(module.read_text() + "RESQUE_POOL_DRAIN_TIMEOUT = -5\n")
+    pool.signal(signal.SIGHUP)
+    line = pool.wait_for_log(r"generation 2 did not boot: .*", timeout=30).group(0)
+    assert "system check failed: resque_pool.E" in line and "RESQUE_POOL_DRAIN_TIMEOUT" in line
+    assert "keeping the current workers (generation 1)" in line
+    time.sleep(1)
+    assert set(pool.workers()) == before and list(workers_of(pool)) == [1]
+
+
 def test_a_hup_during_a_slow_boot_supersedes_it(start_pool, tmp_path, resque):
     app = App(tmp_path)
     config = write(tmp_path / "pool.yml", "deploy: 1\n")

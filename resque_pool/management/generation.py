@@ -18,8 +18,14 @@ import sys
 from resque_pool.pool.link import Link
 
 
+class CheckFailed(Exception):
+    """A system check of the new release failed (its message is the log line)."""
+
+
 def describe_error(error: BaseException) -> str:
     """One line for the master's log: what failed to load, and where for a syntax error."""
+    if isinstance(error, CheckFailed):
+        return str(error)
     if isinstance(error, SyntaxError):
         where = f" ({os.path.basename(error.filename or '?')}, line {error.lineno})"
         return f"{type(error).__name__}: {error.msg}{where}"
@@ -42,7 +48,7 @@ def boot(spec: dict) -> None:
     django.setup()
     errors = serious_check_errors()
     if errors:
-        raise RuntimeError(f"system check failed: {errors[0]}")
+        raise CheckFailed(f"system check failed: {errors[0]}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,8 +44,6 @@ from resque_pool.unix.self_pipe import Waker
 
 logger = logging.getLogger(__name__)
 
-SCHEDULER = "scheduler"  # the scheduler's slot in ``others`` (pool/master.py)
-
 
 class BootFailed(Exception):
     """This generation will not become ready; the message is the master's log line."""
@@ -124,6 +122,7 @@ class GenerationManager(Manager):
         self.number = number
         self.master_pid = master_pid
         self.others: dict[str, int] | None = None  # None until the master's go-ahead
+        self.old_scheduler = False  # an older generation's scheduler still runs
         self.retiring = False
         self.retired_at = 0.0
         self.drain_stopped = False
@@ -176,6 +175,7 @@ class GenerationManager(Manager):
         for message in self.link.receive():
             if "others" in message:
                 self.others = {str(q): int(n) for q, n in dict(message["others"]).items()}
+                self.old_scheduler = bool(message.get("scheduler"))
                 if self.status != "starting":
                     self.maintain()  # a freed slot is filled now, not a loop later
             if message.get("retire"):
@@ -243,7 +243,7 @@ class GenerationManager(Manager):
         if self.retiring or self.others is None:
             return {}
         wanted = super().desired()
-        held = {q: n for q, n in self.others.items() if q != SCHEDULER}
+        held = self.others
         if not held:
             return wanted
         # Per list, the slots an older generation frees; in all, never above the counts.
@@ -261,7 +261,7 @@ class GenerationManager(Manager):
 
     def maintain(self) -> None:
         self.reconciler.maintain(self.desired())
-        if self.retiring or self.others is None or self.others.get(SCHEDULER):
+        if self.retiring or self.others is None or self.old_scheduler:
             return  # never two schedulers: the older one is still stopping
         self.scheduler.maintain(self.signals.handled, self.signals.fds)
 

@@ -9,8 +9,9 @@ Messages, generation to master: ``{"ready": true}`` (code, checks and counts loa
 ``{"failed": "one line"}`` (it will not become ready), ``{"held": {list: n}, "pids": [...],
 "scheduler": bool}`` (its workers, sent when they change; ``"retired": true`` answers a
 ``retire``), ``{"beat": state or null}`` (its loop came round: the health file's state,
-null when unchanged). Master to generation: ``{"others": {list: n, "scheduler": 0|1}}``
-(the slots older generations still hold; the first one is the go-ahead), ``{"retire":
+null when unchanged). Master to generation: ``{"others": {list: n}, "scheduler": bool}``
+(the slots older generations still hold, and whether their scheduler still runs; the
+first one is the go-ahead), ``{"retire":
 true}``, ``{"deploy": text or null}`` (a reload that waits, for the published state).
 """
 

@@ -40,7 +40,6 @@ from resque_pool.pool.signal_queue import REOPEN_LOGS, SIGNAL_29, SignalQueue, n
 logger = logging.getLogger("resque_pool.pool.master")  # also when run as __main__
 
 GENERATION_MODULE = "resque_pool.management.generation"
-SCHEDULER = "scheduler"  # the key of the scheduler's slot in ``others``
 BOOT_MIN_DELAY = 1.0
 BOOT_MAX_DELAY = 16.0
 STOPS = (signal.SIGQUIT, signal.SIGINT, signal.SIGTERM)
@@ -79,7 +78,7 @@ class Master:
         self.boot_delay = 0.0
         self.boot_not_before = 0.0
         self.waiting_logged = False
-        self.last_others: dict[str, int] | None = None
+        self.last_others: dict[str, Any] | None = None
         self.title = ""
         self.signals = SignalQueue()
         self.redirects = Redirects(spec.get("stdout"), spec.get("stderr"))
@@ -253,6 +252,7 @@ class Master:
         if current is None:
             return
         others: dict[str, int] = {}
+        scheduler = False
         for generation in self.generations.values():
             if generation.state != "retiring":
                 continue
@@ -260,11 +260,11 @@ class Master:
                 return
             for queues, count in generation.held.items():
                 others[queues] = others.get(queues, 0) + count
-            if generation.scheduler:
-                others[SCHEDULER] = 1
-        if others != self.last_others:
-            self.last_others = others
-            current.link.send({"others": others})
+            scheduler = scheduler or generation.scheduler
+        message = {"others": others, "scheduler": scheduler}
+        if message != self.last_others:
+            self.last_others = message
+            current.link.send(message)
 
     def back_off(self) -> None:
         """1 s doubling to 16 s between boots that fail (resqued's listener backoff)."""

@@ -139,6 +139,15 @@ SETTINGS: tuple[Setting, ...] = (
         optional=True,
     ),
     Setting(
+        "RESQUE_POOL_DRAIN_TIMEOUT",
+        600,
+        NUMBER,
+        "Seconds a worker of a retiring generation (after a HUP deploy) may go on with its "
+        "job before it is stopped; the job then follows the loss policy (None: no bound).",
+        optional=True,
+        positive=True,
+    ),
+    Setting(
         "RESQUE_POOL_LOADER_PERIOD",
         1.0,
         NUMBER,

@@ -86,9 +86,7 @@ def module_name(path: Path) -> str:
 
 def all_modules() -> dict[str, Path]:
     return {
-        module_name(path): path
-        for path in PACKAGE.rglob("*.py")
-        if "migrations" not in path.parts
+        module_name(path): path for path in PACKAGE.rglob("*.py") if "migrations" not in path.parts
     }
 
 
@@ -223,7 +221,5 @@ def strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
 def test_the_checks_find_a_loop_and_an_upward_import():
     """The checks themselves: a made-up loop is found, and a data-layer module importing
     the worker would be an upward import."""
-    assert strongly_connected({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [
-        ["a", "b", "c"]
-    ]
+    assert strongly_connected({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
     assert layer_of("resque_pool.resque.jobs")[0] > layer_of("resque_pool.worker.loop")[0]

@@ -160,6 +160,13 @@ class Manager:
             self.pruner.tick(self.workers.queue_lists())
             if self.counts_trusted():
                 self.killer.tick(self.workers, self.desired())
+            if self.round_done():
+                break
+
+    def round_done(self) -> bool:
+        """After each round of the loop; True ends it (a retired generation, whose last
+        worker exited: ``pool/generation.py``)."""
+        return False
 
     def finish(self) -> None:
         self.health.remove()

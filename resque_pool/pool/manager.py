@@ -26,7 +26,7 @@ from resque_pool import failure_backends
 from resque_pool.conf import settings
 from resque_pool.config_error import ConfigError, one_line
 from resque_pool.logs import LogOnce
-from resque_pool.pool import killer
+from resque_pool.pool import killer, slots
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.config import max_workers
 from resque_pool.pool.daemon import Redirects, reopen_logs
@@ -36,6 +36,8 @@ from resque_pool.pool.loaders import PoolConfig, Source
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.scheduler_child import SchedulerChild
 from resque_pool.pool.signal_queue import SIGNAL_29, SignalQueue, name
+from resque_pool.pool.takeover import POLL as TAKEOVER_POLL
+from resque_pool.pool.takeover import TakeOver
 from resque_pool.resque import connection
 from resque_pool.resque.outages import describe, outage
 from resque_pool.worker.options import term_child_enabled
@@ -61,6 +63,7 @@ class Options:
     single_process_group: bool = False
     handle_winch: bool = False
     kill_others: bool = False
+    take_over: bool = False  # --hot-swap: the other pools' slots, one by one
     redirects: Redirects | None = None
     loader_period: float = field(default_factory=lambda: float(settings.RESQUE_POOL_LOADER_PERIOD))
     scheduler: bool = field(default_factory=lambda: bool(settings.RESQUE_SCHEDULER))
@@ -96,6 +99,7 @@ class Manager:
         self.loaded_once = False
         self.publish_errors = LogOnce(logger)
         self.killer = killer.KillOthers(options.appname, self.host, self.pid, options.kill_others)
+        self.takeover = TakeOver(options.appname, self.pid) if options.take_over else None
         self.scheduler = SchedulerChild(
             options.scheduler, self.pid, options.appname, options.single_process_group
         )
@@ -240,7 +244,16 @@ class Manager:
         return self.loaded_once and not self.load_errors.active and not self.paused
 
     def desired(self) -> dict[str, int]:
-        return {} if self.paused else self.counts
+        """The counts to run now: none while paused (WINCH), and never more than the
+        slots that other processes of this app (``held``) leave free."""
+        if self.paused:
+            return {}
+        return slots.fit(self.counts, self.held(), lambda queues: len(self.workers.of(queues)))
+
+    def held(self) -> dict[str, int]:
+        """Slots of the counts other processes hold: the workers of the pools a
+        ``--hot-swap`` takes over, until each has finished its job and left."""
+        return self.takeover.held() if self.takeover else {}
 
     # -- reconciliation --------------------------------------------------------------------
 
@@ -367,6 +380,8 @@ class Manager:
         deadlines = [
             self.next_load,
             self.next_publish,
+            # A slot an old pool's worker frees is filled at once, not a second later.
+            *([now + TAKEOVER_POLL] if self.takeover and self.takeover.active else []),
             *self.reconciler.spawn_deadlines(self.desired()),
         ]
         ahead = [deadline - now for deadline in deadlines if deadline > now]

@@ -14,12 +14,12 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-import resque_pool
 from resque_pool import checks
 from resque_pool.conf import settings
 from resque_pool.config_error import ConfigError, one_line
@@ -383,7 +383,7 @@ class Command(BaseCommand):
         spec["first_generation"] = {"pid": pid, "fd": ours.fileno()}
         env = dict(os.environ)
         # The master imports only this package: where it is found, whatever the cwd.
-        root = os.path.dirname(os.path.dirname(os.path.abspath(resque_pool.__file__)))
+        root = str(Path(master.__file__).resolve().parents[2])  # .../resque_pool/pool/master.py
         env["PYTHONPATH"] = os.pathsep.join(
             [root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         )

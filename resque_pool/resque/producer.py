@@ -35,7 +35,7 @@ from resque_pool.resque.delayed import (
 from resque_pool.resque.queue_lists import check_queue_name
 from resque_pool.resque.registry import JobDefinition, registry, source_of
 from resque_pool.resque.retry import as_retry
-from resque_pool.resque.wakeup import push_job
+from resque_pool.resque.wakeup import announce_new_queue, push_job
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def enqueue(
     if wait_replicas is None:
         wait_replicas = settings.RESQUE_ENQUEUE_WAIT_REPLICAS
     pipe = get_redis().pipeline(transaction=False)
-    push_job(pipe, target_queue, payload)
+    position = push_job(pipe, target_queue, payload)
     if wait_replicas:
         # In the same pipeline, so on the same connection: WAIT counts the replicas that
         # have this connection's writes. (Not inside MULTI or a script, where it does not
@@ -180,6 +180,7 @@ def enqueue(
         timeout_ms = max(1, int(settings.RESQUE_ENQUEUE_WAIT_TIMEOUT * 1000))
         pipe.execute_command("WAIT", wait_replicas, timeout_ms)
     replies = pipe.execute()
+    announce_new_queue(replies, position)
     acknowledged = int(replies[-1]) if wait_replicas else None
     if acknowledged is not None and acknowledged < wait_replicas:
         logger.warning(

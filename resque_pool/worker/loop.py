@@ -371,8 +371,7 @@ class Worker:
                             continue
                         outcome = self._wakeups.wait(wake_on, remaining, self.signals)
                     except REDIS_DOWN:
-                        wake_on = None  # the next reservation meets the outage and says so
-                        continue
+                        return  # the next reservation meets the outage and waits it out
                     if outcome != TICKED:
                         return
                 elif self.signals.wait(TICK if remaining is None else min(remaining, TICK)):

@@ -60,8 +60,10 @@ class IdleWatch:
         self.pubsub: Any = None
         self.next_poll = 0.0
         self.next_heartbeat = 0.0
-        self.paused: bool | None = None  # pause-all-workers at the last poll
-        self.queue_set: set[str] | None = None  # the queues set at the last poll
+        # pause-all-workers and the queues set at the last poll; before the first, what a
+        # worker starting up may have seen (so the first poll wakes them on any news).
+        self.paused = False
+        self.queue_set: set[str] | None = None
         self.waiting: set[str] = set()  # queues that held jobs at the last poll
         self.registered: set[str] = set()  # worker ids seen in ``workers``
         self.failing = LogOnce(logger)
@@ -130,9 +132,9 @@ class IdleWatch:
         paused = records.pauses_workers(replies[0])
         queue_set = set(replies[1]) if dynamic else set()
         reads = {text: queue_list.resolve(queue_set) for text, queue_list in lists.items()}
-        if self.paused is not None and paused != self.paused:
+        if paused != self.paused:
             self.look_again(self.workers.all())
-        elif dynamic and self.queue_set is not None and queue_set != self.queue_set:
+        elif dynamic and queue_set != self.queue_set:
             self.look_again(self.dynamic_workers())
         self.paused, self.queue_set = paused, queue_set
         if paused:

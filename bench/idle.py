@@ -1,7 +1,9 @@
-"""Idle Redis commands per second for a whole pool, by kind of command, beside rq and Celery.
+"""Idle Redis commands per second for a whole pool, by kind of command, beside rq and Celery;
+and how fast an idle pool answers signals.
 
 ```sh
-.venv/bin/python -m bench.idle --n 16 64 --window 20
+.venv/bin/python -m bench.idle --n 16 64 --window 20     # the commands, by kind
+.venv/bin/python bench/run.py --figures idle_pool,signals # the same as figures, in a run
 ```
 
 Each system starts N idle workers on a private redis-server (ours with its scheduler child,
@@ -15,15 +17,29 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import tempfile
 import time
 
 import redis
 
-from bench.common import PYTHON, ROOT, BenchError, cleanup, env_for, start_redis
-from bench.figures import log
+from bench.common import (
+    PYTHON,
+    ROOT,
+    BenchError,
+    cleanup,
+    env_for,
+    median,
+    percentile,
+    start_redis,
+    wait_for,
+)
+from bench.figures import Bench, _started, log
 from bench.systems import FORK, SYSTEMS, Ours, Running, launch
+
+# The sizes of the whole-pool idle figure: the idle cost must not grow with the workers.
+IDLE_POOL_N = (16, 64)
 
 
 class OursWithScheduler(Ours):
@@ -100,6 +116,109 @@ def measure(system, url: str, client: redis.Redis, n: int, window: float):
         return idle_rates(client, window)
     finally:
         running.stop()
+
+
+# -- as figures of bench/run.py ------------------------------------------------------------
+
+
+def idle_pool(bench: Bench) -> None:
+    """Idle commands per second for the whole pool (ours with its scheduler), N = 16, 64."""
+    window = bench.options.idle_window
+    path, database_url = migrated_database(bench.url)
+    try:
+        for name in ("ours", "rq", "celery"):
+            if name not in bench.options.systems:
+                continue
+            system = OursWithScheduler(database_url) if name == "ours" else SYSTEMS[name]
+            reason = system.skip_reason()
+            if reason:
+                bench.skip(name, reason)
+                continue
+            for n in IDLE_POOL_N:
+                log(f"idle Redis commands, whole pool, {name}, n={n}, {window:.0f} s")
+                try:
+                    total, kinds = measure(system, bench.url, bench.client, n, window)
+                except BenchError as error:
+                    bench.fail("idle Redis commands, whole pool", name, n, error)
+                    continue
+                top = dict(sorted(kinds.items(), key=lambda item: -item[1])[:6])
+                bench.record(
+                    "idle Redis commands, whole pool",
+                    name,
+                    n,
+                    "per s",
+                    total,
+                    kinds={kind: round(rate, 3) for kind, rate in top.items()},
+                )
+    finally:
+        os.unlink(path)
+
+
+def signal_response(bench: Bench) -> None:
+    """Ours: ``USR2`` to an idle worker until its title says ``Paused`` (and ``CONT`` until
+    it waits again). Every system: the stop signal to an idle pool of 4 until it exited."""
+    samples = max(bench.options.stamps, 5)
+    for system in bench.systems(("ours", "rq", "celery")):
+        log(f"signal response, {system.name}, {samples} pauses, 3 stops of 4 idle workers")
+        try:
+            if system.name == "ours":
+                pauses = _pause_latencies(bench, system, samples)
+                for fraction, label in ((0.5, "p50"), (0.95, "p95")):
+                    bench.record(
+                        f"idle worker answers USR2 {label}",
+                        "ours",
+                        1,
+                        "ms",
+                        percentile(pauses, fraction) * 1000,
+                        samples=len(pauses),
+                    )
+            stops = [_stop_latency(bench, system) for _ in range(3)]
+        except BenchError as error:
+            bench.fail("signal response", system.name, 4, error)
+            continue
+        bench.record("idle pool stop", system.name, 4, "ms", median(stops) * 1000, runs=3)
+
+
+def _pause_latencies(bench: Bench, system, samples: int) -> list[float]:
+    running, _ = _started(bench, system, 1, system.default_mode, INTERVAL="600")
+    try:
+        time.sleep(1.0)
+        [worker] = running.worker_pids()
+        latencies = []
+        for _ in range(samples):
+            for signum, title in ((signal.SIGUSR2, "Paused"), (signal.SIGCONT, "Waiting for")):
+                sent = time.monotonic()
+                os.kill(worker, signum)
+                at = wait_for(lambda t=title: t in _title(worker), 10, title, 0.0005)
+                if signum == signal.SIGUSR2:
+                    latencies.append(at - sent)
+            time.sleep(0.05)
+        return latencies
+    finally:
+        running.stop()
+
+
+def _stop_latency(bench: Bench, system) -> float:
+    running, _ = _started(bench, system, 4, system.default_mode)
+    try:
+        time.sleep(2.0)
+        [process] = running.processes
+        sent = time.monotonic()
+        os.kill(process.pid, system.stop_signal)
+        process.wait(30)
+        return time.monotonic() - sent
+    except subprocess.TimeoutExpired as error:
+        raise BenchError(f"{system.name} did not stop within 30 s") from error
+    finally:
+        running.stop()
+
+
+def _title(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def main(argv: list[str] | None = None) -> None:

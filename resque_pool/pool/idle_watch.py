@@ -38,10 +38,14 @@ from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.queue_lists import split_queues
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.wakeup import MAX_TOKENS, wake
+from resque_pool.unix.process import command_line
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.signals import LOOK_AGAIN
 
 logger = logging.getLogger(__name__)
+
+# What an idle worker's title says (worker/loop.py, Resque's format).
+WAITING = ": Waiting for "
 
 
 def poll_interval() -> float:
@@ -161,7 +165,9 @@ class IdleWatch:
         for queue in sorted(waiting):
             procs = [p for text in readers[queue] for p in self.workers.active(text)]
             if queue in self.waiting:
-                still.extend(procs)
+                # Only the ones waiting (their title says so; /proc, no Redis): a signal to
+                # a worker in a job would only interrupt the job's system calls.
+                still.extend(proc for proc in procs if _waiting(proc.pid))
             else:
                 tokens.extend([queue] * min(lengths[queue], len(procs), MAX_TOKENS))
         if tokens:
@@ -214,3 +220,9 @@ class IdleWatch:
             pipe.execute()
             for worker_id in missing:
                 logger.warning("Worker %s was missing from workers; registered again", worker_id)
+
+
+def _waiting(pid: int) -> bool:
+    """Whether the worker's title says it waits for jobs (or cannot be read: then wake it)."""
+    title = command_line(pid)
+    return title is None or WAITING in title

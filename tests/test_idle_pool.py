@@ -187,3 +187,30 @@ def test_an_idle_pool_with_its_scheduler_sends_under_3_commands_a_second(
     sent = commands_run(resque.client) - before
     # Before (2026-12): 16 workers sent about 40 commands a second, each polling on its own.
     assert sent < 3 * window, f"{sent} commands in {window:.0f}s"
+
+
+def test_a_delayed_job_of_ours_wakes_a_sleeping_scheduler_for_its_second(resque):
+    """The scheduler sleeps until its next poll (made 600 s away here); a delayed job we
+    push announces its time on the control channel, and the scheduler moves it then."""
+    from resque_pool.resque.producer import enqueue_in
+    from resque_pool.scheduler.process import Scheduler
+
+    scheduler = Scheduler()
+    try:
+        scheduler.tick()  # the first poll: subscribed, nothing delayed
+        assert scheduler.next_item == float("inf")
+        scheduler.next_poll = time.monotonic() + 600
+        enqueue_in(1, "Record", "soon")
+        stamp = float(resque.client.zrange(resque.key("delayed_queue_schedule"), 0, 0)[0])
+        scheduler.sleep()  # woken by the announcement, which told it the item's time
+        assert scheduler.next_item == stamp
+        deadline = time.monotonic() + BOUND
+        while not resque.client.llen(resque.key("queue", "demo")):
+            assert time.monotonic() < deadline, "the delayed job was not moved"
+            scheduler.sleep()
+            scheduler.tick()
+        assert scheduler.next_item == float("inf")  # moved, nothing else delayed
+    finally:
+        scheduler.recurring.stop()
+        scheduler.unsubscribe()
+        scheduler.waker.close()

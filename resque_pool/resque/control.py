@@ -45,7 +45,7 @@ def announce(message: str, pipe: Any = None) -> None:
 def subscribe() -> Any:
     """A ``PubSub`` on the control channel, subscribed (its socket is ``fileno()``-able
     through ``connection``) for a loop that selects on it beside its own self-pipe."""
-    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    pubsub = get_redis().pubsub()
     pubsub.subscribe(channel())
     return pubsub
 
@@ -54,9 +54,12 @@ def messages(pubsub: Any) -> list[str]:
     """Every message waiting on ``pubsub``, without blocking."""
     found = []
     while True:
+        # Subscription confirmations come back too (None only means nothing is waiting).
         message = pubsub.get_message(timeout=0)
         if message is None:
             return found
+        if message.get("type") != "message":
+            continue
         data = message.get("data")
         if isinstance(data, bytes):
             data = data.decode("utf-8", "replace")

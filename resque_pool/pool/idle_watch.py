@@ -205,7 +205,12 @@ class IdleWatch:
         pipe = client.pipeline(transaction=False)
         pipe.hset(key("workers:heartbeat"), mapping=dict.fromkeys(ids, stamp))
         pipe.smismember(key("workers"), ids)
-        _, members = pipe.execute()
+        written, members = pipe.execute(raise_on_error=False)
+        if isinstance(written, Exception):
+            raise written
+        if isinstance(members, Exception):  # SMISMEMBER is Redis 6.2's
+            everyone = client.smembers(key("workers"))
+            members = [worker_id in everyone for worker_id in ids]
         missing = []
         for worker_id, member in zip(ids, members, strict=True):
             if member:

@@ -35,6 +35,7 @@ from resque_pool.logs import LogOnce
 from resque_pool.pool.processes import WorkerProcess, WorkerTable, send_signal
 from resque_pool.resque import control, records, wire
 from resque_pool.resque.connection import get_redis, key
+from resque_pool.resque.outages import outage
 from resque_pool.resque.queue_lists import split_queues
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.wakeup import MAX_TOKENS, wake
@@ -85,9 +86,10 @@ class IdleWatch:
     def tick(self) -> None:
         """Messages first (they are news now), then the poll and heartbeats when due."""
         now = time.monotonic()
+        polled = now >= self.next_poll
         try:
             self.read_messages()
-            if now >= self.next_poll:
+            if polled:
                 self.next_poll = now + self.interval
                 self.subscribe()
                 self.poll()
@@ -96,9 +98,12 @@ class IdleWatch:
                 self.beat()
         except redis_lib.RedisError as error:
             self.close()  # subscribed again at the next poll
-            self.failing.error(str(error), "could not look at Redis for idle workers: %s", error)
+            # Once per kind of error (each refused command words it differently).
+            kind = outage(error) or str(error)
+            self.failing.error(kind, "could not look at Redis for idle workers: %s", error)
             return
-        self.failing.clear()
+        if polled:
+            self.failing.clear("the pool's poll works again")
 
     def close(self) -> None:
         if self.pubsub is not None:
@@ -162,18 +167,31 @@ class IdleWatch:
         }
         tokens: list[str] = []
         still: list[WorkerProcess] = []
+        fresh: list[WorkerProcess] = []
         for queue in sorted(waiting):
-            procs = [p for text in readers[queue] for p in self.workers.active(text)]
+            # Only the workers waiting (their title says so; /proc, no Redis): a signal to
+            # a worker in a job would only interrupt the job's system calls.
+            procs = [
+                proc
+                for text in readers[queue]
+                for proc in self.workers.active(text)
+                if _waiting(proc.pid)
+            ]
             if queue in self.waiting:
-                # Only the ones waiting (their title says so; /proc, no Redis): a signal to
-                # a worker in a job would only interrupt the job's system calls.
-                still.extend(proc for proc in procs if _waiting(proc.pid))
+                still.extend(procs)
             else:
                 tokens.extend([queue] * min(lengths[queue], len(procs), MAX_TOKENS))
-        if tokens:
-            wake(tokens)
-        self.look_again(still)
+                fresh.extend(procs)
         self.waiting = waiting
+        self.look_again(still)
+        if tokens:
+            try:
+                wake(tokens)
+            except redis_lib.RedisError:
+                # Refused (a Redis out of memory takes no token): wake them locally; they
+                # meet the refusal themselves and wait it out, holding what they took.
+                self.look_again(fresh)
+                raise
 
     # -- waking workers ---------------------------------------------------------------------
 

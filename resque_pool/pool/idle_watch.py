@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 # What an idle worker's title says (worker/loop.py, Resque's format).
 WAITING = ": Waiting for "
+PAUSED = ": Paused"
 
 
 def poll_interval() -> float:
@@ -143,8 +144,13 @@ class IdleWatch:
         reads = {text: queue_list.resolve(queue_set) for text, queue_list in lists.items()}
         if paused != self.paused:
             self.look_again(self.workers.all())
-        elif dynamic and queue_set != self.queue_set:
-            self.look_again(self.dynamic_workers())
+        else:
+            if not paused:
+                # A pause and resume both made between two polls (or while Redis did not
+                # answer) leave a worker that saw the pause waiting: its title says so.
+                self.look_again([p for p in self.workers.all() if _titled(p.pid, PAUSED)])
+            if dynamic and queue_set != self.queue_set:
+                self.look_again(self.dynamic_workers())
         self.paused, self.queue_set = paused, queue_set
         if paused:
             self.waiting = set()
@@ -249,3 +255,8 @@ def _waiting(pid: int) -> bool:
     """Whether the worker's title says it waits for jobs (or cannot be read: then wake it)."""
     title = command_line(pid)
     return title is None or WAITING in title
+
+
+def _titled(pid: int, text: str) -> bool:
+    title = command_line(pid)
+    return title is not None and title.rstrip(" ").endswith(text)

@@ -23,9 +23,9 @@ what a generation adds:
 from __future__ import annotations
 
 import logging
-import select
 import signal
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import setproctitle
@@ -62,11 +62,11 @@ class LinkedWaker(Waker):
         self.link = link
 
     def wait(self, timeout: float) -> bool:
-        fds = [self.read_fd] if self.link.closed else [self.read_fd, self.link.fileno()]
-        readable, _, _ = select.select(fds, [], [], max(timeout, 0))
-        if self.read_fd in readable:
-            super().wait(0)
-        return bool(readable)
+        return bool(self.wait_beside((), timeout))
+
+    def wait_beside(self, fds: Iterable[int], timeout: float) -> set[int]:
+        link = () if self.link.closed else (self.link.fileno(),)
+        return super().wait_beside((*fds, *link), timeout)
 
 
 class GenerationSignals(SignalQueue):

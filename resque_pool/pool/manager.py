@@ -32,6 +32,7 @@ from resque_pool.pool.config import max_workers
 from resque_pool.pool.daemon import Redirects, reopen_logs
 from resque_pool.pool.dead_workers import PeriodicPrune
 from resque_pool.pool.health_file import HealthFile
+from resque_pool.pool.idle_watch import IdleWatch
 from resque_pool.pool.loaders import PoolConfig, Source
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.scheduler_child import SchedulerChild
@@ -46,7 +47,9 @@ logger = logging.getLogger(__name__)
 
 GRACEFUL_AND_WAIT = "graceful_worker_shutdown_and_wait"
 GRACEFUL = "graceful_worker_shutdown"
-PUBLISH_PERIOD = 1.0
+# The live state is published when it changes, and refreshed this often within its expiry
+# (RESQUE_POOL_STATE_TTL): an idle pool writes it a few times a minute.
+STATE_REFRESHES_PER_TTL = 3
 # The manager's own Redis calls (publishing its state, pruning, finding other pools) are
 # short: a Redis that accepts connections but never answers must not stall the loop that
 # reaps and respawns workers.
@@ -104,6 +107,10 @@ class Manager:
             options.scheduler, self.pid, options.appname, options.single_process_group
         )
         self.pruner = PeriodicPrune(self.id)
+        # Redis on behalf of the idle workers: one poll per INTERVAL, the control channel,
+        # their heartbeats (pool/idle_watch.py).
+        self.watch = IdleWatch(self.workers)
+        self._published: dict[str, Any] | None = None
         # Liveness for probes (resque_pool/health.py): touched each time the loop comes round.
         self.health = HealthFile(self.pid)
         self._health_key: tuple[Any, ...] | None = None
@@ -149,7 +156,7 @@ class Manager:
                 if self.handle_signal(signum):
                     break
             else:
-                self.signals.sleep(self.sleep_timeout())
+                self.signals.sleep(self.sleep_timeout(), self.watch.fds())
                 # What woke us is often a CHLD: reap before reconciling, so that a dead
                 # worker is replaced now rather than on the next wake-up.
                 self.reap()
@@ -159,6 +166,7 @@ class Manager:
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
             self.beat()
+            self.watch.tick()
             self.reconciler.cleanups.tick()
             self.reconciler.kill_hung_workers()
             self.pruner.tick(self.workers.queue_lists())
@@ -174,6 +182,7 @@ class Manager:
 
     def finish(self) -> None:
         self.health.remove()
+        self.watch.close()
         self.scheduler.stop()
         self.status = "stopped"
         self.procline("(shutting down)")
@@ -382,6 +391,7 @@ class Manager:
             self.next_publish,
             # A slot an old pool's worker frees is filled at once, not a second later.
             *([now + TAKEOVER_POLL] if self.takeover and self.takeover.active else []),
+            self.watch.deadline(),
             *self.reconciler.spawn_deadlines(self.desired()),
         ]
         ahead = [deadline - now for deadline in deadlines if deadline > now]
@@ -406,18 +416,24 @@ class Manager:
         }
 
     def publish(self, force: bool = False) -> None:
+        """Publish the live state when it changed, and refresh it within its expiry."""
         now = time.monotonic()
-        if not force and now < self.next_publish:
+        state = self.state()
+        if not force and now < self.next_publish and state == self._published:
             return
-        self.next_publish = now + PUBLISH_PERIOD
+        ttl = max(float(settings.RESQUE_POOL_STATE_TTL), 1.0)
+        self.next_publish = now + max(ttl / STATE_REFRESHES_PER_TTL, 1.0)
         try:
-            pool_state.publish(self.state())
+            pool_state.publish(state)
         except Exception as error:  # noqa: BLE001 (Redis down must not stop the pool)
             # Once per kind of outage (each refused command words it differently).
             kind = outage(error)
             text = describe(error) if kind not in (None, "down") else str(error)
             self.publish_errors.error(kind or text, "could not publish the pool state: %s", text)
+            self.next_publish = now + 1.0  # tried again in a second
+            self._published = None
             return
+        self._published = state
         self.publish_errors.clear()
 
     def beat(self) -> None:

@@ -62,6 +62,15 @@ def forked_child(worker: subprocess.Popen, job_class: str = "Sleep") -> int:
     return child
 
 
+def catches(pid: int, signum: int) -> bool:
+    """Whether ``pid`` has a handler for ``signum`` and does not block it (/proc status)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    bit = 1 << (signum - 1)
+    return bool(int(fields["SigCgt"], 16) & bit) and not int(fields["SigBlk"], 16) & bit
+
+
 def failures(resque) -> list[dict]:
     return [json.loads(raw) for raw in resque.client.lrange(resque.key("failed"), 0, -1)]
 
@@ -212,7 +221,10 @@ def test_pause_all_workers_key(resque, spawn_manage):
 def test_term_child_raises_term_exception_in_the_job(resque, spawn_manage):
     worker = start_worker(spawn_manage, env={"TERM_CHILD": "1", "RESQUE_TERM_TIMEOUT": "10"})
     enqueue("Sleep", 60)
-    forked_child(worker)
+    child = forked_child(worker)
+    # Its handlers in place and TERM no longer blocked: a TERM sent before then stops the
+    # child before the job starts, and the backtrace below would not be the job's.
+    wait_until(lambda: catches(child, signal.SIGTERM), 20, 0.01, "the job child catching TERM")
     worker.send_signal(signal.SIGTERM)
     assert wait_exit(worker) == 0
     [entry] = failures(resque)

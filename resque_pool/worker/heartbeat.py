@@ -115,9 +115,10 @@ def beat(client: redis_lib.Redis, worker_id: str, register: bool = False) -> boo
     pipe = client.pipeline(transaction=False)
     pipe.hset(key("workers:heartbeat"), worker_id, wire.heartbeat(seconds))
     if register:
+        # With the membership, in the same round trip: a reader that sees the worker
+        # registered again sees its start too. NX keeps the start of a worker that was
+        # never missing.
         pipe.sadd(key("workers"), worker_id)
-    added = pipe.execute()[1:]
-    if added and added[0]:
-        client.set(key("worker", worker_id, "started"), wire.started_at())
-        return True
-    return False
+        pipe.set(key("worker", worker_id, "started"), wire.started_at(), nx=True)
+    replies = pipe.execute()
+    return bool(register and replies[1])

@@ -4,8 +4,8 @@ Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E0
 out of range, E005 wrong type, E006 the Tasks backend on Django 5.2 without the backport's
 app, E007 Sentinel settings (an address that is not host:port, no service name, a unix://
 URL), E008 not one of the values a setting takes, E009 failure backends (the failed list
-not first, a path that cannot be imported or is no backend); W001 a prune interval that
-would prune live workers. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run
+not first, a path that cannot be imported or is no backend), E010 the metrics view mounted
+without prometheus-client; W001 a prune interval that would prune live workers. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run
 with the framework's.)
 """
 
@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 from resque_pool import failure_backends
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
+from resque_pool.metrics import views as metrics_views
 from resque_pool.resque.connection import sentinel_addresses
 
 # The tag of this app's checks: the commands that run only these name it in
@@ -31,7 +32,7 @@ from resque_pool.resque.connection import sentinel_addresses
 TAG = "resque_pool"
 
 # Values never quoted in a message: they may hold a password.
-_SECRET = frozenset({"RESQUE_REDIS_URL", "RESQUE_REDIS_SENTINEL_PASSWORD"})
+_SECRET = frozenset({"RESQUE_REDIS_URL", "RESQUE_REDIS_SENTINEL_PASSWORD", "RESQUE_METRICS_TOKEN"})
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 
@@ -78,6 +79,24 @@ def check_tasks_framework(
             hint='pip install "django-resque-pool[tasks]" and add "django_tasks" to '
             "INSTALLED_APPS (or use Django 6).",
             id="resque_pool.E006",
+        )
+    ]
+
+
+@checks.register(checks.Tags.urls)
+def check_metrics_view(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The metrics view in the URLconf without prometheus-client would answer 500 at every
+    scrape. (Tagged ``urls``, not ours: the pool's commands never load the URLconf.)"""
+    if metrics_views.available() or not metrics_views.mounted():
+        return []
+    return [
+        checks.Error(
+            "resque_pool.metrics.views.metrics is in the URLconf but prometheus-client is "
+            "not installed.",
+            hint="pip install 'django-resque-pool[metrics]'",
+            id="resque_pool.E010",
         )
     ]
 

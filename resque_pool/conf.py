@@ -249,6 +249,14 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("plain", "json"),
     ),
     Setting(
+        "RESQUE_METRICS_TOKEN",
+        None,
+        (str,),
+        "Bearer token that lets a scraper read the metrics view (resque_pool.metrics); "
+        "None: only logged-in users with the dashboard's view permission may.",
+        optional=True,
+    ),
+    Setting(
         "RESQUE_TASK_RESULT_TTL",
         86400,
         (int,),

@@ -378,6 +378,8 @@ class Manager:
             "max_workers": max_workers(),
             "workers": self.workers.pids_by_queues(),
             "status": self.status,
+            # Counters and the workers' memory, for the metrics view (pool/figures.py).
+            "figures": self.reconciler.figures.snapshot(self.workers.pids()),
         }
 
     def publish(self, force: bool = False) -> None:

@@ -10,12 +10,15 @@ Keys of our own under the namespace (they never change the meaning of Resque's k
      "pool": "web1", "environment": "production",
      "started": "2026-11-22T07:59:40+00:00", "heartbeat": "2026-11-22T08:03:11+00:00",
      "counts": {"high,low": 2, "mail": 1}, "workers": {"high,low": [4301, 4302]},
-     "status": "running", "source": "database", "max_workers": 256}
+     "status": "running", "source": "database", "max_workers": 256,
+     "figures": {"spawned": 3, "recycled": 0, "died": 0, "hung_killed": 0, "backoffs": 0,
+                 "rss_bytes": 98304000}}
 
 ``counts`` are the counts the pool applies (its last good ones), ``source`` where they
 come from (``database``, a file path or a loader's dotted path) and ``max_workers`` its
 ``RESQUE_POOL_MAX_WORKERS``: the admin warns when the rows a database pool merges add up
-to more.
+to more. ``figures`` are the pool's counters and its workers' summed resident memory
+(``pool/figures.py``), read by the metrics view.
 
 A pool whose key expired (manager killed) disappears from listings; readers drop it from
 the set as they notice.

@@ -15,6 +15,7 @@ import logging
 
 from resque_pool.conf import settings
 from resque_pool.errors import interrupted_by_stop
+from resque_pool.resque import job_metrics
 from resque_pool.resque.connection import get_redis, key, registered_script
 from resque_pool.resque.jobs import Job, registry
 from resque_pool.resque.outcomes import GONE, job_failed, record_failure
@@ -27,18 +28,22 @@ logger = logging.getLogger(__name__)
 INTERRUPTIONS_TTL = 24 * 3600
 
 
-# KEYS: worker:<id>, worker-raw:<id>, queue:<q>, queues, interruptions:<digest>
-# ARGV: the record as read, max interruptions, count TTL, queue name, raw payload
+# KEYS: worker:<id>, worker-raw:<id>, queue:<q>, queues, interruptions:<digest>,
+#       metrics:jobs (resque/job_metrics.py)
+# ARGV: the record as read, max interruptions, count TTL, queue name, raw payload, the
+#       job's "<class>|" field prefix in metrics:jobs
 # Returns -1 when the record changed (someone else handled it), else the interruption
 # count: requeued when it is below the maximum, left alone otherwise.
 _REQUEUE_LUA = r"""
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local count = redis.call('INCR', KEYS[5])
 redis.call('EXPIRE', KEYS[5], ARGV[3])
+redis.call('HINCRBY', KEYS[6], ARGV[6] .. 'interrupted', 1)
 if count < tonumber(ARGV[2]) then
   redis.call('SADD', KEYS[4], ARGV[4])
   redis.call('LPUSH', KEYS[3], ARGV[5])
   redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('HINCRBY', KEYS[6], ARGV[6] .. 'requeued', 1)
 end
 return count
 """
@@ -84,6 +89,7 @@ def job_lost(
                 key("queue", in_flight.queue),
                 key("queues"),
                 interruptions_key(in_flight.raw),
+                key(job_metrics.JOBS),
             ],
             args=[
                 in_flight.record,
@@ -91,6 +97,7 @@ def job_lost(
                 INTERRUPTIONS_TTL,
                 in_flight.queue,
                 in_flight.raw,
+                job_metrics.event_field(in_flight.class_name, ""),
             ],
             client=get_redis(),
         )

@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from resque_pool import failure_backends
-from resque_pool.resque import delayed, failures, packed, records, wire
+from resque_pool.resque import delayed, failures, job_metrics, packed, records, wire
 from resque_pool.resque.connection import get_redis, key, namespace
 from resque_pool.resque.jobs import Job, registry
 from resque_pool.resque.reserve import raw_key
@@ -41,9 +41,13 @@ logger = logging.getLogger(__name__)
 FAILED, RETRIED, GAVE_UP, GONE = "failed", "retried", "gave up", "gone"
 
 
-def done_working(worker_id: str, placeholder: bool = False) -> None:
+def done_working(
+    worker_id: str, placeholder: bool = False, duration: tuple[str | None, float] | None = None
+) -> None:
     """Resque's ``done_working`` as one transaction; ``placeholder``: the in-flight record
-    was a placeholder and our key with the payload's bytes goes too."""
+    was a placeholder and our key with the payload's bytes goes too. ``duration``: the
+    job's class and seconds, added to the duration histogram in the same transaction
+    (``resque/job_metrics.py``: two ``HINCRBY``s, no round trip of their own)."""
 
     def commands() -> list[tuple[Any, ...]]:  # built only when not packed yet
         deletes = [key("worker", worker_id)]
@@ -54,16 +58,17 @@ def done_working(worker_id: str, placeholder: bool = False) -> None:
             ("DEL", *deletes),
             ("INCRBY", key("stat", "processed"), 1),
             ("INCRBY", key("stat", "processed", worker_id), 1),
-            ("EXEC",),
         ]
 
+    # What changes from job to job (the histogram's bucket and sum) is packed each time.
+    tail = [*(job_metrics.duration_commands(*duration) if duration else ()), ("EXEC",)]
     client = get_redis()
     # One write, packed once per worker (resque/packed.py); else redis-py's transaction.
     packed_as = ("done_working", namespace(), worker_id, placeholder)
-    replies = packed.send(client, packed_as, commands)
+    replies = packed.send(client, packed_as, commands, tail)
     if replies is None:
         pipe = client.pipeline(transaction=True)
-        for command in commands()[1:-1]:
+        for command in [*commands()[1:], *tail[:-1]]:
             pipe.execute_command(*command)
         pipe.execute()
         return
@@ -139,6 +144,9 @@ def record_failure(
         if counted:
             pipe.incrby(key("stat", "failed"), 1)
             pipe.incrby(key("stat", "failed", worker_id), 1)
+            job_metrics.count_event(pipe, job.class_name, "failed")
+        if result["outcome"] in (RETRIED, GAVE_UP):  # per class, for the metrics view
+            job_metrics.count_event(pipe, job.class_name, result["outcome"].replace(" ", "_"))
         pipe.delete(worker_key, raw_key(worker_id))
         if processed:
             pipe.incrby(key("stat", "processed"), 1)

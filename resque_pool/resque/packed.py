@@ -76,7 +76,12 @@ class _Channel:
             self.connection.disconnect()
             self.release()
 
-    def send(self, key: Hashable, commands: Callable[[], Sequence[tuple[Any, ...]]]) -> list[Any]:
+    def send(
+        self,
+        key: Hashable,
+        commands: Callable[[], Sequence[tuple[Any, ...]]],
+        tail: Sequence[tuple[Any, ...]] = (),
+    ) -> list[Any]:
         connection = self.connection
         if connection is None:  # released while the worker was idle (or never taken)
             connection = self.acquire()
@@ -93,6 +98,9 @@ class _Channel:
             packed = b"".join(connection.pack_commands(built))
             entry = self.packed[key] = ([packed], len(built))
         packed_command, replies = entry
+        if tail:  # the part that changes with each job, packed each time, in the same write
+            packed_command = [*packed_command, *connection.pack_commands(list(tail))]
+            replies += len(tail)
 
         def attempt() -> list[Any]:
             connection.send_packed_command(packed_command)
@@ -138,10 +146,14 @@ _local = threading.local()
 
 
 def send(
-    client: redis_lib.Redis, key: Hashable, commands: Callable[[], Sequence[tuple[Any, ...]]]
+    client: redis_lib.Redis,
+    key: Hashable,
+    commands: Callable[[], Sequence[tuple[Any, ...]]],
+    tail: Sequence[tuple[Any, ...]] = (),
 ) -> list[Any] | None:
-    """The replies to ``commands()`` (called only the first time ``key`` is seen), sent in
-    one write on this thread's own connection to ``client``'s server; None when ``client``
+    """The replies to ``commands()`` (called only the first time ``key`` is seen) and then
+    to ``tail`` (packed on every call: what changes from one job to the next), sent in one
+    write on this thread's own connection to ``client``'s server; None when ``client``
     does not use a plain redis-py connection. A reply that is an error raises it, after
     every reply was read (as ``Pipeline.execute()`` does)."""
     channel: _Channel | None = getattr(_local, "channel", None)
@@ -153,7 +165,7 @@ def send(
         channel = _local.channel = _Channel(client)
     if not channel.supported:
         return None
-    return channel.send(key, commands)
+    return channel.send(key, commands, tail)
 
 
 def release() -> None:

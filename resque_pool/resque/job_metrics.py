@@ -1,0 +1,142 @@
+"""Per job class counts and durations, written by workers inside the transactions they
+already send per job and read by the Prometheus view (``resque_pool/metrics/``).
+
+Keys of our own under the namespace (Ruby's Resque and resque-web never read them):
+
+- ``<ns>:metrics:durations``: HASH, a histogram of the seconds from a worker taking a job
+  to its ``done_working``, per job class: ``<class>|<le>`` holds the number of jobs whose
+  duration fell in the bucket ending at ``le`` (not cumulative: the reader sums them) and
+  ``<class>|sum_us`` the total in microseconds (integers: ``HINCRBY`` stays exact where
+  ``HINCRBYFLOAT`` would drift);
+- ``<ns>:metrics:jobs``: HASH, ``<class>|<event>`` counters: ``failed`` (a job that
+  raised, as ``stat:failed`` counts it), ``retried`` and ``gave_up`` (a retry policy's
+  outcome), ``interrupted`` (its process died under it or a stop interrupted it) and
+  ``requeued`` (the loss policy pushed it back).
+
+``<class>`` is always a registered job name or ``other``: never a string taken from a
+payload, so a hostile or mistyped payload cannot make Prometheus series without bound.
+Both hashes stay small (registered classes times buckets) and never expire: they are
+counters, which Prometheus expects to grow for ever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from resque_pool.resque.connection import key
+from resque_pool.resque.registry import registry
+
+DURATIONS = "metrics:durations"
+JOBS = "metrics:jobs"
+OTHER = "other"
+SEPARATOR = "|"
+SUM_FIELD = "sum_us"
+# Upper bounds of the duration buckets, in seconds: Prometheus's client defaults, then
+# longer ones, since background jobs run for minutes more often than web requests do.
+BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0, 300.0, 900.0, 3600.0,
+)  # fmt: skip
+INF = "+Inf"
+EVENTS = ("failed", "retried", "gave_up", "interrupted", "requeued")
+
+
+def bound_text(bound: float) -> str:
+    """The ``le`` label Prometheus's client writes for a bound (``0.005``, ``1.0``)."""
+    return repr(float(bound))
+
+
+BUCKET_FIELDS: tuple[str, ...] = (*(bound_text(b) for b in BUCKETS), INF)
+
+
+def class_label(class_name: str | None) -> str:
+    """The label value for a job class: its registered name, else ``other``."""
+    if class_name and registry.get(class_name) is not None:
+        return class_name
+    return OTHER
+
+
+def bucket_field(seconds: float) -> str:
+    for bound, field in zip(BUCKETS, BUCKET_FIELDS, strict=False):
+        if seconds <= bound:
+            return field
+    return INF
+
+
+def duration_commands(class_name: str | None, seconds: float) -> list[tuple[Any, ...]]:
+    """The two ``HINCRBY``s that add one job's duration to the histogram, as commands for
+    a transaction the caller is building (``outcomes.done_working``)."""
+    label = class_label(class_name)
+    hash_key = key(DURATIONS)
+    micros = max(0, int(seconds * 1_000_000))
+    return [
+        ("HINCRBY", hash_key, f"{label}{SEPARATOR}{bucket_field(seconds)}", 1),
+        ("HINCRBY", hash_key, f"{label}{SEPARATOR}{SUM_FIELD}", micros),
+    ]
+
+
+def count_event(pipe: Any, class_name: str | None, event: str) -> None:
+    """Queue ``HINCRBY <ns>:metrics:jobs <class>|<event> 1`` on ``pipe`` (inside the
+    outcome's own transaction)."""
+    pipe.hincrby(key(JOBS), event_field(class_name, event), 1)
+
+
+def event_field(class_name: str | None, event: str) -> str:
+    return f"{class_label(class_name)}{SEPARATOR}{event}"
+
+
+def split_field(field: str) -> tuple[str, str] | None:
+    """``"myapp.jobs.Archive|0.5"`` -> ``("myapp.jobs.Archive", "0.5")``; None for a field
+    of another shape."""
+    label, separator, rest = field.rpartition(SEPARATOR)
+    return (label, rest) if separator and label else None
+
+
+def histograms(raw: dict[str, str]) -> dict[str, tuple[list[tuple[str, int]], float]]:
+    """The durations hash read back: per class, the cumulative ``(le, count)`` pairs (every
+    bucket, ``+Inf`` last) and the sum in seconds. Fields of another shape are skipped."""
+    counts: dict[str, dict[str, int]] = {}
+    sums: dict[str, int] = {}
+    for field, value in raw.items():
+        parts = split_field(field)
+        number = _to_int(value)
+        if parts is None or number is None:
+            continue
+        label, rest = parts
+        if rest == SUM_FIELD:
+            sums[label] = number
+        elif rest in BUCKET_FIELDS:
+            counts.setdefault(label, {})[rest] = number
+    result = {}
+    for label in sorted(set(counts) | set(sums)):
+        own = counts.get(label, {})
+        running, cumulative = 0, []
+        for field in BUCKET_FIELDS:
+            running += own.get(field, 0)
+            cumulative.append((field, running))
+        result[label] = (cumulative, sums.get(label, 0) / 1_000_000)
+    return result
+
+
+def events(raw: dict[str, str]) -> dict[str, dict[str, int]]:
+    """The jobs hash read back: ``{event: {class: count}}`` for the known events."""
+    result: dict[str, dict[str, int]] = {event: {} for event in EVENTS}
+    for field, value in raw.items():
+        parts = split_field(field)
+        number = _to_int(value)
+        if parts is None or number is None or parts[1] not in result:
+            continue
+        result[parts[1]][parts[0]] = number
+    return result
+
+
+def labels_seen(*tables: Iterable[str]) -> list[str]:
+    return sorted({label for table in tables for label in table})
+
+
+def _to_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -124,7 +124,7 @@ def read_fleet() -> Fleet:
         )
     for chunk in _chunks(ids):
         second.mget([key("worker", worker_id) for worker_id in chunk])
-    for _chunk in _chunks(pool_list):
+    for chunk in _chunks(pool_list):
         second.mget([key("pool", identifier) for identifier in chunk])
     for stamp, _score in stamps:
         second.llen(key(delayed.timestamp_member(int(float(stamp)))))

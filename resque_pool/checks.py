@@ -4,9 +4,9 @@ Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E0
 out of range, E005 wrong type, E006 the Tasks backend on Django 5.2 without the backport's
 app, E007 Sentinel settings (an address that is not host:port, no service name, a unix://
 URL), E008 not one of the values a setting takes, E009 failure backends (the failed list
-not first, a path that cannot be imported or is no backend), E010 the metrics view mounted
-without prometheus-client; W001 a prune interval that would prune live workers. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run
-with the framework's.)
+not first, a path that cannot be imported or is no backend), E010 the metrics view in the
+URLconf without prometheus-client; W001 a prune interval that would prune live workers.
+(The Tasks backend's own checks, ``resque_pool.tasks.E…``, run with the framework's.)
 """
 
 from __future__ import annotations

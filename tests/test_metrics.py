@@ -17,9 +17,10 @@ from resque_pool import enqueue, job
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.figures import PoolFigures
 from resque_pool.resque import delayed, in_flight, job_metrics, reserve
+from resque_pool.resque.connection import get_redis, key
 from resque_pool.worker.loop import Worker
 from tests.support.admin import make_user
-from tests.support.common import ROOT
+from tests.support.common import ROOT, wait_until
 
 TOKEN = "s3cret-metrics-token"
 
@@ -298,3 +299,38 @@ def test_pool_state_figures_are_json(resque):
     snapshot = figures.snapshot([])
     assert json.loads(json.dumps(snapshot))["spawned"] == 2
     assert snapshot.get("rss_bytes", 0) == 0
+
+
+# -- a real pool --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_real_pools_recycles_deaths_backoff_and_job_durations(start_pool, tmp_path, scrape):
+    """Workers of ``crash`` die at once (tests/support/processes.py); ``demo``'s recycle
+    after each job: the pool's counters and the forked jobs' durations reach the view."""
+    config = tmp_path / "pool.yml"
+    config.write_text("demo: 1\ncrash: 1\n")
+    pool = start_pool("-c", str(config), settings={"RESQUE_WORKER_MAX_JOBS": 1})
+    client = get_redis()
+    for token in "abc":
+        client.sadd(key("queues"), "demo")
+        client.rpush(key("queue", "demo"), json.dumps({"class": "SlowRecord", "args": [token, 0]}))
+
+    def figures() -> dict:
+        return pool.state().get("figures") or {}
+
+    wait_until(
+        lambda: figures().get("recycled", 0) >= 3 and figures().get("backoffs", 0) >= 1,
+        timeout=60,
+        message=lambda: f"three recycles and a backoff ({figures()}; {pool.log()[-3000:]})",
+    )
+    samples = scrape()
+    state = pool.state()
+    labels = {"pool": state["id"], "host": state["host"], "appname": state["appname"] or ""}
+    assert value(samples, "resque_pool_worker_recycles_total", **labels) >= 3
+    assert value(samples, "resque_pool_worker_deaths_total", **labels) >= 2
+    assert value(samples, "resque_pool_backoffs_total", **labels) >= 1
+    assert value(samples, "resque_pool_worker_spawns_total", **labels) >= 5
+    assert value(samples, "resque_pool_workers_resident_memory_bytes", **labels) > 1_000_000
+    assert value(samples, "resque_job_duration_seconds_count", job_class="SlowRecord") == 3
+    assert value(samples, "resque_jobs_processed_total") == 3

@@ -103,3 +103,17 @@ def test_a_peer_that_is_not_installed_is_reported_as_skipped(tmp_path):
         }
     ]
     assert any(row["system"] == "ours" and row["value"] for row in rows)
+
+
+def test_the_metrics_scrape_bench_runs_at_a_small_size():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.metrics_scrape", "--queues", "30", "--workers", "10"]
+        + ["--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.startswith("30 queues, 10 workers: scrape "), done.stdout
+    assert "scrape / llen loop" in done.stdout

@@ -3,12 +3,12 @@
 1. ``TIME``, the ``queues``, ``workers`` and ``pools`` sets, Resque's stats, our per class
    hashes (``resque/job_metrics.py``), the queue-head hash and the delayed schedule;
 2. the queues' lengths and head ages (``QUEUE_SCRIPT``, a thousand queues per call), the
-   workers' in-flight records and the pools' states (``MGET``s of a thousand keys), the
-   lengths of the delayed timestamps' lists, and the removal of head records of queues
-   that are gone.
+   workers' in-flight records and the pools' states (a ``GET`` each), the lengths of the
+   delayed timestamps' lists, and the removal of head records of queues that are gone.
 
-Every key goes through ``key()``, and each command names its keys, so the namespace's
-hash tag keeps a Redis Cluster answering (no command spans unrelated keys).
+Every key goes through ``key()``; only the queue script names several keys (the queues
+and their head records), which a namespace with a hash tag keeps in one slot of a Redis
+Cluster; the rest are single-key commands in a pipeline.
 
 The age of the oldest waiting job: a Resque payload carries no enqueue time, and several
 parts of the code rely on a job's exact bytes (skip-if-queued's ``LPOS``, the loss
@@ -31,7 +31,7 @@ from resque_pool.resque import delayed, failures, job_metrics, records
 from resque_pool.resque.connection import get_redis, key, registered_script
 
 QUEUE_HEADS = "metrics:queue-heads"
-CHUNK = 1000  # keys per script call or MGET: big enough to amortise, small enough to share
+CHUNK = 1000  # queues per script call: big enough to amortise, short enough to share Redis
 
 # KEYS: the queue-heads hash, then queue:<q> for each queue; ARGV: Redis's time (whole
 # seconds), then each queue's name. Returns, per queue, its length and how many seconds
@@ -122,10 +122,10 @@ def read_fleet() -> Fleet:
             args=[int(seconds), *chunk],
             client=second,
         )
-    for chunk in _chunks(ids):
-        second.mget([key("worker", worker_id) for worker_id in chunk])
-    for chunk in _chunks(pool_list):
-        second.mget([key("pool", identifier) for identifier in chunk])
+    for worker_id in ids:
+        second.get(key("worker", worker_id))
+    for identifier in pool_list:
+        second.get(key("pool", identifier))
     for stamp, _score in stamps:
         second.llen(key(delayed.timestamp_member(int(float(stamp)))))
     stale = sorted(set(head_names) - set(names))
@@ -137,14 +137,13 @@ def read_fleet() -> Fleet:
         flat = next(replies)
         for index, name in enumerate(chunk):
             fleet.queues[name] = (int(flat[2 * index]), int(flat[2 * index + 1]))
-    for chunk in _chunks(ids):
-        for worker_id, record in zip(chunk, next(replies), strict=True):
-            fleet.workers[worker_id] = bool(record)
-    for _chunk in _chunks(pool_list):
-        for raw in next(replies):
-            state, ok = records.json_or_text(raw) if raw is not None else (None, False)
-            if ok and isinstance(state, dict) and isinstance(state.get("id"), str):
-                fleet.pools.append(state)
+    for worker_id in ids:
+        fleet.workers[worker_id] = bool(next(replies))
+    for _identifier in pool_list:
+        raw = next(replies)
+        state, ok = records.json_or_text(raw) if raw is not None else (None, False)
+        if ok and isinstance(state, dict) and isinstance(state.get("id"), str):
+            fleet.pools.append(state)
     fleet.delayed_timestamps = len(stamps)
     fleet.delayed_jobs = sum(_to_int(next(replies)) for _ in stamps)
     if stamps:

@@ -21,7 +21,6 @@ counters, which Prometheus expects to grow for ever.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from resque_pool.resque.connection import key
@@ -129,10 +128,6 @@ def events(raw: dict[str, str]) -> dict[str, dict[str, int]]:
             continue
         result[parts[1]][parts[0]] = number
     return result
-
-
-def labels_seen(*tables: Iterable[str]) -> list[str]:
-    return sorted({label for table in tables for label in table})
 
 
 def _to_int(value: Any) -> int | None:

@@ -18,6 +18,7 @@ from resque_pool.pool import state as pool_state
 from resque_pool.pool.figures import PoolFigures
 from resque_pool.resque import delayed, in_flight, job_metrics, reserve
 from resque_pool.resque.connection import get_redis, key
+from resque_pool.scheduler import Retry
 from resque_pool.worker.loop import Worker
 from tests.support.admin import make_user
 from tests.support.common import ROOT, wait_until
@@ -33,6 +34,11 @@ def ok(token):
 @job(queue="mt", name="MetricsTestBoom")
 def boom(token):
     raise ValueError(f"boom {token}")
+
+
+@job(queue="mt", name="MetricsTestRetry", retry=Retry(limit=1, delay=0))
+def retried(token):
+    raise ValueError(f"again {token}")
 
 
 @pytest.fixture
@@ -143,6 +149,16 @@ def test_a_worker_records_durations_and_failures_per_registered_class(scrape, re
     assert value(samples, "resque_failed_jobs") == 2
     every_label = {v for rows in samples.values() for labels, _ in rows for v in labels.values()}
     assert not any("Evil" in label for label in every_label)
+
+
+def test_a_retry_policys_retries_and_give_ups_are_counted_per_class(scrape, resque):
+    enqueue("MetricsTestRetry", 1)
+    Worker("mt", interval=0, fork_per_job=False).work()  # fails, retried at once, gives up
+    samples = scrape()
+    assert value(samples, "resque_job_failures_total", job_class="MetricsTestRetry") == 2
+    assert value(samples, "resque_job_retries_total", job_class="MetricsTestRetry") == 1
+    assert value(samples, "resque_job_give_ups_total", job_class="MetricsTestRetry") == 1
+    assert value(samples, "resque_failed_jobs") == 1  # only the give-up's entry
 
 
 def test_the_histogram_is_cumulative_over_the_buckets(scrape, resque):

@@ -14,6 +14,10 @@ in-flight record in place, for the worker to write the outcome again later or, s
 worker die meanwhile, for the loss policy (``resque/in_flight.py``). A record removed
 without its outcome would be a job that is neither queued, nor failed, nor done.
 
+Each outcome also counts, inside its own transaction, what the metrics view shows per job
+class (``resque/job_metrics.py``): a job's duration with ``done_working``, a failure, retry
+or give-up with the failure. No outcome pays a round trip for it.
+
 A failure is written only while the job's in-flight record is still there (``WATCH``):
 if the manager or a prune dealt with the job first (its worker looked dead), nothing more
 is written. So counting a retry attempt, pushing the retry and removing the record happen
@@ -39,6 +43,8 @@ logger = logging.getLogger(__name__)
 # What record_failure did: wrote the failure entry, pushed a retry, wrote a retry policy's
 # give-up entry, or nothing because the job's record was gone (someone else settled it).
 FAILED, RETRIED, GAVE_UP, GONE = "failed", "retried", "gave up", "gone"
+# The outcomes counted per job class in <ns>:metrics:jobs, by their field's event name.
+_COUNTED_AS = {RETRIED: "retried", GAVE_UP: "gave_up"}
 
 
 def done_working(
@@ -145,8 +151,8 @@ def record_failure(
             pipe.incrby(key("stat", "failed"), 1)
             pipe.incrby(key("stat", "failed", worker_id), 1)
             job_metrics.count_event(pipe, job.class_name, "failed")
-        if result["outcome"] in (RETRIED, GAVE_UP):  # per class, for the metrics view
-            job_metrics.count_event(pipe, job.class_name, result["outcome"].replace(" ", "_"))
+        if result["outcome"] in _COUNTED_AS:  # per class, for the metrics view
+            job_metrics.count_event(pipe, job.class_name, _COUNTED_AS[result["outcome"]])
         pipe.delete(worker_key, raw_key(worker_id))
         if processed:
             pipe.incrby(key("stat", "processed"), 1)

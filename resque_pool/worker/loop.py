@@ -307,6 +307,7 @@ class Worker:
     def process(self, reservation: Reservation) -> None:
         """Run a reserved job to its end; whatever its bytes, it ends as done, as a failure
         entry, or (its process died, requeueing on) back on its queue."""
+        started = time.monotonic()  # the job's duration, for the metrics view's histogram
         job = Job.from_raw(reservation.queue, reservation.raw)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
         # JSON log lines of the worker, its job child and the job's own code say which job.
@@ -317,7 +318,6 @@ class Worker:
         try:
             if logger.isEnabledFor(logging.INFO):
                 logger.info("got: %s", job.describe())
-            started = time.monotonic()
             if self.runner.run(self.id, job) == "done":
                 # The job's duration goes into done_working's own transaction (the
                 # metrics view's histogram), not a write of its own.

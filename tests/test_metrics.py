@@ -161,6 +161,22 @@ def test_a_retry_policys_retries_and_give_ups_are_counted_per_class(scrape, resq
     assert value(samples, "resque_failed_jobs") == 1  # only the give-up's entry
 
 
+def test_the_duration_rides_in_done_workings_write(resque):
+    """No round trip of its own: an in-process job still costs its worker two writes
+    (the reserve script, done_working), as Redis counts the reads it made."""
+    if "total_reads_processed" not in resque.client.info("stats"):
+        pytest.skip("a Redis without total_reads_processed (fakeredis)")
+    jobs = 200
+    for n in range(jobs):
+        enqueue("MetricsTestOk", n)
+    before = resque.client.info("stats")["total_reads_processed"]
+    Worker("mt", interval=0, fork_per_job=False).work()
+    reads = resque.client.info("stats")["total_reads_processed"] - before
+    assert reads / jobs < 2.2, reads  # two per job, and the worker's start and stop
+    durations = resque.client.hgetall(resque.key(job_metrics.DURATIONS))
+    assert sum(int(v) for k, v in durations.items() if not k.endswith("sum_us")) == jobs
+
+
 def test_the_histogram_is_cumulative_over_the_buckets(scrape, resque):
     hash_key = resque.key(job_metrics.DURATIONS)
     resque.client.hset(

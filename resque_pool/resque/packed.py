@@ -98,8 +98,11 @@ class _Channel:
             packed = b"".join(connection.pack_commands(built))
             entry = self.packed[key] = ([packed], len(built))
         packed_command, replies = entry
-        if tail:  # the part that changes with each job, packed each time, in the same write
-            packed_command = [*packed_command, *connection.pack_commands(list(tail))]
+        if tail:
+            # The part that changes with each job, packed each time and joined into the
+            # same buffer: one sendall, one segment, one read for Redis (as sent apart,
+            # Redis read the two parts in two events about every other job).
+            packed_command = [b"".join([*packed_command, *connection.pack_commands(list(tail))])]
             replies += len(tail)
 
         def attempt() -> list[Any]:

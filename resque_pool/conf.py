@@ -257,6 +257,13 @@ SETTINGS: tuple[Setting, ...] = (
         optional=True,
     ),
     Setting(
+        "RESQUE_METRICS_JOB_DURATIONS",
+        True,
+        (bool,),
+        "Workers add each job's duration to the metrics view's histogram, inside "
+        "done_working's transaction (two more commands, no round trip); False saves them.",
+    ),
+    Setting(
         "RESQUE_TASK_RESULT_TTL",
         86400,
         (int,),

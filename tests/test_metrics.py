@@ -177,6 +177,14 @@ def test_the_duration_rides_in_done_workings_write(resque):
     assert sum(int(v) for k, v in durations.items() if not k.endswith("sum_us")) == jobs
 
 
+def test_durations_can_be_left_out(settings, resque):
+    settings.RESQUE_METRICS_JOB_DURATIONS = False
+    enqueue("MetricsTestOk", 1)
+    Worker("mt", interval=0, fork_per_job=False).work()
+    assert resque.client.get(resque.key("stat", "processed")) == "1"
+    assert not resque.client.exists(resque.key(job_metrics.DURATIONS))
+
+
 def test_the_histogram_is_cumulative_over_the_buckets(scrape, resque):
     hash_key = resque.key(job_metrics.DURATIONS)
     resque.client.hset(

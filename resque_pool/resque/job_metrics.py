@@ -63,16 +63,16 @@ def bucket_field(seconds: float) -> str:
     return INF
 
 
-def duration_commands(class_name: str | None, seconds: float) -> list[tuple[Any, ...]]:
-    """The two ``HINCRBY``s that add one job's duration to the histogram, as commands for
-    a transaction the caller is building (``outcomes.done_working``)."""
-    label = class_label(class_name)
-    hash_key = key(DURATIONS)
+def bucket_command(label: str, seconds: float) -> tuple[Any, ...]:
+    """The ``HINCRBY`` counting one job of class ``label`` (see ``class_label``) in the
+    bucket of ``seconds``: one of a few per class, so a worker can pack it once."""
+    return ("HINCRBY", key(DURATIONS), f"{label}{SEPARATOR}{bucket_field(seconds)}", 1)
+
+
+def sum_command(label: str, seconds: float) -> tuple[Any, ...]:
+    """The ``HINCRBY`` adding ``seconds`` (as whole microseconds) to the class's sum."""
     micros = max(0, int(seconds * 1_000_000))
-    return [
-        ("HINCRBY", hash_key, f"{label}{SEPARATOR}{bucket_field(seconds)}", 1),
-        ("HINCRBY", hash_key, f"{label}{SEPARATOR}{SUM_FIELD}", micros),
-    ]
+    return ("HINCRBY", key(DURATIONS), f"{label}{SEPARATOR}{SUM_FIELD}", micros)
 
 
 def count_event(pipe: Any, class_name: str | None, event: str) -> None:

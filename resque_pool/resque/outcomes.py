@@ -54,6 +54,10 @@ def done_working(
     was a placeholder and our key with the payload's bytes goes too. ``duration``: the
     job's class and seconds, added to the duration histogram in the same transaction
     (``resque/job_metrics.py``: two ``HINCRBY``s, no round trip of their own)."""
+    label = bucket = None
+    if duration is not None:
+        label = job_metrics.class_label(duration[0])
+        bucket = job_metrics.bucket_command(label, duration[1])
 
     def commands() -> list[tuple[Any, ...]]:  # built only when not packed yet
         deletes = [key("worker", worker_id)]
@@ -64,13 +68,16 @@ def done_working(
             ("DEL", *deletes),
             ("INCRBY", key("stat", "processed"), 1),
             ("INCRBY", key("stat", "processed", worker_id), 1),
+            *((bucket,) if bucket else ()),
         ]
 
-    # What changes from job to job (the histogram's bucket and sum) is packed each time.
-    tail = [*(job_metrics.duration_commands(*duration) if duration else ()), ("EXEC",)]
+    # Only the histogram's sum changes from job to job: packed each time, with the EXEC.
+    tail = [job_metrics.sum_command(label, duration[1])] if label and duration else []
+    tail.append(("EXEC",))
     client = get_redis()
-    # One write, packed once per worker (resque/packed.py); else redis-py's transaction.
-    packed_as = ("done_working", namespace(), worker_id, placeholder)
+    # One write, packed once per worker and bucket (resque/packed.py); else redis-py's
+    # transaction.
+    packed_as = ("done_working", namespace(), worker_id, placeholder, bucket)
     replies = packed.send(client, packed_as, commands, tail)
     if replies is None:
         pipe = client.pipeline(transaction=True)

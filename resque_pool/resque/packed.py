@@ -31,9 +31,10 @@ from typing import Any
 import redis as redis_lib
 from redis.exceptions import ResponseError
 
-# Commands packed per thread and client; a worker has one or two entries (the reserve
-# script per run_at second, done_working), a test process more: bounded all the same.
-_MAX_PACKED = 64
+# Commands packed per thread and client; a worker has a few entries (the reserve script
+# per run_at second, done_working per job class and duration bucket), a test process
+# more: bounded all the same (a few hundred bytes each).
+_MAX_PACKED = 256
 # Exactly these classes (not subclasses): their sockets show pending replies to poll(2).
 # A TLS socket may hold records poll cannot see, or show ones that are no reply: TLS
 # connections keep the ordinary API.

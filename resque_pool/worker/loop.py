@@ -321,7 +321,9 @@ class Worker:
             if self.runner.run(self.id, job) == "done":
                 # The job's duration goes into done_working's own transaction (the
                 # metrics view's histogram), not a write of its own.
-                duration = (job.class_name, time.monotonic() - started)
+                duration = None
+                if settings.RESQUE_METRICS_JOB_DURATIONS:
+                    duration = (job.class_name, time.monotonic() - started)
                 placeholder = not reservation.spliced
                 self._pending.record("done_working", done_working, self.id, placeholder, duration)
         finally:

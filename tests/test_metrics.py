@@ -221,6 +221,15 @@ def test_a_requeued_interruption_is_counted_and_the_bytes_go_back_untouched(
     assert value(samples, "resque_job_requeues_total", job_class="MetricsTestOk") == 1
 
 
+def test_a_queue_key_of_another_type_reads_as_empty(scrape, resque):
+    enqueue("MetricsTestOk", 1)
+    resque.client.sadd(resque.key("queues"), "odd")
+    resque.client.set(resque.key("queue", "odd"), "not a list")
+    samples = scrape()
+    assert value(samples, "resque_queue_jobs", queue="odd") == 0
+    assert value(samples, "resque_queue_jobs", queue="mt") == 1
+
+
 def test_workers_busy_and_idle_per_host_and_queue_list(scrape, resque):
     client = resque.client
     client.sadd(resque.key("workers"), "web1:10:high,low", "web1:11:high,low", "web2:12:mail")

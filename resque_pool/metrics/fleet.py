@@ -37,13 +37,15 @@ CHUNK = 1000  # queues per script call: big enough to amortise, short enough to 
 # seconds), then each queue's name. Returns, per queue, its length and how many seconds
 # its head has been the head (0 for a head seen for the first time, -1 for an empty
 # queue). It writes only the head records: a new head's SHA-1 and time, an empty
-# queue's record removed.
+# queue's record removed. A queue key that is not a list (someone else's value) counts
+# as empty rather than failing the whole scrape.
 QUEUE_SCRIPT = r"""
 local now = tonumber(ARGV[1])
 local out = {}
 for i = 2, #KEYS do
   local name = ARGV[i]
-  local length = redis.call('LLEN', KEYS[i])
+  local length = redis.pcall('LLEN', KEYS[i])
+  if type(length) ~= 'number' then length = 0 end
   local age = -1
   if length > 0 then
     local sha = redis.sha1hex(redis.call('LINDEX', KEYS[i], 0))

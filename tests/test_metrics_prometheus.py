@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,7 +24,7 @@ import pytest
 
 from resque_pool import enqueue, job
 from resque_pool.worker.loop import Worker
-from tests.support.common import wait_until
+from tests.support.common import ROOT, wait_until
 
 PROMETHEUS = shutil.which("prometheus")
 TOKEN = "prometheus-test-token"
@@ -105,7 +106,7 @@ def prometheus(tmp_path):
         def query(expression: str) -> list[dict]:
             address = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
             status, body = get(address)
-            assert status == 200, body
+            assert status == 200, (expression, body)
             return json.loads(body)["data"]["result"]
 
         def targets() -> str:
@@ -125,6 +126,13 @@ def prometheus(tmp_path):
             process.wait(10)
 
 
+def documented_promql() -> list[str]:
+    """Every line of the ```promql blocks in docs/metrics.md."""
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    blocks = re.findall(r"^```promql\n(.*?)^```$", text, flags=re.M | re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
 def scalar(result: list[dict]) -> float | None:
     return float(result[0]["value"][1]) if len(result) == 1 else None
 
@@ -138,6 +146,10 @@ def test_prometheus_scrapes_queue_lengths_and_failures(spawn_manage, prometheus,
         settings={"RESQUE_METRICS_TOKEN": TOKEN, "DEBUG": False},
     )
     metrics_url = f"http://127.0.0.1:{port}/metrics/"
+
+    def metrics_body() -> str:
+        return get(metrics_url, {"Authorization": f"Bearer {TOKEN}"})[1].decode()
+
     wait_until(
         lambda: (
             get(metrics_url, {"Authorization": f"Bearer {TOKEN}"})[0] == 200
@@ -177,3 +189,15 @@ def test_prometheus_scrapes_queue_lengths_and_failures(spawn_manage, prometheus,
     per_class = 'resque_job_failures_total{job_class="PrometheusTestFails"}'
     assert scalar(query(per_class)) == 1
     assert scalar(query('resque_queue_jobs{queue="prom"}')) in (0, 1)  # as of its last scrape
+
+    # The PromQL docs/metrics.md gives an operator is valid for this Prometheus, and names
+    # only series the view serves.
+    expressions = documented_promql()
+    assert len(expressions) >= 10
+    families = set(re.findall(r"^# TYPE (resque_\w+) ", metrics_body(), re.M))
+    served = families | {f"{name}_total" for name in families}
+    served |= {f"{name}_{part}" for name in families for part in ("bucket", "count", "sum")}
+    for expression in expressions:
+        query(expression)  # a syntax error is a 400
+        for name in re.findall(r"\bresque_\w+", expression):
+            assert name in served, (name, expression)

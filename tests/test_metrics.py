@@ -14,6 +14,7 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from resque_pool import enqueue, job
+from resque_pool.errors import DirtyExit
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.figures import PoolFigures
 from resque_pool.resque import delayed, in_flight, job_metrics, reserve
@@ -228,6 +229,22 @@ def test_a_queue_key_of_another_type_reads_as_empty(scrape, resque):
     samples = scrape()
     assert value(samples, "resque_queue_jobs", queue="odd") == 0
     assert value(samples, "resque_queue_jobs", queue="mt") == 1
+
+
+def test_an_interruption_without_requeueing_is_counted_once_with_its_failure(
+    settings, scrape, resque
+):
+    settings.RESQUE_REQUEUE_DIRTY_JOBS = False
+    enqueue("MetricsTestOk", 1)
+    worker_id = "host:2:mt"
+    assert reserve.reserve(worker_id, ["mt"]) is not None
+    record = reserve.read_in_flight(worker_id)
+    assert in_flight.job_lost(worker_id, record, DirtyExit("killed")) == "failed"
+    samples = scrape()
+    assert value(samples, "resque_job_interruptions_total", job_class="MetricsTestOk") == 1
+    assert "resque_job_requeues_total" not in samples  # nothing was requeued
+    assert value(samples, "resque_failed_jobs") == 1
+    assert value(samples, "resque_jobs_failed_total") == 0  # a DirtyExit, as in Resque
 
 
 def test_workers_busy_and_idle_per_host_and_queue_list(scrape, resque):

@@ -30,7 +30,7 @@ _EVENT_METRICS = (
     (
         "interrupted",
         "resque_job_interruptions",
-        "Jobs whose process died under them or was stopped, with requeueing on.",
+        "Jobs whose process died under them (or a stop interrupted them), requeued or not.",
     ),
     ("requeued", "resque_job_requeues", "Interrupted jobs pushed back to their queue's head."),
 )

@@ -81,7 +81,10 @@ def job_lost(
     or the manager, already dealt with it). ``requeue`` overrides the setting;
     ``processed``: a failure counts in ``stat:processed`` (the job's own worker writes it
     in place of ``done_working``). Redis refusing the write raises and changes nothing."""
+    # The interruption is counted per class once: by the requeue script, else here.
+    event: str | None = "interrupted"
     if requeue_allowed(in_flight, requeue):
+        event = None
         count = registered_script(_REQUEUE_LUA)(
             keys=[
                 key("worker", worker_id),
@@ -117,7 +120,13 @@ def job_lost(
     job = in_flight.job
     job_failed(job, reason, logging.WARNING)
     outcome = record_failure(
-        worker_id, job, reason, counted=False, processed=processed, record=in_flight.record
+        worker_id,
+        job,
+        reason,
+        counted=False,
+        processed=processed,
+        record=in_flight.record,
+        event=event,
     )
     return "gone" if outcome == GONE else "failed"
 

@@ -109,13 +109,16 @@ def record_failure(
     counted: bool = True,
     processed: bool = True,
     record: str | None = None,
+    event: str | None = None,
 ) -> str:
     """Write ``job``'s failure and remove its in-flight record, in one transaction.
 
     ``counted``: add to ``stat:failed`` (a job that raised; not a ``DirtyExit``, as in
     Resque). ``processed``: add to ``stat:processed`` as ``done_working`` does (the job's
     own worker; not a job found after its worker died). ``record``: write only while
-    ``worker:<id>`` holds exactly these bytes (None: anything). Returns ``FAILED``,
+    ``worker:<id>`` holds exactly these bytes (None: anything). ``event``: one more of
+    ``resque/job_metrics.py``'s per-class counts to add in the transaction (the loss
+    policy's ``interrupted``). Returns ``FAILED``,
     ``RETRIED``, ``GAVE_UP`` or ``GONE``. Redis refusing the write raises its error and
     changes nothing."""
     definition = registry.get(job.class_name or "")
@@ -160,6 +163,8 @@ def record_failure(
             job_metrics.count_event(pipe, job.class_name, "failed")
         if result["outcome"] in _COUNTED_AS:  # per class, for the metrics view
             job_metrics.count_event(pipe, job.class_name, _COUNTED_AS[result["outcome"]])
+        if event is not None:
+            job_metrics.count_event(pipe, job.class_name, event)
         pipe.delete(worker_key, raw_key(worker_id))
         if processed:
             pipe.incrby(key("stat", "processed"), 1)

@@ -5,7 +5,8 @@ out of range, E005 wrong type, E006 the Tasks backend on Django 5.2 without the 
 app, E007 Sentinel settings (an address that is not host:port, no service name, a unix://
 URL), E008 not one of the values a setting takes, E009 failure backends (the failed list
 not first, a path that cannot be imported or is no backend), E010 the metrics view in the
-URLconf without prometheus-client; W001 a prune interval that would prune live workers.
+URLconf without prometheus-client; W001 a prune interval that would prune live workers,
+W002 a short RESQUE_METRICS_TOKEN.
 (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run with the framework's.)
 """
 
@@ -33,6 +34,8 @@ TAG = "resque_pool"
 
 # Values never quoted in a message: they may hold a password.
 _SECRET = frozenset({"RESQUE_REDIS_URL", "RESQUE_REDIS_SENTINEL_PASSWORD", "RESQUE_METRICS_TOKEN"})
+# A bearer token shorter than this is warned about (W002).
+METRICS_TOKEN_MIN_LENGTH = 16
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 
@@ -181,6 +184,17 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                 f"({heartbeat:g}): live workers would be pruned between two heartbeats.",
                 hint="Resque's default is five heartbeat intervals.",
                 id="resque_pool.W001",
+            )
+        )
+    token = valid.get("RESQUE_METRICS_TOKEN")
+    if token is not None and len(token) < METRICS_TOKEN_MIN_LENGTH:
+        # Never quoted: it is a secret, short or not.
+        errors.append(
+            checks.Warning(
+                f"RESQUE_METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters: "
+                "anyone who can reach the metrics view could guess it.",
+                hint="python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                id="resque_pool.W002",
             )
         )
     return errors

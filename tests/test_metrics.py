@@ -222,6 +222,23 @@ def test_a_requeued_interruption_is_counted_and_the_bytes_go_back_untouched(
     assert value(samples, "resque_job_requeues_total", job_class="MetricsTestOk") == 1
 
 
+def test_a_pools_processes_count_its_requeues_for_it(settings, resque):
+    """What a manager's set_pool gives the processes it forks, shown in this process."""
+    settings.RESQUE_REQUEUE_DIRTY_JOBS = True
+    enqueue("MetricsTestOk", 1)
+    worker_id = "host:3:mt"
+    assert reserve.reserve(worker_id, ["mt"]) is not None
+    record = reserve.read_in_flight(worker_id)
+    job_metrics.set_pool("web1:77")
+    try:
+        assert in_flight.job_lost(worker_id, record, RuntimeError("killed")) == "requeued"
+    finally:
+        job_metrics.set_pool(None)
+    pool_key = resque.key("metrics", "pool-jobs", "web1:77")
+    assert resque.client.hgetall(pool_key) == {"interrupted": "1", "requeued": "1"}
+    assert 0 < resque.client.ttl(pool_key) <= 30  # RESQUE_POOL_STATE_TTL, as the state
+
+
 def test_a_queue_key_of_another_type_reads_as_empty(scrape, resque):
     enqueue("MetricsTestOk", 1)
     resque.client.sadd(resque.key("queues"), "odd")
@@ -373,7 +390,8 @@ def test_pool_state_figures_are_json(resque):
 @pytest.mark.slow
 def test_a_real_pools_recycles_deaths_backoff_and_job_durations(start_pool, tmp_path, scrape):
     """Workers of ``crash`` die at once (tests/support/processes.py); ``demo``'s recycle
-    after each job: the pool's counters and the forked jobs' durations reach the view."""
+    after each job: the pool's counters, the forked jobs' durations and a retried job's
+    attempts (counted by the workers for their pool) reach the view."""
     config = tmp_path / "pool.yml"
     config.write_text("demo: 1\ncrash: 1\n")
     pool = start_pool("-c", str(config), settings={"RESQUE_WORKER_MAX_JOBS": 1})
@@ -381,22 +399,30 @@ def test_a_real_pools_recycles_deaths_backoff_and_job_durations(start_pool, tmp_
     for token in "abc":
         client.sadd(key("queues"), "demo")
         client.rpush(key("queue", "demo"), json.dumps({"class": "SlowRecord", "args": [token, 0]}))
+    # Fails at once each time, retried at once three times, then given up.
+    client.rpush(key("queue", "demo"), json.dumps({"class": "RetryChaos", "args": ["r", 0]}))
 
     def figures() -> dict:
         return pool.state().get("figures") or {}
 
     wait_until(
-        lambda: figures().get("recycled", 0) >= 3 and figures().get("backoffs", 0) >= 1,
-        timeout=60,
-        message=lambda: f"three recycles and a backoff ({figures()}; {pool.log()[-3000:]})",
+        lambda: figures().get("recycled", 0) >= 7 and figures().get("backoffs", 0) >= 1,
+        timeout=90,
+        message=lambda: f"seven recycles and a backoff ({figures()}; {pool.log()[-3000:]})",
     )
     samples = scrape()
     state = pool.state()
     labels = {"pool": state["id"], "host": state["host"], "appname": state["appname"] or ""}
-    assert value(samples, "resque_pool_worker_recycles_total", **labels) >= 3
+    assert value(samples, "resque_pool_worker_recycles_total", **labels) >= 7
     assert value(samples, "resque_pool_worker_deaths_total", **labels) >= 2
     assert value(samples, "resque_pool_backoffs_total", **labels) >= 1
     assert value(samples, "resque_pool_worker_spawns_total", **labels) >= 5
     assert value(samples, "resque_pool_workers_resident_memory_bytes", **labels) > 1_000_000
     assert value(samples, "resque_job_duration_seconds_count", job_class="SlowRecord") == 3
-    assert value(samples, "resque_jobs_processed_total") == 3
+    assert value(samples, "resque_jobs_processed_total") == 7
+    assert value(samples, "resque_pool_job_failures_total", **labels) == 4
+    assert value(samples, "resque_pool_job_retries_total", **labels) == 3
+    assert value(samples, "resque_pool_job_give_ups_total", **labels) == 1
+    assert value(samples, "resque_pool_job_requeues_total", **labels) == 0
+    assert value(samples, "resque_job_retries_total", job_class="RetryChaos") == 3
+    assert 0 < client.ttl(key("metrics", "pool-jobs", state["id"])) <= 60  # goes with the pool

@@ -42,6 +42,14 @@ _POOL_COUNTERS = (
     ("hung_killed", "resque_pool_worker_hang_kills", "Workers killed for making no progress."),
     ("backoffs", "resque_pool_backoffs", "Times a queue list's respawns were held back."),
 )
+# The job events counted per pool (resque/job_metrics.py's pool hash): (event, name, help).
+_POOL_JOB_EVENTS = (
+    ("failed", "resque_pool_job_failures", "Jobs that raised in the pool's processes."),
+    ("retried", "resque_pool_job_retries", "Failed jobs a retry policy scheduled again."),
+    ("gave_up", "resque_pool_job_give_ups", "Failed jobs whose retry policy gave up."),
+    ("interrupted", "resque_pool_job_interruptions", "Jobs whose process died or was stopped."),
+    ("requeued", "resque_pool_job_requeues", "Interrupted jobs pushed back to their queue."),
+)
 _POOL_LABELS = ["pool", "host", "appname"]
 
 
@@ -159,6 +167,10 @@ def pool_metrics(fleet: Fleet) -> Iterator[Metric]:
         field: CounterMetricFamily(name, text, labels=_POOL_LABELS)
         for field, name, text in _POOL_COUNTERS
     }
+    job_events = {
+        event: CounterMetricFamily(name, text, labels=_POOL_LABELS)
+        for event, name, text in _POOL_JOB_EVENTS
+    }
     for state in fleet.pools:
         labels = [str(state.get("id")), str(state.get("host")), str(state.get("appname") or "")]
         workers = state.get("workers")
@@ -174,11 +186,22 @@ def pool_metrics(fleet: Fleet) -> Iterator[Metric]:
         for field, family in counters.items():
             if _is_count(figures.get(field)):
                 family.add_metric(labels, figures[field])
-    yield from (running, desired, heartbeat, memory, *counters.values())
+        events = fleet.pool_jobs.get(str(state.get("id")), {})
+        for event, family in job_events.items():
+            count = _to_count(events.get(event, 0))
+            family.add_metric(labels, count)
+    yield from (running, desired, heartbeat, memory, *counters.values(), *job_events.values())
 
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _to_count(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _sum_lengths(value: Any) -> int:

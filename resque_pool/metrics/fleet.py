@@ -3,7 +3,7 @@
 1. ``TIME``, the ``queues``, ``workers`` and ``pools`` sets, Resque's stats, our per class
    hashes (``resque/job_metrics.py``), the queue-head hash and the delayed schedule;
 2. the queues' lengths and head ages (``QUEUE_SCRIPT``, a thousand queues per call), the
-   workers' in-flight records and the pools' states (a ``GET`` each), the lengths of the
+   workers' in-flight records, the pools' states and job event counts, the lengths of the
    delayed timestamps' lists, and the removal of head records of queues that are gone.
 
 Every key goes through ``key()``; only the queue script names several keys (the queues
@@ -82,6 +82,7 @@ class Fleet:
     delayed_jobs: int = 0
     scheduler_lag: float = 0.0
     pools: list[dict[str, Any]] = field(default_factory=list)
+    pool_jobs: dict[str, dict[str, str]] = field(default_factory=dict)  # pool id: events
 
 
 def read_fleet() -> Fleet:
@@ -128,6 +129,7 @@ def read_fleet() -> Fleet:
         second.get(key("worker", worker_id))
     for identifier in pool_list:
         second.get(key("pool", identifier))
+        second.hgetall(job_metrics.pool_jobs_key(identifier))
     for stamp, _score in stamps:
         second.llen(key(delayed.timestamp_member(int(float(stamp)))))
     stale = sorted(set(head_names) - set(names))
@@ -141,11 +143,12 @@ def read_fleet() -> Fleet:
             fleet.queues[name] = (int(flat[2 * index]), int(flat[2 * index + 1]))
     for worker_id in ids:
         fleet.workers[worker_id] = bool(next(replies))
-    for _identifier in pool_list:
-        raw = next(replies)
+    for identifier in pool_list:
+        raw, events = next(replies), next(replies)
         state, ok = records.json_or_text(raw) if raw is not None else (None, False)
         if ok and isinstance(state, dict) and isinstance(state.get("id"), str):
             fleet.pools.append(state)
+            fleet.pool_jobs[state["id"]] = events if state["id"] == identifier else {}
     fleet.delayed_timestamps = len(stamps)
     fleet.delayed_jobs = sum(_to_int(next(replies)) for _ in stamps)
     if stamps:

@@ -35,7 +35,7 @@ from resque_pool.pool.loaders import Source, loader_limits
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.scheduler_child import SchedulerChild
 from resque_pool.pool.signal_queue import SIGNAL_29, SignalQueue, name
-from resque_pool.resque import connection
+from resque_pool.resque import connection, job_metrics
 from resque_pool.resque.outages import describe, outage
 from resque_pool.worker.options import term_child_enabled
 
@@ -73,6 +73,9 @@ class Manager:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = pool_state.pool_id(self.host, self.pid)
+        # Job events (retries, requeues, ...) are also counted for this pool, by its
+        # workers too, which inherit it with the fork (resque/job_metrics.py).
+        job_metrics.set_pool(self.id)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.counts: dict[str, int] = {}
         self.paused = False  # WINCH: hold at zero until HUP

@@ -18,7 +18,8 @@ Keys of our own under the namespace (they never change the meaning of Resque's k
 come from (``database``, a file path or a loader's dotted path) and ``max_workers`` its
 ``RESQUE_POOL_MAX_WORKERS``: the admin warns when the rows a database pool merges add up
 to more. ``figures`` are the pool's counters and its workers' summed resident memory
-(``pool/figures.py``), read by the metrics view.
+(``pool/figures.py``), read by the metrics view; ``<ns>:metrics:pool-jobs:<host:pid>``, the
+pool's job event counts, expires with the state.
 
 A pool whose key expired (manager killed) disappears from listings; readers drop it from
 the set as they notice.
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from resque_pool.conf import settings
-from resque_pool.resque import records, wire
+from resque_pool.resque import job_metrics, records, wire
 from resque_pool.resque.connection import get_redis, key
 
 
@@ -45,6 +46,8 @@ def publish(state: dict[str, Any]) -> None:
     pipe = get_redis().pipeline(transaction=False)
     pipe.sadd(key("pools"), state["id"])
     pipe.set(key("pool", state["id"]), wire.dumps(state), ex=ttl)
+    # The pool's job event counts (resque/job_metrics.py) live as long as its state.
+    pipe.expire(job_metrics.pool_jobs_key(state["id"]), ttl)
     pipe.execute()
 
 
@@ -52,6 +55,7 @@ def withdraw(identifier: str) -> None:
     pipe = get_redis().pipeline(transaction=False)
     pipe.srem(key("pools"), identifier)
     pipe.delete(key("pool", identifier))
+    pipe.delete(job_metrics.pool_jobs_key(identifier))
     pipe.execute()
 
 

@@ -29,21 +29,29 @@ INTERRUPTIONS_TTL = 24 * 3600
 
 
 # KEYS: worker:<id>, worker-raw:<id>, queue:<q>, queues, interruptions:<digest>,
-#       metrics:jobs (resque/job_metrics.py)
+#       metrics:jobs, metrics:pool-jobs:<pool> (resque/job_metrics.py)
 # ARGV: the record as read, max interruptions, count TTL, queue name, raw payload, the
-#       job's "<class>|" field prefix in metrics:jobs
+#       job's "<class>|" field prefix in metrics:jobs, the pool hash's TTL ("" outside a
+#       pool: not written)
 # Returns -1 when the record changed (someone else handled it), else the interruption
 # count: requeued when it is below the maximum, left alone otherwise.
 _REQUEUE_LUA = r"""
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local count = redis.call('INCR', KEYS[5])
 redis.call('EXPIRE', KEYS[5], ARGV[3])
-redis.call('HINCRBY', KEYS[6], ARGV[6] .. 'interrupted', 1)
+local function counted(event)
+  redis.call('HINCRBY', KEYS[6], ARGV[6] .. event, 1)
+  if ARGV[7] ~= '' then
+    redis.call('HINCRBY', KEYS[7], event, 1)
+    redis.call('EXPIRE', KEYS[7], ARGV[7])
+  end
+end
+counted('interrupted')
 if count < tonumber(ARGV[2]) then
   redis.call('SADD', KEYS[4], ARGV[4])
   redis.call('LPUSH', KEYS[3], ARGV[5])
   redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('HINCRBY', KEYS[6], ARGV[6] .. 'requeued', 1)
+  counted('requeued')
 end
 return count
 """
@@ -85,6 +93,7 @@ def job_lost(
     event: str | None = "interrupted"
     if requeue_allowed(in_flight, requeue):
         event = None
+        pool = job_metrics.current_pool()
         count = registered_script(_REQUEUE_LUA)(
             keys=[
                 key("worker", worker_id),
@@ -93,6 +102,7 @@ def job_lost(
                 key("queues"),
                 interruptions_key(in_flight.raw),
                 key(job_metrics.JOBS),
+                job_metrics.pool_jobs_key(pool or ""),
             ],
             args=[
                 in_flight.record,
@@ -101,6 +111,7 @@ def job_lost(
                 in_flight.queue,
                 in_flight.raw,
                 job_metrics.event_field(in_flight.class_name, ""),
+                job_metrics.pool_jobs_ttl() if pool else "",
             ],
             client=get_redis(),
         )

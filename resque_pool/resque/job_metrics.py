@@ -13,6 +13,12 @@ Keys of our own under the namespace (Ruby's Resque and resque-web never read the
   outcome), ``interrupted`` (its process died under it or a stop interrupted it) and
   ``requeued`` (the loss policy pushed it back).
 
+- ``<ns>:metrics:pool-jobs:<host:pid>``: HASH, the same events counted for the pool whose
+  processes wrote them (``<event>`` → count): a pool's manager names itself with
+  ``set_pool`` and its workers and their job children inherit the name with the fork.
+  It expires with the pool's state (``RESQUE_POOL_STATE_TTL``, refreshed by each write
+  and each publish of the state), so pools that are gone leave nothing behind.
+
 ``<class>`` is always a registered job name or ``other``: never a string taken from a
 payload, so a hostile or mistyped payload cannot make Prometheus series without bound.
 Both hashes stay small (registered classes times buckets) and never expire: they are
@@ -23,11 +29,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from resque_pool.conf import settings
 from resque_pool.resque.connection import key
 from resque_pool.resque.registry import registry
 
 DURATIONS = "metrics:durations"
 JOBS = "metrics:jobs"
+POOL_JOBS = "metrics:pool-jobs"
 OTHER = "other"
 SEPARATOR = "|"
 SUM_FIELD = "sum_us"
@@ -75,10 +83,38 @@ def sum_command(label: str, seconds: float) -> tuple[Any, ...]:
     return ("HINCRBY", key(DURATIONS), f"{label}{SEPARATOR}{SUM_FIELD}", micros)
 
 
+# The pool whose processes this one counts for (``host:pid`` of its manager), or None
+# outside a pool (``manage.py resque_work``, a web process).
+_pool: str | None = None
+
+
+def set_pool(identifier: str | None) -> None:
+    """Count this process's job events for the pool ``identifier`` too; called by the
+    manager before it forks, so that its workers and their children inherit it."""
+    global _pool
+    _pool = identifier
+
+
+def current_pool() -> str | None:
+    return _pool
+
+
+def pool_jobs_key(identifier: str) -> str:
+    return key(POOL_JOBS, identifier)
+
+
+def pool_jobs_ttl() -> int:
+    return max(int(settings.RESQUE_POOL_STATE_TTL), 1)
+
+
 def count_event(pipe: Any, class_name: str | None, event: str) -> None:
     """Queue ``HINCRBY <ns>:metrics:jobs <class>|<event> 1`` on ``pipe`` (inside the
-    outcome's own transaction)."""
+    outcome's own transaction), and the same event for this process's pool."""
     pipe.hincrby(key(JOBS), event_field(class_name, event), 1)
+    if _pool is not None:
+        pool_key = pool_jobs_key(_pool)
+        pipe.hincrby(pool_key, event, 1)
+        pipe.expire(pool_key, pool_jobs_ttl())
 
 
 def event_field(class_name: str | None, event: str) -> str:

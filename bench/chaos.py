@@ -24,6 +24,7 @@ from pathlib import Path
 
 import redis
 
+from bench.common import is_generation
 from resque_pool.resque import wire
 from tests.support.settings_module import write_settings_module
 
@@ -45,6 +46,17 @@ class Result:
 
 
 def _children(pid: int) -> list[int]:
+    """Direct children; a pool's generation stands for its own (its workers)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found.extend(int(part) for part in (task / "children").read_text().split())
+    return [grandchild for child in found for grandchild in _through_generation(child)]
+
+
+def _through_generation(pid: int) -> list[int]:
+    if not is_generation(pid):
+        return [pid]
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         with contextlib.suppress(OSError):

@@ -127,7 +127,20 @@ def tree(pid: int) -> list[int]:
 
 
 def children(pid: int) -> list[int]:
-    return tree(pid)[1:]
+    """Every descendant of ``pid`` but a pool's generations (the manager of one release,
+    between the master and its workers: resque_pool/pool/master.py), so that a pool's
+    are its workers and their job children, as they were under a lone manager."""
+    return [child for child in tree(pid)[1:] if not is_generation(child)]
+
+
+def is_generation(pid: int) -> bool:
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return title.startswith("resque-pool-generation[") or (
+        "resque_pool.management.generation" in title
+    )
 
 
 def rollup_kib(pid: int) -> tuple[int, int]:

@@ -19,7 +19,9 @@ from bench.common import (
     children,
     cpu_seconds,
     env_for,
+    is_generation,
     percentile,
+    tree,
     wait_for,
 )
 from bench.figures import Bench, _started, log
@@ -192,15 +194,21 @@ def idle_cpu(bench: Bench) -> None:
         try:
             time.sleep(2.0)
             manager = running.roots[0]
-            before, commands = cpu_seconds(manager), _commands(bench)
+            before, commands = _manager_cpu(manager), _commands(bench)
             time.sleep(window)
-            used, commands = cpu_seconds(manager) - before, _commands(bench) - commands
+            used, commands = _manager_cpu(manager) - before, _commands(bench) - commands
         finally:
             running.stop()
         bench.record("idle manager CPU", system.name, n, "CPU s/min", used / window * 60)
         bench.record(
             "idle Redis commands per worker", system.name, n, "per s", commands / n / window
         )
+
+
+def _manager_cpu(root: int) -> float:
+    """CPU seconds of a manager: ours is the master and its generation (the manager of the
+    loaded release, resque_pool/pool/master.py); a peer's is its root process."""
+    return sum(cpu_seconds(pid) for pid in tree(root) if pid == root or is_generation(pid))
 
 
 def _commands(bench: Bench) -> int:

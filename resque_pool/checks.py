@@ -2,12 +2,14 @@
 
 Ids: E001 Redis URL scheme, E002 empty namespace, E003 loader not importable, E004 number
 out of range, E005 wrong type, E006 the Tasks backend on Django 5.2 without the backport's
-app, E007 Sentinel settings (an address that is not host:port, no service name, a unix://
-URL), E008 not one of the values a setting takes, E009 failure backends (the failed list
-not first, a path that cannot be imported or is no backend), E010 the metrics view in the
-URLconf without prometheus-client; W001 a prune interval that would prune live workers,
-W002 a short RESQUE_METRICS_TOKEN.
-(The Tasks backend's own checks, ``resque_pool.tasks.E…``, run with the framework's.)
+app, E007 Sentinel settings (an address that is not host:port, no service name, a user
+without a password, a unix:// URL), E008 not one of the values a setting takes, E009
+failure backends (the failed list not first, a path that cannot be imported or is no
+backend), E010 Redis Cluster settings (a namespace without a hash tag, Sentinel too, a
+unix:// URL, a database other than 0), E011 the metrics view in the URLconf without
+prometheus-client; W001 a prune interval that would prune live workers, W002 a short
+RESQUE_METRICS_TOKEN. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run with
+the framework's.)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlparse
 
 import django
 from django.apps import AppConfig, apps
@@ -25,6 +28,7 @@ from django.utils.module_loading import import_string
 from resque_pool import failure_backends
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
+from resque_pool.resque.cluster import hash_tag
 from resque_pool.metrics import views as metrics_views
 from resque_pool.resque.connection import sentinel_addresses
 
@@ -99,7 +103,7 @@ def check_metrics_view(
             "resque_pool.metrics.views.metrics is in the URLconf but prometheus-client is "
             "not installed.",
             hint="pip install 'django-resque-pool[metrics]'",
-            id="resque_pool.E010",
+            id="resque_pool.E011",
         )
     ]
 
@@ -157,6 +161,7 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
             )
         )
     errors.extend(_sentinel_checks(valid))
+    errors.extend(_cluster_checks(valid))
     if valid.get("RESQUE_NAMESPACE") == "":
         errors.append(
             checks.Error("RESQUE_NAMESPACE must be a non-empty string.", id="resque_pool.E002")
@@ -221,6 +226,15 @@ def _sentinel_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                 "The master's name in the sentinels' configuration (sentinel monitor NAME ...).",
             )
         )
+    if valid.get("RESQUE_REDIS_SENTINEL_USERNAME") and not valid.get(
+        "RESQUE_REDIS_SENTINEL_PASSWORD"
+    ):
+        problems.append(
+            (
+                "RESQUE_REDIS_SENTINEL_USERNAME is set but RESQUE_REDIS_SENTINEL_PASSWORD is not.",
+                "An ACL user authenticates with a password (AUTH user password).",
+            )
+        )
     url = valid.get("RESQUE_REDIS_URL")
     if url is not None and url.startswith("unix://"):
         problems.append(
@@ -232,6 +246,30 @@ def _sentinel_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
             )
         )
     return [checks.Error(text, hint=hint, id="resque_pool.E007") for text, hint in problems]
+
+
+def _cluster_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
+    if not valid.get("RESQUE_REDIS_CLUSTER"):
+        return []
+    problems: list[str] = []
+    namespace = valid.get("RESQUE_NAMESPACE")
+    if namespace and hash_tag(namespace) is None:
+        problems.append(
+            f"RESQUE_REDIS_CLUSTER needs a RESQUE_NAMESPACE with a hash tag such as "
+            f"'{{resque}}', not {_short.repr(namespace)}: its keys would spread over slots."
+        )
+    if valid.get("RESQUE_REDIS_SENTINELS"):
+        problems.append("RESQUE_REDIS_CLUSTER and RESQUE_REDIS_SENTINELS exclude each other.")
+    url = valid.get("RESQUE_REDIS_URL") or ""
+    if url.startswith("unix://"):
+        problems.append("RESQUE_REDIS_CLUSTER needs a redis:// or rediss:// RESQUE_REDIS_URL.")
+    elif url.startswith(("redis://", "rediss://")):
+        database = urlparse(url).path.strip("/") or "0"
+        if database != "0":
+            problems.append(
+                f"RESQUE_REDIS_CLUSTER: Redis Cluster has only database 0, not {database}."
+            )
+    return [checks.Error(text, id="resque_pool.E010") for text in problems]
 
 
 def _failure_backend_checks(paths: list[Any]) -> list[checks.CheckMessage]:

@@ -100,6 +100,22 @@ SETTINGS: tuple[Setting, ...] = (
         optional=True,
     ),
     Setting(
+        "RESQUE_REDIS_SENTINEL_USERNAME",
+        None,
+        (str,),
+        "The sentinels' ACL user, with RESQUE_REDIS_SENTINEL_PASSWORD as its password; the "
+        "master's user is the URL's.",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_REDIS_CLUSTER",
+        False,
+        (bool,),
+        "Redis Cluster: RESQUE_REDIS_URL names one node (or the service's configuration "
+        "endpoint) and every process follows the master serving the namespace's slot; "
+        "RESQUE_NAMESPACE needs a hash tag, e.g. '{resque}'.",
+    ),
+    Setting(
         "RESQUE_ENQUEUE_WAIT_REPLICAS",
         0,
         (int,),
@@ -121,6 +137,15 @@ SETTINGS: tuple[Setting, ...] = (
         (str,),
         "Dotted path to a callable (environment) -> {'q1,q2': count}; optional reset().",
         optional=True,
+    ),
+    Setting(
+        "RESQUE_POOL_DRAIN_TIMEOUT",
+        600,
+        NUMBER,
+        "Seconds a worker of a retiring generation (after a HUP deploy) may go on with its "
+        "job before it is stopped; the job then follows the loss policy (None: no bound).",
+        optional=True,
+        positive=True,
     ),
     Setting(
         "RESQUE_POOL_LOADER_PERIOD",

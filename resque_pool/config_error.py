@@ -23,3 +23,10 @@ def quote(value: Any) -> str:
 
 def clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def one_line(error: BaseException) -> str:
+    """``"Type: first line of the message"`` for an error from code we do not control (a
+    loader, a database driver), whose message may run over many lines."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

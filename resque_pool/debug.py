@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from django.template.defaultfilters import pprint
 from django.views import debug
 
+from resque_pool.conf import settings
+
 MASK = "********"
 
 # scheme://userinfo@ : the authority runs to the first "/", "?", "#" or blank, and the
@@ -80,8 +82,6 @@ class SafeExceptionReporterFilter(debug.SafeExceptionReporterFilter):
     def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> Any:
         # Locals are any objects (a URL string, redis-py's connection kwargs, an auth
         # tuple): mask their printed form, as the page would show it.
-        from resque_pool.conf import settings
-
         secret = url_password(settings.RESQUE_REDIS_URL)
         shown = []
         for name, value in super().get_traceback_frame_variables(request, tb_frame):

@@ -16,7 +16,7 @@ class WorkerCountQuerySet(models.QuerySet):
         every environment and every pool, rows for this environment, rows for this pool,
         rows for both (as resque-pool merges its YAML file's root with an environment
         section). Inside a layer, by id: the order in which operators added the lists.
-        ``counts_for`` and ``limits_for`` merge these, each its own way."""
+        ``config_for`` folds them."""
         rows = self.filter(
             models.Q(environment="") | models.Q(environment=environment or ""),
             models.Q(pool="") | models.Q(pool=pool or ""),
@@ -28,24 +28,31 @@ class WorkerCountQuerySet(models.QuerySet):
         )
         return [values for _rank, _index, values in ranked]
 
-    def counts_for(self, environment: str | None, pool: str | None) -> dict[str, int]:
-        """The merged ``{"q1,q2": count}`` for one pool, in configuration order: each layer
-        overrides the one before per queue list."""
-        merged: dict[str, int] = {}
-        for queues, count in self.layers(environment, pool, "queues", "count"):
-            merged[queues] = count
-        return merged
-
-    def limits_for(self, environment: str | None, pool: str | None) -> dict[str, dict[str, int]]:
-        """``{"q1,q2": {"job_timeout": 30, ...}}`` for one pool: the same layers as
-        ``counts_for``, merged per limit (a more specific row's blank inherits the value of a
-        more general one); lists without any limit are left out."""
-        merged: dict[str, dict[str, int]] = {}
-        for queues, *values in self.layers(environment, pool, "queues", *LIMIT_FIELDS):
+    def config_for(
+        self, environment: str | None, pool: str | None
+    ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """One pool's counts and limits from one query, the layers folded once: a count is
+        overridden per queue list by each more specific layer, a limit per limit (a more
+        specific row's blank inherits the value of a more general one). Both in
+        configuration order; lists without any limit are left out of the limits."""
+        counts: dict[str, int] = {}
+        limits: dict[str, dict[str, int]] = {}
+        for queues, count, *values in self.layers(
+            environment, pool, "queues", "count", *LIMIT_FIELDS
+        ):
+            counts[queues] = count
             for name, value in zip(LIMIT_FIELDS, values, strict=True):
                 if value is not None:
-                    merged.setdefault(queues, {})[name] = value
-        return merged
+                    limits.setdefault(queues, {})[name] = value
+        return counts, limits
+
+    def counts_for(self, environment: str | None, pool: str | None) -> dict[str, int]:
+        """The merged ``{"q1,q2": count}`` for one pool (see ``config_for``)."""
+        return self.config_for(environment, pool)[0]
+
+    def limits_for(self, environment: str | None, pool: str | None) -> dict[str, dict[str, int]]:
+        """``{"q1,q2": {"job_timeout": 30, ...}}`` for one pool (see ``config_for``)."""
+        return self.config_for(environment, pool)[1]
 
 
 # A queue list's own limits (worker/limits.py); blank means the setting's value.

@@ -23,13 +23,15 @@ if [ ! -f "$stamp" ]; then
 fi
 
 # Debian packages the suite uses when it can have them: a real redis-server (else the
-# tests fall back to fakeredis over TCP), redis-sentinel for the failover tests (else
-# they are skipped with the reason), Chromium for the admin's browser test and
+# tests fall back to fakeredis over TCP), redis-sentinel for the failover tests and
+# redis-tools' redis-cli for the cluster tests (else they are skipped with the reason),
+# Chromium for the admin's browser test and
 # faketime for the schedulers' wrong-clock tests (else those tests are skipped with the
 # reason). Only root on a Debian-like system installs.
 want=()
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || want+=(redis-sentinel)
+command -v redis-cli >/dev/null 2>&1 || want+=(redis-tools)
 command -v faketime >/dev/null 2>&1 || want+=(faketime)
 if [ "${RESQUE_POOL_SKIP_BROWSER:-}" = "" ] && ! command -v chromium >/dev/null 2>&1; then
     want+=(chromium)

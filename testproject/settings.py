@@ -18,6 +18,8 @@ env = environ.Env(
     RESQUE_REDIS_SENTINELS=(list, []),
     RESQUE_REDIS_SENTINEL_SERVICE=(str, ""),
     RESQUE_REDIS_SENTINEL_PASSWORD=(str, ""),
+    RESQUE_REDIS_SENTINEL_USERNAME=(str, ""),
+    RESQUE_REDIS_CLUSTER=(bool, False),
     ALLOWED_HOSTS=(list, ["*"]),
 )
 
@@ -93,6 +95,10 @@ RESQUE_NAMESPACE = env("RESQUE_NAMESPACE")
 RESQUE_REDIS_SENTINELS = env("RESQUE_REDIS_SENTINELS") or None
 RESQUE_REDIS_SENTINEL_SERVICE = env("RESQUE_REDIS_SENTINEL_SERVICE") or None
 RESQUE_REDIS_SENTINEL_PASSWORD = env("RESQUE_REDIS_SENTINEL_PASSWORD") or None
+RESQUE_REDIS_SENTINEL_USERNAME = env("RESQUE_REDIS_SENTINEL_USERNAME") or None
+# Redis Cluster: RESQUE_REDIS_CLUSTER=true, the URL naming one node, and a namespace with a
+# hash tag (RESQUE_NAMESPACE={resque}).
+RESQUE_REDIS_CLUSTER = env("RESQUE_REDIS_CLUSTER")
 # "plain" or "json": JSON lines for a log collector (docs/settings.md).
 RESQUE_LOG_FORMAT = env("RESQUE_LOG_FORMAT", default="plain")
 # RESQUE_REDIS_URL may hold a password that Django's own filter would show on error pages

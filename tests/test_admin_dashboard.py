@@ -395,6 +395,24 @@ def test_pools_of_different_apps_on_one_host_are_told_apart(viewer):
     assert "<th>App</th>" in body and "<td>shop</td>" in body and "<td>billing</td>" in body
 
 
+def test_a_pool_shows_its_generation_and_a_deploy_that_waits(viewer):
+    pool_state.publish(
+        {
+            "id": "web1:12",
+            "host": "web1",
+            "pid": 12,
+            "appname": "shop",
+            "pool": "web1",
+            "status": "running",
+            "generation": 2,
+            "deploy": "generation 1 still drains 1 worker(s); the new release loads once gone",
+        }
+    )
+    body = viewer.get(url("poll")).content.decode()
+    assert "running (generation 2)" in body
+    assert "generation 1 still drains 1 worker(s)" in body
+
+
 def test_redis_down_page_says_read_only_only_to_viewers(viewer, operator, settings):
     from resque_pool.resque import connection
 

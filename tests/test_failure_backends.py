@@ -18,7 +18,7 @@ import pytest
 from resque_pool import enqueue
 from tests.support.common import ROOT, wait_until
 from tests.support.pool_fixtures import first_failure, processing_worker, write
-from tests.support.processes import cmdline
+from tests.support.processes import cmdline, parent_of
 from tests.support.redis_server import free_port, spawn_redis_server
 
 pytest.importorskip("sentry_sdk")
@@ -135,13 +135,15 @@ def test_dirty_exits_are_sent_by_the_worker_and_by_the_manager(
     # The worker killed mid-job: the manager finds it dead and sends.
     enqueue("Sleep", 60)
     wait_until(lambda: processing_worker(resque), 20, 0.1, "a job in flight")
+    generation = parent_of(worker_pid)  # the worker's manager
     os.kill(worker_pid, signal.SIGKILL)
     first, second = tracker.events(2, pool)
-    assert second["pid"] == pool.pid
+    # Its manager is the pool's generation (pool/master.py), a child of the pool's pid.
+    assert second["pid"] == generation and parent_of(generation) == pool.pid
     kind, text = exception_of(second)
     assert kind == "DirtyExit" and "did not gracefully exit" in text
     assert resque.client.llen(resque.key("failed")) == 2
-    assert [s["pid"] for s in tracker.signals()] == [worker_pid, pool.pid]
+    assert [s["pid"] for s in tracker.signals()] == [worker_pid, generation]
 
 
 def test_retried_attempts_reach_the_signal_only(start_pool, tmp_path, resque, tracker):

@@ -5,6 +5,7 @@ job class and task id where they apply; a bad value is refused in one line."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 
 from resque_pool import enqueue
@@ -46,8 +47,15 @@ def test_every_process_of_a_pool_logs_json_lines(start_pool, tmp_path, resque):
         assert list(entry)[:4] == ["time", "level", "logger", "pid"], entry
         assert entry["time"].endswith("Z") and "message" in entry
 
-    manager = [e for e in entries if e["pid"] == pool.pid]
+    # The master (the pool's pid) and the generation it started, which manages the workers.
+    (generation,) = {
+        int(found.group(1))
+        for e in entries
+        if e["pid"] == pool.pid and (found := re.match(r"generation 1 \(pid (\d+)\)", e["message"]))
+    }
+    manager = [e for e in entries if e["pid"] in (pool.pid, generation)]
     assert any(e["message"] == "started manager" for e in manager)
+    assert any(e["message"] == "master finished" for e in manager)
     assert all("worker" not in e for e in manager)
 
     scheduler = [e for e in entries if e["logger"] == "resque_pool.scheduler.process"]
@@ -63,7 +71,7 @@ def test_every_process_of_a_pool_logs_json_lines(start_pool, tmp_path, resque):
     assert len(failed) == 1
     (child,) = failed
     assert child["level"] == "ERROR"
-    assert child["pid"] not in worker_pids and child["pid"] != pool.pid
+    assert child["pid"] not in worker_pids and child["pid"] not in (pool.pid, generation)
     assert child["worker"] == failure["worker"]
     assert (child["queue"], child["job_class"]) == ("demo", "Fail")
 

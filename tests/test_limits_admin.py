@@ -64,6 +64,8 @@ def test_a_rows_limits_reach_the_running_pools_next_worker(start_pool, database_
     pool.wait_for_workers({"demo": 1})
     row.job_timeout = 1
     row.save()
+    # Read with the counts, in the same query, within a loader period (none per spawn).
+    pool.wait_for_log(r"limits per queue list from database: \{'demo': \{'job_timeout': 1")
     enqueue("Record", "first")  # run by the worker started before the change
     wait_until(
         lambda: "recycled itself" in pool.log(), timeout=TIMEOUT, message="the first recycle"
@@ -91,26 +93,27 @@ def test_a_custom_loaders_limits_reach_the_pools_workers(start_pool, resque):
     assert re.search(r"recycles: it ran 2 jobs \(limit 2\)", pool.log())
     [second] = pool.wait_for_workers({"demo": 1})
     assert second != first
-    # The replacement read the loader's limits again at its spawn.
+    # The replacement started with the loader's limits too.
     entry = sleep_ends_at_one_second(resque, pool)
     assert entry["worker"].split(":")[1] == str(second)
     assert resque.client.smembers(resque.key("demo", "done")) == {"a", "b"}
 
 
-def test_a_batch_of_spawns_reads_the_loaders_limits_once(start_pool, resque, tmp_path):
+def test_spawning_workers_never_asks_the_loader(start_pool, resque, tmp_path):
     calls = tmp_path / "limits-calls"
     settings = limiting_loader({"max_jobs": 5})
     settings["TEST_LOADER_LISTS"] = {"demo": 2, "high": 1, "low": 1}
     settings["TEST_LOADER_LIMITS_CALLS"] = str(calls)
     pool = start_pool(settings=settings)
     pool.wait_for_workers({"demo": 2, "high": 1, "low": 1})
-    # Four workers of three lists, forked in one batch: one limits() call, not one per list.
+    # Four workers of three lists forked with the limits of the one load at start (the
+    # loader is throttled to 30 s): no call per spawn, nor per batch.
     assert calls.read_text().splitlines() == ["limits()"]
 
 
 def test_invalid_limits_from_a_loader_are_logged_and_the_workers_run(start_pool, resque):
     pool = start_pool(settings=limiting_loader({"timeout": 1, "max_jobs": 2}))
-    pool.wait_for_log(r"could not read the limits of demo: .*unknown limit 'timeout'")
+    pool.wait_for_log(r"could not load the limits from .*unknown limit 'timeout' for 'demo'")
     [worker] = pool.wait_for_workers({"demo": 1})
     for token in ("a", "b", "c"):
         enqueue("Record", token)

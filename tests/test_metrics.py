@@ -373,7 +373,7 @@ def test_without_prometheus_client_the_view_and_check_say_what_to_install(resque
     assert result.stdout.startswith("500 resque_pool.metrics needs prometheus-client")
     assert "django-resque-pool[metrics]" in result.stdout
     assert result.returncode != 0
-    assert "resque_pool.E010" in result.stderr
+    assert "resque_pool.E011" in result.stderr
 
 
 def test_pool_state_figures_are_json(resque):

@@ -1,9 +1,11 @@
 """Stops as platforms deliver them, and job children that die with their worker.
 
 - Heroku stops a dyno with TERM to every process at once and KILL 30 s later (and asks
-  for ``TERM_CHILD=1``); a job interrupted by that stop is, under
-  ``RESQUE_REQUEUE_DIRTY_JOBS``, back at the head of its queue, as a killed one is;
-  without the policy it is a ``Resque::TermException`` failure, as in Resque.
+  for ``TERM_CHILD=1``); Kubernetes sends TERM to the container's main process only, and
+  KILL to everything left when ``terminationGracePeriodSeconds`` ends. A job interrupted
+  by either stop is, under ``RESQUE_REQUEUE_DIRTY_JOBS``, back at the head of its queue,
+  as a killed one is, with no failure entry; without the policy it is a
+  ``Resque::TermException`` failure, as in Resque.
 - A job child asks the kernel to be killed when its worker dies (Linux), so a
   ``resque_work`` SIGKILLed mid-job leaves no job running on as an orphan.
 """
@@ -44,10 +46,47 @@ def push(resque, tokens_and_seconds: list[tuple[str, float]]) -> None:
     pipe.execute()
 
 
-@pytest.mark.parametrize("requeue", [True, False], ids=["requeue", "default"])
-@pytest.mark.parametrize("fork_per_job", [True, False], ids=["fork", "in-process"])
-def test_a_heroku_stop_requeues_the_jobs_it_interrupts(
-    resque, start_pool, tmp_path, fork_per_job, requeue
+def heroku_stop(pool) -> None:
+    """TERM to every process of the dyno at once, KILL to the survivors 10 s later (30 s
+    on Heroku; RESQUE_TERM_TIMEOUT's 4 s fit in either)."""
+    processes = tree(pool.pid)
+    for pid in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    kill_survivors(processes, grace=10)
+
+
+def kubernetes_stop(pool) -> None:
+    """TERM to the container's main process only, KILL to everything left when
+    terminationGracePeriodSeconds ends (10 s here)."""
+    processes = tree(pool.pid)
+    os.kill(pool.pid, signal.SIGTERM)
+    kill_survivors(processes, grace=10)
+
+
+def kill_survivors(processes: list[int], grace: float) -> None:
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(alive(pid) for pid in processes):
+        time.sleep(0.1)
+    for pid in processes:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    ("platform_stop", "fork_per_job", "requeue"),
+    [
+        pytest.param(heroku_stop, True, True, id="heroku-fork-requeue"),
+        pytest.param(heroku_stop, True, False, id="heroku-fork-default"),
+        pytest.param(heroku_stop, False, True, id="heroku-in-process-requeue"),
+        pytest.param(heroku_stop, False, False, id="heroku-in-process-default"),
+        pytest.param(kubernetes_stop, True, True, id="kubernetes-fork-requeue"),
+        pytest.param(kubernetes_stop, False, True, id="kubernetes-in-process-requeue"),
+    ],
+)
+def test_a_platform_stop_requeues_the_jobs_it_interrupts(
+    resque, start_pool, tmp_path, platform_stop, fork_per_job, requeue
 ):
     env = {"TERM_CHILD": "1", "FORK_PER_JOB": "true" if fork_per_job else "false"}
     settings = {"RESQUE_REQUEUE_DIRTY_JOBS": requeue}
@@ -63,18 +102,7 @@ def test_a_heroku_stop_requeues_the_jobs_it_interrupts(
         20,
         message=lambda: f"three long jobs running:\n{pool.log()}",
     )
-    # The stop: TERM to every process of the tree at once, KILL to survivors after a grace.
-    processes = tree(pool.pid)
-    for pid in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(pid) for pid in processes):
-        time.sleep(0.1)
-    survivors = [pid for pid in processes if alive(pid)]
-    for pid in survivors:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    platform_stop(pool)
     pool.wait_exit(20)
 
     failed = resque.client.lrange(resque.key("failed"), 0, -1)

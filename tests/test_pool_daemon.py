@@ -15,7 +15,7 @@ import pytest
 from resque_pool.pool import state as pool_state
 from tests.support.common import manage_command, wait_until
 from tests.support.pool_fixtures import SETTINGS, registered, write
-from tests.support.processes import alive, children, cmdline, kill_tree, worker_titles
+from tests.support.processes import alive, cmdline, kill_tree, pool_children, worker_titles
 
 
 def ppid_of(pid: int) -> int:
@@ -53,10 +53,10 @@ def test_daemon_defaults_detach_winch_and_reopen(resque, tmp_path):
 
         # WINCH (handled because daemonized): zero workers, and it stays at zero until HUP
         os.kill(pid, signal.SIGWINCH)
-        wait_until(lambda: not children(pid), 20, message="workers stopped by WINCH")
+        wait_until(lambda: not pool_children(pid), 20, message="workers stopped by WINCH")
         deadline = time.monotonic() + 2.5  # several loader periods
         while time.monotonic() < deadline:
-            assert not children(pid), "workers came back before HUP"
+            assert not pool_children(pid), "workers came back before HUP"
             time.sleep(0.1)
         assert [p["status"] for p in pool_state.all_pools() if p["pid"] == pid] == ["paused"]
 

@@ -10,7 +10,15 @@ import pytest
 
 from resque_pool.config_error import ConfigError
 from resque_pool.models import WorkerCount
-from resque_pool.pool.loaders import DatabaseLoader, Throttled, choose_source, loader_limits
+from resque_pool.pool.loaders import (
+    CallableLoader,
+    ConfigLoader,
+    DatabaseLoader,
+    PoolConfig,
+    Source,
+    Throttled,
+    choose_source,
+)
 from resque_pool.pool.manager import Manager, Options
 
 # -- Throttled (spec/config_loaders/throttled_spec.rb) -------------------------------------
@@ -130,7 +138,9 @@ def test_choose_source_order(settings, tmp_path):
     assert choose_source(path, "web1").strict
     source = choose_source(None, "web1")
     assert source.description == "tests.support.processes.ReversingLoader"
-    assert type(source.loader).__name__ == "ReversingLoader"  # a class is instantiated
+    # A class is instantiated; written for resque-pool's interface, it is wrapped.
+    assert isinstance(source.loader, CallableLoader)
+    assert type(source.loader.loader).__name__ == "ReversingLoader"
     settings.RESQUE_POOL_CONFIG_LOADER = None
     assert choose_source(None, "web1").description == "database"
     settings.RESQUE_POOL_CONFIG_LOADER = "tests.support.processes.nothing_here"
@@ -145,11 +155,14 @@ def test_database_loader_merges_layers(django_assert_num_queries):
     WorkerCount.objects.create(queues="a", count=3, environment="production")
     WorkerCount.objects.create(queues="b", count=0, pool="web1")
     WorkerCount.objects.create(queues="c", count=5, environment="production", pool="web2")
+    WorkerCount.objects.filter(queues="c").update(max_jobs=7)
     loader = DatabaseLoader("web1")
-    with django_assert_num_queries(1):  # one small query per period per pool
-        assert loader("production") == {"a": 3, "b": 0}
-    assert DatabaseLoader("web2")("production") == {"a": 3, "b": 2, "c": 5}
-    assert DatabaseLoader("web2")("staging") == {"a": 1, "b": 2}
+    with django_assert_num_queries(1):  # one small query per period per pool, limits included
+        assert loader.load("production") == PoolConfig({"a": 3, "b": 0}, {})
+    assert DatabaseLoader("web2").load("production") == PoolConfig(
+        {"a": 3, "b": 2, "c": 5}, {"c": {"max_jobs": 7}}
+    )
+    assert DatabaseLoader("web2").load("staging").counts == {"a": 1, "b": 2}
 
 
 class LimitsFrom:
@@ -165,28 +178,78 @@ class LimitsFrom:
         return self.found
 
 
+def limits_of(loader, environment=None):
+    wrapped = loader if isinstance(loader, ConfigLoader) else CallableLoader(loader)
+    source = Source(wrapped, "mine")
+    return source.limits_of(source.load(environment))
+
+
 def test_a_loaders_limits_are_validated_and_normalised_as_a_files():
     found = {" a , b": {"max_jobs": 5}, "c": {}}
-    assert loader_limits(LimitsFrom(found), None, "mine") == {"a,b": {"max_jobs": 5}, "c": {}}
-    assert loader_limits(Throttled(LimitsFrom(found)), None, "mine")["a,b"] == {"max_jobs": 5}
-    assert loader_limits(LimitsFrom(None), None, "mine") == {}
-    assert loader_limits(lambda environment: {"a": 1}, None, "mine") == {}  # no limits()
+    assert limits_of(LimitsFrom(found)) == {"a,b": {"max_jobs": 5}, "c": {}}
+    assert limits_of(Throttled(LimitsFrom(found)))["a,b"] == {"max_jobs": 5}
+    assert limits_of(LimitsFrom(None)) == {}
+    assert limits_of(lambda environment: {"a": 1}) == {}  # no limits()
 
 
 @pytest.mark.parametrize(
     ("found", "error"),
     [
-        ({"a": {"timeout": 5}}, "mine limits(): unknown limit 'timeout' for 'a'"),
+        ({"a": {"timeout": 5}}, "mine limits: unknown limit 'timeout' for 'a'"),
         ({"a": {"max_jobs": 0}}, "max_jobs for 'a' must be an integer from 1 to 2147483647"),
         ({"a": {"job_timeout": "300"}}, "job_timeout for 'a' must be an integer"),
         ({"a": {"max_memory_mb": True}}, "max_memory_mb for 'a' must be an integer"),
         ({"a": 5}, "limits for 'a' must be a mapping"),
-        (["a"], "mine limits(): expected a mapping, got list"),
+        (["a"], "mine limits: expected a mapping, got list"),
     ],
 )
 def test_invalid_limits_from_a_loader_are_a_config_error(found, error):
     with pytest.raises(ConfigError, match=re.escape(error)):
-        loader_limits(LimitsFrom(found), None, "mine")
+        limits_of(LimitsFrom(found))
+
+
+class Counted(ConfigLoader):
+    """A loader written to the contract: counts and limits together, and a cache."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+        self.cached: PoolConfig | None = None
+
+    def load(self, environment):
+        if self.cached is None:
+            self.loads += 1
+            self.cached = PoolConfig({" high, low": 2}, {"high,low": {"job_timeout": 30}})
+        return self.cached
+
+    def reset(self):
+        self.cached = None
+
+
+def test_a_contract_loader_gives_counts_and_limits_in_one_load():
+    loader = Counted()
+    source = Source(loader, "counted")
+    config = source.load(None)
+    assert source.counts_of(config) == {"high,low": 2}  # normalised
+    assert source.limits_of(config) == {"high,low": {"job_timeout": 30}}
+    assert loader.loads == 1
+    throttled = Throttled(loader, period=10, time_source=lambda: 0.0)
+    assert throttled(None) == {" high, low": 2}  # calling it gives the counts, as Ruby's
+    throttled.reset()  # passed on: the wrapped loader forgets its cache
+    assert throttled.load(None) is not config and loader.loads == 2
+
+
+def test_a_load_that_is_not_a_pool_config_is_a_one_line_error():
+    class Sloppy(ConfigLoader):
+        def load(self, environment):
+            return {"a": 1}
+
+    with pytest.raises(ConfigError, match="sloppy: load\\(\\) must return a PoolConfig, got dict"):
+        Source(Sloppy(), "sloppy").load(None)
+
+
+def test_the_base_contract_says_what_is_missing():
+    with pytest.raises(NotImplementedError, match="must implement load"):
+        ConfigLoader().load(None)
 
 
 # -- the manager's loading: last good counts stay, errors logged once per change ------------
@@ -208,9 +271,8 @@ def test_manager_keeps_last_good_counts_and_logs_each_error_once(caplog):
             raise outcome
         return outcome
 
-    from resque_pool.pool.loaders import Source
-
-    manager = Manager(Source(loader, "flaky"), Options(environment=None, pool="p", appname="t"))
+    options = Options(environment=None, pool="p", appname="t")
+    manager = Manager(Source(CallableLoader(loader), "flaky"), options)
     caplog.set_level(logging.INFO, logger="resque_pool")
     assert manager.load_counts()
     assert manager.counts == {"a": 1}

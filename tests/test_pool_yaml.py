@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from resque_pool.config_error import ConfigError
-from resque_pool.pool.config import FileLoader, load_file, merge_environment, validate_counts
+from resque_pool.pool.config import load_file, merge_environment, validate_counts
+from resque_pool.pool.loaders import FileLoader
 from resque_pool.yaml_file import interpolate, parse_yaml
 
 # -- merging (resque-pool's FileOrHashLoader#apply_environment) -----------------------------
@@ -167,11 +168,11 @@ def test_file_loader_reads_again_only_after_reset(tmp_path):
     path = tmp_path / "pool.yml"
     path.write_text("orig: 1\n")
     loader = FileLoader(str(path))
-    assert loader(None) == {"orig": 1}
+    assert loader.load(None).counts == {"orig": 1}
     path.write_text("changed: 1\n")
-    assert loader(None) == {"orig": 1}  # "should not automatically load the changes"
+    assert loader.load(None).counts == {"orig": 1}  # "should not automatically load the changes"
     loader.reset()
-    assert loader(None) == {"changed": 1}  # "should reload the changes on HUP signal"
+    assert loader.load(None).counts == {"changed": 1}  # "should reload the changes on HUP signal"
 
 
 def test_file_loader_caches_a_failure_until_reset(tmp_path):
@@ -179,12 +180,12 @@ def test_file_loader_caches_a_failure_until_reset(tmp_path):
     path.write_text("foo: [\n")
     loader = FileLoader(str(path))
     with pytest.raises(ConfigError):
-        loader(None)
+        loader.load(None)
     path.write_text("foo: 1\n")
     with pytest.raises(ConfigError):  # not re-read every second
-        loader(None)
+        loader.load(None)
     loader.reset()
-    assert loader(None) == {"foo": 1}
+    assert loader.load(None).counts == {"foo": 1}
 
 
 def _traceback_length(error: BaseException) -> int:
@@ -202,7 +203,7 @@ def test_a_cached_failure_does_not_grow_with_each_raise(tmp_path):
     seen = []
     for _ in range(50):
         try:
-            loader(None)
+            loader.load(None)
         except ConfigError as error:
             seen.append((_traceback_length(error), error.__context__, error.__cause__))
     assert len(seen) == 50

@@ -9,7 +9,9 @@ import pytest
 import tests.support.limits_jobs  # noqa: F401  (registers the jobs enqueued here)
 from resque_pool import enqueue
 from resque_pool.config_error import ConfigError
-from resque_pool.pool.config import FileLoader, load, merge_environment, merge_limits
+from resque_pool.pool.config import load, merge_environment, merge_limits
+from resque_pool.pool.loaders import FileLoader, PoolConfig, Source
+from resque_pool.pool.manager import Manager, Options
 from resque_pool.yaml_file import parse_yaml
 from tests.support.pool_fixtures import first_failure, write
 
@@ -130,22 +132,27 @@ def test_an_environment_named_limits_is_refused_when_the_file_has_limits():
         merge_limits(config, "limits", "f")
 
 
-def test_the_file_loader_gives_limits_and_keeps_the_last_good_ones(tmp_path):
+def test_the_file_loader_gives_limits_and_the_manager_keeps_the_last_good_ones(tmp_path):
     path = write(tmp_path / "pool.yml", "foo: 1\nlimits:\n  foo: {job_timeout: 5}\n")
     loader = FileLoader(str(path))
-    assert loader.limits(None) == {"foo": {"job_timeout": 5}}
-    assert loader(None) == {"foo": 1}
+    assert loader.load(None) == PoolConfig({"foo": 1}, {"foo": {"job_timeout": 5}})
     write(path, "foo: 1\nlimits:\n  foo: {job_timeout: 9}\n")
-    assert loader.limits(None) == {"foo": {"job_timeout": 5}}  # cached until HUP
+    assert loader.load(None).limits == {"foo": {"job_timeout": 5}}  # cached until HUP
     loader.reset()
-    assert loader.limits(None) == {"foo": {"job_timeout": 9}}
-    # A broken file on HUP: the counts raise (the manager keeps its last good counts) and
-    # the limits stay the last good ones.
-    write(path, "foo: 1\nlimits:\n  foo: {job_timeout: nope}\n")
-    loader.reset()
-    with pytest.raises(ConfigError, match="job_timeout for 'foo'"):
-        loader(None)
-    assert loader.limits(None) == {"foo": {"job_timeout": 9}}
+    manager = Manager(Source(loader, str(path)), Options(environment=None, pool="p", appname="t"))
+    try:
+        assert manager.load_counts()
+        assert manager.limits == {"foo": {"job_timeout": 9}}
+        # A broken file on HUP: the load raises, and the manager keeps its last good
+        # counts and limits together.
+        write(path, "foo: 2\nlimits:\n  foo: {job_timeout: nope}\n")
+        loader.reset()
+        with pytest.raises(ConfigError, match="job_timeout for 'foo'"):
+            loader.load(None)
+        assert not manager.load_counts()
+        assert (manager.counts, manager.limits) == ({"foo": 1}, {"foo": {"job_timeout": 9}})
+    finally:
+        manager.signals.close()
 
 
 def test_invalid_limits_stop_the_start_with_one_line(run_manage, tmp_path):

@@ -44,6 +44,9 @@ def test_failure_entries_record_the_same_exception_names(exception, recorded):
         ("resque_pool.errors", "TermException"),
         ("resque_pool.hooks", "after_prefork"),
         ("resque_pool.pool.loaders", "Throttled"),
+        # docs/pool.md's loader contract.
+        ("resque_pool.pool.loaders", "ConfigLoader"),
+        ("resque_pool.pool.loaders", "PoolConfig"),
         ("resque_pool.tasks", "ResqueBackend"),
         ("resque_pool.metrics.views", "metrics"),  # docs/metrics.md: the URLconf's view
         # docs/scheduling.md and docs/api.md: the scheduler's documented imports, whose code

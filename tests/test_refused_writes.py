@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 
 import pytest
@@ -229,17 +230,29 @@ def test_jobs_that_meet_a_redis_out_of_memory_are_all_recorded(
 
 
 def test_a_worker_started_while_redis_refuses_writes_registers_once_it_takes_them(
-    resque, spawn_manage
+    resque, spawn_manage, tmp_path
 ):
     client = resque.client
-    with refusing(resque, "OOM"):
-        worker = spawn_manage("resque_work", "--queues", "demo", env={"INTERVAL": "0.2"})
-        time.sleep(2)
+    log = tmp_path / "worker.log"
+    with refusing(resque, "OOM"), log.open("w") as handle:
+        worker = spawn_manage(
+            "resque_work",
+            "--queues",
+            "demo",
+            env={"INTERVAL": "0.2"},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        # Once it met the refusal (a busy machine may take seconds to get it that far),
+        # and a few attempts more.
+        wait_until(lambda: "Redis refuses writes" in log.read_text(), 30, 0.1, "the refusal")
+        time.sleep(1.0)
         assert worker.poll() is None  # waiting, not crashed
         assert not client.smembers(resque.key("workers"))
     wait_until(lambda: client.smembers(resque.key("workers")), 15, message="registered")
     worker.terminate()
-    output = worker.communicate(timeout=20)[0]
+    worker.wait(timeout=20)
+    output = log.read_text()
     assert output.count("Redis refuses writes (OOM)") == 1, output
     assert "Traceback" not in output, output
 

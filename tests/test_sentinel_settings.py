@@ -4,10 +4,15 @@ errors for bad values. (The failover itself: tests/test_redis_failover.py.)"""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
+import redis
 
 from resque_pool.resque import connection
+from tests.support.common import wait_until
+from tests.support.redis_server import free_port
+from tests.support.sentinel import missing_binaries
 
 
 @pytest.fixture
@@ -22,6 +27,7 @@ def sentinel_settings(settings):
 def test_the_url_gives_password_db_and_tls_the_sentinels_the_address(sentinel_settings):
     sentinel_settings.RESQUE_REDIS_URL = "rediss://app:s3cret@ignored.example:1/3"
     sentinel_settings.RESQUE_REDIS_SENTINEL_PASSWORD = "sentinel-pw"
+    sentinel_settings.RESQUE_REDIS_SENTINEL_USERNAME = "watcher"
     pool = connection.get_redis().connection_pool
     options = pool.connection_kwargs
     assert (options["username"], options["password"], options["db"]) == ("app", "s3cret", 3)
@@ -33,7 +39,13 @@ def test_the_url_gives_password_db_and_tls_the_sentinels_the_address(sentinel_se
         (s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
         for s in sentinels
     ] == [("127.0.0.1", 26379), ("::1", 26380)]
-    assert {s.connection_pool.connection_kwargs["password"] for s in sentinels} == {"sentinel-pw"}
+    assert {
+        (
+            s.connection_pool.connection_kwargs["username"],
+            s.connection_pool.connection_kwargs["password"],
+        )
+        for s in sentinels
+    } == {("watcher", "sentinel-pw")}
     assert "Redis service 'mymaster'" in connection.describe_redis()
 
 
@@ -66,12 +78,21 @@ def test_without_sentinels_the_url_alone_decides(settings):
             {
                 "RESQUE_REDIS_SENTINELS": "127.0.0.1:26379",
                 "RESQUE_REDIS_SENTINEL_SERVICE": "m",
+                "RESQUE_REDIS_SENTINEL_USERNAME": "watcher",
+            },
+            "(resque_pool.E007) RESQUE_REDIS_SENTINEL_USERNAME is set but "
+            "RESQUE_REDIS_SENTINEL_PASSWORD is not.",
+        ),
+        (
+            {
+                "RESQUE_REDIS_SENTINELS": "127.0.0.1:26379",
+                "RESQUE_REDIS_SENTINEL_SERVICE": "m",
                 "RESQUE_REDIS_URL": "unix:///run/redis.sock",
             },
             "(resque_pool.E007) RESQUE_REDIS_SENTINELS needs a redis:// or rediss://",
         ),
     ],
-    ids=["not-host-port", "bad-port", "no-service", "unix-url"],
+    ids=["not-host-port", "bad-port", "no-service", "user-without-password", "unix-url"],
 )
 def test_bad_sentinel_settings_stop_the_commands_with_one_line(run_manage, env, message):
     result = run_manage("enqueue", "Noop", env=env)
@@ -93,3 +114,47 @@ def test_enqueue_reports_how_many_replicas_acknowledged(resque, settings):
     assert pushed.replicas == 0
     assert resque.client.llen(resque.key("queue", "demo")) == 1
     assert enqueue("Noop").replicas is None
+
+
+@pytest.mark.skipif(missing_binaries() is not None, reason=missing_binaries() or "")
+def test_an_acl_user_finds_the_master_through_sentinels_that_require_it(
+    tmp_path, settings, redis_server_url
+):
+    """A sentinel whose default user is off answers only its ACL user: with the user and
+    its password the client finds the master; with the password alone it is refused."""
+    port = free_port()
+    master_port = int(redis_server_url.rsplit(":", 1)[1].split("/")[0])
+    config = tmp_path / "sentinel.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor acl-test 127.0.0.1 {master_port} 1\n"
+        "user default off\n"
+        "user watcher on >watch-pw +@all\n"
+    )
+    sentinel = subprocess.Popen(
+        ["redis-sentinel", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        settings.RESQUE_REDIS_SENTINELS = [f"127.0.0.1:{port}"]
+        settings.RESQUE_REDIS_SENTINEL_SERVICE = "acl-test"
+        settings.RESQUE_REDIS_SENTINEL_PASSWORD = "watch-pw"
+        settings.RESQUE_REDIS_SENTINEL_USERNAME = "watcher"
+        connection.reset_connections()
+        wait_until(lambda: _pings(), 10, 0.05, "the master through the ACL-protected sentinel")
+        assert connection.get_redis().info("server")["tcp_port"] == master_port
+
+        settings.RESQUE_REDIS_SENTINEL_USERNAME = None
+        connection.reset_connections()
+        with pytest.raises(redis.RedisError):
+            connection.get_redis().ping()
+    finally:
+        connection.reset_connections()
+        sentinel.kill()
+        sentinel.wait(10)
+
+
+def _pings() -> bool:
+    try:
+        return connection.get_redis().ping()
+    except redis.RedisError:
+        return False

@@ -265,25 +265,33 @@ def test_resque_work_waits_for_redis_at_start_up(spawn_manage, tmp_path):
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    worker = spawn_manage(
-        "resque_work",
-        "--queues",
-        "demo",
-        "--interval",
-        "0.2",
-        env={"RESQUE_REDIS_URL": url, "RESQUE_NAMESPACE": "startup"},
-    )
-    time.sleep(1.5)
+    log = tmp_path / "worker.log"
+    with log.open("w") as handle:
+        worker = spawn_manage(
+            "resque_work",
+            "--queues",
+            "demo",
+            "--interval",
+            "0.2",
+            env={"RESQUE_REDIS_URL": url, "RESQUE_NAMESPACE": "startup"},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    # Redis starts only once the worker has met it down (a loaded machine may take
+    # seconds to get the worker that far), and after a few more attempts.
+    wait_until(lambda: "Redis is unreachable" in log.read_text(), 30, 0.1, "the first refusal")
+    time.sleep(1.0)
     assert worker.poll() is None, "the worker gave up before Redis answered"
     server = spawn_redis_server(port, str(tmp_path))
     try:
         client = redis.Redis.from_url(url, decode_responses=True)
         wait_until(lambda: _answers(client) and client.scard("startup:workers") == 1, 20)
         worker.send_signal(signal.SIGQUIT)
-        output = worker.communicate(timeout=20)[0]
+        worker.wait(timeout=20)
     finally:
         server.terminate()
         server.wait(10)
+    output = log.read_text()
     assert output.count("Redis is unreachable") == 1, output
     assert "Traceback" not in output
 

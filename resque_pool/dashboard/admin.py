@@ -27,9 +27,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from resque_pool.conf import settings
+from resque_pool.dashboard import base, urls
 from resque_pool.dashboard import pools as live_pools
 from resque_pool.dashboard import schedule_admin as _schedule_admin  # noqa: F401 (registers Schedule)
-from resque_pool.dashboard import urls, views
 from resque_pool.models import Dashboard, WorkerCount
 
 
@@ -166,7 +166,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
         if user.has_perm("resque_pool.view_dashboard") or user.has_perm(
             "resque_pool.change_dashboard"
         ):
-            extra_context = {**(extra_context or {}), "dashboard_url": views.url("changelist")}
+            extra_context = {**(extra_context or {}), "dashboard_url": base.url("changelist")}
         return super().changelist_view(request, extra_context)
 
     def warn_about_ceilings(self, request: HttpRequest) -> None:
@@ -207,16 +207,16 @@ class DashboardAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self) -> list[URLPattern]:
-        def wrap(view: views.View) -> Callable[..., HttpResponse]:
+        def wrap(view: base.View) -> Callable[..., HttpResponse]:
             def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-                views.check_permissions(self, request, view)  # before anything reads Redis
+                base.check_permissions(self, request, view)  # before anything reads Redis
                 try:
                     response = view(self, request, *args, **kwargs)
                     if hasattr(response, "render"):
                         response.render()  # template errors from Redis data surface here
                     return response
                 except redis_lib.RedisError as error:
-                    return views.redis_unavailable(self, request, error)
+                    return base.redis_unavailable(self, request, error)
 
             update_wrapper(guarded, view)
             return self.admin_site.admin_view(guarded)

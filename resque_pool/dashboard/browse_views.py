@@ -6,9 +6,9 @@ from django.contrib.admin import ModelAdmin
 from django.http import Http404, HttpRequest, HttpResponse
 
 from resque_pool.dashboard import data, keys
+from resque_pool.dashboard.base import page, render, url
 from resque_pool.dashboard.paging import paginate
 from resque_pool.dashboard.text import from_path, query_param
-from resque_pool.dashboard.views import page, render, url
 from resque_pool.resque import records
 
 WORKER_PAGE = 100

@@ -16,19 +16,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from resque_pool.dashboard import data, failures
+from resque_pool.dashboard.base import action, confirm, log_action, page, render, url
 from resque_pool.dashboard.paging import Counted, RedisList, page_number, paginate
 from resque_pool.dashboard.text import query_param
-from resque_pool.dashboard.views import (
-    FAILED_PAGE,
-    action,
-    confirm,
-    log_action,
-    page,
-    render,
-    url,
-)
 from resque_pool.resque import failures as failure
 from resque_pool.resque.connection import key
+
+FAILED_PAGE = 20
 
 
 def selection_of(request: HttpRequest) -> failure.Selection:

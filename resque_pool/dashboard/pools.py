@@ -45,6 +45,9 @@ def pools() -> list[dict[str, Any]]:
                     for name in (
                         *("id", "host", "pid", "appname", "pool", "environment", "status"),
                         *("source", "max_workers"),  # for the WorkerCount admin's warning
+                        # The release loaded (HUP starts the next) and a deploy waiting
+                        # for an older one to drain (pool/generation.py).
+                        *("generation", "deploy"),
                     )
                 },
                 "started": state.get("started"),

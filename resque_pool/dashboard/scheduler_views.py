@@ -5,7 +5,7 @@ time's items a page of ``delayed:<ts>`` at a time: nothing reads more than the p
 "Enqueue now" and "delete" act on one item, named by its position and checked against a
 digest of its bytes, in one atomic script; they need ``change_dashboard``, are POSTs with
 the CSRF token and go to the admin log. Permissions and methods are checked as for every
-dashboard view (``views.page``/``views.action``).
+dashboard view (``base.page``/``base.action``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.contrib.admin.models import CHANGE, DELETION
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.views.decorators.http import require_POST
 
-from resque_pool.dashboard import data, views
+from resque_pool.dashboard import base, data
 from resque_pool.dashboard.paging import RedisList, Windowed, paginate
 from resque_pool.models import Schedule
 from resque_pool.resque import delayed
@@ -53,12 +53,12 @@ def _at(stamp: int) -> datetime:
     return datetime.fromtimestamp(stamp, UTC)
 
 
-@views.page
+@base.page
 def delayed_list(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     times = Windowed(delayed.timestamp_count(), _times)
     shown, page = paginate(request, times, TIMES_PAGE)
     due = mover.due_timestamps(limit=1)
-    return views.render(
+    return base.render(
         model_admin,
         request,
         "delayed.html",
@@ -79,7 +79,7 @@ def _stamp(text: str) -> int:
         raise Http404("not a timestamp") from None
 
 
-@views.page
+@base.page
 def delayed_at(model_admin: ModelAdmin, request: HttpRequest, stamp: str) -> HttpResponse:
     ts = _stamp(stamp)
     items = RedisList(delayed.timestamp_key(ts))
@@ -99,7 +99,7 @@ def delayed_at(model_admin: ModelAdmin, request: HttpRequest, stamp: str) -> Htt
                 "valid": job.class_name is not None,
             }
         )
-    return views.render(
+    return base.render(
         model_admin,
         request,
         "delayed_at.html",
@@ -113,11 +113,11 @@ def delayed_at(model_admin: ModelAdmin, request: HttpRequest, stamp: str) -> Htt
     )
 
 
-@views.action(require_POST)
+@base.action(require_POST)
 def delayed_action(model_admin: ModelAdmin, request: HttpRequest, stamp: str) -> HttpResponse:
     """POST ``index``, ``digest`` and ``action`` (``enqueue`` or ``delete``)."""
     ts = _stamp(stamp)
-    back = HttpResponseRedirect(views.url("delayed_at", ts))
+    back = HttpResponseRedirect(base.url("delayed_at", ts))
     action = request.POST.get("action")
     try:
         index = int(request.POST.get("index", ""))
@@ -145,14 +145,14 @@ def delayed_action(model_admin: ModelAdmin, request: HttpRequest, stamp: str) ->
     if not done:
         messages.warning(request, GONE)
         return back
-    views.log_action(request, model_admin, f"{verb}: {what}", flag)
+    base.log_action(request, model_admin, f"{verb}: {what}", flag)
     messages.success(request, f"{verb}: {what}.")
     if not get_redis().exists(delayed.timestamp_key(ts)):
-        return HttpResponseRedirect(views.url("delayed"))
+        return HttpResponseRedirect(base.url("delayed"))
     return back
 
 
-@views.page
+@base.page
 def schedules(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     """Recurring schedules with their last and next run, and who leads."""
     state = recurring.RunsState.read()
@@ -174,7 +174,7 @@ def schedules(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
             }
         )
     known = {row["schedule"].name for row in rows}
-    return views.render(
+    return base.render(
         model_admin,
         request,
         "schedules.html",

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.admin import ModelAdmin
 from django.http import Http404, HttpRequest, HttpResponse
 
-from resque_pool.dashboard import data, views
+from resque_pool.dashboard import base, data
 from resque_pool.dashboard.paging import Windowed, paginate
 from resque_pool.tasks import results
 
@@ -39,13 +39,13 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@views.page
+@base.page
 def task_results(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     index = Windowed(results.count(), results.page)
     shown, page = paginate(request, index, PAGE)
     rows = [row(record) for record in shown.object_list]
     total = index.total
-    return views.render(
+    return base.render(
         model_admin,
         request,
         "task_results.html",
@@ -58,12 +58,12 @@ def task_results(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
     )
 
 
-@views.page
+@base.page
 def task_result(model_admin: ModelAdmin, request: HttpRequest, result_id: str) -> HttpResponse:
     record = results.load(result_id)
     if record is None:
         raise Http404("no such task result (it may have expired)")
-    return views.render(
+    return base.render(
         model_admin,
         request,
         "task_result.html",

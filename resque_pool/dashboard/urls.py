@@ -3,23 +3,31 @@
 ``DashboardAdmin.get_urls`` (``admin.py``) mounts them under the dashboard model's admin
 URL, wrapping each view in the permission check and ``admin_site.admin_view``. The names
 follow the admin's ``<app>_<model>_<page>`` pattern (``resque_pool_dashboard_<name>``), as
-``views.url()`` expects. The worker counts and the schedules are ordinary ``ModelAdmin``
+``base.url()`` expects. The worker counts and the schedules are ordinary ``ModelAdmin``
 pages, whose URLs the admin makes itself.
 """
 
 from __future__ import annotations
 
-from resque_pool.dashboard import browse_views, failed_views, scheduler_views, task_views, views
+from resque_pool.dashboard import (
+    base,
+    browse_views,
+    failed_views,
+    overview_views,
+    queue_views,
+    scheduler_views,
+    task_views,
+)
 
 # (route, view, name)
-ROUTES: list[tuple[str, views.View, str]] = [
-    ("", views.overview, "changelist"),
-    ("poll/", views.overview_poll, "poll"),
-    ("pause-workers/", views.pause_workers, "pause_workers"),
-    ("resume-workers/", views.resume_workers, "resume_workers"),
-    ("queues/", views.queue_list, "queues"),
-    ("queues/<path:name>/", views.queue_detail, "queue"),
-    ("remove-queue/", views.remove_queue, "remove_queue"),
+ROUTES: list[tuple[str, base.View, str]] = [
+    ("", overview_views.overview, "changelist"),
+    ("poll/", overview_views.overview_poll, "poll"),
+    ("pause-workers/", overview_views.pause_workers, "pause_workers"),
+    ("resume-workers/", overview_views.resume_workers, "resume_workers"),
+    ("queues/", queue_views.queue_list, "queues"),
+    ("queues/<path:name>/", queue_views.queue_detail, "queue"),
+    ("remove-queue/", queue_views.remove_queue, "remove_queue"),
     ("workers/", browse_views.worker_list, "workers"),
     ("workers/<path:worker_id>/", browse_views.worker_detail, "worker"),
     ("failed/", failed_views.failed_list, "failed"),

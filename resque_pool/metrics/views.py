@@ -7,7 +7,7 @@ anyone else gets 401 (no credentials) or 403 (wrong ones). The text is prometheu
 
 prometheus-client is an optional extra (``pip install 'django-resque-pool[metrics]'``):
 without it the view answers 500 with a one-line reason, and ``manage.py check`` says so as
-soon as the view is in the URLconf (``resque_pool.E010``).
+soon as the view is in the URLconf (``resque_pool.E011``).
 """
 
 from __future__ import annotations

@@ -183,48 +183,6 @@ def load_file(path: str, environment: str | None, environ: Mapping[str, str] | N
     return load(path, environment, environ)[0]
 
 
-class FileLoader:
-    """A loader for one file, cached like resque-pool's: the file is read on the first call
-    and again only after ``reset()`` (HUP). A failed read is cached too, so a broken file is
-    not re-read every second; the next HUP tries again.
-
-    The failure is cached as its message and raised as a new exception each time: raising
-    one exception object again appends to its ``__traceback__``, which grew once a second
-    for as long as the broken file stayed."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._counts: dict[str, int] | None = None
-        self._limits: dict[str, dict[str, int]] = {}
-        self._error: str | None = None
-
-    def _load(self, environment: str | None) -> None:
-        if self._counts is None and self._error is None:
-            try:
-                self._counts, self._limits = load(self.path, environment)
-            except ConfigError as error:
-                self._error = str(error)
-
-    def __call__(self, environment: str | None) -> dict[str, int]:
-        self._load(environment)
-        if self._error is not None:
-            raise ConfigError(self._error)
-        return dict(self._counts or {})
-
-    def limits(self, environment: str | None) -> dict[str, dict[str, int]]:
-        """The file's limits per queue list. After a failed re-read (HUP) the last good
-        limits stay, as the manager keeps the last good counts."""
-        self._load(environment)
-        return {queues: dict(own) for queues, own in self._limits.items()}
-
-    def reset(self) -> None:
-        self._counts = None
-        self._error = None
-
-    def __str__(self) -> str:
-        return self.path
-
-
 DEFAULT_FILES = ("resque-pool.yml", "config/resque-pool.yml")
 
 

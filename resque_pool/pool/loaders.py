@@ -1,106 +1,190 @@
-"""Where the counts come from: a file, a custom loader, or the database; and ``Throttled``.
+"""Where a pool's configuration comes from: the loader contract and its three sources.
 
-A loader is any callable ``(environment) -> {"q1,q2": count}`` with an optional ``reset()``
-that the manager calls on HUP. The manager validates whatever a loader returns with
-``config.validate_counts``, so a custom loader cannot hand it ``" a, b"`` or ``True``; and
-what an optional ``limits(environment)`` returns with ``config.validate_limits``.
+A loader is a ``ConfigLoader``: ``load(environment)`` returns the whole configuration for
+one loader period (a ``PoolConfig``: the worker counts and each queue list's own limits,
+together), and ``reset()`` forgets whatever it caches (the manager calls it on HUP). The
+manager asks once per ``RESQUE_POOL_LOADER_PERIOD`` and validates what it gets with
+``config.validate_counts`` and ``config.validate_limits``, so a custom loader cannot hand
+it ``" a, b"`` or ``True``; nothing asks a loader when a worker is forked.
+
+The three sources: a resque-pool YAML file (``FileLoader``), the ``WorkerCount`` rows
+(``DatabaseLoader``) and a custom loader named by ``RESQUE_POOL_CONFIG_LOADER``. A custom
+loader written for resque-pool's interface (a callable ``(environment) -> counts`` with an
+optional ``reset()``, and ours with an optional ``limits(environment)``) keeps working: it
+is wrapped in a ``CallableLoader``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.module_loading import import_string
 
 from resque_pool.conf import settings
 from resque_pool.config_error import ConfigError
-from resque_pool.pool.config import FileLoader, validate_limits
+from resque_pool.pool.config import load as read_file
+from resque_pool.pool.config import validate_counts, validate_limits
 
-Loader = Callable[[str | None], Any]
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """What a pool runs for one loader period: ``{"q1,q2": count}`` and, per queue list,
+    its own limits (``{"q1,q2": {"job_timeout": 300}}``; a list left out, or a limit left
+    out, uses the setting)."""
+
+    counts: Mapping[str, int]
+    limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
-class DatabaseLoader:
-    """Counts from ``WorkerCount`` rows, merged by environment and pool (one query a call)."""
+class ConfigLoader:
+    """The contract of a configuration source (docs/pool.md, "A custom loader").
+
+    Subclass it and implement ``load``; override ``reset`` when the loader caches. A loader
+    may raise anything: the manager keeps the last good configuration and logs the error
+    once until it changes."""
+
+    def load(self, environment: str | None) -> PoolConfig:
+        """The pool's whole configuration now, for ``environment`` (``None`` when the
+        pool was started without one)."""
+        raise NotImplementedError("a ConfigLoader must implement load(environment)")
+
+    def reset(self) -> None:
+        """Forget any cached configuration: the next ``load`` reads afresh (HUP)."""
+
+    def __str__(self) -> str:
+        return type(self).__name__
+
+
+class CallableLoader(ConfigLoader):
+    """A loader written for resque-pool's interface, as our contract: ``loader(environment)``
+    gives the counts, its ``limits(environment)`` (when it has one) the limits, and its
+    ``reset()`` (when it has one) is called on HUP."""
+
+    def __init__(self, loader: Callable[[str | None], Any]) -> None:
+        self.loader = loader
+
+    def load(self, environment: str | None) -> PoolConfig:
+        counts = self.loader(environment)
+        read_limits = getattr(self.loader, "limits", None)
+        limits = read_limits(environment) if callable(read_limits) else None
+        return PoolConfig(counts, {} if limits is None else limits)
+
+    def reset(self) -> None:
+        reset = getattr(self.loader, "reset", None)
+        if callable(reset):
+            reset()
+
+    def __str__(self) -> str:
+        return str(self.loader)
+
+
+def as_loader(candidate: Any) -> ConfigLoader:
+    """``candidate`` under the contract: a loader with ``load()`` as it is, a callable
+    wrapped in ``CallableLoader``; a ConfigError otherwise."""
+    if callable(getattr(candidate, "load", None)):
+        return candidate
+    if callable(candidate):
+        return CallableLoader(candidate)
+    raise ConfigError(f"{candidate!r} is not a loader: it has no load() and is not callable")
+
+
+class FileLoader(ConfigLoader):
+    """A resque-pool YAML file, cached like resque-pool's: read on the first load and
+    again only after ``reset()`` (HUP). A failed read is cached too, so a broken file is not
+    re-read every second; the next HUP tries again.
+
+    The failure is cached as its message and raised as a new exception each time: raising
+    one exception object again appends to its ``__traceback__``, which grew once a second
+    for as long as the broken file stayed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._config: PoolConfig | None = None
+        self._error: str | None = None
+
+    def load(self, environment: str | None) -> PoolConfig:
+        if self._config is None and self._error is None:
+            try:
+                self._config = PoolConfig(*read_file(self.path, environment))
+            except ConfigError as error:
+                self._error = str(error)
+        if self._error is not None:
+            raise ConfigError(self._error)
+        assert self._config is not None
+        return self._config
+
+    def reset(self) -> None:
+        self._config = None
+        self._error = None
+
+    def __str__(self) -> str:
+        return self.path
+
+
+class DatabaseLoader(ConfigLoader):
+    """The ``WorkerCount`` rows for this pool, counts and limits merged by environment and
+    pool from one query per load."""
 
     def __init__(self, pool: str) -> None:
         self.pool = pool
 
-    def __call__(self, environment: str | None) -> dict[str, int]:
+    def load(self, environment: str | None) -> PoolConfig:
+        # Imported on first use: settings may name Throttled (this module) before Django's
+        # app registry is ready, and the models need it.
         from resque_pool.models import WorkerCount
 
-        return WorkerCount.objects.counts_for(environment, self.pool)
-
-    def limits(self, environment: str | None) -> dict[str, dict[str, int]]:
-        """The queue lists' own limits (``WorkerCount`` rows), merged as counts are."""
-        from resque_pool.models import WorkerCount
-
-        return WorkerCount.objects.limits_for(environment, self.pool)
-
-    def reset(self) -> None:
-        """Nothing is cached; the database is read on every call."""
+        return PoolConfig(*WorkerCount.objects.config_for(environment, self.pool))
 
     def __str__(self) -> str:
         return "database"
 
 
-def loader_limits(loader: Loader, environment: str | None, source: str) -> dict[str, dict]:
-    """The limits per queue list of a loader with ``limits(environment)``, validated and
-    normalised as a file's ``limits:`` mapping ({} without the method or for None). A bad
-    value raises ConfigError here, in the manager, rather than in every worker it forks."""
-    read = getattr(loader, "limits", None)
-    if not callable(read):
-        return {}
-    found = read(environment)
-    if found is None:
-        return {}
-    if not isinstance(found, Mapping):
-        raise ConfigError(f"{source} limits(): expected a mapping, got {type(found).__name__}")
-    return validate_limits(found, f"{source} limits()")
-
-
 _NEVER = object()
 
 
-class Throttled:
-    """resque-pool's ``ConfigLoaders::Throttled``: call ``loader`` at most once per ``period``.
+class Throttled(ConfigLoader):
+    """resque-pool's ``ConfigLoaders::Throttled``: ask ``loader`` at most once per ``period``.
 
-    - The first call always loads; later calls reload only when ``now > last_check + period``
-      (strictly greater); otherwise the cached result is returned (not keyed by environment:
-      the environment of a running pool never changes).
-    - ``reset()`` forces the next call to reload and is forwarded to the wrapped loader when
-      that loader has a ``reset``.
-    - When the wrapped loader raises, ``last_check`` is not updated, so the next call retries.
-    - Any other attribute is delegated to the wrapped loader (Ruby's SimpleDelegator).
+    - The first load always asks; later loads ask again only when
+      ``now > last_check + period`` (strictly greater); otherwise the cached configuration
+      is returned (not keyed by environment: the environment of a running pool never
+      changes). Counts and limits are cached together.
+    - ``reset()`` forces the next load to ask and is passed on to the wrapped loader.
+    - When the wrapped loader raises, ``last_check`` is not updated, so the next load asks.
+    - Calling it (``throttled(environment)``) gives the wrapped loader's counts, as Ruby's
+      does; any other attribute is delegated to the wrapped loader (Ruby's
+      SimpleDelegator).
     """
 
     def __init__(
         self,
-        loader: Loader,
+        loader: Any,
         period: float = 10,
         time_source: Callable[[], float] = time.monotonic,
     ) -> None:
         self._loader = loader
+        self._wrapped = as_loader(loader)
         self._period = period
         self._time_source = time_source
         self._last_check: Any = _NEVER
         self._cache: Any = None
-        # Decided once, as resque-pool's respond_to?(:reset!) at construction.
-        self._delegate_reset = callable(getattr(loader, "reset", None))
 
-    def __call__(self, environment: str | None) -> Any:
+    def load(self, environment: str | None) -> PoolConfig:
         now = self._time_source()
         if self._last_check is _NEVER or now > self._last_check + self._period:
-            self._cache = self._loader(environment)
+            self._cache = self._wrapped.load(environment)
             self._last_check = now
         return self._cache
 
+    def __call__(self, environment: str | None) -> Any:
+        return self.load(environment).counts
+
     def reset(self) -> None:
         self._last_check = _NEVER
-        if self._delegate_reset:
-            self._loader.reset()
+        self._wrapped.reset()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # never recurse while half-built (copy, pickle)
@@ -115,10 +199,36 @@ class Throttled:
 class Source:
     """The chosen loader and how ``--test`` and the logs name it."""
 
-    loader: Loader
+    loader: ConfigLoader  # or a callable, taken as a CallableLoader
     description: str
     # True for an explicitly named file: errors at start-up are fatal (exit status 2).
     strict: bool = False
+
+    def __post_init__(self) -> None:
+        self.loader = as_loader(self.loader)  # resque-pool's callables too
+
+    def load(self, environment: str | None) -> PoolConfig:
+        """The loader's configuration as it gave it (``counts_of`` and ``limits_of`` check
+        it); whatever the loader raises."""
+        config = self.loader.load(environment)
+        if not isinstance(config, PoolConfig):
+            raise ConfigError(
+                f"{self.description}: load() must return a PoolConfig, "
+                f"got {type(config).__name__}"
+            )
+        return config
+
+    def counts_of(self, config: PoolConfig) -> dict[str, int]:
+        """The counts, validated and normalised; ConfigError naming the source."""
+        return validate_counts(config.counts, self.description)
+
+    def limits_of(self, config: PoolConfig) -> dict[str, dict[str, int]]:
+        """The limits, validated and normalised as a file's ``limits:`` are. Checked apart
+        from the counts: bad limits must not stop a pool whose counts are good."""
+        where = f"{self.description} limits"
+        if not isinstance(config.limits, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(config.limits).__name__}")
+        return validate_limits(config.limits, where)
 
 
 def choose_source(config_path: str | None, pool: str) -> Source:
@@ -135,8 +245,9 @@ def choose_source(config_path: str | None, pool: str) -> Source:
         if isinstance(loader, type):
             # A class is instantiated once, so that reset() and state live on one object.
             loader = loader()
-        if not callable(loader):
-            raise ConfigError(f"RESQUE_POOL_CONFIG_LOADER {dotted!r} is not callable")
         name = dotted if isinstance(dotted, str) else repr(dotted)
-        return Source(loader, name)
+        try:
+            return Source(as_loader(loader), name)
+        except ConfigError:
+            raise ConfigError(f"RESQUE_POOL_CONFIG_LOADER {dotted!r} is not callable") from None
     return Source(DatabaseLoader(pool), "database")

@@ -24,14 +24,15 @@ from django.db import connections
 
 from resque_pool import failure_backends
 from resque_pool.conf import settings
+from resque_pool.config_error import ConfigError, one_line
 from resque_pool.logs import LogOnce
 from resque_pool.pool import killer
 from resque_pool.pool import state as pool_state
-from resque_pool.pool.config import max_workers, validate_counts
+from resque_pool.pool.config import max_workers
 from resque_pool.pool.daemon import Redirects, reopen_logs
 from resque_pool.pool.dead_workers import PeriodicPrune
 from resque_pool.pool.health_file import HealthFile
-from resque_pool.pool.loaders import Source, loader_limits
+from resque_pool.pool.loaders import PoolConfig, Source
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.scheduler_child import SchedulerChild
 from resque_pool.pool.signal_queue import SIGNAL_29, SignalQueue, name
@@ -78,6 +79,7 @@ class Manager:
         job_metrics.set_pool(self.id)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.counts: dict[str, int] = {}
+        self.limits: dict[str, dict[str, int]] = {}  # each queue list's own limits
         self.paused = False  # WINCH: hold at zero until HUP
         self.status = "starting"
         self.title = ""
@@ -87,13 +89,13 @@ class Manager:
             self.term_child,
             options.spawn_delay,
             options.single_process_group,
-            self.list_limits,
             self.signals,
         )
         self.workers = self.reconciler.workers
         self.next_load = 0.0
         self.next_publish = 0.0
         self.load_errors = LogOnce(logger)
+        self.limit_errors = LogOnce(logger)
         self.loaded_once = False
         self.publish_errors = LogOnce(logger)
         self.killer = killer.KillOthers(options.appname, self.host, self.pid, options.kill_others)
@@ -161,6 +163,13 @@ class Manager:
             self.pruner.tick(self.workers.queue_lists())
             if self.counts_trusted():
                 self.killer.tick(self.workers, self.desired())
+            if self.round_done():
+                break
+
+    def round_done(self) -> bool:
+        """After each round of the loop; True ends it (a retired generation, whose last
+        worker exited: ``pool/generation.py``)."""
+        return False
 
     def finish(self) -> None:
         self.health.remove()
@@ -181,14 +190,15 @@ class Manager:
     # -- counts ----------------------------------------------------------------------------
 
     def load_counts(self) -> bool:
-        """Call the loader; keep the last good counts on any failure, logged once per change."""
+        """Load the configuration (counts and limits together, one call of the loader);
+        keep the last good counts on any failure, and the last good limits when only the
+        limits are wrong, each logged once per change."""
         self.next_load = time.monotonic() + self.options.loader_period
         try:
-            counts = validate_counts(
-                self.source.loader(self.options.environment), self.source.description
-            )
+            config = self.source.load(self.options.environment)
+            counts = self.source.counts_of(config)
         except Exception as error:  # noqa: BLE001 (a loader may raise anything)
-            message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            message = one_line(error)
             self.load_errors.error(
                 message,
                 "could not load worker counts from %s (%s); keeping the last good counts %s",
@@ -196,15 +206,36 @@ class Manager:
                 message,
                 self.counts,
             )
-            # A database error can leave the connection unusable; the next call reconnects.
-            connections.close_all()
             return False
+        finally:
+            # Never fork with an open database connection (see spawn.prepare_to_fork), and
+            # a database error can leave the connection unusable: the next load reconnects.
+            connections.close_all()
         self.loaded_once = True
         self.load_errors.clear("worker counts from %s load again", self.source.description)
         if counts != self.counts:
             logger.info("worker counts from %s: %s", self.source.description, counts)
             self.counts = counts
+        self.apply_limits(config)
         return True
+
+    def apply_limits(self, config: PoolConfig) -> None:
+        """The limits that workers forked from now on start with; the last good ones stay
+        when the loader's are invalid (a worker never starts with half a configuration)."""
+        try:
+            limits = self.source.limits_of(config)
+        except ConfigError as error:
+            self.limit_errors.error(
+                str(error),
+                "could not load the limits from %s (%s); keeping the last good limits",
+                self.source.description,
+                error,
+            )
+            return
+        self.limit_errors.clear("the limits from %s load again", self.source.description)
+        if limits != self.limits:
+            logger.info("limits per queue list from %s: %s", self.source.description, limits)
+            self.limits = limits
 
     def counts_trusted(self) -> bool:
         """Counts loaded at least once and loading now: only then may --kill-others judge
@@ -214,30 +245,11 @@ class Manager:
     def desired(self) -> dict[str, int]:
         return {} if self.paused else self.counts
 
-    def list_limits(self, queue_lists: list[str]) -> dict[str, dict[str, Any]]:
-        """Each queue list's own limits from a loader with ``limits(environment)`` (the
-        database's ``WorkerCount`` rows; a custom loader may have one), read once per batch
-        of spawns so that a change reaches the next worker without a restart; {} for a
-        list on any error or invalid limit (its workers then run with the settings'
-        limits)."""
-        try:
-            found = loader_limits(
-                self.source.loader, self.options.environment, self.source.description
-            )
-            return {queues: dict(found.get(queues) or {}) for queues in queue_lists}
-        except Exception as error:  # noqa: BLE001 (a loader may raise anything)
-            for queues in queue_lists:
-                logger.warning("could not read the limits of %s: %s", queues, error)
-            return {queues: {} for queues in queue_lists}
-        finally:
-            # Never fork with an open database connection (see spawn.prepare_to_fork).
-            connections.close_all()
-
     # -- reconciliation --------------------------------------------------------------------
 
     def maintain(self) -> None:
         """Reconcile the workers with the counts wanted now, and the scheduler child."""
-        self.reconciler.maintain(self.desired())
+        self.reconciler.maintain(self.desired(), self.limits)
         self.scheduler.maintain(self.signals.handled, self.signals.fds)
 
     def stop_signal(self) -> int:
@@ -291,12 +303,10 @@ class Manager:
 
     def hup(self) -> None:
         logger.info("HUP: reset configuration and reload logs")
-        reset = getattr(self.source.loader, "reset", None)
-        if callable(reset):
-            try:
-                reset()
-            except Exception as error:  # noqa: BLE001
-                logger.error("HUP: the loader's reset() failed: %s", error)
+        try:
+            self.source.loader.reset()
+        except Exception as error:  # noqa: BLE001 (a loader may raise anything)
+            logger.error("HUP: the loader's reset() failed: %s", error)
         loaded = self.load_counts()
         reopen_logs(self.options.redirects)
         self.paused = False

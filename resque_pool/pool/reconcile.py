@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
 
 from resque_pool.conf import settings
 from resque_pool.pool import spawn
@@ -32,9 +31,8 @@ logger = logging.getLogger(__name__)
 class Reconciler:
     """The manager's workers and what keeps them at the desired counts.
 
-    ``read_limits(queue_lists)`` gives those queue lists' own limits, read once for each
-    batch of spawns; ``signals`` is the manager's signal queue, whose handlers and
-    self-pipe a forked worker resets and closes."""
+    ``signals`` is the manager's signal queue, whose handlers and self-pipe a forked worker
+    resets and closes."""
 
     def __init__(
         self,
@@ -42,14 +40,12 @@ class Reconciler:
         term_child: bool,
         spawn_delay: float,
         single_process_group: bool,
-        read_limits: Callable[[list[str]], dict[str, dict[str, Any]]],
         signals: SignalQueue,
     ) -> None:
         self.manager_pid = manager_pid
         self.term_child = term_child
         self.spawn_delay = spawn_delay
         self.single_process_group = single_process_group
-        self.read_limits = read_limits
         self.signals = signals
         self.workers = WorkerTable()
         self.backoffs: dict[str, Backoff] = {}
@@ -58,10 +54,11 @@ class Reconciler:
         self.hangs = HangWatch(settings.RESQUE_WORKER_HANG_TIMEOUT)
         self.figures = PoolFigures()  # counted for the metrics view (pool/figures.py)
 
-    def maintain(self, desired: dict[str, int]) -> None:
+    def maintain(self, desired: dict[str, int], limits: Mapping[str, Mapping[str, int]]) -> None:
         """Stop the oldest excess workers, spawn missing ones (subject to spawn delay and
-        backoff). Workers already stopping still hold their slot until they are reaped, so
-        replacements start as they exit, never on top of them."""
+        backoff) with their list's ``limits`` (the loader's, validated). Workers already
+        stopping still hold their slot until they are reaped, so replacements start as
+        they exit, never on top of them."""
         now = time.monotonic()
         missing: list[str] = []  # one queue list per worker to fork
         for queues in dict.fromkeys([*desired, *self.workers.queue_lists()]):
@@ -82,7 +79,7 @@ class Reconciler:
                     self.next_spawn = now + self.spawn_delay
                     break
         if missing:
-            self.spawn_workers(missing)
+            self.spawn_workers(missing, limits)
 
     def spawn_deadlines(self, desired: dict[str, int]) -> list[float]:
         """When each list short of workers may spawn next (spawn delay, backoff)."""
@@ -93,7 +90,9 @@ class Reconciler:
                 deadlines.append(max(self.next_spawn, backoff.not_before if backoff else 0.0))
         return deadlines
 
-    def spawn_workers(self, queue_lists: list[str]) -> None:
+    def spawn_workers(
+        self, queue_lists: list[str], limits: Mapping[str, Mapping[str, int]]
+    ) -> None:
         """Fork one worker per entry of ``queue_lists``, in one tight batch.
 
         Every page the manager writes between two forks is copied again (the previous child
@@ -106,11 +105,10 @@ class Reconciler:
         batch_fds = [fd for fd in progress_fds if fd is not None]
         inherited = [*self.signals.fds, *self.hangs.fds(), *batch_fds]
         reset_signals = list(self.signals.handled)
-        limits = self.read_limits(list(dict.fromkeys(queue_lists)))
         plans = []
         for queues, progress in zip(queue_lists, progress_fds, strict=True):
             entry, failure = spawn.worker_entry(
-                split_queues(queues), self.manager_pid, progress, limits[queues]
+                split_queues(queues), self.manager_pid, progress, dict(limits.get(queues, {}))
             )
             close_fds = [fd for fd in inherited if fd != progress]
             plans.append((queues, progress, entry, failure, close_fds))

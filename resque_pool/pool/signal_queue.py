@@ -28,6 +28,9 @@ QUEUED = (
     SIGNAL_29,
 )
 MAX_QUEUED = 5
+# Reopening log files has a signal of its own, one resque-pool leaves free: HUP deploys
+# (a new generation of the application), and a nightly logrotate must not redeploy.
+REOPEN_LOGS = signal.SIGALRM
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from redis.connection import parse_url
 from redis.sentinel import Sentinel
 
 from resque_pool.conf import settings
+from resque_pool.resque.cluster import cluster_client
 
 _lock = threading.Lock()
 # No CLIENT SETINFO when a connection opens: it costs two round trips and, to find its own
@@ -92,6 +93,8 @@ def _sentinel_client(url: str, entries: Sequence[str], service: str) -> redis_li
     }
     if settings.RESQUE_REDIS_SENTINEL_PASSWORD:
         sentinel_options["password"] = settings.RESQUE_REDIS_SENTINEL_PASSWORD
+    if settings.RESQUE_REDIS_SENTINEL_USERNAME:  # an ACL user (Redis >= 6.2's sentinels)
+        sentinel_options["username"] = settings.RESQUE_REDIS_SENTINEL_USERNAME
     if tls:  # a TLS deployment's sentinels listen on TLS too
         sentinel_options["ssl"] = True
         sentinel_options.update({k: v for k, v in options.items() if k.startswith("ssl_")})
@@ -101,17 +104,21 @@ def _sentinel_client(url: str, entries: Sequence[str], service: str) -> redis_li
 
 def get_redis() -> redis_lib.Redis:
     """The shared client (one connection pool per process): ``RESQUE_REDIS_URL``, or the
-    master of ``RESQUE_REDIS_SENTINEL_SERVICE`` when ``RESQUE_REDIS_SENTINELS`` is set."""
+    master of ``RESQUE_REDIS_SENTINEL_SERVICE`` when ``RESQUE_REDIS_SENTINELS`` is set, or
+    the cluster master serving the namespace's slot when ``RESQUE_REDIS_CLUSTER`` is."""
     url = settings.RESQUE_REDIS_URL
     sentinels = settings.RESQUE_REDIS_SENTINELS
     service = settings.RESQUE_REDIS_SENTINEL_SERVICE
-    which = (url, tuple(sentinels or ()), service)
+    cluster = settings.RESQUE_REDIS_CLUSTER
+    which = (url, tuple(sentinels or ()), service, namespace() if cluster else None)
     client = _clients.get(which)
     if client is None:
         with _lock:
             client = _clients.get(which)
             if client is None:
-                if sentinels:
+                if cluster:
+                    client = cluster_client(url, namespace(), _client_options())
+                elif sentinels:
                     client = _sentinel_client(url, sentinels, service)
                 else:
                     client = redis_lib.Redis.from_url(url, **_client_options())
@@ -121,9 +128,13 @@ def get_redis() -> redis_lib.Redis:
 
 def describe_redis() -> str:
     """Where this process's Redis is, for messages: the URL without its password, or the
-    service and its sentinels."""
+    service and its sentinels, or the cluster."""
+    # Imported on first use: debug.py imports Django's error-page module, which every
+    # worker would otherwise load at start-up for a message it may never write.
     from resque_pool.debug import mask_url
 
+    if settings.RESQUE_REDIS_CLUSTER:
+        return f"Redis Cluster at {mask_url(settings.RESQUE_REDIS_URL)}"
     sentinels = settings.RESQUE_REDIS_SENTINELS
     if sentinels:
         return (

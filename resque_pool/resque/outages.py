@@ -5,7 +5,10 @@ Redis takes writes again (``worker/pending.py``), and takes no other job meanwhi
 refusal is an answer that says "not now": out of memory under ``noeviction`` (``OOM``), a
 demoted master (``READONLY``), a failed background save with ``stop-writes-on-bgsave-error``
 (``MISCONF``), a script past ``busy-reply-threshold`` (``BUSY``), too few replicas for
-``min-replicas-to-write`` (``NOREPLICAS``), a replica cut from its master (``MASTERDOWN``).
+``min-replicas-to-write`` (``NOREPLICAS``), a replica cut from its master (``MASTERDOWN``),
+and Redis Cluster's own (``cluster.py``): a cluster that lost a master and has not promoted
+its replica yet (``CLUSTERDOWN``), the namespace's slot being migrated (``ASK``,
+``TRYAGAIN``).
 Redis refuses a whole ``MULTI``/``EXEC`` when it refuses one of its commands, so a refused
 outcome changes nothing.
 
@@ -31,12 +34,33 @@ _REFUSAL_CLASSES: tuple[tuple[type[Exception], str], ...] = (
 )
 if hasattr(redis_lib.exceptions, "MasterDownError"):  # redis-py >= 5.1
     _REFUSAL_CLASSES += ((redis_lib.exceptions.MasterDownError, "MASTERDOWN"),)
-_REFUSAL_CODES = ("OOM", "READONLY", "MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN")
+# Before ASK: MovedError is an AskError, and a MOVED that reaches a caller names a slot
+# outside the namespace (cluster.py follows the namespace's own), which no wait heals.
+_NOT_REFUSALS = (redis_lib.exceptions.MovedError,)
+_REFUSAL_CLASSES += (
+    (redis_lib.exceptions.ClusterDownError, "CLUSTERDOWN"),
+    (redis_lib.exceptions.TryAgainError, "TRYAGAIN"),
+    (redis_lib.exceptions.AskError, "ASK"),
+)
+_REFUSAL_CODES = (
+    "OOM",
+    "READONLY",
+    "MISCONF",
+    "BUSY",
+    "NOREPLICAS",
+    "MASTERDOWN",
+    # An older redis-py's plain connection (5.0) raises these as a ResponseError's text.
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "ASK",
+)
 _CODE = re.compile(r"(?:^|of pipeline caused error: )(" + "|".join(_REFUSAL_CODES) + r")\b")
 
 
 def refusal(error: BaseException) -> str | None:
     """The code of a refused write (``"OOM"``, ``"READONLY"``, ...), else None."""
+    if isinstance(error, _NOT_REFUSALS):
+        return None
     for cls, code in _REFUSAL_CLASSES:
         if isinstance(error, cls):
             return code

@@ -17,7 +17,8 @@ a connection error is retried as the connection's ``Retry`` says, as ``execute_c
 does; an error reply is raised after every reply was read, as ``Pipeline.execute()``
 does; and any other failure closes the connection, so no reply is ever left unread.
 
-Only for redis-py's plain TCP and Unix socket connections; for anything else (TLS,
+Only for redis-py's plain TCP and Unix socket connections (a Redis Cluster's connection to
+the namespace's master is one); for anything else (TLS,
 fakeredis, a wrapper) ``send`` returns None and the caller uses the ordinary API.
 """
 
@@ -31,6 +32,8 @@ from typing import Any
 import redis as redis_lib
 from redis.exceptions import ResponseError
 
+from resque_pool.resque.cluster import SlotConnection
+
 # Commands packed per thread and client; a worker has a few entries (the reserve script
 # per run_at second, done_working per job class and duration bucket), a test process
 # more: bounded all the same (a few hundred bytes each).
@@ -38,7 +41,9 @@ _MAX_PACKED = 256
 # Exactly these classes (not subclasses): their sockets show pending replies to poll(2).
 # A TLS socket may hold records poll cannot see, or show ones that are no reply: TLS
 # connections keep the ordinary API.
-_PLAIN = (redis_lib.Connection, redis_lib.UnixDomainSocketConnection)
+# A cluster's SlotConnection is a plain TCP one whose read_response turns a MOVED for the
+# namespace's slot into a ConnectionError, which the retry below handles as any other.
+_PLAIN = (redis_lib.Connection, redis_lib.UnixDomainSocketConnection, SlotConnection)
 
 
 class _Channel:

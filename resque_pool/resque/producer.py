@@ -35,7 +35,7 @@ from resque_pool.resque.delayed import (
 from resque_pool.resque.queue_lists import check_queue_name
 from resque_pool.resque.registry import JobDefinition, registry, source_of
 from resque_pool.resque.retry import as_retry
-from resque_pool.resque.wakeup import push_job
+from resque_pool.resque.wakeup import push_job, push_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -177,23 +177,48 @@ def enqueue(
         # In the same pipeline, so on the same connection: WAIT counts the replicas that
         # have this connection's writes. (Not inside MULTI or a script, where it does not
         # block.)
-        timeout_ms = max(1, int(settings.RESQUE_ENQUEUE_WAIT_TIMEOUT * 1000))
-        pipe.execute_command("WAIT", wait_replicas, timeout_ms)
+        pipe.execute_command("WAIT", wait_replicas, _wait_timeout_ms())
     replies = pipe.execute()
     acknowledged = int(replies[-1]) if wait_replicas else None
-    if acknowledged is not None and acknowledged < wait_replicas:
-        logger.warning(
-            "%s pushed to %s, but only %d of %d replicas acknowledged it within %gs",
-            class_name,
-            target_queue,
-            acknowledged,
-            wait_replicas,
-            settings.RESQUE_ENQUEUE_WAIT_TIMEOUT,
-        )
+    if acknowledged is not None:
+        _log_unacknowledged(class_name, target_queue, acknowledged, wait_replicas)
     if definition is not None:
         for hook in definition.hooks("after_enqueue"):
             hook(*args)
     return EnqueuedJob(queue=target_queue, payload=payload, replicas=acknowledged)
+
+
+def acknowledge_push(what: str, queue: str, replicas: int) -> int:
+    """After a transaction that pushed ``what`` to ``queue``: Redis's ``WAIT`` until
+    ``replicas`` replicas have it, at most ``RESQUE_ENQUEUE_WAIT_TIMEOUT``; how many did
+    (fewer is logged, as by ``enqueue()``)."""
+    # WAIT counts the writes of its own connection, and a transaction's connection goes
+    # back to the pool at EXEC. One more wake-up token for the queue, written after it on
+    # WAIT's connection, stands for it: replicas apply the master's writes in order, so a
+    # replica that has the token has the transaction. (The extra token may wake an idle
+    # worker for nothing.)
+    pipe = get_redis().pipeline(transaction=False)
+    push_tokens(pipe, queue)
+    pipe.execute_command("WAIT", replicas, _wait_timeout_ms())
+    acknowledged = int(pipe.execute()[-1])
+    _log_unacknowledged(what, queue, acknowledged, replicas)
+    return acknowledged
+
+
+def _wait_timeout_ms() -> int:
+    return max(1, int(settings.RESQUE_ENQUEUE_WAIT_TIMEOUT * 1000))
+
+
+def _log_unacknowledged(what: str, queue: str, acknowledged: int, replicas: int) -> None:
+    if acknowledged < replicas:
+        logger.warning(
+            "%s pushed to %s, but only %d of %d replicas acknowledged it within %gs",
+            what,
+            queue,
+            acknowledged,
+            replicas,
+            settings.RESQUE_ENQUEUE_WAIT_TIMEOUT,
+        )
 
 
 def _schedule_hooks_allow(definition: JobDefinition | None, args: tuple[Any, ...]) -> bool:

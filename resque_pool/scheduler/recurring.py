@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 import redis as redis_lib
 
 from resque_pool.conf import settings
+from resque_pool.config_error import one_line
 from resque_pool.logs import LogOnce
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis, key
@@ -282,8 +283,7 @@ def describe(error: Exception) -> str:
     """One line for a schedule's error: our own errors as they are, others with their type."""
     if isinstance(error, ScheduleError):
         return str(error)
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return one_line(error)
 
 
 class Recurring:

@@ -23,7 +23,7 @@ from django.utils.crypto import get_random_string
 from resque_pool.conf import settings
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis
-from resque_pool.resque.producer import enqueue_at
+from resque_pool.resque.producer import acknowledge_push, enqueue_at
 from resque_pool.resque.wakeup import push_job
 from resque_pool.tasks import WRAPPER_NAME, known_tasks, queues, results
 from resque_pool.tasks.compat import (
@@ -98,6 +98,8 @@ class ResqueBackend(BaseTaskBackend):
             results.save(record, pipe)
             push_job(pipe, queue, payload)  # as enqueue() does, wake-up token included
             pipe.execute()
+            if settings.RESQUE_ENQUEUE_WAIT_REPLICAS:  # as enqueue() waits, after the push
+                acknowledge_push(task.module_path, queue, settings.RESQUE_ENQUEUE_WAIT_REPLICAS)
         task_enqueued.send(type(self), task_result=result)
         return result
 

@@ -48,3 +48,31 @@ def fork_with_signals_blocked(signals: Iterable[int]) -> tuple[int, set[int]]:
     if pid:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return pid, previous
+
+
+def start_time(pid: int) -> int | None:
+    """When a running process started, in clock ticks since boot (``/proc/<pid>/stat``
+    field 22): with the pid, it names one process even after the pid is reused. None when
+    it is gone, or a zombie (it has exited; only its parent has not collected it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from its end.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), from Linux's
+    ``/proc/<pid>/task/<tid>/children``; [] where that is not available."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                children = [int(part) for part in (task / "children").read_text().split()]
+                found.extend(children)
+                pending.extend(children)
+    return found

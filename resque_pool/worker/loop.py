@@ -38,7 +38,7 @@ from resque_pool.worker.perform import JobRunner
 from resque_pool.worker.pickup import WakeUps
 from resque_pool.worker.procline import display_class, set_procline
 from resque_pool.worker.progress import Progress, bounded_redis_waits
-from resque_pool.worker.signals import WorkerSignals
+from resque_pool.worker.signal_flags import WorkerSignals
 
 __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
 

@@ -32,7 +32,7 @@ from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.pending import PendingWrites
 from resque_pool.worker.procline import set_procline
 from resque_pool.worker.progress import Progress
-from resque_pool.worker.signals import KILL_FOR_TIMEOUT, KILL_FOR_USR1, WorkerSignals
+from resque_pool.worker.signal_flags import KILL_FOR_TIMEOUT, KILL_FOR_USR1, WorkerSignals
 
 logger = logging.getLogger(__name__)
 

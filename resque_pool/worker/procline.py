@@ -10,8 +10,8 @@ import os
 
 import setproctitle
 
-from resque_pool import __version__
 from resque_pool.resque.jobs import Job, registry
+from resque_pool.version import __version__
 
 
 def format_procline(text: str) -> str:

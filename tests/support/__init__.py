@@ -46,6 +46,8 @@ The modules:
 
 - ``common``: the repository root, ``manage_command`` and ``wait_until``.
 - ``redis_server``: starting a throwaway ``redis-server`` (or fakeredis over TCP).
+- ``sentinel`` and ``redis_cluster``: a Redis that fails over, for the failover tests: a
+  master, a replica and three sentinels; three masters with a replica each, in a cluster.
 - ``processes``: inspecting and killing the process trees the tests start; the custom
   loaders and ``after_prefork`` hooks the pool processes use.
 - ``pool_fixtures``: the pool fixtures (a pytest plugin loaded by ``conftest.py``):

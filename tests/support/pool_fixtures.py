@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.common import wait_until
-from tests.support.processes import children, kill_tree, worker_titles
+from tests.support.processes import kill_tree, pool_children, worker_titles
 
 # INTERVAL reaches the workers through the inherited environment; short, so jobs start fast.
 SETTINGS = {"DJANGO_SETTINGS_MODULE": "tests.support.pool_settings", "INTERVAL": "0.2"}
@@ -33,7 +33,7 @@ class Pool:
         return self.log_path.read_text(errors="replace")
 
     def workers(self) -> list[int]:
-        return children(self.pid)
+        return pool_children(self.pid)
 
     def titles(self) -> dict[int, str]:
         return worker_titles(self.pid)

@@ -99,6 +99,40 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def pool_children(pid: int) -> list[int]:
+    """The children of a pool's master that a lone manager would have had: its
+    generations' workers and scheduler (a generation, ``resque-pool-generation[...]``, is
+    the manager of one release: pool/master.py)."""
+    found: list[int] = []
+    for child in children(pid):
+        title = cmdline(child)
+        if not title or not alive(child):  # exiting or a zombie: not yet reaped
+            continue
+        if is_generation(title):
+            found.extend(children(child))
+        else:
+            found.append(child)
+    return sorted(found)
+
+
+def is_generation(title: str) -> bool:
+    """A generation's title, or its command line while it boots (before its title)."""
+    return (
+        title.startswith("resque-pool-generation[") or "resque_pool.management.generation" in title
+    )
+
+
+def generations(pid: int) -> dict[int, str]:
+    """The master's generations: pid and title."""
+    titles = {child: cmdline(child) for child in children(pid)}
+    return {p: t for p, t in titles.items() if is_generation(t)}
+
+
+def parent_of(pid: int) -> int:
+    """The parent pid of ``pid`` (Linux procfs)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def cmdline(pid: int) -> str:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -108,7 +142,8 @@ def cmdline(pid: int) -> str:
 
 
 def worker_titles(pid: int) -> dict[int, str]:
-    return {child: cmdline(child) for child in children(pid)}
+    """The titles of a pool's workers and scheduler (through its generations)."""
+    return {child: cmdline(child) for child in pool_children(pid)}
 
 
 def alive(pid: int) -> bool:
@@ -162,4 +197,23 @@ class SlowOnceRecord:
         client = get_redis()
         if client.incr(key("test", "runs", str(token))) == 1:
             time.sleep(float(seconds))
+        client.sadd(key("demo", "done"), str(token))
+
+
+@job(queue="demo", name="SlowOnceThenFail")
+class SlowOnceThenFail:
+    """Its first run sleeps ``seconds`` and then fails (a job a partition interrupts, whose
+    late outcome must not count); later runs record the token in ``<ns>:demo:done``. Every
+    run is counted in ``<ns>:test:runs:<token>``."""
+
+    @staticmethod
+    def perform(token, seconds=1.0):
+        import time
+
+        from resque_pool.resque.connection import get_redis, key
+
+        client = get_redis()
+        if client.incr(key("test", "runs", str(token))) == 1:
+            time.sleep(float(seconds))
+            raise RuntimeError(f"the first run of {token} ended late")
         client.sadd(key("demo", "done"), str(token))

@@ -9,6 +9,7 @@ nothing was given.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import socket
@@ -18,14 +19,18 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+import resque_pool
 from resque_pool import checks
 from resque_pool.conf import settings
-from resque_pool.config_error import ConfigError
+from resque_pool.config_error import ConfigError, one_line
 from resque_pool.logs import configure_logging
-from resque_pool.pool import daemon
-from resque_pool.pool.config import default_file_present, validate_counts
+from resque_pool.pool import daemon, master
+from resque_pool.pool.config import default_file_present
+from resque_pool.pool.generation import BootFailed, GenerationManager, MasterGone
+from resque_pool.pool.link import Link
 from resque_pool.pool.loaders import Source, choose_source
 from resque_pool.pool.manager import GRACEFUL, GRACEFUL_AND_WAIT, Manager, Options
+from resque_pool.version import __version__
 from resque_pool.worker.options import term_child_enabled
 
 logger = logging.getLogger(__name__)
@@ -99,11 +104,16 @@ class Command(BaseCommand):
     # every admin view, which a pool never serves, and delays every start by tens of ms.
     # ``manage.py check`` still runs them all.
     requires_system_checks = [checks.TAG]
+    # The arguments as typed (run_from_argv), for the master to start each generation
+    # with; None when called from code (call_command): the pool then runs in this process.
+    argv: list[str] | None = None
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        self.argv = list(argv[2:])
+        super().run_from_argv(argv)
 
     def get_version(self) -> str:
         """``--version`` (resque-pool's ``-v`` is Django's ``--verbosity``)."""
-        from resque_pool import __version__
-
         return f"django-resque-pool {__version__}"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -182,6 +192,8 @@ class Command(BaseCommand):
             default=None,
             help="run no scheduler child (default: RESQUE_SCHEDULER)",
         )
+        # Internal: how the master starts a generation (pool/master.py).
+        add("--generation", metavar="SPEC", help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -209,7 +221,11 @@ class Command(BaseCommand):
                     stray,
                 )
         if options["test"]:
-            self.print_test(source, environment, self.load_or_exit(source, environment))
+            self.print_test(source, *self.load_or_exit(source, environment))
+            return
+        if options["generation"]:
+            apply_daemon_defaults(options)
+            self.run_generation(source, environment, pool, options)
             return
         if source.strict:
             # An explicitly named file that fails is fatal now, before anything forks. A
@@ -220,18 +236,19 @@ class Command(BaseCommand):
         self.run_pool(source, environment, pool, options)
 
     @staticmethod
-    def load_or_exit(source: Source, environment: str | None) -> dict[str, int]:
+    def load_or_exit(source: Source, environment: str | None) -> tuple[dict, dict]:
+        """The source's counts and limits, validated; one line and exit status 2 if not."""
         try:
-            return validate_counts(source.loader(environment), source.description)
+            config = source.load(environment)
+            return source.counts_of(config), source.limits_of(config)
         except ConfigError as error:
             raise CommandError(str(error), returncode=2) from None
         except Exception as error:  # noqa: BLE001 (database down, loader raising)
-            first_line = str(error).splitlines()[0] if str(error) else ""
-            raise CommandError(
-                f"{source.description}: {type(error).__name__}: {first_line}", returncode=2
-            ) from None
+            raise CommandError(f"{source.description}: {one_line(error)}", returncode=2) from None
 
-    def print_test(self, source: Source, environment: str | None, counts: dict[str, int]) -> None:
+    def print_test(
+        self, source: Source, counts: dict[str, int], limits: dict[str, dict[str, int]]
+    ) -> None:
         self.stdout.write(f"Workers defined in {source.description}")
         number = 0
         for queues, count in counts.items():
@@ -240,15 +257,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"{number}: {queues}")
         # Only a configuration with limits adds lines: without them the output stays
         # resqued's format, line for line.
-        read = getattr(source.loader, "limits", None)
-        try:
-            limits = dict((read(environment) if callable(read) else None) or {})
-        except Exception as error:  # noqa: BLE001 (database down, loader raising)
-            first_line = str(error).splitlines()[0] if str(error) else ""
-            raise CommandError(
-                f"{source.description}: limits: {type(error).__name__}: {first_line}",
-                returncode=2,
-            ) from None
         shown = [(q, limits[q]) for q, count in counts.items() if count and limits.get(q)]
         if shown:
             self.stdout.write("Limits per queue list")
@@ -291,25 +299,174 @@ class Command(BaseCommand):
                 "Resque Pool running with no environment set (--environment, %s)",
                 ", ".join(ENVIRONMENT_VARIABLES),
             )
-        manager = Manager(
+        if self.argv is None:
+            try:
+                Manager(source, self.manager_options(environment, pool, options)).run()
+            finally:
+                if pidfile:
+                    pidfile.remove()
+                del lock
+            return
+        self.become_master(source, environment, pool, options, lock)
+
+    @staticmethod
+    def manager_options(environment: str | None, pool: str, options: dict[str, Any]) -> Options:
+        return Options(
+            environment=environment,
+            pool=pool,
+            appname=appname(options),
+            spawn_delay=(options["spawn_delay"] or 0) / 1000.0,
+            term_behavior=term_behavior(options),
+            single_process_group=single_process_group(options),
+            handle_winch=options["daemon"],
+            kill_others=options["kill_others"],
+            redirects=daemon.Redirects(options["stdout_file"], options["stderr_file"]),
+            **({} if options["scheduler"] is None else {"scheduler": options["scheduler"]}),
+        )
+
+    def become_master(
+        self,
+        source: Source,
+        environment: str | None,
+        pool: str,
+        options: dict[str, Any],
+        lock: Any,
+    ) -> None:
+        """``exec`` into the master (``pool/master.py``): the same pid, without Django or
+        the application, which each later generation loads afresh. The first generation
+        is forked from here first, with the application this process already loaded, so
+        that a start loads it once."""
+        cwd, paths = logical_paths()
+        spec = {
+            "appname": appname(options),
+            "pool": pool,
+            "argv": self.argv,
+            "cwd": cwd,
+            "sys_path": paths,
+            "pidfile": options["pidfile"],
+            "stdout": options["stdout_file"],
+            "stderr": options["stderr_file"],
+            "single_process_group": single_process_group(options),
+            "log_format": settings.RESQUE_LOG_FORMAT,
+        }
+        if lock is not None:
+            os.set_inheritable(lock.fileno(), True)  # workers hold it, as they always did
+        connections.close_all()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        ours, theirs = Link.pair()
+        master_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            self.first_generation(source, environment, pool, options, theirs, master_pid)
+            return
+        theirs.close()
+        os.set_inheritable(ours.fileno(), True)
+        spec["first_generation"] = {"pid": pid, "fd": ours.fileno()}
+        env = dict(os.environ)
+        # The master imports only this package: where it is found, whatever the cwd.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(resque_pool.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(
+            [root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+        )
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", master.__name__, json.dumps(spec)],
+            env,
+        )
+
+    def first_generation(
+        self,
+        source: Source,
+        environment: str | None,
+        pool: str,
+        options: dict[str, Any],
+        sock: Any,
+        master_pid: int,
+    ) -> None:
+        """In the child forked before the exec: generation 1, on the code loaded at start."""
+        if not single_process_group(options):
+            os.setpgid(0, 0)  # as the master starts the later ones
+        link = Link(sock)
+        os.set_inheritable(sock.fileno(), False)
+        self.generation(source, environment, pool, options, link, 1, master_pid, False)
+
+    def run_generation(
+        self, source: Source, environment: str | None, pool: str, options: dict[str, Any]
+    ) -> None:
+        """In a generation the master started (``management/generation.py`` loaded the
+        code and ran the checks): load the counts, say ready, then manage the workers."""
+        spec = json.loads(options["generation"])
+        link = Link.from_fd(spec["fd"])
+        self.generation(
             source,
-            Options(
-                environment=environment,
-                pool=pool,
-                appname=options["appname"] or os.path.basename(os.getcwd()),
-                spawn_delay=(options["spawn_delay"] or 0) / 1000.0,
-                term_behavior=term_behavior(options),
-                single_process_group=options["single_process_group"]
-                or os.environ.get("RESQUE_SINGLE_PGRP", "").strip().lower() in TRUTHY,
-                handle_winch=options["daemon"],
-                kill_others=options["kill_others"],
-                redirects=redirects,
-                **({} if options["scheduler"] is None else {"scheduler": options["scheduler"]}),
-            ),
+            environment,
+            pool,
+            options,
+            link,
+            spec["number"],
+            spec["master"],
+            spec["must_load"],
+        )
+
+    def generation(
+        self,
+        source: Source,
+        environment: str | None,
+        pool: str,
+        options: dict[str, Any],
+        link: Link,
+        number: int,
+        master_pid: int,
+        must_load: bool,
+    ) -> None:
+        manager = GenerationManager(
+            source,
+            self.manager_options(environment, pool, options),
+            link,
+            number,
+            master_pid,
+            must_load,
         )
         try:
-            manager.run()
-        finally:
-            if pidfile:
-                pidfile.remove()
-            del lock
+            manager.boot()
+        except BootFailed as error:
+            link.send({"failed": str(error)})  # the master logs it, once
+            raise SystemExit(3) from None
+        except MasterGone:
+            raise SystemExit(3) from None
+        manager.run()
+
+
+def logical_paths() -> tuple[str, list[str]]:
+    """The working directory by the path it was entered with (``$PWD``) and the module
+    path under it: a deploy that points a symbolic link (``/srv/app/current``) at a new
+    release is then seen by the next generation, where the process's own directory still
+    is the old release (resqued's START_CTX does the same)."""
+    physical = os.getcwd()
+    logical = os.environ.get("PWD") or physical
+    try:
+        if not os.path.samefile(logical, physical):
+            logical = physical
+    except OSError:
+        logical = physical
+    paths = []
+    for path in sys.path:
+        if not path:
+            continue
+        if path == physical or path.startswith(physical + os.sep):
+            path = logical + path[len(physical) :]
+        paths.append(path)
+    return logical, paths
+
+
+def appname(options: dict[str, Any]) -> str:
+    return options["appname"] or os.path.basename(os.getcwd())
+
+
+def single_process_group(options: dict[str, Any]) -> bool:
+    return bool(
+        options["single_process_group"]
+        or os.environ.get("RESQUE_SINGLE_PGRP", "").strip().lower() in TRUTHY
+    )

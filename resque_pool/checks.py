@@ -28,8 +28,8 @@ from django.utils.module_loading import import_string
 from resque_pool import failure_backends
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
-from resque_pool.resque.cluster import hash_tag
 from resque_pool.metrics import views as metrics_views
+from resque_pool.resque.cluster import hash_tag
 from resque_pool.resque.connection import sentinel_addresses
 
 # The tag of this app's checks: the commands that run only these name it in

@@ -1,4 +1,4 @@
-"""The "deploy" figure: shipping new code to a busy pool, HUP against ``--hot-swap``.
+"""The "deploy" figure: shipping new code to a busy pool, HUP against the hot swaps.
 
 ``python -m bench.deploy [--workers 8] [--publish]``: a pool of N workers on the demo
 project runs short jobs (50 ms, about 40 a second) and, when the deploy starts, two long
@@ -7,7 +7,10 @@ ones (6 s). The jobs module is then rewritten on disk and the new code shipped:
 - **HUP**: ``kill -HUP`` of the master (a new generation loads the code, then takes the
   slots over one by one as the old workers finish);
 - **hot swap**: a second ``manage.py resque_pool --hot-swap`` started beside the first,
-  as resque-pool documents it (the new pool QUITs the old once its workers registered).
+  as resque-pool documents it; the new pool QUITs the old once its code and counts have
+  loaded and forks into each slot an old worker leaves;
+- **hot swap, all at once**: ``--hot-swap-all-at-once``, resque-pool's own: the new pool
+  starts every worker, then QUITs the old once they registered.
 
 Reported for each, sampled every 50 ms from the deploy until only new code runs: the peak
 summed PSS of every process of the pool(s) against the steady PSS before, in units of one
@@ -51,6 +54,7 @@ SHORT = 0.05
 LONG = 6.0
 LONG_JOBS = 2
 RATE = 40  # short jobs a second
+METHODS = ("HUP", "hot swap", "hot swap, all at once")
 
 JOBS = """\
 import time
@@ -209,8 +213,9 @@ def measure(method: str, n: int, url: str) -> Result:
     config.write_text(f"{QUEUE}: {n}\n")
     env = project.env(url)
     base = [PYTHON, str(ROOT / "manage.py"), "resque_pool", "-c", str(config), "--no-scheduler"]
-    extra = ["--hot-swap", "--lock", str(project.directory / "pool.lock")]
-    first = launch([*base, *extra] if method == "hot swap" else base, env)
+    swap = "--hot-swap-all-at-once" if method == "hot swap, all at once" else "--hot-swap"
+    extra = [swap, "--lock", str(project.directory / "pool.lock")]
+    first = launch(base if method == "HUP" else [*base, *extra], env)
     processes = [first]
     result = Result(method, n)
     try:
@@ -302,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     server = start_redis()
     try:
-        results = [measure(method, options.workers, server.url) for method in ("HUP", "hot swap")]
+        results = [measure(method, options.workers, server.url) for method in METHODS]
     finally:
         cleanup()
         server.stop()

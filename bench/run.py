@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``bench`` and ``tests`` i
 
 import redis  # noqa: E402
 
-from bench import common, figures, pool_figures, report  # noqa: E402
+from bench import common, figures, idle, pool_figures, report  # noqa: E402
 
 FIGURES = {
     "startup": figures.startup_and_memory,  # figures 1 and 2 (memory one second after)
@@ -39,6 +39,8 @@ FIGURES = {
     "reconfiguration": pool_figures.reconfiguration,  # figure 6
     "idle": pool_figures.idle_cpu,  # figure 7
     "pickup": pool_figures.pickup,  # figure 8
+    "idle_pool": idle.idle_pool,  # idle commands for the whole pool, N = 16 and 64
+    "signals": idle.signal_response,  # USR2 to an idle worker; an idle pool's stop
 }
 SYSTEMS = ("ours", "separate", "rq", "celery")
 # Where a run writes unless told to publish: ignored by git (.gitignore), so a user's quick

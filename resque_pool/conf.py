@@ -251,7 +251,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "RESQUE_SCHEDULER_LEADER_TTL",
-        10,
+        30,
         NUMBER,
         "Seconds the leader lock for recurring schedules outlives its holder; another "
         "scheduler takes over within about this long.",

@@ -25,7 +25,7 @@ import sys
 import time
 
 from resque_pool.health import NoPool, PoolHealth, default_appname, find_pools, one_line_errors
-from resque_pool.unix.process import descendants, start_time
+from resque_pool.unix.process import descendants, identity
 
 STOPPED, STILL_RUNNING, NO_POOL = 0, 1, 2
 # resqued's default. A preStop hook should leave the platform a few seconds of its own
@@ -34,11 +34,6 @@ DEFAULT_GRACE_PERIOD = 30.0
 POLL_SECONDS = 0.1
 
 Process = tuple[int, int]  # (pid, start time): one process, even after its pid is reused
-
-
-def running(pid: int) -> Process | None:
-    started = start_time(pid)
-    return None if started is None else (pid, started)
 
 
 class Tree:
@@ -52,11 +47,11 @@ class Tree:
     def refresh(self) -> None:
         """Forget the processes that exited; add those started below the ones still here
         (a worker's job child, a generation booting while the stop arrived)."""
-        self.processes = {proc for proc in self.processes if running(proc[0]) == proc}
+        self.processes = {proc for proc in self.processes if identity(proc[0]) == proc}
         roots = [self.pool.pid, *(pid for pid, _started in self.processes)]
-        for pid in {root for root in roots if running(root) is not None}:
+        for pid in {root for root in roots if identity(root) is not None}:
             for below in [pid, *descendants(pid)]:
-                proc = running(below)
+                proc = identity(below)
                 if proc is not None:
                     self.processes.add(proc)
 

@@ -58,9 +58,15 @@ def test_hot_swap_with_daemon_in_either_order(argv):
     options = parse(*argv)
     assert options["pidfile"] is None and options["no_pidfile"]
     assert options["lock_file"] == "tmp/resque-pool.lock"
-    assert options["kill_others"]
+    assert options["take_over"] and not options["kill_others"]
     assert options["stdout_file"] == "log/resque-pool.stdout.log"
     assert options["stderr_file"] == "log/resque-pool.stderr.log"
+
+
+def test_the_all_at_once_hot_swap_is_resque_pools():
+    options = parse("--hot-swap-all-at-once")
+    assert options["kill_others"] and not options["take_over"]
+    assert options["no_pidfile"] and options["lock_file"] == "tmp/resque-pool.lock"
 
 
 def test_hot_swap_keeps_an_explicit_lock():

@@ -13,6 +13,8 @@ import time
 import pytest
 
 from resque_pool.pool import state as pool_state
+from resque_pool.resque import wire
+from resque_pool.unix.process import identity
 from tests.support.common import manage_command, wait_until
 from tests.support.pool_fixtures import SETTINGS, registered, write
 from tests.support.processes import alive, cmdline, kill_tree, pool_children, worker_titles
@@ -97,7 +99,9 @@ def test_winch_is_ignored_without_daemon(start_pool, tmp_path):
     assert pool.workers() == [worker]
 
 
-def test_hot_swap_quits_only_pools_of_the_same_app(start_pool, tmp_path, resque):
+def test_the_all_at_once_hot_swap_quits_only_pools_of_the_same_app(
+    start_pool, tmp_path, resque
+):
     config = str(write(tmp_path / "pool.yml", "demo: 1\n"))
     old = start_pool("-c", config, "-a", "alpha", name="old")
     other = start_pool("-c", config, "-a", "beta", name="other")
@@ -105,7 +109,9 @@ def test_hot_swap_quits_only_pools_of_the_same_app(start_pool, tmp_path, resque)
     other_workers = other.wait_for_workers({"demo": 1})
     assert old.state()["appname"] == "alpha" and other.state()["appname"] == "beta"
     lock = tmp_path / "swap.lock"
-    new = start_pool("-H", "-l", str(lock), "-c", config, "-a", "alpha", name="new")
+    new = start_pool(
+        "--hot-swap-all-at-once", "-l", str(lock), "-c", config, "-a", "alpha", name="new"
+    )
     new_workers = new.wait_for_workers({"demo": 1})
 
     assert old.wait_exit(30) == 0  # QUIT: graceful, waited for its workers
@@ -131,6 +137,57 @@ def test_hot_swap_quits_only_pools_of_the_same_app(start_pool, tmp_path, resque)
     assert new.wait_exit(30) == 0
     with open(lock) as handle:
         wait_until(lambda: _try_exclusive(handle), 20, message="lock released with the pool")
+
+
+def test_the_hot_swap_takes_the_old_pools_slots_one_by_one(start_pool, tmp_path, resque):
+    """--hot-swap: the new pool loads, QUITs the old one and forks into each slot an old
+    worker leaves: the idle slot moves at once, the busy one when its job is done, and
+    the app never runs more workers than the counts (resque-pool #139)."""
+    config = str(write(tmp_path / "pool.yml", "demo: 2\n"))
+    # Another app's pool, on another queue so that it cannot take alpha's job.
+    other = start_pool("-c", str(write(tmp_path / "beta.yml", "high: 1\n")), "-a", "beta")
+    old = start_pool("-c", config, "-a", "alpha", name="old")
+    old_workers = set(old.wait_for_workers({"demo": 2}))
+    other_workers = other.wait_for_workers({"high": 1})
+    # Both of alpha's workers busy would leave nothing to move at once: one long job.
+    client = resque.client
+    client.sadd(resque.key("queues"), "demo")
+    client.rpush(resque.key("queue", "demo"), wire.job_payload("SlowRecord", ["long", 4]))
+    wait_until(
+        lambda: any(client.get(resque.key("worker", w)) for w in registered(resque)),
+        20,
+        0.05,
+        "the long job running",
+    )
+    new = start_pool("-H", "-l", str(tmp_path / "swap.lock"), "-c", config, "-a", "alpha")
+    # Until the command has become the master, its one child is the first generation,
+    # not a worker; the take-over waits for the master's go-ahead anyway.
+    wait_until(lambda: cmdline(new.pid).startswith("resque-pool-master["), 30, 0.01, "master")
+    seen, crowded = 0, []
+    moved_idle = None
+    began = time.monotonic()
+    while time.monotonic() - began < 60:
+        # The new workers first: a replacement forked between the two reads then shows
+        # in neither, never in both. An exited worker holds no slot, reaped or not.
+        new_alive = set(new.workers()) if new.process.poll() is None else set()
+        old_alive = {pid for pid in old_workers if identity(pid)}
+        seen = max(seen, len(old_alive) + len(new_alive))
+        if len(old_alive) + len(new_alive) > 2:
+            crowded.append((round(time.monotonic() - began, 2), new_alive, old_alive))
+        if moved_idle is None and len(old_alive) == 1 and len(new_alive) == 1:
+            moved_idle = time.monotonic() - began
+        if not old_alive and len(new_alive) == 2:
+            break
+        time.sleep(0.02)
+    assert seen <= 2, f"{seen} workers of alpha at once: {crowded}\n{new.log()}"
+    assert moved_idle is not None, new.log()
+    new.wait_for_workers({"demo": 2})
+    assert old.wait_exit(30) == 0
+    assert f"hot swap: sent QUIT to pool {old.pid}" in new.log()
+    # The long job ran to its end on the old code, once; nothing failed.
+    assert client.smembers(resque.key("demo", "done")) == {"long"}
+    assert client.llen(resque.key("failed")) == 0
+    assert other.process.poll() is None and other.workers() == list(other_workers)
 
 
 def _try_exclusive(handle) -> bool:

@@ -18,7 +18,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from resque_pool.resque import records, wire
+from resque_pool.resque import control, records, wire
 from resque_pool.resque.connection import get_redis, key, namespace
 
 # -- small helpers -------------------------------------------------------------------------
@@ -277,11 +277,13 @@ def workers_paused() -> bool:
 
 
 def pause_workers(paused: bool) -> None:
-    """``SET pause-all-workers true`` (what Ruby's workers honour too), or delete it."""
+    """``SET pause-all-workers true`` (what Ruby's workers honour too), or delete it, and
+    tell the pools, whose idle workers hear it within a second (``resque/control.py``)."""
     if paused:
         get_redis().set(key(records.PAUSE_ALL_WORKERS), "true")
     else:
         get_redis().delete(key(records.PAUSE_ALL_WORKERS))
+    control.announce(control.PAUSE)
 
 
 # -- Resque.info and stats ----------------------------------------------------------------

@@ -23,9 +23,9 @@ what a generation adds:
 from __future__ import annotations
 
 import logging
-import select
 import signal
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import setproctitle
@@ -33,13 +33,14 @@ import setproctitle
 from resque_pool import failure_backends
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
-from resque_pool.pool import killer
+from resque_pool.pool import killer, slots
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.daemon import reopen_logs
 from resque_pool.pool.link import Link
 from resque_pool.pool.manager import Manager, Options
 from resque_pool.pool.processes import send_signal
 from resque_pool.pool.signal_queue import REOPEN_LOGS, SignalQueue
+from resque_pool.pool.takeover import TakeOver
 from resque_pool.resque import job_metrics
 from resque_pool.unix.self_pipe import Waker
 
@@ -62,11 +63,11 @@ class LinkedWaker(Waker):
         self.link = link
 
     def wait(self, timeout: float) -> bool:
-        fds = [self.read_fd] if self.link.closed else [self.read_fd, self.link.fileno()]
-        readable, _, _ = select.select(fds, [], [], max(timeout, 0))
-        if self.read_fd in readable:
-            super().wait(0)
-        return bool(readable)
+        return bool(self.wait_beside((), timeout))
+
+    def wait_beside(self, fds: Iterable[int], timeout: float) -> set[int]:
+        link = () if self.link.closed else (self.link.fileno(),)
+        return super().wait_beside((*fds, *link), timeout)
 
 
 class GenerationSignals(SignalQueue):
@@ -143,6 +144,10 @@ class GenerationManager(Manager):
         # --kill-others is about the pool's start: a reload must not judge other pools.
         self.killer = killer.KillOthers(
             options.appname, self.host, master_pid, options.kill_others and not must_load
+        )
+        # The same for a hot swap: a reload takes over from its own older generation.
+        self.takeover = (
+            TakeOver(options.appname, master_pid) if options.take_over and not must_load else None
         )
 
     # -- boot ------------------------------------------------------------------------------
@@ -245,22 +250,12 @@ class GenerationManager(Manager):
     def desired(self) -> dict[str, int]:
         if self.retiring or self.others is None:
             return {}
-        wanted = super().desired()
-        held = self.others
-        if not held:
-            return wanted
-        # Per list, the slots an older generation frees; in all, never above the counts.
-        room = max(sum(wanted.values()) - sum(held.values()), 0)
-        share = {q: max(n - held.get(q, 0), 0) for q, n in wanted.items()}
-        result = {}
-        for queues, count in share.items():
-            result[queues] = min(count, len(self.workers.of(queues)))
-            room -= result[queues]
-        for queues, count in share.items():
-            extra = max(min(count - result[queues], room), 0)
-            result[queues] += extra
-            room -= extra
-        return result
+        return super().desired()
+
+    def held(self) -> dict[str, int]:
+        """The slots older generations still hold (the master's ``others``), besides the
+        other pools a hot swap takes over."""
+        return slots.merge(self.others or {}, super().held())
 
     def maintain(self) -> None:
         self.reconciler.maintain(self.desired(), self.limits)

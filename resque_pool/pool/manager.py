@@ -26,16 +26,19 @@ from resque_pool import failure_backends
 from resque_pool.conf import settings
 from resque_pool.config_error import ConfigError, one_line
 from resque_pool.logs import LogOnce
-from resque_pool.pool import killer
+from resque_pool.pool import killer, slots
 from resque_pool.pool import state as pool_state
 from resque_pool.pool.config import max_workers
 from resque_pool.pool.daemon import Redirects, reopen_logs
 from resque_pool.pool.dead_workers import PeriodicPrune
 from resque_pool.pool.health_file import HealthFile
+from resque_pool.pool.idle_watch import IdleWatch
 from resque_pool.pool.loaders import PoolConfig, Source
 from resque_pool.pool.reconcile import Reconciler
 from resque_pool.pool.scheduler_child import SchedulerChild
 from resque_pool.pool.signal_queue import SIGNAL_29, SignalQueue, name
+from resque_pool.pool.takeover import POLL as TAKEOVER_POLL
+from resque_pool.pool.takeover import TakeOver
 from resque_pool.resque import connection, job_metrics
 from resque_pool.resque.outages import describe, outage
 from resque_pool.worker.options import term_child_enabled
@@ -44,7 +47,9 @@ logger = logging.getLogger(__name__)
 
 GRACEFUL_AND_WAIT = "graceful_worker_shutdown_and_wait"
 GRACEFUL = "graceful_worker_shutdown"
-PUBLISH_PERIOD = 1.0
+# The live state is published when it changes, and refreshed this often within its expiry
+# (RESQUE_POOL_STATE_TTL): an idle pool writes it a few times a minute.
+STATE_REFRESHES_PER_TTL = 3
 # The manager's own Redis calls (publishing its state, pruning, finding other pools) are
 # short: a Redis that accepts connections but never answers must not stall the loop that
 # reaps and respawns workers.
@@ -61,6 +66,7 @@ class Options:
     single_process_group: bool = False
     handle_winch: bool = False
     kill_others: bool = False
+    take_over: bool = False  # --hot-swap: the other pools' slots, one by one
     redirects: Redirects | None = None
     loader_period: float = field(default_factory=lambda: float(settings.RESQUE_POOL_LOADER_PERIOD))
     scheduler: bool = field(default_factory=lambda: bool(settings.RESQUE_SCHEDULER))
@@ -99,10 +105,15 @@ class Manager:
         self.loaded_once = False
         self.publish_errors = LogOnce(logger)
         self.killer = killer.KillOthers(options.appname, self.host, self.pid, options.kill_others)
+        self.takeover = TakeOver(options.appname, self.pid) if options.take_over else None
         self.scheduler = SchedulerChild(
             options.scheduler, self.pid, options.appname, options.single_process_group
         )
         self.pruner = PeriodicPrune(self.id)
+        # Redis on behalf of the idle workers: one poll per INTERVAL, the control channel,
+        # their heartbeats (pool/idle_watch.py).
+        self.watch = IdleWatch(self.workers)
+        self._published: dict[str, Any] | None = None
         # Liveness for probes (resque_pool/health.py): touched each time the loop comes round.
         self.health = HealthFile(self.pid)
         self._health_key: tuple[Any, ...] | None = None
@@ -148,7 +159,7 @@ class Manager:
                 if self.handle_signal(signum):
                     break
             else:
-                self.signals.sleep(self.sleep_timeout())
+                self.signals.sleep(self.sleep_timeout(), self.watch.fds())
                 # What woke us is often a CHLD: reap before reconciling, so that a dead
                 # worker is replaced now rather than on the next wake-up.
                 self.reap()
@@ -158,6 +169,7 @@ class Manager:
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
             self.beat()
+            self.watch.tick()
             self.reconciler.cleanups.tick()
             self.reconciler.kill_hung_workers()
             self.pruner.tick(self.workers.queue_lists())
@@ -173,6 +185,7 @@ class Manager:
 
     def finish(self) -> None:
         self.health.remove()
+        self.watch.close()
         self.scheduler.stop()
         self.status = "stopped"
         self.procline("(shutting down)")
@@ -243,7 +256,16 @@ class Manager:
         return self.loaded_once and not self.load_errors.active and not self.paused
 
     def desired(self) -> dict[str, int]:
-        return {} if self.paused else self.counts
+        """The counts to run now: none while paused (WINCH), and never more than the
+        slots that other processes of this app (``held``) leave free."""
+        if self.paused:
+            return {}
+        return slots.fit(self.counts, self.held(), lambda queues: len(self.workers.of(queues)))
+
+    def held(self) -> dict[str, int]:
+        """Slots of the counts other processes hold: the workers of the pools a
+        ``--hot-swap`` takes over, until each has finished its job and left."""
+        return self.takeover.held() if self.takeover else {}
 
     # -- reconciliation --------------------------------------------------------------------
 
@@ -370,6 +392,9 @@ class Manager:
         deadlines = [
             self.next_load,
             self.next_publish,
+            # A slot an old pool's worker frees is filled at once, not a second later.
+            *([now + TAKEOVER_POLL] if self.takeover and self.takeover.active else []),
+            self.watch.deadline(),
             *self.reconciler.spawn_deadlines(self.desired()),
         ]
         ahead = [deadline - now for deadline in deadlines if deadline > now]
@@ -396,18 +421,24 @@ class Manager:
         }
 
     def publish(self, force: bool = False) -> None:
+        """Publish the live state when it changed, and refresh it within its expiry."""
         now = time.monotonic()
-        if not force and now < self.next_publish:
+        state = self.state()
+        if not force and now < self.next_publish and state == self._published:
             return
-        self.next_publish = now + PUBLISH_PERIOD
+        ttl = max(float(settings.RESQUE_POOL_STATE_TTL), 1.0)
+        self.next_publish = now + max(ttl / STATE_REFRESHES_PER_TTL, 1.0)
         try:
-            pool_state.publish(self.state())
+            pool_state.publish(state)
         except Exception as error:  # noqa: BLE001 (Redis down must not stop the pool)
             # Once per kind of outage (each refused command words it differently).
             kind = outage(error)
             text = describe(error) if kind not in (None, "down") else str(error)
             self.publish_errors.error(kind or text, "could not publish the pool state: %s", text)
+            self.next_publish = now + 1.0  # tried again in a second
+            self._published = None
             return
+        self._published = state
         self.publish_errors.clear()
 
     def beat(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import signal
+from collections.abc import Iterable
 
 from resque_pool.unix.self_pipe import Waker
 
@@ -95,10 +96,11 @@ class SignalQueue:
         for signum in dropped:
             logger.warning("ignoring SIG%s: signal queue is full", name(signum))
 
-    def sleep(self, timeout: float) -> None:
-        """Block until a signal arrives or ``timeout`` seconds pass."""
+    def sleep(self, timeout: float, beside: Iterable[int] = ()) -> None:
+        """Block until a signal arrives, one of ``beside`` (a socket) is readable, or
+        ``timeout`` seconds pass."""
         if not self.pending:
-            self.waker.wait(timeout)
+            self.waker.wait_beside(beside, timeout)
 
     @property
     def fds(self) -> tuple[int, int]:

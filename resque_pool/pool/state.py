@@ -3,8 +3,8 @@
 Keys of our own under the namespace (they never change the meaning of Resque's keys):
 
 - ``<ns>:pools``: SET of pool ids (``host:pid``);
-- ``<ns>:pool:<host:pid>``: STRING, a JSON object, refreshed by the manager about once a
-  second with an expiry of ``RESQUE_POOL_STATE_TTL`` seconds::
+- ``<ns>:pool:<host:pid>``: STRING, a JSON object, written by the manager when it changes
+  and refreshed three times per ``RESQUE_POOL_STATE_TTL`` seconds, its expiry::
 
     {"id": "web1:4242", "host": "web1", "pid": 4242, "appname": "myapp",
      "pool": "web1", "environment": "production",

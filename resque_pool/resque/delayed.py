@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from resque_pool.resque import wire
+from resque_pool.resque import control, wire
 from resque_pool.resque.connection import get_redis, key
 
 logger = logging.getLogger(__name__)
@@ -131,6 +131,9 @@ def queue_delayed_push(pipe: Any, timestamp: int, item: str) -> None:
     pipe.rpush(timestamp_key(timestamp), item)
     pipe.sadd(index_key(item), timestamp_member(timestamp))
     pipe.zadd(key(SCHEDULE), {str(int(timestamp)): int(timestamp)})
+    # The schedulers sleep until their next due item (scheduler/process.py): this one may
+    # be due sooner.
+    pipe.publish(control.channel(), f"{control.DELAYED} {int(timestamp)}")
 
 
 def remove_delayed_item(item: str) -> int:

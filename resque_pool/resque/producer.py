@@ -35,7 +35,7 @@ from resque_pool.resque.delayed import (
 from resque_pool.resque.queue_lists import check_queue_name
 from resque_pool.resque.registry import JobDefinition, registry, source_of
 from resque_pool.resque.retry import as_retry
-from resque_pool.resque.wakeup import push_job, push_tokens
+from resque_pool.resque.wakeup import announce_new_queue, push_job, push_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +172,14 @@ def enqueue(
     if wait_replicas is None:
         wait_replicas = settings.RESQUE_ENQUEUE_WAIT_REPLICAS
     pipe = get_redis().pipeline(transaction=False)
-    push_job(pipe, target_queue, payload)
+    position = push_job(pipe, target_queue, payload)
     if wait_replicas:
         # In the same pipeline, so on the same connection: WAIT counts the replicas that
         # have this connection's writes. (Not inside MULTI or a script, where it does not
         # block.)
         pipe.execute_command("WAIT", wait_replicas, _wait_timeout_ms())
     replies = pipe.execute()
+    announce_new_queue(replies, position)
     acknowledged = int(replies[-1]) if wait_replicas else None
     if acknowledged is not None:
         _log_unacknowledged(class_name, target_queue, acknowledged, wait_replicas)

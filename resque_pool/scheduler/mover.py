@@ -121,6 +121,25 @@ def due_timestamps(now: float | None = None, limit: int = BATCH) -> list[int]:
     return [int(stamp) for stamp in stamps]
 
 
+def earliest_due() -> tuple[float, float | None]:
+    """(Redis's clock now, when the earliest delayed item is due or None), in one round
+    trip: what an idle scheduler asks before it sleeps."""
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.time()
+    pipe.zrange(key(SCHEDULE), 0, 0, withscores=True)
+    server, first = pipe.execute()
+    return clock.seconds(server), (float(first[0][1]) if first else None)
+
+
+def next_after(now: float) -> float | None:
+    """When the first item due after ``now`` is (items left due at ``now`` are ones this
+    process cannot route: retried at the next poll, not in a loop)."""
+    found = get_redis().zrangebyscore(
+        key(SCHEDULE), f"({int(now)}", "+inf", start=0, num=1, withscores=True
+    )
+    return float(found[0][1]) if found else None
+
+
 def move_due(now: float | None = None, max_items: int | None = None) -> MoveResult:
     """Move every item due at ``now`` (default: this second on Redis's clock, the one
     every scheduler shares); at most ``max_items``.

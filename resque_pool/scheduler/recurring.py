@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -117,6 +118,12 @@ class Leadership:
     @property
     def ttl_ms(self) -> int:
         return max(int(float(settings.RESQUE_SCHEDULER_LEADER_TTL) * 1000), 1000)
+
+    @property
+    def refresh_period(self) -> float:
+        """How often the lock is refreshed (or, by a scheduler that does not lead, tried):
+        three times within its expiry, so a leader survives a missed refresh or two."""
+        return self.ttl_ms / 1000 / 3
 
     def hold(self) -> bool:
         """Take the lock if it is free, or refresh it if ours; True while we lead."""
@@ -291,16 +298,37 @@ class Recurring:
 
     def __init__(self) -> None:
         self.leadership = Leadership()
+        self.next_hold = 0.0  # time.monotonic() of the next refresh of the lock
+        # What the last look saw: the enabled schedules' rows, and the next run among them
+        # (seconds, Redis's clock); None until a look as the leader.
+        self.seen: tuple = ()
+        self.next_due: float | None = None
         # Per schedule, so that two broken schedules do not take turns at the log: each
         # error is logged once, with the schedule's name, until it changes or clears.
         self.errors: dict[str, LogOnce] = {}
         self.damage: dict[str, LogOnce] = {}
 
-    def tick(self, now: float | None = None) -> int:
-        """Fire what is due at ``now`` (default: Redis's clock); the number of runs pushed."""
-        if not self.leadership.hold():
+    def tick(self, now: float | None = None, estimate: float | None = None) -> int:
+        """Fire what is due at ``now`` (default: Redis's clock); the number of runs pushed.
+
+        With ``estimate`` (Redis's clock as the scheduler reckons it, without asking), an
+        idle leader talks to Redis only when a run is due, the schedules changed in the
+        database, or the lock needs refreshing; ``now`` given always looks."""
+        looking = now is not None or estimate is None
+        moment = time.monotonic()
+        if looking or moment >= self.next_hold:
+            held = self.leadership.hold()  # on an error, tried again at the next tick
+            self.next_hold = moment + self.leadership.refresh_period
+            if not held:
+                self.next_due = None
+                return 0
+        elif not self.leadership.leading:
             return 0
         schedules = list(Schedule.objects.filter(enabled=True))
+        seen = tuple(tuple(getattr(row, f.attname) for f in row._meta.fields) for row in schedules)
+        unchanged = seen == self.seen and self.next_due is not None
+        if not looking and unchanged and estimate < self.next_due:  # type: ignore[operator]
+            return 0
         state = RunsState.read(now)
         self.forget(state, {schedule.name for schedule in schedules})
         fired = 0
@@ -313,7 +341,22 @@ class Recurring:
                 self.report(schedule.name, describe(error), state)
             else:
                 self.cleared(schedule.name, state)
+        self.seen = seen
+        self.next_due = self.earliest_due(schedules, state)
         return fired
+
+    def earliest_due(self, schedules: list[Schedule], state: RunsState) -> float | None:
+        """When the next run of any schedule falls (seconds, Redis's clock): the leader
+        sleeps until then. Recomputed within the refresh period at the latest (a schedule
+        whose next run cannot be computed counts as due then)."""
+        latest = state.now.timestamp() + self.leadership.refresh_period
+        found = [latest]
+        for schedule in schedules:
+            try:
+                found.append(next_run(schedule, state).timestamp())
+            except Exception:  # noqa: BLE001 (reported by step(), retried at the refresh)
+                continue
+        return min(found)
 
     def step(self, schedule: Schedule, state: RunsState) -> int:
         """Fire ``schedule`` if it is due; 1 when a run was pushed."""
@@ -334,7 +377,9 @@ class Recurring:
             raise
         except Exception as error:  # noqa: BLE001 (reworded for the log and the admin)
             raise ScheduleError(f"cannot compute its next run: {describe(error)}") from None
-        return self.fire(schedule, slot, moment)
+        fired = self.fire(schedule, slot, moment)
+        state.slots[schedule.name] = slot  # as the script recorded it: counted from there
+        return fired
 
     def repair(self, schedule: Schedule, base: Base, moment: datetime) -> None:
         """Log a damaged slot or last run once, and record ``moment`` as the schedule's slot
@@ -391,6 +436,7 @@ class Recurring:
         )
         if result == 0:
             self.leadership.leading = False  # the lock expired under us: the next loop retries
+            self.next_hold = 0.0
             return 0
         if result == 2:
             reason = (

@@ -24,7 +24,7 @@ from resque_pool.conf import settings
 from resque_pool.resque import wire
 from resque_pool.resque.connection import get_redis
 from resque_pool.resque.producer import acknowledge_push, enqueue_at
-from resque_pool.resque.wakeup import push_job
+from resque_pool.resque.wakeup import announce_new_queue, push_job
 from resque_pool.tasks import WRAPPER_NAME, known_tasks, queues, results
 from resque_pool.tasks.compat import (
     BaseTaskBackend,
@@ -96,8 +96,8 @@ class ResqueBackend(BaseTaskBackend):
             payload = wire.job_payload(WRAPPER_NAME, [wrapper_arguments(result)])
             pipe = get_redis().pipeline(transaction=True)
             results.save(record, pipe)
-            push_job(pipe, queue, payload)  # as enqueue() does, wake-up token included
-            pipe.execute()
+            position = push_job(pipe, queue, payload)  # as enqueue() does, token included
+            announce_new_queue(pipe.execute(), position)
             if settings.RESQUE_ENQUEUE_WAIT_REPLICAS:  # as enqueue() waits, after the push
                 acknowledge_push(task.module_path, queue, settings.RESQUE_ENQUEUE_WAIT_REPLICAS)
         task_enqueued.send(type(self), task_result=result)

@@ -44,3 +44,15 @@ def die_with_parent(parent_pid: int) -> None:
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(1)
+
+
+def signal_on_parent_death(signum: int, parent_pid: int) -> bool:
+    """Ask the kernel for ``signum`` when the parent (the thread that forked this process)
+    dies: a catchable signal, so the process notices at once yet finishes what it is doing.
+    False where the system has no such request, or when the parent is already gone (the
+    caller checks ``os.getppid()`` as it would without it)."""
+    if not prepare():
+        return False
+    assert _prctl is not None
+    _prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    return os.getppid() == parent_pid

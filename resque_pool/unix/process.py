@@ -76,3 +76,10 @@ def descendants(pid: int) -> list[int]:
                 found.extend(children)
                 pending.extend(children)
     return found
+
+
+def identity(pid: int) -> tuple[int, int] | None:
+    """``(pid, start time)``: one process, even after the kernel hands its pid to another;
+    None when it is not running."""
+    started = start_time(pid)
+    return None if started is None else (pid, started)

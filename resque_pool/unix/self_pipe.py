@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+from collections.abc import Iterable
 
 
 class Waker:
@@ -26,13 +27,18 @@ class Waker:
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds; True if woken."""
-        readable, _, _ = select.select([self.read_fd], [], [], max(timeout, 0))
-        if not readable:
-            return False
-        with contextlib.suppress(OSError):
-            while os.read(self.read_fd, 512):
-                pass
-        return True
+        return self.read_fd in self.wait_beside((), timeout)
+
+    def wait_beside(self, fds: Iterable[int], timeout: float) -> set[int]:
+        """Sleep up to ``timeout`` seconds or until a signal or one of ``fds`` (a socket)
+        is readable; the readable descriptors, this pipe's read end among them when a
+        signal woke us (its bytes are consumed)."""
+        readable, _, _ = select.select([self.read_fd, *fds], [], [], max(timeout, 0))
+        if self.read_fd in readable:
+            with contextlib.suppress(OSError):
+                while os.read(self.read_fd, 512):
+                    pass
+        return set(readable)
 
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):

@@ -4,6 +4,7 @@ heartbeat thread writes it (``Worker#start_heartbeat`` in ``lib/resque/worker.rb
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -30,10 +31,23 @@ class Heartbeat:
     forking a process with threads), and a few hundred KiB less private memory per worker.
 
     The thread holds its own client so it never touches the shared client registry, whose
-    lock a forked job child must be able to take."""
+    lock a forked job child must be able to take.
 
-    def __init__(self, worker_id: str, interval: float, in_thread: bool = True) -> None:
+    ``manager_pid``: a pool worker beats once at start, then leaves its heartbeats to its
+    manager, which writes those of all its workers in one command (``pool/idle_watch.py``)
+    for as long as it runs them; a worker whose manager is gone beats again itself while
+    it finishes its job."""
+
+    def __init__(
+        self,
+        worker_id: str,
+        interval: float,
+        in_thread: bool = True,
+        manager_pid: int | None = None,
+    ) -> None:
         self.worker_id = worker_id
+        self.manager_pid = manager_pid
+        self._beaten = False
         self.interval = max(float(interval), 0.1)
         self.in_thread = in_thread
         self.registered = threading.Event()
@@ -75,7 +89,14 @@ class Heartbeat:
             self._beat_once(client)
             self._stop.wait(self.interval)
 
+    def _managed(self) -> bool:
+        """The manager beats for this worker (it did once itself, at start)."""
+        return self._beaten and self.manager_pid is not None and os.getppid() == self.manager_pid
+
     def _beat_once(self, client: redis_lib.Redis) -> None:
+        if self._managed():
+            return
+        self._beaten = True
         try:
             if beat(client, self.worker_id, self.registered.is_set()):
                 logger.warning(

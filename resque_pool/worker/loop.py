@@ -29,23 +29,21 @@ from resque_pool.resque.pruning import cleanup_dead_worker, prune_dead_workers
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.reserve import PAUSED, Reservation, raw_key, reserve
 from resque_pool.resque.worker_records import make_worker_id, register, unregister
+from resque_pool.unix.parent_death import signal_on_parent_death
 from resque_pool.worker.heartbeat import Heartbeat
 from resque_pool.worker.job_child import ChildProcess
 from resque_pool.worker.limits import Limits, Recycler
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.pending import PendingWrites
 from resque_pool.worker.perform import JobRunner
-from resque_pool.worker.pickup import WakeUps
+from resque_pool.worker.pickup import TICK, TICKED, WakeUps
 from resque_pool.worker.procline import display_class, set_procline
 from resque_pool.worker.progress import Progress, bounded_redis_waits
-from resque_pool.worker.signal_flags import WorkerSignals
+from resque_pool.worker.signal_flags import LOOK_AGAIN, WorkerSignals
 
 __all__ = ["Worker", "make_worker_id", "cleanup_dead_worker"]
 
 logger = logging.getLogger(__name__)
-
-# Longest stretch the worker sleeps without checking whether its manager is still there.
-_MANAGER_CHECK = 1.0
 
 
 class Worker:
@@ -153,6 +151,10 @@ class Worker:
         set_context(worker=self._id)  # in JSON log lines, from now on
         set_procline("Starting")
         self.signals.install()
+        if self.manager_pid is not None:
+            # Noticed at once, not at the next tick: the kernel sends LOOK_AGAIN (catchable,
+            # so a job in hand is finished) when the manager dies; _should_stop checks.
+            signal_on_parent_death(LOOK_AGAIN, self.manager_pid)
         hang_timeout = settings.RESQUE_WORKER_HANG_TIMEOUT
         if self.progress.fd is not None and hang_timeout:
             bounded_redis_waits(hang_timeout)
@@ -162,7 +164,10 @@ class Worker:
         # A thread only when jobs run in the worker: a forking worker's loop comes round at
         # least once a second, and beats itself (worker/heartbeat.py).
         self._heartbeat = Heartbeat(
-            self.id, settings.RESQUE_HEARTBEAT_INTERVAL, in_thread=not self.options.fork_per_job
+            self.id,
+            settings.RESQUE_HEARTBEAT_INTERVAL,
+            in_thread=not self.options.fork_per_job,
+            manager_pid=self.manager_pid,
         )
         self._heartbeat.start()
         if not self._wait_for_redis(lambda: prune_dead_workers(self.id, self.queue_list)):
@@ -197,7 +202,9 @@ class Worker:
     def _loop(self) -> None:
         while not self._should_stop():
             self._beat()
+            self.signals.look_again = False  # this round looks at everything again
             wake_on: list[str] | None = None  # queues whose wake-up keys the idle wait watches
+            wait = self.options.interval  # an outage is retried every interval
             try:
                 self._pending.retry()
                 worked = self.work_one_job()
@@ -218,6 +225,7 @@ class Worker:
                 if self.options.interval == 0:
                     return
                 wake_on = self._set_idle_procline()
+                wait = self._idle_for()
             except redis_lib.RedisError as error:
                 # Any Redis call of an iteration may meet an outage (no answer, or writes
                 # refused, which a pending outcome keeps meeting until Redis takes it); the
@@ -226,7 +234,7 @@ class Worker:
                 if outage(error) is None or self.options.interval == 0:
                     raise
                 self._redis_unreachable(error)
-            self._idle(self.options.interval, wake_on)
+            self._idle(wait, wake_on)
 
     def _redis_unreachable(self, error: Exception) -> None:
         # Once per kind of outage, whatever each failed call said.
@@ -346,29 +354,47 @@ class Worker:
         set_procline(f"Waiting for {','.join(queues)}")
         return queues
 
-    def _idle(self, seconds: float, wake_on: list[str] | None = None) -> None:
-        """Sleep, waking early for a signal and checking on the manager every second; with
-        ``wake_on``, blocked on those queues' wake-up keys (``worker/pickup.py``), waking
-        as soon as a job is pushed to one of them."""
-        deadline = time.monotonic() + seconds
-        while not self._should_stop():
-            self._log_signals()
-            self._beat()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.signals.wait(0):
-                return
-            woken = None
-            if wake_on is not None:
-                try:
-                    if self.queue_list.dynamic:  # a queue created meanwhile counts now
-                        wake_on = self.queues
-                    woken = self._wakeups.wait(wake_on, remaining)
-                except REDIS_DOWN:
-                    wake_on = None  # the next reservation meets the outage and says so
-            if woken:
-                return
-            if woken is None and self.signals.wait(min(remaining, _MANAGER_CHECK)):
-                return
+    def _idle(self, seconds: float | None, wake_on: list[str] | None = None) -> None:
+        """Wait ``seconds`` (None: until something happens, under a pool manager), ending
+        early for a signal or ``LOOK_AGAIN``; with ``wake_on``, blocked on those queues'
+        wake-up keys (``worker/pickup.py``), ending as soon as a job is pushed to one of
+        them. Progress and the manager are looked at every ``TICK``, locally."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            while not self._should_stop():
+                self._log_signals()
+                self._beat()
+                if self.signals.look_again:
+                    return
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                if wake_on is not None and (wake_on or self._watches_queue_set()):
+                    try:
+                        if self._watches_queue_set() and self.queues != wake_on:
+                            return  # a queue created meanwhile counts now
+                        if not wake_on:
+                            self.signals.wait(TICK if remaining is None else min(remaining, TICK))
+                            continue
+                        outcome = self._wakeups.wait(wake_on, remaining, self.signals)
+                    except REDIS_DOWN:
+                        return  # the next reservation meets the outage and waits it out
+                    if outcome != TICKED:
+                        return
+                elif self.signals.wait(TICK if remaining is None else min(remaining, TICK)):
+                    return
+        finally:
+            self._wakeups.cancel()
+
+    def _watches_queue_set(self) -> bool:
+        """A worker alone reading ``*`` or a glob looks at the queue set every ``TICK`` while
+        it waits; a pool's worker is told by its manager instead (pool/idle_watch.py)."""
+        return self.manager_pid is None and self.queue_list.dynamic
+
+    def _idle_for(self) -> float | None:
+        """How long an idle wait lasts: until woken under a manager (it polls for what
+        other clients do, once per pool), else the interval, as Resque polls."""
+        return None if self.manager_pid is not None else self.options.interval
 
     def _should_stop(self) -> bool:
         if not self.shutdown_requested and self._manager_gone():

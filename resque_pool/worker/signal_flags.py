@@ -8,11 +8,14 @@ loop; the loop logs what arrived and runs the hooks that go with it.
 | INT | stop and end the job now |
 | USR1 | end the current job now, keep working |
 | USR2 / CONT | pause / resume reserving jobs |
+| URG | look again now (``LOOK_AGAIN``): sent by the pool manager when something an idle
+  worker waits on changed, and by the kernel when the manager dies |
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import signal
 import threading
 from typing import Any
@@ -30,6 +33,13 @@ KILL_FOR_SHUTDOWN = "shutdown"
 # A job past its time limit (worker/limits.py): a JobTimeout failure, never requeued.
 KILL_FOR_TIMEOUT = "timeout"
 
+# "Look again": an idle worker blocks on Redis with no time-out under a pool manager, which
+# sends this when something the worker waits on changed (pausing, the queue set, jobs
+# another client pushed, pool/idle_watch.py); the kernel sends it too when the manager dies
+# (unix/parent_death.py). SIGURG because its default action is to ignore it: a worker that
+# has not installed its handler yet, or a process that is no worker, loses nothing.
+LOOK_AGAIN = signal.SIGURG
+
 
 class WorkerSignals:
     """What the signals asked of one worker, as the manager keeps its ``SignalQueue``.
@@ -44,6 +54,7 @@ class WorkerSignals:
         self.paused = False
         self.kill_child: str | None = None  # KILL_FOR_USR1 / KILL_FOR_SHUTDOWN
         self.in_job = False
+        self.look_again = False  # LOOK_AGAIN arrived: an idle wait ends and the loop looks
         self._term_raised = False
         self._names: list[str] = []
         self._shutdown_hooks_ran = False
@@ -64,6 +75,7 @@ class WorkerSignals:
             signal.SIGUSR2: self._on_usr2,
             signal.SIGCONT: self._on_cont,
             signal.SIGCHLD: self._on_chld,
+            LOOK_AGAIN: self._on_look_again,
         }
         for signum, handler in handlers.items():
             self._previous[signum] = signal.signal(signum, handler)
@@ -90,6 +102,17 @@ class WorkerSignals:
             threading.Event().wait(seconds)
             return False
         return self._waker.wait(seconds)
+
+    def wait_beside(self, fd: int, seconds: float) -> str:
+        """Sleep up to ``seconds`` or until ``fd`` (a Redis socket) is readable or a
+        signal arrives: ``"signal"``, ``"ready"`` or ``"tick"`` (the time passed)."""
+        if self._waker is None:
+            readable, _, _ = select.select([fd], [], [], max(seconds, 0))
+            return "ready" if readable else "tick"
+        readable = self._waker.wait_beside([fd], seconds)
+        if self._waker.read_fd in readable:
+            return "signal"
+        return "ready" if fd in readable else "tick"
 
     def arrived(self) -> list[str]:
         """Names of the signals that arrived since the last call (for the loop to log:
@@ -152,6 +175,12 @@ class WorkerSignals:
     def _on_cont(self, signum: int, frame: object) -> None:
         self.paused = False
         self._noted(signum)
+
+    def _on_look_again(self, signum: int, frame: object) -> None:
+        # Not logged: the manager sends it routinely.
+        self.look_again = True
+        if self._waker is not None:
+            self._waker.wake()
 
     def _on_chld(self, signum: int, frame: object) -> None:
         if self._waker is not None:

@@ -14,12 +14,12 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-import resque_pool
 from resque_pool import checks
 from resque_pool.conf import settings
 from resque_pool.config_error import ConfigError, one_line
@@ -59,6 +59,10 @@ class NoPidfileAction(argparse.Action):
 
 
 class HotSwapAction(argparse.Action):
+    """``--hot-swap`` (``const="take_over"``: the other pools' slots one by one) or
+    ``--hot-swap-all-at-once`` (``const="kill_others"``: resque-pool's, a whole second
+    pool first); both write no pidfile and hold the hot-swap lock."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, nargs=0, **kwargs)
 
@@ -66,7 +70,7 @@ class HotSwapAction(argparse.Action):
         namespace.pidfile = None
         namespace.no_pidfile = True
         namespace.lock_file = namespace.lock_file or HOT_SWAP_LOCK
-        namespace.kill_others = True
+        setattr(namespace, self.const, True)
 
 
 def apply_daemon_defaults(options: dict[str, Any]) -> None:
@@ -117,7 +121,9 @@ class Command(BaseCommand):
         return f"django-resque-pool {__version__}"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.set_defaults(pidfile=None, no_pidfile=False, lock_file=None, kill_others=False)
+        parser.set_defaults(
+            pidfile=None, no_pidfile=False, lock_file=None, kill_others=False, take_over=False
+        )
         add = parser.add_argument
         add("-c", "--config", metavar="PATH", help="resque-pool YAML file (or RESQUE_POOL_CONFIG)")
         add("-a", "--appname", metavar="NAME", help="app name in proclines (default: cwd name)")
@@ -153,7 +159,17 @@ class Command(BaseCommand):
             "-H",
             "--hot-swap",
             action=HotSwapAction,
-            help=f"--no-pidfile --kill-others, and --lock {HOT_SWAP_LOCK} unless given",
+            const="take_over",
+            help="take the slots of this app's other pools on this host one by one as their "
+            f"workers finish (never more workers than the counts); --no-pidfile, and --lock "
+            f"{HOT_SWAP_LOCK} unless given",
+        )
+        add(
+            "--hot-swap-all-at-once",
+            action=HotSwapAction,
+            const="kill_others",
+            help="resque-pool's hot swap: start every worker, then QUIT the other pools "
+            "(--kill-others; two sets of workers meanwhile)",
         )
         add("-E", "--environment", metavar="ENV", help="sets RACK_ENV, RAILS_ENV and RESQUE_ENV")
         add(
@@ -320,6 +336,7 @@ class Command(BaseCommand):
             single_process_group=single_process_group(options),
             handle_winch=options["daemon"],
             kill_others=options["kill_others"],
+            take_over=options["take_over"],
             redirects=daemon.Redirects(options["stdout_file"], options["stderr_file"]),
             **({} if options["scheduler"] is None else {"scheduler": options["scheduler"]}),
         )
@@ -366,7 +383,7 @@ class Command(BaseCommand):
         spec["first_generation"] = {"pid": pid, "fd": ours.fileno()}
         env = dict(os.environ)
         # The master imports only this package: where it is found, whatever the cwd.
-        root = os.path.dirname(os.path.dirname(os.path.abspath(resque_pool.__file__)))
+        root = str(Path(master.__file__).resolve().parents[2])  # .../resque_pool/pool/master.py
         env["PYTHONPATH"] = os.pathsep.join(
             [root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
         )

@@ -6,9 +6,10 @@ app, E007 Sentinel settings (an address that is not host:port, no service name, 
 without a password, a unix:// URL), E008 not one of the values a setting takes, E009
 failure backends (the failed list not first, a path that cannot be imported or is no
 backend), E010 Redis Cluster settings (a namespace without a hash tag, Sentinel too, a
-unix:// URL, a database other than 0); W001 a prune interval that would prune live
-workers. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run with the
-framework's.)
+unix:// URL, a database other than 0), E011 the metrics view in the URLconf without
+prometheus-client; W001 a prune interval that would prune live workers, W002 a short
+RESQUE_METRICS_TOKEN. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run with
+the framework's.)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from django.utils.module_loading import import_string
 from resque_pool import failure_backends
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
+from resque_pool.metrics import views as metrics_views
 from resque_pool.resque.cluster import hash_tag
 from resque_pool.resque.connection import sentinel_addresses
 
@@ -35,7 +37,9 @@ from resque_pool.resque.connection import sentinel_addresses
 TAG = "resque_pool"
 
 # Values never quoted in a message: they may hold a password.
-_SECRET = frozenset({"RESQUE_REDIS_URL", "RESQUE_REDIS_SENTINEL_PASSWORD"})
+_SECRET = frozenset({"RESQUE_REDIS_URL", "RESQUE_REDIS_SENTINEL_PASSWORD", "RESQUE_METRICS_TOKEN"})
+# A bearer token shorter than this is warned about (W002).
+METRICS_TOKEN_MIN_LENGTH = 16
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 
@@ -82,6 +86,24 @@ def check_tasks_framework(
             hint='pip install "django-resque-pool[tasks]" and add "django_tasks" to '
             "INSTALLED_APPS (or use Django 6).",
             id="resque_pool.E006",
+        )
+    ]
+
+
+@checks.register(checks.Tags.urls)
+def check_metrics_view(
+    app_configs: Sequence[AppConfig] | None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The metrics view in the URLconf without prometheus-client would answer 500 at every
+    scrape. (Tagged ``urls``, not ours: the pool's commands never load the URLconf.)"""
+    if metrics_views.available() or not metrics_views.mounted():
+        return []
+    return [
+        checks.Error(
+            "resque_pool.metrics.views.metrics is in the URLconf but prometheus-client is "
+            "not installed.",
+            hint="pip install 'django-resque-pool[metrics]'",
+            id="resque_pool.E011",
         )
     ]
 
@@ -167,6 +189,17 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                 f"({heartbeat:g}): live workers would be pruned between two heartbeats.",
                 hint="Resque's default is five heartbeat intervals.",
                 id="resque_pool.W001",
+            )
+        )
+    token = valid.get("RESQUE_METRICS_TOKEN")
+    if token is not None and len(token) < METRICS_TOKEN_MIN_LENGTH:
+        # Never quoted: it is a secret, short or not.
+        errors.append(
+            checks.Warning(
+                f"RESQUE_METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters: "
+                "anyone who can reach the metrics view could guess it.",
+                hint="python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                id="resque_pool.W002",
             )
         )
     return errors

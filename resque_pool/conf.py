@@ -274,6 +274,21 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("plain", "json"),
     ),
     Setting(
+        "RESQUE_METRICS_TOKEN",
+        None,
+        (str,),
+        "Bearer token that lets a scraper read the metrics view (resque_pool.metrics); "
+        "None: only logged-in users with the dashboard's view permission may.",
+        optional=True,
+    ),
+    Setting(
+        "RESQUE_METRICS_JOB_DURATIONS",
+        True,
+        (bool,),
+        "Workers add each job's duration to the metrics view's histogram, inside "
+        "done_working's transaction (two more commands, no round trip); False saves them.",
+    ),
+    Setting(
         "RESQUE_TASK_RESULT_TTL",
         86400,
         (int,),

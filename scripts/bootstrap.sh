@@ -41,3 +41,13 @@ if [ ${#want[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}") \
         >/dev/null 2>&1 || echo "could not install ${want[*]}; continuing without" >&2
 fi
+# Prometheus, for the test that has a real one scrape the metrics view (else skipped with
+# the reason). A call of its own, without its recommends (node-exporter and the like),
+# which the suite never runs; the call above, when it ran, already updated the lists.
+if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+    && command -v apt-get >/dev/null 2>&1; then
+    echo "installing prometheus from Debian's packages" >&2
+    ({ [ ${#want[@]} -gt 0 ] || apt-get update -qq; } \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            prometheus) >/dev/null 2>&1 || echo "could not install prometheus; continuing without" >&2
+fi

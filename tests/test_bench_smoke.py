@@ -123,3 +123,17 @@ def test_the_deploy_figure_runs_at_a_small_size(tmp_path):
     assert all_at_once["most_workers"] > 3  # two whole pools at once
     assert hup["lost"] == hot_swap["lost"] == all_at_once["lost"] == 0
     assert hup["jobs"] > 0 and hup["copy_mib"] > 0 and hup["seconds_all_slots_new"] > 0
+
+
+def test_the_metrics_scrape_bench_runs_at_a_small_size():
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.metrics_scrape", "--queues", "30", "--workers", "10"]
+        + ["--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.startswith("30 queues, 10 workers: scrape "), done.stdout
+    assert "scrape / llen loop" in done.stdout

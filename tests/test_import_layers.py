@@ -9,7 +9,7 @@ The layers, highest first (docs/architecture.md draws the same tree):
 1. the entry points Django calls: ``apps`` (``ready()``), the system checks it registers,
    the management commands, the template tags;
 2. ``dashboard``: every admin page (worker counts, the Resque pages, delayed jobs,
-   schedules, task results) and their one URL table;
+   schedules, task results) and their one URL table; ``metrics``: the Prometheus view;
 3. ``pool``: the manager, which forks workers and the scheduler child;
 4. ``models``: the app's Django models (``WorkerCount``, and ``Schedule`` gathered from
    the scheduler so that it belongs to the app);
@@ -49,7 +49,7 @@ LAYERS: list[tuple[str, list[str], bool]] = [
         ],
         True,
     ),
-    ("admin pages", ["resque_pool.dashboard"], False),
+    ("admin pages", ["resque_pool.dashboard", "resque_pool.metrics"], False),
     ("pool manager", ["resque_pool.pool"], False),
     ("models", ["resque_pool.models"], False),
     ("features", ["resque_pool.scheduler", "resque_pool.tasks"], False),

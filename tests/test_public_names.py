@@ -48,6 +48,7 @@ def test_failure_entries_record_the_same_exception_names(exception, recorded):
         ("resque_pool.pool.loaders", "ConfigLoader"),
         ("resque_pool.pool.loaders", "PoolConfig"),
         ("resque_pool.tasks", "ResqueBackend"),
+        ("resque_pool.metrics.views", "metrics"),  # docs/metrics.md: the URLconf's view
         # docs/scheduling.md and docs/api.md: the scheduler's documented imports, whose code
         # lives in the Resque data layer (resque/delayed.py, producer.py, retry.py).
         ("resque_pool.scheduler", "enqueue_at"),

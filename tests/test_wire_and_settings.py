@@ -174,6 +174,19 @@ def test_checks_warn_when_pruning_would_catch_live_workers(settings):
     assert message.id == "resque_pool.W001"
 
 
+@pytest.mark.parametrize("token", ["", "short-token"])
+def test_checks_warn_about_a_short_metrics_token_without_showing_it(settings, token):
+    settings.RESQUE_METRICS_TOKEN = token
+    [message] = _resque_messages()
+    assert message.id == "resque_pool.W002"
+    assert "short-token" not in message.msg
+
+
+def test_a_long_metrics_token_passes(settings):
+    settings.RESQUE_METRICS_TOKEN = "x" * 32
+    assert _resque_messages() == []
+
+
 def test_checks_accept_floats_and_none_where_allowed(settings):
     settings.RESQUE_HEARTBEAT_INTERVAL = 0.5
     settings.RESQUE_PRUNE_INTERVAL = 2.5

@@ -41,6 +41,7 @@ from resque_pool.pool.manager import Manager, Options
 from resque_pool.pool.processes import send_signal
 from resque_pool.pool.signal_queue import REOPEN_LOGS, SignalQueue
 from resque_pool.pool.takeover import TakeOver
+from resque_pool.resque import job_metrics
 from resque_pool.unix.self_pipe import Waker
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,8 @@ class GenerationManager(Manager):
         self.signals = GenerationSignals(link)
         self.reconciler.signals = self.signals
         self.id = pool_state.pool_id(self.host, master_pid)
+        # Its workers count their job events for the master's pool (resque/job_metrics.py).
+        job_metrics.set_pool(self.id)
         self.health = LinkHealth(link, master_pid)
         self.must_load = must_load
         # --kill-others is about the pool's start: a reload must not judge other pools.

@@ -39,7 +39,7 @@ from resque_pool.pool.scheduler_child import SchedulerChild
 from resque_pool.pool.signal_queue import SIGNAL_29, SignalQueue, name
 from resque_pool.pool.takeover import POLL as TAKEOVER_POLL
 from resque_pool.pool.takeover import TakeOver
-from resque_pool.resque import connection
+from resque_pool.resque import connection, job_metrics
 from resque_pool.resque.outages import describe, outage
 from resque_pool.worker.options import term_child_enabled
 
@@ -80,6 +80,9 @@ class Manager:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = pool_state.pool_id(self.host, self.pid)
+        # Job events (retries, requeues, ...) are also counted for this pool, by its
+        # workers too, which inherit it with the fork (resque/job_metrics.py).
+        job_metrics.set_pool(self.id)
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.counts: dict[str, int] = {}
         self.limits: dict[str, dict[str, int]] = {}  # each queue list's own limits
@@ -413,6 +416,8 @@ class Manager:
             "max_workers": max_workers(),
             "workers": self.workers.pids_by_queues(),
             "status": self.status,
+            # Counters and the workers' memory, for the metrics view (pool/figures.py).
+            "figures": self.reconciler.figures.snapshot(self.workers.pids()),
         }
 
     def publish(self, force: bool = False) -> None:

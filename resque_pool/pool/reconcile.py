@@ -18,6 +18,7 @@ from resque_pool.conf import settings
 from resque_pool.pool import spawn
 from resque_pool.pool.backoff import Backoff
 from resque_pool.pool.dead_workers import DeadWorkerCleanups
+from resque_pool.pool.figures import PoolFigures
 from resque_pool.pool.hangs import HangWatch
 from resque_pool.pool.processes import WorkerProcess, WorkerTable, send_signal
 from resque_pool.pool.signal_queue import SignalQueue, name
@@ -51,6 +52,7 @@ class Reconciler:
         self.next_spawn = 0.0
         self.cleanups = DeadWorkerCleanups()
         self.hangs = HangWatch(settings.RESQUE_WORKER_HANG_TIMEOUT)
+        self.figures = PoolFigures()  # counted for the metrics view (pool/figures.py)
 
     def maintain(self, desired: dict[str, int], limits: Mapping[str, Mapping[str, int]]) -> None:
         """Stop the oldest excess workers, spawn missing ones (subject to spawn delay and
@@ -128,6 +130,7 @@ class Reconciler:
                 self.hangs.started(pid, progress)
                 self.workers.add(WorkerProcess(pid, queues, now))
                 logger.info("spawned worker %d for %s", pid, queues)
+            self.figures.spawned += len(pids)
             for _queues, unused, *_ in plans[len(pids) :]:
                 self.hangs.discard(unused)
 
@@ -152,6 +155,7 @@ class Reconciler:
                 self.hangs.timeout,
             )
             self.hangs.killed(pid)
+            self.figures.hung_killed += 1
             send_signal(pid, signal.SIGKILL)
 
     def worker_exited(self, pid: int, code: int) -> None:
@@ -168,6 +172,7 @@ class Reconciler:
         if code == RECYCLE_EXIT_CODE:
             # It reached its max jobs or memory and exited cleanly: replaced at once.
             logger.info("worker %d for %s recycled itself; replacing it", pid, proc.queues)
+            self.figures.recycled += 1
         elif not proc.stopping:
             lifetime = now - proc.started
             logger.warning(
@@ -177,9 +182,11 @@ class Reconciler:
                 lifetime,
                 described,
             )
+            self.figures.died += 1
             backoff = self.backoffs.setdefault(proc.queues, Backoff())
             backoff.died(lifetime, now)
             if backoff.delay:
+                self.figures.backoffs += 1
                 logger.warning(
                     "workers for %s keep dying soon after start; next one in %.0fs",
                     proc.queues,

@@ -10,12 +10,16 @@ Keys of our own under the namespace (they never change the meaning of Resque's k
      "pool": "web1", "environment": "production",
      "started": "2026-11-22T07:59:40+00:00", "heartbeat": "2026-11-22T08:03:11+00:00",
      "counts": {"high,low": 2, "mail": 1}, "workers": {"high,low": [4301, 4302]},
-     "status": "running", "source": "database", "max_workers": 256}
+     "status": "running", "source": "database", "max_workers": 256,
+     "figures": {"spawned": 3, "recycled": 0, "died": 0, "hung_killed": 0, "backoffs": 0,
+                 "rss_bytes": 98304000}}
 
 ``counts`` are the counts the pool applies (its last good ones), ``source`` where they
 come from (``database``, a file path or a loader's dotted path) and ``max_workers`` its
 ``RESQUE_POOL_MAX_WORKERS``: the admin warns when the rows a database pool merges add up
-to more.
+to more. ``figures`` are the pool's counters and its workers' summed resident memory
+(``pool/figures.py``), read by the metrics view; ``<ns>:metrics:pool-jobs:<host:pid>``, the
+pool's job event counts, expires with the state.
 
 A pool whose key expired (manager killed) disappears from listings; readers drop it from
 the set as they notice.
@@ -27,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from resque_pool.conf import settings
-from resque_pool.resque import records, wire
+from resque_pool.resque import job_metrics, records, wire
 from resque_pool.resque.connection import get_redis, key
 
 
@@ -42,6 +46,8 @@ def publish(state: dict[str, Any]) -> None:
     pipe = get_redis().pipeline(transaction=False)
     pipe.sadd(key("pools"), state["id"])
     pipe.set(key("pool", state["id"]), wire.dumps(state), ex=ttl)
+    # The pool's job event counts (resque/job_metrics.py) live as long as its state.
+    pipe.expire(job_metrics.pool_jobs_key(state["id"]), ttl)
     pipe.execute()
 
 
@@ -49,6 +55,7 @@ def withdraw(identifier: str) -> None:
     pipe = get_redis().pipeline(transaction=False)
     pipe.srem(key("pools"), identifier)
     pipe.delete(key("pool", identifier))
+    pipe.delete(job_metrics.pool_jobs_key(identifier))
     pipe.execute()
 
 

@@ -15,6 +15,7 @@ import logging
 
 from resque_pool.conf import settings
 from resque_pool.errors import interrupted_by_stop
+from resque_pool.resque import job_metrics
 from resque_pool.resque.connection import get_redis, key, registered_script
 from resque_pool.resque.jobs import Job, registry
 from resque_pool.resque.outcomes import GONE, job_failed, record_failure
@@ -27,18 +28,30 @@ logger = logging.getLogger(__name__)
 INTERRUPTIONS_TTL = 24 * 3600
 
 
-# KEYS: worker:<id>, worker-raw:<id>, queue:<q>, queues, interruptions:<digest>
-# ARGV: the record as read, max interruptions, count TTL, queue name, raw payload
+# KEYS: worker:<id>, worker-raw:<id>, queue:<q>, queues, interruptions:<digest>,
+#       metrics:jobs, metrics:pool-jobs:<pool> (resque/job_metrics.py)
+# ARGV: the record as read, max interruptions, count TTL, queue name, raw payload, the
+#       job's "<class>|" field prefix in metrics:jobs, the pool hash's TTL ("" outside a
+#       pool: not written)
 # Returns -1 when the record changed (someone else handled it), else the interruption
 # count: requeued when it is below the maximum, left alone otherwise.
 _REQUEUE_LUA = r"""
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local count = redis.call('INCR', KEYS[5])
 redis.call('EXPIRE', KEYS[5], ARGV[3])
+local function counted(event)
+  redis.call('HINCRBY', KEYS[6], ARGV[6] .. event, 1)
+  if ARGV[7] ~= '' then
+    redis.call('HINCRBY', KEYS[7], event, 1)
+    redis.call('EXPIRE', KEYS[7], ARGV[7])
+  end
+end
+counted('interrupted')
 if count < tonumber(ARGV[2]) then
   redis.call('SADD', KEYS[4], ARGV[4])
   redis.call('LPUSH', KEYS[3], ARGV[5])
   redis.call('DEL', KEYS[1], KEYS[2])
+  counted('requeued')
 end
 return count
 """
@@ -76,7 +89,11 @@ def job_lost(
     or the manager, already dealt with it). ``requeue`` overrides the setting;
     ``processed``: a failure counts in ``stat:processed`` (the job's own worker writes it
     in place of ``done_working``). Redis refusing the write raises and changes nothing."""
+    # The interruption is counted per class once: by the requeue script, else here.
+    event: str | None = "interrupted"
     if requeue_allowed(in_flight, requeue):
+        event = None
+        pool = job_metrics.current_pool()
         count = registered_script(_REQUEUE_LUA)(
             keys=[
                 key("worker", worker_id),
@@ -84,6 +101,8 @@ def job_lost(
                 key("queue", in_flight.queue),
                 key("queues"),
                 interruptions_key(in_flight.raw),
+                key(job_metrics.JOBS),
+                job_metrics.pool_jobs_key(pool or ""),
             ],
             args=[
                 in_flight.record,
@@ -91,6 +110,8 @@ def job_lost(
                 INTERRUPTIONS_TTL,
                 in_flight.queue,
                 in_flight.raw,
+                job_metrics.event_field(in_flight.class_name, ""),
+                job_metrics.pool_jobs_ttl() if pool else "",
             ],
             client=get_redis(),
         )
@@ -110,7 +131,13 @@ def job_lost(
     job = in_flight.job
     job_failed(job, reason, logging.WARNING)
     outcome = record_failure(
-        worker_id, job, reason, counted=False, processed=processed, record=in_flight.record
+        worker_id,
+        job,
+        reason,
+        counted=False,
+        processed=processed,
+        record=in_flight.record,
+        event=event,
     )
     return "gone" if outcome == GONE else "failed"
 

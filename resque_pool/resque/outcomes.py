@@ -14,6 +14,10 @@ in-flight record in place, for the worker to write the outcome again later or, s
 worker die meanwhile, for the loss policy (``resque/in_flight.py``). A record removed
 without its outcome would be a job that is neither queued, nor failed, nor done.
 
+Each outcome also counts, inside its own transaction, what the metrics view shows per job
+class (``resque/job_metrics.py``): a job's duration with ``done_working``, a failure, retry
+or give-up with the failure. No outcome pays a round trip for it.
+
 A failure is written only while the job's in-flight record is still there (``WATCH``):
 if the manager or a prune dealt with the job first (its worker looked dead), nothing more
 is written. So counting a retry attempt, pushing the retry and removing the record happen
@@ -27,7 +31,7 @@ import time
 from typing import Any
 
 from resque_pool import failure_backends
-from resque_pool.resque import delayed, failures, packed, records, wire
+from resque_pool.resque import delayed, failures, job_metrics, packed, records, wire
 from resque_pool.resque.connection import get_redis, key, namespace
 from resque_pool.resque.jobs import Job, registry
 from resque_pool.resque.reserve import raw_key
@@ -39,11 +43,21 @@ logger = logging.getLogger(__name__)
 # What record_failure did: wrote the failure entry, pushed a retry, wrote a retry policy's
 # give-up entry, or nothing because the job's record was gone (someone else settled it).
 FAILED, RETRIED, GAVE_UP, GONE = "failed", "retried", "gave up", "gone"
+# The outcomes counted per job class in <ns>:metrics:jobs, by their field's event name.
+_COUNTED_AS = {RETRIED: "retried", GAVE_UP: "gave_up"}
 
 
-def done_working(worker_id: str, placeholder: bool = False) -> None:
+def done_working(
+    worker_id: str, placeholder: bool = False, duration: tuple[str | None, float] | None = None
+) -> None:
     """Resque's ``done_working`` as one transaction; ``placeholder``: the in-flight record
-    was a placeholder and our key with the payload's bytes goes too."""
+    was a placeholder and our key with the payload's bytes goes too. ``duration``: the
+    job's class and seconds, added to the duration histogram in the same transaction
+    (``resque/job_metrics.py``: two ``HINCRBY``s, no round trip of their own)."""
+    label = bucket = None
+    if duration is not None:
+        label = job_metrics.class_label(duration[0])
+        bucket = job_metrics.bucket_command(label, duration[1])
 
     def commands() -> list[tuple[Any, ...]]:  # built only when not packed yet
         deletes = [key("worker", worker_id)]
@@ -54,16 +68,20 @@ def done_working(worker_id: str, placeholder: bool = False) -> None:
             ("DEL", *deletes),
             ("INCRBY", key("stat", "processed"), 1),
             ("INCRBY", key("stat", "processed", worker_id), 1),
-            ("EXEC",),
+            *((bucket,) if bucket else ()),
         ]
 
+    # Only the histogram's sum changes from job to job: packed each time, with the EXEC.
+    tail = [job_metrics.sum_command(label, duration[1])] if label and duration else []
+    tail.append(("EXEC",))
     client = get_redis()
-    # One write, packed once per worker (resque/packed.py); else redis-py's transaction.
-    packed_as = ("done_working", namespace(), worker_id, placeholder)
-    replies = packed.send(client, packed_as, commands)
+    # One write, packed once per worker and bucket (resque/packed.py); else redis-py's
+    # transaction.
+    packed_as = ("done_working", namespace(), worker_id, placeholder, bucket)
+    replies = packed.send(client, packed_as, commands, tail)
     if replies is None:
         pipe = client.pipeline(transaction=True)
-        for command in commands()[1:-1]:
+        for command in [*commands()[1:], *tail[:-1]]:
             pipe.execute_command(*command)
         pipe.execute()
         return
@@ -91,13 +109,16 @@ def record_failure(
     counted: bool = True,
     processed: bool = True,
     record: str | None = None,
+    event: str | None = None,
 ) -> str:
     """Write ``job``'s failure and remove its in-flight record, in one transaction.
 
     ``counted``: add to ``stat:failed`` (a job that raised; not a ``DirtyExit``, as in
     Resque). ``processed``: add to ``stat:processed`` as ``done_working`` does (the job's
     own worker; not a job found after its worker died). ``record``: write only while
-    ``worker:<id>`` holds exactly these bytes (None: anything). Returns ``FAILED``,
+    ``worker:<id>`` holds exactly these bytes (None: anything). ``event``: one more of
+    ``resque/job_metrics.py``'s per-class counts to add in the transaction (the loss
+    policy's ``interrupted``). Returns ``FAILED``,
     ``RETRIED``, ``GAVE_UP`` or ``GONE``. Redis refusing the write raises its error and
     changes nothing."""
     definition = registry.get(job.class_name or "")
@@ -139,6 +160,11 @@ def record_failure(
         if counted:
             pipe.incrby(key("stat", "failed"), 1)
             pipe.incrby(key("stat", "failed", worker_id), 1)
+            job_metrics.count_event(pipe, job.class_name, "failed")
+        if result["outcome"] in _COUNTED_AS:  # per class, for the metrics view
+            job_metrics.count_event(pipe, job.class_name, _COUNTED_AS[result["outcome"]])
+        if event is not None:
+            job_metrics.count_event(pipe, job.class_name, event)
         pipe.delete(worker_key, raw_key(worker_id))
         if processed:
             pipe.incrby(key("stat", "processed"), 1)

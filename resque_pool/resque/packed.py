@@ -34,9 +34,10 @@ from redis.exceptions import ResponseError
 
 from resque_pool.resque.cluster import SlotConnection
 
-# Commands packed per thread and client; a worker has one or two entries (the reserve
-# script per run_at second, done_working), a test process more: bounded all the same.
-_MAX_PACKED = 64
+# Commands packed per thread and client; a worker has a few entries (the reserve script
+# per run_at second, done_working per job class and duration bucket), a test process
+# more: bounded all the same (a few hundred bytes each).
+_MAX_PACKED = 256
 # Exactly these classes (not subclasses): their sockets show pending replies to poll(2).
 # A TLS socket may hold records poll cannot see, or show ones that are no reply: TLS
 # connections keep the ordinary API.
@@ -81,7 +82,12 @@ class _Channel:
             self.connection.disconnect()
             self.release()
 
-    def send(self, key: Hashable, commands: Callable[[], Sequence[tuple[Any, ...]]]) -> list[Any]:
+    def send(
+        self,
+        key: Hashable,
+        commands: Callable[[], Sequence[tuple[Any, ...]]],
+        tail: Sequence[tuple[Any, ...]] = (),
+    ) -> list[Any]:
         connection = self.connection
         if connection is None:  # released while the worker was idle (or never taken)
             connection = self.acquire()
@@ -98,6 +104,12 @@ class _Channel:
             packed = b"".join(connection.pack_commands(built))
             entry = self.packed[key] = ([packed], len(built))
         packed_command, replies = entry
+        if tail:
+            # The part that changes with each job, packed each time and joined into the
+            # same buffer: one sendall, one segment, one read for Redis (as sent apart,
+            # Redis read the two parts in two events about every other job).
+            packed_command = [b"".join([*packed_command, *connection.pack_commands(list(tail))])]
+            replies += len(tail)
 
         def attempt() -> list[Any]:
             connection.send_packed_command(packed_command)
@@ -143,10 +155,14 @@ _local = threading.local()
 
 
 def send(
-    client: redis_lib.Redis, key: Hashable, commands: Callable[[], Sequence[tuple[Any, ...]]]
+    client: redis_lib.Redis,
+    key: Hashable,
+    commands: Callable[[], Sequence[tuple[Any, ...]]],
+    tail: Sequence[tuple[Any, ...]] = (),
 ) -> list[Any] | None:
-    """The replies to ``commands()`` (called only the first time ``key`` is seen), sent in
-    one write on this thread's own connection to ``client``'s server; None when ``client``
+    """The replies to ``commands()`` (called only the first time ``key`` is seen) and then
+    to ``tail`` (packed on every call: what changes from one job to the next), sent in one
+    write on this thread's own connection to ``client``'s server; None when ``client``
     does not use a plain redis-py connection. A reply that is an error raises it, after
     every reply was read (as ``Pipeline.execute()`` does)."""
     channel: _Channel | None = getattr(_local, "channel", None)
@@ -158,7 +174,7 @@ def send(
         channel = _local.channel = _Channel(client)
     if not channel.supported:
         return None
-    return channel.send(key, commands)
+    return channel.send(key, commands, tail)
 
 
 def release() -> None:

@@ -315,6 +315,7 @@ class Worker:
     def process(self, reservation: Reservation) -> None:
         """Run a reserved job to its end; whatever its bytes, it ends as done, as a failure
         entry, or (its process died, requeueing on) back on its queue."""
+        started = time.monotonic()  # the job's duration, for the metrics view's histogram
         job = Job.from_raw(reservation.queue, reservation.raw)
         set_procline(f"Processing {job.queue} since {int(time.time())} [{display_class(job)}]")
         # JSON log lines of the worker, its job child and the job's own code say which job.
@@ -326,7 +327,13 @@ class Worker:
             if logger.isEnabledFor(logging.INFO):
                 logger.info("got: %s", job.describe())
             if self.runner.run(self.id, job) == "done":
-                self._pending.record("done_working", done_working, self.id, not reservation.spliced)
+                # The job's duration goes into done_working's own transaction (the
+                # metrics view's histogram), not a write of its own.
+                duration = None
+                if settings.RESQUE_METRICS_JOB_DURATIONS:
+                    duration = (job.class_name, time.monotonic() - started)
+                placeholder = not reservation.spliced
+                self._pending.record("done_working", done_working, self.id, placeholder, duration)
         finally:
             clear_job_context()
 

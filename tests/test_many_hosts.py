@@ -10,6 +10,7 @@ link does not cut, as a database on another network path would not be.
 from __future__ import annotations
 
 import glob
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -221,3 +222,46 @@ def test_a_host_cut_off_longer_than_the_prune_interval_loses_its_job_to_another(
         assert client.llen(f"{ns}:queue:demo") == 0
         assert client.get(f"{ns}:test:runs:cut") == "2"
         assert h1.poll() is None and h2.poll() is None
+
+
+def test_an_idle_worker_waiting_on_a_cut_link_notices_and_comes_back(
+    resque, database_env, process_settings, tmp_path
+):
+    # An idle worker waits on Redis without a time-out. When the link dies, no packet and
+    # no error arrive: TCP keepalive (resque/connection.py: about 25 s of silence) ends
+    # the wait, the worker meets the outage, and it takes jobs again once the link is back.
+    WorkerCount.objects.create(queues="demo", count=1, pool="h1")
+    with lab("h1") as built:
+        client = lab_client(built)
+        ns = resque.namespace
+        _h1, log = start_pool(built, "h1", resque, database_env, process_settings, tmp_path)
+        wait_until(
+            lambda: workers_by_host(client, ns).get("h1") == ["demo"],
+            60,
+            0.2,
+            lambda: f"h1's worker\n{log.read_text()}",
+        )
+        [worker_id] = client.smembers(f"{ns}:workers")
+        worker_pid = worker_id.split(":")[1]
+        time.sleep(1)  # idle: its BLPOP pending
+        built.cut("h1")
+        cut_at = time.monotonic()
+        noticed = re.compile(rf"\[{worker_pid}\] .*Redis is unreachable")
+        wait_until(
+            lambda: noticed.search(log.read_text()),
+            90,
+            0.2,
+            lambda: f"the idle worker noticing the cut link\n{log.read_text()}",
+        )
+        noticed_after = time.monotonic() - cut_at
+        print(f"noticed after {noticed_after:.1f}s")
+        assert noticed_after < 60, noticed_after
+        built.mend("h1")
+        client.sadd(f"{ns}:queues", "demo")
+        client.rpush(f"{ns}:queue:demo", wire.job_payload("Record", ["after the cut"]))
+        wait_until(
+            lambda: client.sismember(f"{ns}:demo:done", "after the cut"),
+            60,
+            0.2,
+            lambda: f"the job after the link came back\n{log.read_text()}",
+        )

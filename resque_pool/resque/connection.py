@@ -8,6 +8,7 @@ back byte for byte into a failure entry).
 from __future__ import annotations
 
 import inspect
+import socket
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +58,24 @@ def sentinel_addresses(entries: Sequence[str]) -> list[tuple[str, int]]:
     return addresses
 
 
+# A connection whose peer vanished without a word (a cut link, a host gone, a partition)
+# never errs by itself: an idle worker's BLPOP, which waits without a time-out, would wait
+# for ever. TCP keepalive probes a connection silent for KEEPALIVE_IDLE seconds every
+# KEEPALIVE_INTERVAL seconds and gives up after KEEPALIVE_PROBES unanswered ones: a dead
+# peer is found within about 25 s, a live one answers the probes and is left alone.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 10, 5, 3
+
+
+def keepalive_options() -> dict[int, int]:
+    """The socket options for ``socket_keepalive_options`` where the system has them."""
+    wanted = {
+        "TCP_KEEPIDLE": KEEPALIVE_IDLE,
+        "TCP_KEEPINTVL": KEEPALIVE_INTERVAL,
+        "TCP_KEEPCNT": KEEPALIVE_PROBES,
+    }
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
+
+
 def _client_options() -> dict[str, Any]:
     # RESP2 unless the URL says ?protocol=3: every Redis a Resque user may run speaks it,
     # whereas redis-py 8 would otherwise pick RESP3 (Redis >= 6).
@@ -66,6 +85,8 @@ def _client_options() -> dict[str, Any]:
         "protocol": 2,
         **_NO_CLIENT_SETINFO,
         "socket_timeout": _socket_timeout,
+        "socket_keepalive": True,
+        "socket_keepalive_options": keepalive_options(),
     }
 
 

@@ -170,6 +170,23 @@ def test_hup_ships_changed_code_slot_by_slot(start_pool, tmp_path, resque):
     assert "generation 1 finished" in log
 
 
+def test_a_signal_while_the_master_starts_is_handled_not_fatal(start_pool, tmp_path):
+    # A supervisor's HUP (or TERM) can come while the command is becoming the master:
+    # signals are blocked across that exec until the master's handlers are in place,
+    # so the HUP is handled (a deploy), where its default action would kill the pool.
+    config = write(tmp_path / "pool.yml", "demo: 1\n")
+    pool = start_pool("-c", str(config))
+    # The moment the command has exec'd into the master's interpreter, which has not yet
+    # imported anything: the widest window there is.
+    wait_until(
+        lambda: "resque_pool.pool.master" in cmdline(pool.pid), 60, 0.0005, "the exec"
+    )
+    pool.signal(signal.SIGHUP)
+    pool.wait_for_log(r"generation 2 \(pid \d+\) loading the application", timeout=60)
+    pool.wait_for_workers({"demo": 1})
+    assert pool.process.poll() is None
+
+
 def test_a_busy_slot_keeps_its_job_while_the_idle_ones_move(start_pool, tmp_path, resque):
     app = App(tmp_path)
     config = write(tmp_path / "pool.yml", "deploy: 2\n")

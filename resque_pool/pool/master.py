@@ -35,7 +35,7 @@ from resque_pool.logs import configure_logging
 from resque_pool.pool.daemon import Pidfile, Redirects, reopen_logs
 from resque_pool.pool.health_file import HealthFile
 from resque_pool.pool.link import Link
-from resque_pool.pool.signal_queue import REOPEN_LOGS, SIGNAL_29, SignalQueue, name
+from resque_pool.pool.signal_queue import QUEUED, REOPEN_LOGS, SIGNAL_29, SignalQueue, name
 
 logger = logging.getLogger("resque_pool.pool.master")  # also when run as __main__
 
@@ -43,6 +43,9 @@ GENERATION_MODULE = "resque_pool.management.generation"
 BOOT_MIN_DELAY = 1.0
 BOOT_MAX_DELAY = 16.0
 STOPS = (signal.SIGQUIT, signal.SIGINT, signal.SIGTERM)
+# Every signal the master handles: blocked by the command from before it becomes the
+# master until the master's handlers are in place.
+MASTER_SIGNALS = frozenset({*QUEUED, signal.SIGCHLD, REOPEN_LOGS})
 
 
 @dataclass
@@ -118,6 +121,9 @@ class Master:
         self.procline("(starting)")
         self.signals.install()
         signal.signal(REOPEN_LOGS, self.signals._enqueue)  # noqa: SLF001 (same queue)
+        # The command blocked these before it became us; what arrived meanwhile is
+        # delivered now, to the handlers.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
         self.health.beat(self.health_state)
         try:
             while not (self.stopping and not self.generations):

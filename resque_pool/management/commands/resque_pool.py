@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ from resque_pool.pool.generation import BootFailed, GenerationManager, MasterGon
 from resque_pool.pool.link import Link
 from resque_pool.pool.loaders import Source, choose_source
 from resque_pool.pool.manager import GRACEFUL, GRACEFUL_AND_WAIT, Manager, Options
+from resque_pool.pool.master import MASTER_SIGNALS
 from resque_pool.version import __version__
 from resque_pool.worker.options import term_child_enabled
 
@@ -373,8 +375,13 @@ class Command(BaseCommand):
             stream.flush()
         ours, theirs = Link.pair()
         master_pid = os.getpid()
+        # Blocked from here until the master's handlers are in place (the mask survives
+        # exec, and a pending signal waits): a HUP or TERM from a supervisor that arrives
+        # while the master starts must be handled, not kill the pool by default action.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
         pid = os.fork()
         if pid == 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             ours.close()
             self.first_generation(source, environment, pool, options, theirs, master_pid)
             return

@@ -219,11 +219,11 @@ class Manager:
                 message,
                 self.counts,
             )
-            return False
-        finally:
-            # Never fork with an open database connection (see spawn.prepare_to_fork), and
-            # a database error can leave the connection unusable: the next load reconnects.
+            # A database error can leave the connection unusable: the next load reconnects.
+            # (A good one stays open between loads, one per pool rather than a connection
+            # a second; spawn.prepare_to_fork closes it before any fork.)
             connections.close_all()
+            return False
         self.loaded_once = True
         self.load_errors.clear("worker counts from %s load again", self.source.description)
         if counts != self.counts:

@@ -137,3 +137,18 @@ def test_the_metrics_scrape_bench_runs_at_a_small_size():
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.startswith("30 queues, 10 workers: scrape "), done.stdout
     assert "scrape / llen loop" in done.stdout
+
+
+def test_the_fleet_figure_runs_at_a_small_size(tmp_path):
+    """bench/fleet.py end to end with 2 pools of 2 workers (no timing asserted)."""
+    output = tmp_path / "fleet.json"
+    command = [
+        sys.executable, "-m", "bench.fleet", "--pools", "2", "--workers", "2", "--window", "2",
+        "--jobs", "200", "--registered", "20", "--output", str(output),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["pools"] == 2 and result["registered"] == 20
+    assert result["idle_commands_per_s"] > 0 and result["drain_jobs_per_s"] > 0
+    assert result["overview_ms"] > 0 and result["workers_page_ms_registered"] > 0

@@ -141,8 +141,9 @@ def liveness(pools: list[PoolHealth], max_age: float) -> tuple[int, str]:
     return ALIVE, f"alive: main loop came round: {described}"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options both probes share."""
+def add_pool_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which pool a command of this host is about: ``--pidfile`` or ``--appname`` (the
+    probes and ``resque_pool.stop`` share them)."""
     which = parser.add_mutually_exclusive_group()
     which.add_argument("-p", "--pidfile", metavar="FILE", help="the pool whose pid FILE holds")
     which.add_argument(
@@ -152,9 +153,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="every pool of app NAME on this host (default: the current directory's name, "
         "as resque_pool's)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both probes share."""
+    add_pool_arguments(parser)
     parser.add_argument(
         "--max-age",
-        type=_max_age,
+        type=seconds,
         default=DEFAULT_MAX_AGE,
         metavar="SECONDS",
         help=f"alive when the main loop came round within this long (default {DEFAULT_MAX_AGE:g})",
@@ -173,7 +179,8 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _max_age(text: str) -> float:
+def seconds(text: str) -> float:
+    """An option's number of seconds: finite and above 0; argparse's one-line error else."""
     try:
         value = float(text)
     except ValueError:

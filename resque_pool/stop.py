@@ -24,7 +24,15 @@ import signal
 import sys
 import time
 
-from resque_pool.health import NoPool, PoolHealth, default_appname, find_pools, one_line_errors
+from resque_pool.health import (
+    NoPool,
+    PoolHealth,
+    add_pool_arguments,
+    default_appname,
+    find_pools,
+    one_line_errors,
+    seconds,
+)
 from resque_pool.unix.process import descendants, identity
 
 STOPPED, STILL_RUNNING, NO_POOL = 0, 1, 2
@@ -85,32 +93,14 @@ def quit_and_wait(pools: list[PoolHealth], grace_period: float) -> tuple[int, st
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("-p", "--pidfile", metavar="FILE", help="the pool whose pid FILE holds")
-    which.add_argument(
-        "-a",
-        "--appname",
-        metavar="NAME",
-        help="every pool of app NAME on this host (default: the current directory's name, "
-        "as resque_pool's)",
-    )
+    add_pool_arguments(parser)
     parser.add_argument(
         "--grace-period",
-        type=_seconds,
+        type=seconds,
         default=DEFAULT_GRACE_PERIOD,
         metavar="SECONDS",
         help=f"how long to wait for the pool to stop (default {DEFAULT_GRACE_PERIOD:g})",
     )
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
-    return value
 
 
 def run(pidfile: str | None, appname: str | None, grace_period: float) -> tuple[int, str]:

@@ -41,6 +41,7 @@ from resque_pool.pool.takeover import POLL as TAKEOVER_POLL
 from resque_pool.pool.takeover import TakeOver
 from resque_pool.resque import connection, job_metrics
 from resque_pool.resque.outages import describe, outage
+from resque_pool.unix.process import reaped
 from resque_pool.worker.options import term_child_enabled
 
 logger = logging.getLogger(__name__)
@@ -280,17 +281,10 @@ class Manager:
     # -- reaping ---------------------------------------------------------------------------
 
     def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            self.worker_exited(pid, status)
+        for pid, code in reaped():
+            self.worker_exited(pid, code)
 
-    def worker_exited(self, pid: int, status: int) -> None:
-        code = os.waitstatus_to_exitcode(status)
+    def worker_exited(self, pid: int, code: int) -> None:
         if not self.scheduler.reaped(pid, code):
             self.reconciler.worker_exited(pid, code)
 

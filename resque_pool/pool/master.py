@@ -36,6 +36,7 @@ from resque_pool.pool.daemon import Pidfile, Redirects, reopen_logs
 from resque_pool.pool.health_file import HealthFile
 from resque_pool.pool.link import Link
 from resque_pool.pool.signal_queue import QUEUED, REOPEN_LOGS, SIGNAL_29, SignalQueue, name
+from resque_pool.unix.process import reaped
 
 logger = logging.getLogger("resque_pool.pool.master")  # also when run as __main__
 
@@ -293,20 +294,14 @@ class Master:
     # -- children and links ----------------------------------------------------------------
 
     def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in reaped():
             generation = self.generations.pop(pid, None)
             if generation is None:
                 logger.info("reaped unknown child %d", pid)
                 continue
             generation.link.receive()  # a last "failed" line
             generation.link.close()
-            self.generation_exited(generation, os.waitstatus_to_exitcode(status))
+            self.generation_exited(generation, code)
 
     def generation_exited(self, generation: Generation, code: int) -> None:
         described = f"signal {name(-code)}" if code < 0 else f"status {code}"

@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -83,3 +83,16 @@ def identity(pid: int) -> tuple[int, int] | None:
     None when it is not running."""
     started = start_time(pid)
     return None if started is None else (pid, started)
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """``(pid, exit code)`` of each child that has exited, without waiting: ``waitpid(-1,
+    WNOHANG)`` until no exited child is left (a signal's death as ``-signum``)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, os.waitstatus_to_exitcode(status)

@@ -34,7 +34,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -43,7 +42,7 @@ import pytest
 import redis
 
 from tests.support.common import ROOT
-from tests.support.redis_server import free_port
+from tests.support.redis_server import free_port, wait_until_answering
 
 
 def _ip(*args: str, namespace: str | None = None) -> None:
@@ -265,20 +264,7 @@ def lab(*host_names: str) -> Iterator[Lab]:
         built.open()
         for name in host_names:
             built.add_host(name)
-        wait_for_redis(built)
+        wait_until_answering(redis.Redis.from_url(built.redis_url, socket_timeout=1))
         yield built
     finally:
         built.close()
-
-
-def wait_for_redis(built: Lab, timeout: float = 10.0) -> None:
-    client = redis.Redis.from_url(built.redis_url, socket_timeout=1)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)

@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 from redis.crc import key_slot
 
-from tests.support.redis_server import free_port, spawn_redis_server
+from tests.support.redis_server import free_port, spawn_redis_server, wait_until_answering
 
 MASTERS = 3
 # A master silent this long is failing; its replica is promoted about a second later
@@ -131,16 +131,7 @@ class RedisCluster:
             "--logfile",
             str(node_dir / "redis.log"),
         )
-        client = self.node(port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_until_answering(self.node(port))
 
     def _healthy(self) -> bool:
         """Every live node says the cluster is ok, and every master has a linked replica."""

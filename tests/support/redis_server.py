@@ -112,3 +112,16 @@ def _wait_for(url: str, process: subprocess.Popen | None) -> None:
             time.sleep(0.05)
         finally:
             client.close()
+
+
+def wait_until_answering(client: redis.Redis, timeout: float = 10.0) -> None:
+    """Ping ``client`` until its server answers; the last error after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

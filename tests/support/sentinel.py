@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.redis_server import free_port, spawn_redis_server
+from tests.support.redis_server import free_port, spawn_redis_server, wait_until_answering
 
 SERVICE = "failover-test"
 # Fast enough for a test, slow enough that a loaded 2-core machine does not flap: a master
@@ -112,16 +112,7 @@ class SentinelRedis:
         if replica_of is not None:
             options += ["--replicaof", "127.0.0.1", str(replica_of)]
         self.nodes[port] = spawn_redis_server(port, str(node_dir), "redis-server", *options)
-        client = self.node(port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_until_answering(self.node(port))
 
     def wait_replica_in_sync(self, replica: int, master: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -201,13 +201,13 @@ def test_a_busy_slot_keeps_its_job_while_the_idle_ones_move(start_pool, tmp_path
     # The idle slot runs the new code while the long job goes on in the old generation.
     wait_until(
         lambda: (w := workers_of(pool)) and w.get(1) == [busy] and len(w.get(2, [])) == 1,
-        30,
+        60,
         message="one slot moved, the busy one kept",
     )
     enqueue("Release", "short", queue="deploy")
     wait_until(lambda: "short:second-release" in ran(resque), 20, message="new code, idle slot")
     assert "long:first" not in ran(resque)  # still running, on the code it started with
-    wait_until(lambda: list(workers_of(pool)) == [2], 30, message="generation 1 drained")
+    wait_until(lambda: list(workers_of(pool)) == [2], 60, message="generation 1 drained")
     pool.wait_for_workers({"deploy": 2})
     sampler.stop()
     assert "long:first" in ran(resque)

@@ -146,9 +146,14 @@ def test_the_hot_swap_takes_the_old_pools_slots_one_by_one(start_pool, tmp_path,
     config = str(write(tmp_path / "pool.yml", "demo: 2\n"))
     # Another app's pool, on another queue so that it cannot take alpha's job.
     other = start_pool("-c", str(write(tmp_path / "beta.yml", "high: 1\n")), "-a", "beta")
+    # The same app on another namespace: another deployment (staging), left alone.
+    stranger = start_pool(
+        "-c", config, "-a", "alpha", env={"RESQUE_NAMESPACE": f"{resque.namespace}-staging"}
+    )
     old = start_pool("-c", config, "-a", "alpha", name="old")
     old_workers = set(old.wait_for_workers({"demo": 2}))
     other_workers = other.wait_for_workers({"high": 1})
+    stranger_workers = stranger.wait_for_workers({"demo": 2})
     # Both of alpha's workers busy would leave nothing to move at once: one long job.
     client = resque.client
     client.sadd(resque.key("queues"), "demo")
@@ -188,6 +193,7 @@ def test_the_hot_swap_takes_the_old_pools_slots_one_by_one(start_pool, tmp_path,
     assert client.smembers(resque.key("demo", "done")) == {"long"}
     assert client.llen(resque.key("failed")) == 0
     assert other.process.poll() is None and other.workers() == list(other_workers)
+    assert stranger.process.poll() is None and stranger.workers() == list(stranger_workers)
 
 
 def _try_exclusive(handle) -> bool:

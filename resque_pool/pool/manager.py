@@ -447,6 +447,10 @@ class Manager:
                 "pid": self.pid,
                 "appname": self.options.appname,
                 "pool": self.options.pool,
+                # Which Resque data the pool serves: a --hot-swap takes over only the pools
+                # of its own app that serve the same (another namespace is another stage).
+                "redis": connection.describe_redis(),
+                "namespace": connection.namespace(),
                 "status": self.status,
                 "loaded": self.loaded_once,
                 "complete": self.workers.complete(desired),

@@ -10,7 +10,9 @@ worker's exit and the fork that replaces it (the loop looks every ``POLL`` secon
 old workers remain).
 
 The other pools are found through their health files (``resque_pool/health.py``): local,
-so a Redis outage does not hide them. Their workers are followed by pid and start time,
+so a Redis outage does not hide them. Only pools of the same app that serve the same Resque
+data (Redis and namespace) are taken over: a staging pool of the same checkout on the
+same host is another deployment. Their workers are followed by pid and start time,
 so a pid the kernel hands out again is not taken for a worker still holding a slot.
 """
 
@@ -22,6 +24,7 @@ import os
 import signal
 
 from resque_pool.health import NoPool, find_pools
+from resque_pool.resque.connection import describe_redis, namespace
 from resque_pool.resque.records import parse_worker_id
 from resque_pool.unix.process import identity
 
@@ -61,8 +64,11 @@ class TakeOver:
             pools = find_pools(appname=self.appname)
         except NoPool:
             pools = []
+        ours = {"redis": describe_redis(), "namespace": namespace()}
         for pool in pools:
             if pool.pid == self.own_pid or pool.age == float("inf"):
+                continue
+            if any(pool.state.get(name) != value for name, value in ours.items()):
                 continue
             for worker_id in pool.state.get("workers") or []:
                 parsed = parse_worker_id(worker_id)

@@ -225,8 +225,9 @@ def measure(options: argparse.Namespace) -> dict:
             result["database_connections_per_s"] = round((later_sessions - sessions) / seconds, 2)
         per_worker_fleet = result["idle_commands_per_s"] / total
         per_worker_one = result["one_pool_idle_commands_per_s"] / options.workers
-        result["ratio_idle_per_worker_fleet_to_one_pool"] = round(
-            per_worker_fleet / per_worker_one, 2
+        # A window shorter than the pools' poll interval may see no command at all.
+        result["ratio_idle_per_worker_fleet_to_one_pool"] = (
+            round(per_worker_fleet / per_worker_one, 2) if per_worker_one else None
         )
         admin = admin_client()
         result["overview_ms"] = page_ms(admin, "/admin/resque_pool/dashboard/")

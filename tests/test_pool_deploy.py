@@ -242,6 +242,23 @@ def test_a_broken_release_changes_nothing(start_pool, tmp_path, resque):
     wait_until(lambda: "fixed:fixed-release" in ran(resque), 20, message="the fixed code")
 
 
+def test_repeated_broken_releases_back_off(start_pool, tmp_path, resque):
+    # resqued's listener backoff: each failed boot doubles the wait before the next one
+    # (1 s, 2 s, 4 s, ... up to 16 s), and a HUP sent sooner waits for it.
+    app = App(tmp_path)
+    config = write(tmp_path / "pool.yml", "deploy: 1\n")
+    pool = start_pool("-c", str(config), settings=app.settings())
+    before = set(pool.wait_for_workers({"deploy": 1}))
+    app.broken()
+    for attempt, delay in ((2, 1), (3, 2), (4, 4)):
+        pool.signal(signal.SIGHUP)
+        pool.wait_for_log(
+            rf"generation {attempt} did not boot: .*\(not before {delay}s\)", timeout=60
+        )
+    assert set(pool.workers()) == before
+    assert pool.process.poll() is None
+
+
 def test_a_release_whose_settings_fail_the_checks_changes_nothing(start_pool, tmp_path):
     app = App(tmp_path)
     config = write(tmp_path / "pool.yml", "deploy: 1\n")

@@ -39,7 +39,7 @@ def test_a_file_gives_maximums_merged_per_environment(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("foo: 4\nautoscale:\n  foo: 2\n", "pool.yml: maximum for 'foo' (2) is below its count (4)"),
+        ("foo: 4\nautoscale:\n  foo: 2\n", "maximum for 'foo' (2) is below its count (4)"),
         ("foo: 1\nautoscale:\n  foo: 0\n", "maximum for 'foo' must be an integer from 1 to"),
         ("foo: 1\nautoscale:\n  foo: lots\n", "maximum for 'foo' must be an integer"),
         ("foo: 1\nautoscale:\n  foo: true\n", "maximum for 'foo' must be an integer"),

@@ -33,7 +33,7 @@ def test_a_list_starts_at_its_floor_and_fixed_lists_keep_their_count(clock):
     autoscaler = scaler(clock)
     assert autoscaler.sized({"high,low": 1, "mail": 2}) == {"high,low": 1, "mail": 2}
     assert autoscaler.state() == {
-        "high,low": {"floor": 1, "max": 8, "target": 1, "decision": None}
+        "high,low": {"floor": 1, "max": 8, "target": 1, "decision": None, "ups": 0, "downs": 0}
     }
 
 

@@ -70,6 +70,8 @@ class ListScale:
     low_since: float | None = None  # since when wanted stayed below the target
     low_peak: int = 0  # the most wanted since then
     decision: Decision | None = None
+    ups: int = 0  # times the target grew (the metrics' counters)
+    downs: int = 0
 
     def as_state(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,8 @@ class ListScale:
             "max": self.maximum,
             "target": self.target,
             "decision": self.decision.as_state() if self.decision else None,
+            "ups": self.ups,
+            "downs": self.downs,
         }
 
 
@@ -153,6 +157,10 @@ class Autoscaler:
 
     def _change(self, queues: str, scale: ListScale, target: int, reason: str) -> Decision:
         decision = Decision(self.wall(), scale.target, target, reason)
+        if target > scale.target:
+            scale.ups += 1
+        else:
+            scale.downs += 1
         scale.target, scale.changed_at, scale.decision = target, self.clock(), decision
         scale.low_since = None
         return decision

@@ -33,9 +33,8 @@ SHARE_PERIOD = 5.0  # seconds between two counts of the pools sharing a list
 
 
 class AutoscaleWatch:
-    def __init__(self, workers: WorkerTable, pool_id: str) -> None:
+    def __init__(self, workers: WorkerTable) -> None:
         self.workers = workers
-        self.pool_id = pool_id
         self.interval = float(settings.RESQUE_POOL_AUTOSCALE_INTERVAL)
         self.autoscaler = Autoscaler(
             float(settings.RESQUE_POOL_AUTOSCALE_LATENCY),
@@ -60,7 +59,9 @@ class AutoscaleWatch:
     def state(self) -> dict[str, dict[str, Any]]:
         return self.autoscaler.state()
 
-    def tick(self) -> None:
+    def tick(self, pool_id: str) -> None:
+        """Look and decide when due; ``pool_id`` is the state this pool publishes (not
+        counted among the pools sharing a list)."""
         now = time.monotonic()
         lists = list(self.autoscaler.lists)
         if not lists or now < self.next_look:
@@ -70,7 +71,7 @@ class AutoscaleWatch:
             backlogs = self.reader.read(lists)
             if now >= self.next_share and any(backlog.jobs for backlog in backlogs.values()):
                 self.next_share = now + SHARE_PERIOD
-                self.sharing = self.count_sharing(lists)
+                self.sharing = self.count_sharing(lists, pool_id)
         except redis_lib.RedisError as error:
             kind = outage(error) or str(error)
             self.failing.error(
@@ -86,13 +87,14 @@ class AutoscaleWatch:
             if decision is not None:
                 self.log(queues, decision)
 
-    def count_sharing(self, lists: list[str]) -> dict[str, int]:
+    @staticmethod
+    def count_sharing(lists: list[str], pool_id: str) -> dict[str, int]:
         """Per list, this pool and the other live pools whose state says they autoscale
         it (a pool stopping or paused takes no share)."""
         sharing = dict.fromkeys(lists, 1)
         for state in pool_state.all_pools():
             scaled = state.get("autoscale")
-            if state.get("id") == self.pool_id or not isinstance(scaled, dict):
+            if state.get("id") == pool_id or not isinstance(scaled, dict):
                 continue
             if state.get("status") != "running":
                 continue

@@ -118,7 +118,7 @@ class Manager:
         # their heartbeats (pool/idle_watch.py).
         self.watch = IdleWatch(self.workers)
         # The autoscaled lists' targets, between their counts and maximums.
-        self.autoscale = AutoscaleWatch(self.workers, self.id)
+        self.autoscale = AutoscaleWatch(self.workers)
         self._published: dict[str, Any] | None = None
         # Liveness for probes (resque_pool/health.py): touched each time the loop comes round.
         self.health = HealthFile(self.pid)
@@ -171,7 +171,7 @@ class Manager:
                 self.reap()
                 if time.monotonic() >= self.next_load:
                     self.load_counts()
-                self.autoscale.tick()
+                self.autoscale.tick(self.id)
                 self.maintain()
             self.procline(f"managing {self.workers.pids()}")
             self.publish()

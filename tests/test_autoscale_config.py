@@ -122,3 +122,23 @@ def test_the_manager_keeps_its_last_good_maximums_while_new_counts_apply(tmp_pat
         assert manager.desired() == {"foo": 6}
     finally:
         manager.signals.close()
+
+
+def test_the_test_option_lists_the_maximums_and_a_bad_one_exits_2(run_manage, tmp_path):
+    path = write(tmp_path / "pool.yml", '"high,low": 1\nmail: 2\nautoscale:\n  "high,low": 3\n')
+    result = run_manage("resque_pool", "--test", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"Workers defined in {path}",
+        "1: high,low",
+        "2: mail",
+        "3: mail",
+        "Autoscaled up to",
+        "high,low: 3",
+    ]
+    write(path, "a: 4\nautoscale:\n  a: 2\n")
+    result = run_manage("resque_pool", "--test", "-c", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"CommandError: {path}: maximum for 'a' (2) is below its count (4)"
+    ]

@@ -6,6 +6,7 @@ share its backlog instead of both growing by all of it."""
 from __future__ import annotations
 
 from resque_pool import enqueue
+from resque_pool.models import WorkerCount
 from resque_pool.pool import state as pool_state
 from tests.support.common import wait_until
 from tests.support.pool_fixtures import write
@@ -105,3 +106,28 @@ def test_two_pools_that_autoscale_one_list_share_its_backlog(start_pool, tmp_pat
     # all, where without sharing each would have grown by every job it saw.
     assert sum(t["target"] for t in grown) <= 2 + 8, grown
     assert all("(a 1/2 share)" in t["decision"]["reason"] for t in grown), grown
+
+
+def test_a_maximum_set_in_the_admins_row_reaches_the_running_pool(
+    start_pool, database_env, resque
+):
+    row = WorkerCount.objects.create(queues="demo", count=1)
+    pool = start_pool("--pool", "here", env=database_env, settings=FAST)
+    pool.wait_for_workers({"demo": 1})
+    assert pool.state()["autoscale"] == {}
+    # The operator gives the list a maximum: read with the counts, within a loader period.
+    row.max_count = 3
+    row.save()
+    pool.wait_for_log(r"autoscaled lists from database: \{'demo': 3\}")
+    tokens = [f"row-{n}" for n in range(9)]
+    for token in tokens:
+        enqueue("SlowRecord", token, 1)
+    wait_until(lambda: target(pool)["target"] == 3, 20, 0.1, lambda: pool.log())
+    wait_until(lambda: len(pool.workers()) == 3, 20, 0.1, lambda: pool.log())
+    # Fixed again: the list runs its count (the two extra workers stop when idle).
+    row.max_count = None
+    row.save()
+    pool.wait_for_log(r"autoscaled lists from database: \{\}")
+    wait_until(lambda: done(resque) == set(tokens), 60, 0.2, lambda: pool.log())
+    pool.wait_for_workers({"demo": 1})
+    assert resque.client.get(resque.key("stat", "failed")) in (None, "0")

@@ -17,14 +17,13 @@ Keys of our own under the namespace (they never change the meaning of Resque's k
      "figures": {"spawned": 3, "recycled": 0, "died": 0, "hung_killed": 0, "backoffs": 0,
                  "rss_bytes": 98304000}}
 
-``counts`` are the counts the pool applies (its last good ones; an autoscaled list's is its
-floor, ``autoscale`` its bounds, target and last decision: ``capacity/autoscale.py``),
-``source`` where they
-come from (``database``, a file path or a loader's dotted path) and ``max_workers`` its
-``RESQUE_POOL_MAX_WORKERS``: the admin warns when the rows a database pool merges add up
-to more. ``figures`` are the pool's counters and its workers' summed resident memory
-(``pool/figures.py``), read by the metrics view; ``<ns>:metrics:pool-jobs:<host:pid>``, the
-pool's job event counts, expires with the state.
+``counts`` are the counts the pool applies (its last good ones; an autoscaled list's is
+its floor, ``autoscale`` its bounds, target and last decision: ``capacity/autoscale.py``),
+``source`` where they come from (``database``, a file path or a loader's dotted path) and
+``max_workers`` its ``RESQUE_POOL_MAX_WORKERS``: the admin warns when the rows a database
+pool merges add up to more. ``figures`` are the pool's counters and its workers' summed
+resident memory (``pool/figures.py``), read by the metrics view; ``<ns>:metrics:pool-
+jobs:<host:pid>``, the pool's job event counts, expires with the state.
 
 A pool whose key expired (manager killed) disappears from listings; readers drop it from
 the set as they notice.

@@ -20,6 +20,7 @@ from resque_pool import enqueue
 from resque_pool.models import WorkerCount
 from resque_pool.pool import state as pool_state
 from resque_pool.resque import failures as failure
+from tests.support.admin import publish_pool
 from tests.support.common import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,6 +210,7 @@ def test_worker_counts_fit_a_1280_pixel_window(live_server, browser_page, resque
     WorkerCount.objects.create(
         queues="default.high,default,default.low,mailers,reports",
         count=4,
+        max_count=16,
         environment="production",
         pool="worker-host-01.example.com",
         job_timeout=300,
@@ -224,6 +226,27 @@ def test_worker_counts_fit_a_1280_pixel_window(live_server, browser_page, resque
     )
     WorkerCount.objects.create(queues="reports,exports", count=120, pool="batch-02")
     WorkerCount.objects.create(queues="*,!slow", count=2)
+    # The autoscaled row's pool, with its last decision and the reason for it.
+    decision = {
+        "at": "2026-12-07T17:32:03+00:00",
+        "from": 4,
+        "to": 16,
+        "reason": "1000 jobs waiting (a 1/2 share), the oldest 12s, 4 busy, capped at the "
+        "maximum 16",
+    }
+    publish_pool(
+        "worker-host-01.example.com",
+        "production",
+        {"default.high,default,default.low,mailers,reports": list(range(100, 116))},
+        autoscale={
+            "default.high,default,default.low,mailers,reports": {
+                "floor": 4,
+                "max": 16,
+                "target": 16,
+                "decision": decision,
+            }
+        },
+    )
     page.goto(f"{live_server.url}/admin/login/?next=/admin/resque_pool/workercount/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", "secret-pw")

@@ -34,7 +34,10 @@ from resque_pool.models import Dashboard, WorkerCount
 
 
 class RunningColumn:
-    """The "running now" column: one Redis read per changelist, shared by every row."""
+    """The "running now" column: one Redis read per changelist, shared by every row. An
+    autoscaled row adds the targets of the live pools it applies to, the last decision
+    in the tooltip (its whole text is on the row's own page: in a column it pushed the
+    table past a 1280 px window)."""
 
     short_description = "running now"
 
@@ -45,46 +48,32 @@ class RunningColumn:
     def __call__(self, obj: WorkerCount) -> str | int:
         if self.pools is None:
             return format_html('<span title="{}">?</span>', "Redis could not be read")
-        return live_pools.running_workers(self.pools, obj.queues, obj.environment, obj.pool)
-
-
-class AutoscaleColumn:
-    """The "autoscaling" column: per live pool the row applies to, the list's target and
-    the last decision with its reason (from the same Redis read as "running now")."""
-
-    short_description = "autoscaling"
-
-    def __init__(self, pools: list[dict[str, Any]] | None) -> None:
-        self.pools = pools
-        self.__name__ = "autoscaling"
-
-    def __call__(self, obj: WorkerCount) -> str:
-        if obj.max_count is None:
-            return "fixed"
-        if self.pools is None:
-            return format_html('<span title="{}">?</span>', "Redis could not be read")
         found = live_pools.lists_of_row(self.pools, obj.queues, obj.environment, obj.pool)
-        lines = [
-            (state.get("pool") or state.get("id"), *_decision_text(item["autoscale"]))
-            for state, item in found
-            if item["autoscale"]
-        ]
-        if not lines:
-            return format_html("{}..{}, no pool running it", obj.count, obj.max_count)
-        return format_html_join(
-            mark_safe("<br>"),
-            '<span class="autoscale">{}: target {}</span> <span class="decision">{}</span>',
-            lines,
+        running = sum(item["running"] for _state, item in found)
+        scaled = [(state, item["autoscale"]) for state, item in found if item["autoscale"]]
+        if obj.max_count is None or not scaled:
+            return running
+        target = sum(scale["target"] for _state, scale in scaled)
+        tooltip = "; ".join(f"{_pool_name(st)}: {decision_text(scale)}" for st, scale in scaled)
+        return format_html(
+            '{} <span class="autoscale" title="{}">target {}</span>', running, tooltip, target
         )
 
 
-def _decision_text(scale: dict[str, Any]) -> tuple[int, str]:
+def _pool_name(state: dict[str, Any]) -> str:
+    return str(state.get("pool") or state.get("id"))
+
+
+def decision_text(scale: dict[str, Any]) -> str:
+    """An autoscaled list's target in one pool and its last decision, in words."""
     decision = scale["decision"]
     if not decision:
-        return scale["target"], "(at its floor since the pool started)"
+        return f"target {scale['target']}, at its floor since the pool started"
     clock = decision["at"][11:19]  # HH:MM:SS of the ISO time, UTC
-    change = f"{decision['from']} → {decision['to']} at {clock}"
-    return scale["target"], f"({change}: {decision['reason']})"
+    return (
+        f"target {scale['target']}, {decision['from']} → {decision['to']} at {clock} UTC: "
+        f"{decision['reason']}"
+    )
 
 
 def wrap_after(separator: str, text: str) -> str:
@@ -100,25 +89,26 @@ class WorkerCountAdmin(admin.ModelAdmin):
     list_display = (
         "queues_label",
         "count",
-        "max_count",
         "environment_label",
         "pool_label",
         "limits_label",
     )
     list_display_links = ("queues_label",)
-    list_editable = ("count", "max_count")
+    list_editable = ("count",)
     list_filter = ("environment", "pool")
     search_fields = ("queues",)
     fields = (
         "queues",
         "count",
         "max_count",
+        "autoscaling_now",
         "environment",
         "pool",
         "job_timeout",
         "max_jobs",
         "max_memory_mb",
     )
+    readonly_fields = ("autoscaling_now",)
     actions = ("pause", "restore")
 
     @admin.display(description="queues", ordering="queues")
@@ -127,11 +117,39 @@ class WorkerCountAdmin(admin.ModelAdmin):
         a paused list's tag with the count "restore" brings back (a column of its own was
         mostly empty and pushed the table past a 1280 px window)."""
         queues = wrap_after(",", obj.queues)
+        if obj.max_count is not None:
+            queues = format_html(
+                '{} <span class="autoscaled">autoscaled {}..{}</span>',
+                queues,
+                obj.count,
+                obj.max_count,
+            )
         if obj.paused_count is None:
             return queues
         return format_html(
             '{} <span class="paused">paused (was {})</span>', queues, obj.paused_count
         )
+
+    @admin.display(description="autoscaling now")
+    def autoscaling_now(self, obj: WorkerCount) -> str:
+        """Per live pool the row applies to: the list's target and the last decision with
+        its reason."""
+        if obj.pk is None or obj.max_count is None:
+            return "Fixed: give a maximum to autoscale between the count and it."
+        pools = getattr(obj, "_resque_pools", None)
+        if pools is None:
+            return "? (Redis could not be read)"
+        found = live_pools.lists_of_row(pools, obj.queues, obj.environment, obj.pool)
+        lines = [(_pool_name(s), decision_text(i["autoscale"])) for s, i in found if i["autoscale"]]
+        if not lines:
+            return "No live pool autoscales this list."
+        return format_html_join(mark_safe("<br>"), "{}: {}", lines)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:  # for autoscaling_now, which Django calls with the row only
+            obj._resque_pools = self.pools_now(request)
+        return obj
 
     @admin.display(description="environment", ordering="environment")
     def environment_label(self, obj: WorkerCount) -> str:
@@ -167,9 +185,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
 
     def get_list_display(self, request: HttpRequest) -> list:
         display = list(super().get_list_display(request))
-        pools = self.pools_now(request)
-        display.insert(3, RunningColumn(pools))
-        display.insert(4, AutoscaleColumn(pools))
+        display.insert(3, RunningColumn(self.pools_now(request)))
         return display
 
     def save_model(

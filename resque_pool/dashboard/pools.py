@@ -101,11 +101,3 @@ def lists_of_row(
             continue
         found.extend((state, item) for item in state["lists"] if item["queues"] == queues_text)
     return found
-
-
-def running_workers(
-    pool_list: list[dict[str, Any]], queues_text: str, environment_name: str, pool_name: str
-) -> int:
-    """Workers of one queue list running now in the pools a WorkerCount row applies to."""
-    found = lists_of_row(pool_list, queues_text, environment_name, pool_name)
-    return sum(item["running"] for _state, item in found)

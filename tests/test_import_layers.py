@@ -14,8 +14,9 @@ The layers, highest first (docs/architecture.md draws the same tree):
 4. ``models``: the app's Django models (``WorkerCount``, and ``Schedule`` gathered from
    the scheduler so that it belongs to the app);
 5. the features beside the worker, independent of each other: ``scheduler`` (the
-   process: mover, recurring schedules, leader lock, clock) and ``tasks`` (the backend for
-   Django's Tasks framework);
+   process: mover, recurring schedules, leader lock, clock), ``tasks`` (the backend for
+   Django's Tasks framework) and ``capacity`` (how the pool sizes itself: the memory
+   budget);
 6. ``worker``: the worker process;
 7. ``resque``: Resque's data layout in Redis, resque-scheduler's and resque-retry's keys
    included;
@@ -52,7 +53,7 @@ LAYERS: list[tuple[str, list[str], bool]] = [
     ("admin pages", ["resque_pool.dashboard", "resque_pool.metrics"], False),
     ("pool manager", ["resque_pool.pool"], False),
     ("models", ["resque_pool.models"], False),
-    ("features", ["resque_pool.scheduler", "resque_pool.tasks"], False),
+    ("features", ["resque_pool.scheduler", "resque_pool.tasks", "resque_pool.capacity"], False),
     ("worker", ["resque_pool.worker"], False),
     ("Resque data", ["resque_pool.resque"], False),
     (

@@ -12,7 +12,10 @@ more workers fit.
   that share it, so the sum is what the tree costs the machine, which the container's
   limit also counts.
 - **A new worker's cost** (``estimate``): the largest PSS any current worker has been
-  measured at (with its job children), or, before there is a worker, the manager's own.
+  measured at (with its job children), or, before a worker has settled (``SETTLE``
+  seconds), the largest the manager's own was measured at; a worker that has not
+  settled counts as at least the estimate (it grows as it stops sharing the manager's
+  pages).
 - **Admission** (``admit``): of the workers the pool is about to fork, the first ``n``
   with ``used + n * estimate <= budget``; the rest are refused until a later reading has
   room, logged once per episode (``logs.LogOnce``) and once when forks fit again.
@@ -45,6 +48,8 @@ MB = 2**20  # the settings' MB, as RESQUE_WORKER_MAX_MEMORY_MB's
 MARGIN = 0.10  # the default budget leaves this share of the container's limit free
 READ_PERIOD = 10.0  # seconds between readings for the published state (pool/figures.py's)
 DECISION_PERIOD = 1.0  # a fork decision reuses a reading this young of the same workers
+SETTLE = 10.0  # seconds a new worker counts as at least the estimate (it is still growing)
+ROOM_UNKNOWN = 1_000_000  # nothing measured yet to divide by: every worker fits
 SETTING = "setting"
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -109,7 +114,15 @@ class Reading:
 class MemoryBudget:
     """The budget of one pool's tree. ``root_pid``: the top of the tree measured (the
     master, when a master runs the generations); ``manager_pid``: the process forking the
-    workers."""
+    workers.
+
+    A worker just forked shares nearly every page with the manager, so its PSS (and the
+    tree's) grows for a while after the fork: for ``SETTLE`` seconds from when a reading
+    first saw it, a worker counts as at least the estimate (``pending``), and the
+    estimate comes from the workers that have settled, or, while none has, from the
+    largest PSS the manager was measured at (before its first fork, nothing shared its
+    pages). Without that, one batch of forks would look free and the next batch would
+    overshoot."""
 
     budget: Budget
     root_pid: int
@@ -118,6 +131,8 @@ class MemoryBudget:
     reading: Reading | None = None
     refused: int = 0  # workers not forked at the last decision
     peaks: dict[int, int] = field(default_factory=dict)  # each current worker's largest PSS
+    seen: dict[int, float] = field(default_factory=dict)  # when a reading first saw each
+    manager_peak: int = 0
     refusals: LogOnce = field(default_factory=lambda: LogOnce(logger, logging.WARNING))
 
     @classmethod
@@ -137,6 +152,7 @@ class MemoryBudget:
 
     def measure(self, workers: Iterable[int]) -> Reading:
         """Read the tree now: its summed PSS, each worker's with its job children."""
+        now = self.clock()
         children = tree(self.root_pid)
         children.setdefault(self.manager_pid, [])
         sizes = {pid: pss_bytes(pid) or 0 for pid in children}
@@ -149,8 +165,9 @@ class MemoryBudget:
                 pending.extend(children.get(child, ()))
             per_worker[pid] = sizes.get(pid, 0) + below
         self.peaks = {pid: max(size, self.peaks.get(pid, 0)) for pid, size in per_worker.items()}
-        used = sum(sizes.values())
-        self.reading = Reading(self.clock(), used, per_worker, sizes[self.manager_pid])
+        self.seen = {pid: self.seen.get(pid, now) for pid in per_worker}
+        self.manager_peak = max(self.manager_peak, sizes[self.manager_pid])
+        self.reading = Reading(now, sum(sizes.values()), per_worker, sizes[self.manager_pid])
         return self.reading
 
     def fresh(self, workers: Sequence[int], period: float) -> Reading:
@@ -165,31 +182,48 @@ class MemoryBudget:
             reading = self.measure(workers)
         return reading
 
+    def settled(self, pid: int) -> bool:
+        return self.clock() - self.seen.get(pid, self.clock()) >= SETTLE
+
     def estimate(self) -> int:
-        """What one more worker would take: the largest PSS a current worker was measured
-        at, or the manager's own before there is a worker."""
-        if self.peaks:
+        """What one more worker takes: the largest PSS a current worker was measured at,
+        once one has settled; before that, the largest the manager was measured at."""
+        if any(self.settled(pid) for pid in self.peaks):
             return max(self.peaks.values())
-        return self.reading.manager if self.reading else 0
+        return max([self.manager_peak, *self.peaks.values()])
+
+    def pending(self) -> int:
+        """What the workers that have not settled yet may still grow by: each counts as
+        at least the estimate, and the manager as its largest reading (the pages it
+        shares with a new worker count for it again once the worker wrote its copy)."""
+        if self.reading is None:
+            return 0
+        estimate = self.estimate()
+        new = [size for pid, size in self.reading.workers.items() if not self.settled(pid)]
+        if not new:
+            return 0
+        manager = max(self.manager_peak - self.reading.manager, 0)
+        return manager + sum(max(estimate - size, 0) for size in new)
 
     # -- deciding ----------------------------------------------------------------------------
 
     def fits(self, wanted: int, workers: Sequence[int]) -> int:
-        """How many of ``wanted`` more workers fit (``used + n * estimate <= budget``),
-        read right before the decision (or within ``DECISION_PERIOD`` of the same
-        workers)."""
+        """How many of ``wanted`` more workers fit (``used + n * estimate <= budget``,
+        ``used`` counting new workers at the estimate), read right before the decision
+        (or within ``DECISION_PERIOD`` of the same workers)."""
         if not self.enabled or wanted <= 0:
             return max(wanted, 0)
         reading = self.fresh(workers, DECISION_PERIOD)
         return min(wanted, self._room(reading))
 
     def _room(self, reading: Reading) -> int:
+        """How many more workers fit after ``reading``."""
         assert self.budget.bytes is not None
         estimate = self.estimate()
-        free = self.budget.bytes - reading.used
-        if free < 0:
-            return 0
-        return free // estimate if estimate > 0 else 1_000_000
+        free = self.budget.bytes - reading.used - self.pending()
+        if free < 0 or estimate <= 0:
+            return 0 if free < 0 else ROOM_UNKNOWN
+        return free // estimate
 
     def admit(self, missing: list[str], workers: Sequence[int]) -> list[str]:
         """The first of ``missing`` (one queue list per worker to fork) that fit; the
@@ -200,23 +234,23 @@ class MemoryBudget:
         self.refused = len(refused)
         if refused:
             assert self.reading is not None and self.budget.bytes is not None
-            lists = " and ".join(dict.fromkeys(refused))
+            pending = self.pending()
             self.refusals.error(
                 "refusing",
                 "memory budget: not forking %d worker%s for %s: the pool uses %d MB of %d MB "
-                "and a worker takes about %d MB",
+                "and a worker takes about %d MB%s",
                 len(refused),
                 "" if len(refused) == 1 else "s",
-                lists,
+                " and ".join(dict.fromkeys(refused)),
                 round(self.reading.used / MB),
                 round(self.budget.bytes / MB),
                 round(self.estimate() / MB),
+                f" (new workers may grow by {round(pending / MB)} MB more)" if pending else "",
             )
         elif self.refusals.active:
-            used = f"{round(self.reading.used / MB)} MB" if self.reading else "less"
             self.refusals.clear(
-                "memory budget: forks fit again: the pool uses %s of %d MB",
-                used,
+                "memory budget: forks fit again: the pool uses %d MB of %d MB",
+                round(self.reading.used / MB) if self.reading else 0,
                 round((self.budget.bytes or 0) / MB),
             )
         return missing[:allowed]
@@ -231,8 +265,8 @@ class MemoryBudget:
         reading = self.reading
         estimate = self.estimate() if reading else None
         fit = None
-        if self.enabled and reading is not None:
-            fit = self._room(reading) if estimate else None
+        if self.enabled and reading is not None and estimate:
+            fit = self._room(reading)
         state: dict[str, Any] = {
             "budget_bytes": self.budget.bytes,
             "source": self.budget.source,

@@ -1,6 +1,8 @@
 """The memory budget with real processes: a pool forks only the workers that fit, says so
 once, publishes it, keeps running, and forks the rest when the budget grows or the counts
-shrink; the tree's PSS as the budget measures it; the setting's checks.
+shrink; inside a real memory cgroup (as root) it budgets 90 % of the limit and refuses
+forks where the same pool without a budget is OOM-killed; the tree's PSS as the budget
+measures it; the setting's checks.
 
 Workers of a known size: with ``TEST_BALLAST_MB`` the pool's manager holds that many MB
 and each worker makes its own copy (tests/support/processes.py), so that a worker and the
@@ -18,11 +20,13 @@ import sys
 
 import pytest
 
-from resque_pool.capacity import memory
+from resque_pool.capacity import cgroup, memory
 from resque_pool.capacity.cgroup import Limit
 from resque_pool.capacity.memory import MB, Budget, MemoryBudget, pss_bytes
-from tests.support.common import wait_until
-from tests.support.pool_fixtures import write
+from tests.support import cgroups
+from tests.support.common import ROOT, manage_command, wait_until
+from tests.support.pool_fixtures import Pool, write
+from tests.support.processes import kill_tree
 
 BALLAST = {"TEST_BALLAST_MB": "200"}
 # The manager alone measures about 250 MB (200 of ballast) and settled workers about 230:
@@ -119,6 +123,79 @@ def test_no_budget_forks_every_worker(start_pool, tmp_path):
     state = published_memory(pool, budget_bytes=None, source="setting", fit=None, refused=0)
     assert state["memory"]["used_bytes"] > 0
     assert "memory budget" not in pool.log()
+
+
+# -- in a real memory cgroup ----------------------------------------------------------------
+
+CGROUP_LIMIT = 1000 * MB  # 900 MB of budget: two workers of the ballast's size, as above
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", [cgroup.V1, cgroup.V2])
+def test_in_a_limited_cgroup_the_budget_is_90_percent_and_forks_are_refused_not_killed(
+    version, resque, process_settings, tmp_path
+):
+    """The pool runs in a child cgroup of this process's with a 1000 MB limit: the budget
+    it publishes is 900 MB from the cgroup, it runs the two workers that fit, and the
+    kernel never OOM-kills anything. The same pool with the budget off (0) in the same
+    cgroup forks all five and is OOM-killed. ``manage.py check`` in the cgroup warns
+    about a budget above the limit (W003)."""
+    child = cgroups.make(version)
+    if isinstance(child, str):
+        pytest.skip(child)
+    config = write(tmp_path / "pool.yml", "demo: 5\n")
+    pools: list[Pool] = []
+
+    def start(name: str, **settings) -> Pool:
+        log_path = tmp_path / f"{name}.log"
+        with log_path.open("w") as log:
+            env = resque.env(INTERVAL="0.2", **BALLAST, **process_settings(**settings))
+            command = child.wrap(manage_command("resque_pool", "-c", str(config)))
+            process = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True
+            )
+        pools.append(Pool(process, log_path))
+        return pools[-1]
+
+    try:
+        child.set_limit(CGROUP_LIMIT)
+        pool = start("budgeted", RESQUE_POOL_STATE_TTL=3)
+        state = published_memory(
+            pool,
+            lambda found: found["used_bytes"] > 600 * MB,
+            budget_bytes=int(CGROUP_LIMIT * 0.9),
+            source=version,
+            refused=3,
+        )
+        pool.wait_for_workers({"demo": 2})
+        pool.wait_for_log(rf"memory budget: 900 MB \({version} memory\.\S+ 1000 MB less 10%\)")
+        heartbeats(pool, 4)
+        assert pool.process.poll() is None and len(pool.workers()) == 2
+        assert child.oom_kills() == 0
+        assert pool.state()["figures"]["died"] == 0, pool.log()
+        assert state["memory"]["used_bytes"] <= state["memory"]["budget_bytes"]
+
+        check = subprocess.run(
+            child.wrap(manage_command("check", "--tag", "resque_pool")),
+            env=resque.env(**process_settings(RESQUE_POOL_MEMORY_BUDGET_MB=2000)),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (
+            "(resque_pool.W003) RESQUE_POOL_MEMORY_BUDGET_MB (2000) is above this "
+            "container's memory limit (1000 MB, " + version in check.stderr
+        ), check.stderr
+
+        kill_tree(pool.pid)
+        wait_until(lambda: child.procs() == [], 30, message="the cgroup empty")
+        unbudgeted = start("unbudgeted", RESQUE_POOL_MEMORY_BUDGET_MB=0)
+        wait_until(child.oom_kills, 90, 0.2, lambda: f"an OOM kill (log:\n{unbudgeted.log()})")
+    finally:
+        for pool in pools:
+            kill_tree(pool.pid)
+        child.remove()
 
 
 # -- measuring, in this process and its children --------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 V2, V1, NONE = "cgroup v2", "cgroup v1", "none"
+V2_FILE, V1_FILE = "memory.max", "memory.limit_in_bytes"
 # cgroup v1 writes "no limit" as the largest page-aligned 64-bit value (9223372036854771712
 # with 4 KiB pages); anything this large is no limit on any machine.
 V1_UNLIMITED = 2**62
@@ -46,23 +47,44 @@ def container_limit(proc_self: Path = Path("/proc/self"), root: Path = Path("/")
     """The memory limit of this process's cgroup. ``proc_self`` and ``root`` (what the
     mount points are relative to) let tests point it at a fake tree."""
     try:
-        memberships = _memberships(proc_self / "cgroup")
-        mounts = _cgroup_mounts(proc_self / "mountinfo")
+        found = _memory_cgroup(proc_self, root)
     except OSError as error:
         return Limit(None, problem=f"cannot read the process's cgroups: {error}")
     except ValueError as error:
         return Limit(None, problem=str(error))
+    if found is None:
+        return Limit(None)
+    source, point, directory = found
+    return _read_limit(point, directory, V1_FILE if source == V1 else V2_FILE, source)
+
+
+def memory_cgroup(
+    proc_self: Path = Path("/proc/self"), root: Path = Path("/")
+) -> tuple[str, Path] | None:
+    """``(cgroup v1 or v2, directory)`` of this process's memory cgroup, or None when
+    there is none or it cannot be told (tests and benchmarks make child cgroups in it)."""
+    try:
+        found = _memory_cgroup(proc_self, root)
+    except (OSError, ValueError):
+        return None
+    return None if found is None else (found[0], found[2])
+
+
+def _memory_cgroup(proc_self: Path, root: Path) -> tuple[str, Path, Path] | None:
+    """(source, mount point, the cgroup's directory) of the memory controller."""
+    memberships = _memberships(proc_self / "cgroup")
+    mounts = _cgroup_mounts(proc_self / "mountinfo")
     v1_path = next(
         (path for controllers, path in memberships if "memory" in controllers.split(",")), None
     )
     v1_mount = next((m for m in mounts if m.kind == "cgroup" and "memory" in m.options), None)
     if v1_path is not None and v1_mount is not None:
-        return _read_limit(v1_mount, v1_path, root, "memory.limit_in_bytes", V1)
+        return V1, root / v1_mount.point.lstrip("/"), _cgroup_dir(v1_mount, v1_path, root)
     v2_path = next((path for controllers, path in memberships if controllers == ""), None)
     v2_mount = next((m for m in mounts if m.kind == "cgroup2"), None)
     if v2_path is not None and v2_mount is not None:
-        return _read_limit(v2_mount, v2_path, root, "memory.max", V2)
-    return Limit(None)
+        return V2, root / v2_mount.point.lstrip("/"), _cgroup_dir(v2_mount, v2_path, root)
+    return None
 
 
 @dataclass(frozen=True)
@@ -125,10 +147,8 @@ def _cgroup_dir(mount: _Mount, cgroup: str, root: Path) -> Path:
     return candidate if inside and candidate.is_dir() else point
 
 
-def _read_limit(mount: _Mount, cgroup: str, root: Path, name: str, source: str) -> Limit:
+def _read_limit(point: Path, directory: Path, name: str, source: str) -> Limit:
     """The smallest limit in ``name`` from the cgroup's directory up to the mount point."""
-    point = root / mount.point.lstrip("/")
-    directory = _cgroup_dir(mount, cgroup, root)
     smallest: tuple[int, Path] | None = None
     while True:
         file = directory / name

@@ -20,10 +20,12 @@ more workers fit.
   with ``used + n * estimate <= budget``; the rest are refused until a later reading has
   room, logged once per episode (``logs.LogOnce``) and once when forks fit again.
 
-A reading of 64 processes' smaps_rollup costs a few milliseconds (docs/capacity.md has
-the figure), so it is taken at most every ``READ_PERIOD`` seconds for the published
-state, and for a fork decision when the workers changed or ``DECISION_PERIOD`` passed:
-never for a loop round that forks nothing.
+Reading smaps_rollup is not free: about 0.8 ms per worker of the demo project on the
+development machine, 55 to 90 ms for 64 workers (docs/capacity.md), where ``statm`` costs
+1 ms for all of them. So the tree is read at most every ``READ_PERIOD`` seconds for the
+published state, and for a fork decision only when the workers changed or
+``DECISION_PERIOD`` passed (``REFUSED_PERIOD`` while forks are being refused): never for
+a loop round that forks nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ MB = 2**20  # the settings' MB, as RESQUE_WORKER_MAX_MEMORY_MB's
 MARGIN = 0.10  # the default budget leaves this share of the container's limit free
 READ_PERIOD = 10.0  # seconds between readings for the published state (pool/figures.py's)
 DECISION_PERIOD = 1.0  # a fork decision reuses a reading this young of the same workers
+REFUSED_PERIOD = 3.0  # ... or this young while forks are being refused
 SETTLE = 10.0  # seconds a new worker counts as at least the estimate (it is still growing)
 ROOM_UNKNOWN = 1_000_000  # nothing measured yet to divide by: every worker fits
 SETTING = "setting"
@@ -210,10 +213,12 @@ class MemoryBudget:
     def fits(self, wanted: int, workers: Sequence[int]) -> int:
         """How many of ``wanted`` more workers fit (``used + n * estimate <= budget``,
         ``used`` counting new workers at the estimate), read right before the decision
-        (or within ``DECISION_PERIOD`` of the same workers)."""
+        (or within ``DECISION_PERIOD`` of the same workers, ``REFUSED_PERIOD`` while
+        refusing)."""
         if not self.enabled or wanted <= 0:
             return max(wanted, 0)
-        reading = self.fresh(workers, DECISION_PERIOD)
+        period = REFUSED_PERIOD if self.refused else DECISION_PERIOD
+        reading = self.fresh(workers, period)
         return min(wanted, self._room(reading))
 
     def _room(self, reading: Reading) -> int:

@@ -264,6 +264,26 @@ def test_a_new_worker_counts_as_the_estimate_until_it_settles():
         child.wait()
 
 
+def test_an_exited_workers_size_counts_for_a_while():
+    """Workers that recycle after each job: the largest job's size must outlive its
+    worker, or the next fork would be estimated from workers that happen to run small
+    jobs."""
+    clock = Clock()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        wait_until(lambda: (pss_bytes(child.pid) or 0) > MB, 10, message="the child's PSS")
+        budget = MemoryBudget(Budget(10**12, "setting"), os.getpid(), os.getpid(), clock=clock)
+        size = budget.measure([child.pid]).workers[child.pid]
+    finally:
+        child.kill()
+        child.wait()
+    budget.measure([])
+    assert budget.estimate() == size  # not the manager's (this process, larger)
+    clock.now += memory.REMEMBER
+    budget.measure([])
+    assert budget.departed == {} and budget.estimate() == budget.manager_peak
+
+
 def test_a_worker_counts_with_its_job_children():
     clock = Clock()
     parent = subprocess.Popen(

@@ -12,10 +12,10 @@ more workers fit.
   that share it, so the sum is what the tree costs the machine, which the container's
   limit also counts.
 - **A new worker's cost** (``estimate``): the largest PSS any current worker has been
-  measured at (with its job children), or, before a worker has settled (``SETTLE``
-  seconds), the largest the manager's own was measured at; a worker that has not
-  settled counts as at least the estimate (it grows as it stops sharing the manager's
-  pages).
+  measured at (with its job children), or a worker that exited in the last ``REMEMBER``
+  seconds; before a worker has settled (``SETTLE`` seconds) or exited, the largest the
+  manager's own was measured at. A worker that has not settled counts as at least the
+  estimate (it grows as it stops sharing the manager's pages).
 - **Admission** (``admit``): of the workers the pool is about to fork, the first ``n``
   with ``used + n * estimate <= budget``; the rest are refused until a later reading has
   room, logged once per episode (``logs.LogOnce``) and once when forks fit again.
@@ -52,6 +52,7 @@ READ_PERIOD = 10.0  # seconds between readings for the published state (pool/fig
 DECISION_PERIOD = 1.0  # a fork decision reuses a reading this young of the same workers
 REFUSED_PERIOD = 3.0  # ... or this young while forks are being refused
 SETTLE = 10.0  # seconds a new worker counts as at least the estimate (it is still growing)
+REMEMBER = 300.0  # seconds an exited worker's largest PSS still counts for the estimate
 ROOM_UNKNOWN = 1_000_000  # nothing measured yet to divide by: every worker fits
 SETTING = "setting"
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -134,6 +135,7 @@ class MemoryBudget:
     reading: Reading | None = None
     refused: int = 0  # workers not forked at the last decision
     peaks: dict[int, int] = field(default_factory=dict)  # each current worker's largest PSS
+    departed: dict[int, tuple[int, float]] = field(default_factory=dict)  # (peak, exit seen)
     seen: dict[int, float] = field(default_factory=dict)  # when a reading first saw each
     manager_peak: int = 0
     refusals: LogOnce = field(default_factory=lambda: LogOnce(logger, logging.WARNING))
@@ -167,6 +169,11 @@ class MemoryBudget:
                 below += sizes.get(child, 0)
                 pending.extend(children.get(child, ()))
             per_worker[pid] = sizes.get(pid, 0) + below
+        for pid in self.peaks.keys() - per_worker.keys():
+            self.departed[pid] = (self.peaks[pid], now)
+        self.departed = {
+            pid: (peak, at) for pid, (peak, at) in self.departed.items() if now - at < REMEMBER
+        }
         self.peaks = {pid: max(size, self.peaks.get(pid, 0)) for pid, size in per_worker.items()}
         self.seen = {pid: self.seen.get(pid, now) for pid in per_worker}
         self.manager_peak = max(self.manager_peak, sizes[self.manager_pid])
@@ -190,10 +197,13 @@ class MemoryBudget:
 
     def estimate(self) -> int:
         """What one more worker takes: the largest PSS a current worker was measured at,
-        once one has settled; before that, the largest the manager was measured at."""
-        if any(self.settled(pid) for pid in self.peaks):
-            return max(self.peaks.values())
-        return max([self.manager_peak, *self.peaks.values()])
+        once one has settled, or a worker that exited within ``REMEMBER`` seconds (a pool
+        whose workers recycle after each job would otherwise forget its largest job as
+        soon as its worker exits); before that, the largest the manager was measured at."""
+        known = [*self.peaks.values(), *(peak for peak, _ in self.departed.values())]
+        if self.departed or any(self.settled(pid) for pid in self.peaks):
+            return max(known)
+        return max([self.manager_peak, *known])
 
     def pending(self) -> int:
         """What the workers that have not settled yet may still grow by: each counts as

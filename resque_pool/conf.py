@@ -155,6 +155,30 @@ SETTINGS: tuple[Setting, ...] = (
         positive=True,
     ),
     Setting(
+        "RESQUE_POOL_AUTOSCALE_INTERVAL",
+        2.0,
+        NUMBER,
+        "Seconds between two looks at an autoscaled list's queues (one pipelined round "
+        "trip; only pools with a list that has a maximum look).",
+        positive=True,
+    ),
+    Setting(
+        "RESQUE_POOL_AUTOSCALE_LATENCY",
+        0.0,
+        NUMBER,
+        "Seconds the oldest waiting job of an autoscaled list must have waited before the "
+        "list grows (0: as soon as jobs outnumber its idle workers).",
+        minimum=0,
+    ),
+    Setting(
+        "RESQUE_POOL_AUTOSCALE_COOLDOWN",
+        30.0,
+        NUMBER,
+        "Seconds an autoscaled list must need fewer workers before its idle ones stop "
+        "(Celery's autoscaler keep-alive).",
+        minimum=0,
+    ),
+    Setting(
         "RESQUE_FORK_PER_JOB",
         True,
         (bool,),

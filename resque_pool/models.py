@@ -30,21 +30,28 @@ class WorkerCountQuerySet(models.QuerySet):
 
     def config_for(
         self, environment: str | None, pool: str | None
-    ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-        """One pool's counts and limits from one query, the layers folded once: a count is
-        overridden per queue list by each more specific layer, a limit per limit (a more
-        specific row's blank inherits the value of a more general one). Both in
-        configuration order; lists without any limit are left out of the limits."""
+    ) -> tuple[dict[str, int], dict[str, dict[str, int]], dict[str, int]]:
+        """One pool's counts, limits and maximums from one query, the layers folded once.
+
+        A count and its maximum go together: a more specific row overrides both for its
+        queue list (its blank maximum makes the list fixed again). A limit is overridden
+        per limit (a more specific row's blank inherits the value of a more general one).
+        All in configuration order; lists without any limit are left out of the limits,
+        fixed lists out of the maximums."""
         counts: dict[str, int] = {}
         limits: dict[str, dict[str, int]] = {}
-        for queues, count, *values in self.layers(
-            environment, pool, "queues", "count", *LIMIT_FIELDS
+        maximums: dict[str, int] = {}
+        for queues, count, max_count, *values in self.layers(
+            environment, pool, "queues", "count", "max_count", *LIMIT_FIELDS
         ):
             counts[queues] = count
+            maximums.pop(queues, None)
+            if max_count is not None:
+                maximums[queues] = max_count
             for name, value in zip(LIMIT_FIELDS, values, strict=True):
                 if value is not None:
                     limits.setdefault(queues, {})[name] = value
-        return counts, limits
+        return counts, limits, maximums
 
     def counts_for(self, environment: str | None, pool: str | None) -> dict[str, int]:
         """The merged ``{"q1,q2": count}`` for one pool (see ``config_for``)."""
@@ -67,7 +74,15 @@ class WorkerCount(models.Model):
     count = models.PositiveIntegerField(
         default=1,
         validators=[MinValueValidator(0)],
-        help_text="Workers for this queue list; 0 means none here.",
+        help_text="Workers for this queue list; 0 means none here. With a maximum, the "
+        "fewest it runs.",
+    )
+    max_count = models.PositiveIntegerField(
+        "maximum",
+        null=True,
+        blank=True,
+        help_text="Autoscale: grow to at most this many workers while jobs wait, back to "
+        "the count when idle (blank: the count is fixed).",
     )
     environment = models.CharField(
         max_length=100, blank=True, default="", help_text="Blank means every environment."
@@ -110,6 +125,7 @@ class WorkerCount(models.Model):
         ]
 
     def __str__(self) -> str:
+        bounds = f"{self.count}..{self.max_count}" if self.max_count is not None else self.count
         scope = ", ".join(
             part
             for part in (
@@ -118,7 +134,7 @@ class WorkerCount(models.Model):
             )
             if part
         )
-        return f"{self.queues}: {self.count}" + (f" ({scope})" if scope else "")
+        return f"{self.queues}: {bounds}" + (f" ({scope})" if scope else "")
 
     def clean(self) -> None:
         super().clean()
@@ -139,6 +155,22 @@ class WorkerCount(models.Model):
             raise ValidationError(
                 {"count": f"A pool runs at most {ceiling} (RESQUE_POOL_MAX_WORKERS) workers."}
             )
+        if self.max_count is not None:
+            if self.max_count == 0:
+                raise ValidationError(
+                    {"max_count": "Leave it blank for a fixed count, or give 1 or more."}
+                )
+            if self.count is not None and self.max_count < self.count:
+                raise ValidationError(
+                    {"max_count": f"The maximum must be at least the count ({self.count})."}
+                )
+            if self.max_count > ceiling:
+                raise ValidationError(
+                    {
+                        "max_count": f"A pool runs at most {ceiling} (RESQUE_POOL_MAX_WORKERS) "
+                        "workers."
+                    }
+                )
 
     def save(self, *args, **kwargs) -> None:
         # Normalise on every save path, not only forms, so the pool never sees " a, b".

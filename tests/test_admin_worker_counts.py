@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from resque_pool.models import WorkerCount
 from resque_pool.pool import state as pool_state
-from tests.support.admin import publish_pool
+from tests.support.admin import operator_client, publish_pool
 
 pytestmark = pytest.mark.django_db
 
@@ -224,3 +224,56 @@ def test_changelist_links_to_the_dashboard_only_for_those_who_may_see_it(editor)
     user = User.objects.get(username="op")
     user.user_permissions.add(Permission.objects.get(codename="view_dashboard"))
     assert dashboard in editor.get(reverse(CHANGELIST)).content.decode()
+
+
+def test_an_autoscaled_rows_column_shows_each_pools_target_and_last_decision(editor):
+    WorkerCount.objects.create(queues="high,low", count=1, max_count=8)
+    WorkerCount.objects.create(queues="mail", count=1)
+    decision = {
+        "at": "2026-12-07T17:32:03+00:00",
+        "from": 1,
+        "to": 4,
+        "reason": "16 jobs waiting, the oldest 2s, 1 busy",
+    }
+    scaled = {"floor": 1, "max": 8, "target": 4, "decision": decision, "ups": 1, "downs": 0}
+    publish_pool(
+        "web1",
+        "production",
+        {"high,low": [11, 12, 13, 14], "mail": [15]},
+        autoscale={"high,low": scaled},
+    )
+    publish_pool(
+        "web2",
+        "production",
+        {"high,low": [21]},
+        autoscale={"high,low": {**scaled, "target": 1, "decision": None}},
+    )
+    response = editor.get(reverse(CHANGELIST))
+    body = response.content.decode()
+    assert "Maximum" in body and "Autoscaling" in body
+    assert "web1: target 4" in body
+    assert "(1 → 4 at 17:32:03: 16 jobs waiting, the oldest 2s, 1 busy)" in body
+    assert "web2: target 1" in body and "(at its floor since the pool started)" in body
+    assert ">fixed<" in body  # the mail row
+    # The dashboard's pool list says it too.
+    overview = operator_client().get(reverse("admin:resque_pool_dashboard_changelist"))
+    assert "(autoscaled 1..8, target 4)" in overview.content.decode()
+
+
+def test_a_maximum_below_the_count_is_refused_in_the_changelist(editor):
+    row = WorkerCount.objects.create(queues="high", count=2)
+    response = editor.post(
+        reverse(CHANGELIST),
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": str(row.id),
+            "form-0-count": "2",
+            "form-0-max_count": "1",
+            "_save": "Save",
+        },
+    )
+    assert response.status_code == 200
+    assert "The maximum must be at least the count (2)." in response.content.decode()
+    row.refresh_from_db()
+    assert row.max_count is None

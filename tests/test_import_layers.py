@@ -15,8 +15,8 @@ The layers, highest first (docs/architecture.md draws the same tree):
    the scheduler so that it belongs to the app);
 5. the features beside the worker, independent of each other: ``scheduler`` (the
    process: mover, recurring schedules, leader lock, clock), ``tasks`` (the backend for
-   Django's Tasks framework) and ``capacity`` (how the pool sizes itself: the memory
-   budget);
+   Django's Tasks framework) and ``capacity`` (how a pool sizes itself: the autoscaling
+   rule, the backlog it reads, the memory budget);
 6. ``worker``: the worker process;
 7. ``resque``: Resque's data layout in Redis, resque-scheduler's and resque-retry's keys
    included;
@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, list[str], bool]] = [
     ("admin pages", ["resque_pool.dashboard", "resque_pool.metrics"], False),
     ("pool manager", ["resque_pool.pool"], False),
     ("models", ["resque_pool.models"], False),
-    ("features", ["resque_pool.scheduler", "resque_pool.tasks", "resque_pool.capacity"], False),
+    ("features", ["resque_pool.capacity", "resque_pool.scheduler", "resque_pool.tasks"], False),
     ("worker", ["resque_pool.worker"], False),
     ("Resque data", ["resque_pool.resque"], False),
     (

@@ -426,3 +426,44 @@ def test_a_real_pools_recycles_deaths_backoff_and_job_durations(start_pool, tmp_
     assert value(samples, "resque_pool_job_requeues_total", **labels) == 0
     assert value(samples, "resque_job_retries_total", job_class="RetryChaos") == 3
     assert 0 < client.ttl(key("metrics", "pool-jobs", state["id"])) <= 60  # goes with the pool
+
+
+def test_an_autoscaled_lists_bounds_target_and_changes_come_from_the_state(scrape, resque):
+    pool_state.publish(
+        {
+            "id": "web2:77",
+            "host": "web2",
+            "pid": 77,
+            "appname": "shop",
+            "counts": {"high,low": 1, "mail": 2},
+            "workers": {"high,low": [1, 2, 3, 4], "mail": [5, 6]},
+            "autoscale": {
+                "high,low": {
+                    "floor": 1,
+                    "max": 8,
+                    "target": 4,
+                    "ups": 2,
+                    "downs": 1,
+                    "decision": {
+                        "at": "2026-12-07T17:32:03+00:00",
+                        "from": 8,
+                        "to": 4,
+                        "reason": "needed at most 4 for 30s (4 busy, 0 waiting)",
+                    },
+                },
+                "bad": "not a mapping",
+            },
+        }
+    )
+    samples = scrape()
+    pool = {"pool": "web2:77", "host": "web2", "appname": "shop"}
+    scaled = {**pool, "queues": "high,low"}
+    assert value(samples, "resque_pool_autoscale_floor_workers", **scaled) == 1
+    assert value(samples, "resque_pool_autoscale_max_workers", **scaled) == 8
+    assert value(samples, "resque_pool_autoscale_target_workers", **scaled) == 4
+    assert value(samples, "resque_pool_autoscale_ups_total", **scaled) == 2
+    assert value(samples, "resque_pool_autoscale_downs_total", **scaled) == 1
+    changed = value(samples, "resque_pool_autoscale_last_change_timestamp_seconds", **scaled)
+    assert changed == 1796664723.0
+    # What the pool wants now: the autoscaled list's target and the fixed list's count.
+    assert value(samples, "resque_pool_workers_desired", **pool) == 6

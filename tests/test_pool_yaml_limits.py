@@ -59,7 +59,7 @@ production:
 )
 def test_limits_merge_per_limit_and_counts_are_unchanged(tmp_path, environment, counts, limits):
     path = write(tmp_path / "pool.yml", FILE)
-    assert load(str(path), environment) == (counts, limits)
+    assert load(str(path), environment) == PoolConfig(counts, limits)
     # The counts are exactly resque-pool's merge: the limits: mappings are dropped as hashes.
     config = parse_yaml(FILE)
     ruby_like = {k: v for k, v in config.items() if not isinstance(v, dict)}

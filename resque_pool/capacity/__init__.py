@@ -1,9 +1,5 @@
-"""Capacity management: how the pool sizes itself.
-
-``cgroup.py`` reads the container's memory limit (cgroup v2 or v1), ``memory.py`` measures
-the pool's process tree and keeps it within its memory budget
-(``RESQUE_POOL_MEMORY_BUDGET_MB``, by default that limit less 10 %), refusing forks that
-would not fit. Autoscaling between a queue list's count and its ``max_count`` will live
-here too. The package sits beside the scheduler and the Tasks backend: it may use the
-Resque data layer, ``unix`` and the ground, never the pool, the models or the admin.
-"""
+"""How a pool sizes itself: autoscaling an autoscaled queue list between its count and its
+maximum from its queues' backlog (``autoscale.py``, ``backlog.py``), and the memory budget
+that no fork may take the pool past (``cgroup.py``: the container's limit, ``memory.py``:
+the tree's PSS and the budget). The manager (``resque_pool/pool/``) asks; nothing
+here forks or signals a process."""

@@ -48,6 +48,45 @@ class RunningColumn:
         return live_pools.running_workers(self.pools, obj.queues, obj.environment, obj.pool)
 
 
+class AutoscaleColumn:
+    """The "autoscaling" column: per live pool the row applies to, the list's target and
+    the last decision with its reason (from the same Redis read as "running now")."""
+
+    short_description = "autoscaling"
+
+    def __init__(self, pools: list[dict[str, Any]] | None) -> None:
+        self.pools = pools
+        self.__name__ = "autoscaling"
+
+    def __call__(self, obj: WorkerCount) -> str:
+        if obj.max_count is None:
+            return "fixed"
+        if self.pools is None:
+            return format_html('<span title="{}">?</span>', "Redis could not be read")
+        found = live_pools.lists_of_row(self.pools, obj.queues, obj.environment, obj.pool)
+        lines = [
+            (state.get("pool") or state.get("id"), *_decision_text(item["autoscale"]))
+            for state, item in found
+            if item["autoscale"]
+        ]
+        if not lines:
+            return format_html("{}..{}, no pool running it", obj.count, obj.max_count)
+        return format_html_join(
+            mark_safe("<br>"),
+            '<span class="autoscale">{}: target {}</span> <span class="decision">{}</span>',
+            lines,
+        )
+
+
+def _decision_text(scale: dict[str, Any]) -> tuple[int, str]:
+    decision = scale["decision"]
+    if not decision:
+        return scale["target"], "(at its floor since the pool started)"
+    clock = decision["at"][11:19]  # HH:MM:SS of the ISO time, UTC
+    change = f"{decision['from']} → {decision['to']} at {clock}"
+    return scale["target"], f"({change}: {decision['reason']})"
+
+
 def wrap_after(separator: str, text: str) -> str:
     """``text`` escaped, free to wrap after each ``separator``: queue lists and host names
     have no spaces, and unbroken they would widen the changelist past the window."""
@@ -61,15 +100,25 @@ class WorkerCountAdmin(admin.ModelAdmin):
     list_display = (
         "queues_label",
         "count",
+        "max_count",
         "environment_label",
         "pool_label",
         "limits_label",
     )
     list_display_links = ("queues_label",)
-    list_editable = ("count",)
+    list_editable = ("count", "max_count")
     list_filter = ("environment", "pool")
     search_fields = ("queues",)
-    fields = ("queues", "count", "environment", "pool", "job_timeout", "max_jobs", "max_memory_mb")
+    fields = (
+        "queues",
+        "count",
+        "max_count",
+        "environment",
+        "pool",
+        "job_timeout",
+        "max_jobs",
+        "max_memory_mb",
+    )
     actions = ("pause", "restore")
 
     @admin.display(description="queues", ordering="queues")
@@ -118,7 +167,9 @@ class WorkerCountAdmin(admin.ModelAdmin):
 
     def get_list_display(self, request: HttpRequest) -> list:
         display = list(super().get_list_display(request))
-        display.insert(2, RunningColumn(self.pools_now(request)))
+        pools = self.pools_now(request)
+        display.insert(3, RunningColumn(pools))
+        display.insert(4, AutoscaleColumn(pools))
         return display
 
     def save_model(

@@ -26,6 +26,7 @@ def pools() -> list[dict[str, Any]]:
         heartbeat = _time_of(state.get("heartbeat"))
         counts = state.get("counts") if isinstance(state.get("counts"), dict) else {}
         running = state.get("workers") if isinstance(state.get("workers"), dict) else {}
+        scaled = state.get("autoscale") if isinstance(state.get("autoscale"), dict) else {}
         lists = []
         for queues_text in list(counts) + [q for q in running if q not in counts]:
             pids = running.get(queues_text)
@@ -36,6 +37,7 @@ def pools() -> list[dict[str, Any]]:
                     "count": counts.get(queues_text),
                     "running": len(pids),
                     "pids": pids,
+                    "autoscale": _autoscale(scaled.get(queues_text)),
                 }
             )
         result.append(
@@ -91,18 +93,44 @@ def _time_of(value: Any) -> datetime | None:
     return wire.parse_time(value) if isinstance(value, str) else None
 
 
-def running_workers(
+def _autoscale(entry: Any) -> dict[str, Any] | None:
+    """An autoscaled list's bounds, target and last decision as the manager published them
+    (``capacity/autoscale.py``), or None for a fixed list or an entry of another shape."""
+    if not isinstance(entry, dict):
+        return None
+    decision = entry.get("decision") if isinstance(entry.get("decision"), dict) else None
+    return {
+        "floor": to_int(entry.get("floor")),
+        "max": to_int(entry.get("max")),
+        "target": to_int(entry.get("target")),
+        "decision": decision
+        and {
+            "at": str(decision.get("at", "")),
+            "from": to_int(decision.get("from")),
+            "to": to_int(decision.get("to")),
+            "reason": str(decision.get("reason", "")),
+        },
+    }
+
+
+def lists_of_row(
     pool_list: list[dict[str, Any]], queues_text: str, environment_name: str, pool_name: str
-) -> int:
-    """Workers of one queue list running now in the pools a WorkerCount row applies to
-    (blank environment/pool = every one)."""
-    total = 0
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(pool, list item)`` for one queue list in each live pool a WorkerCount row applies
+    to (blank environment/pool = every one)."""
+    found = []
     for state in pool_list:
         if environment_name and state.get("environment") != environment_name:
             continue
         if pool_name and state.get("pool") != pool_name:
             continue
-        for item in state["lists"]:
-            if item["queues"] == queues_text:
-                total += item["running"]
-    return total
+        found.extend((state, item) for item in state["lists"] if item["queues"] == queues_text)
+    return found
+
+
+def running_workers(
+    pool_list: list[dict[str, Any]], queues_text: str, environment_name: str, pool_name: str
+) -> int:
+    """Workers of one queue list running now in the pools a WorkerCount row applies to."""
+    found = lists_of_row(pool_list, queues_text, environment_name, pool_name)
+    return sum(item["running"] for _state, item in found)

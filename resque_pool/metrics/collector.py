@@ -65,6 +65,7 @@ class ResqueCollector:
         yield from job_class_metrics(fleet)
         yield from scheduler_metrics(fleet)
         yield from pool_metrics(fleet)
+        yield from autoscale_metrics(fleet)
         yield from pool_memory_metrics(fleet)
 
 
@@ -177,7 +178,7 @@ def pool_metrics(fleet: Fleet) -> Iterator[Metric]:
         workers = state.get("workers")
         counts = state.get("counts")
         running.add_metric(labels, _sum_lengths(workers))
-        desired.add_metric(labels, _sum_values(counts))
+        desired.add_metric(labels, _sum_values(_sized(counts, state.get("autoscale"))))
         moment = wire.parse_time(state.get("heartbeat") or "")
         if moment is not None:
             heartbeat.add_metric(labels, moment.timestamp())
@@ -192,6 +193,66 @@ def pool_metrics(fleet: Fleet) -> Iterator[Metric]:
             count = _to_count(events.get(event, 0))
             family.add_metric(labels, count)
     yield from (running, desired, heartbeat, memory, *counters.values(), *job_events.values())
+
+
+# Per autoscaled list of a pool (capacity/autoscale.py): (field, metric name, help).
+_AUTOSCALE_GAUGES = (
+    ("floor", "resque_pool_autoscale_floor_workers", "An autoscaled list's count: the fewest."),
+    ("max", "resque_pool_autoscale_max_workers", "An autoscaled list's maximum."),
+    ("target", "resque_pool_autoscale_target_workers", "Workers the autoscaler wants now."),
+)
+_AUTOSCALE_COUNTERS = (
+    ("ups", "resque_pool_autoscale_ups", "Times the autoscaler grew the list."),
+    ("downs", "resque_pool_autoscale_downs", "Times the autoscaler shrank the list."),
+)
+
+
+def autoscale_metrics(fleet: Fleet) -> Iterator[Metric]:
+    labels = [*_POOL_LABELS, "queues"]
+    gauges = {
+        field: GaugeMetricFamily(name, text, labels=labels)
+        for field, name, text in _AUTOSCALE_GAUGES
+    }
+    counters = {
+        field: CounterMetricFamily(name, text, labels=labels)
+        for field, name, text in _AUTOSCALE_COUNTERS
+    }
+    changed = GaugeMetricFamily(
+        "resque_pool_autoscale_last_change_timestamp_seconds",
+        "When the autoscaler last moved the list's target (Unix time); the reason is in the "
+        "admin and the pool's log.",
+        labels=labels,
+    )
+    for state in fleet.pools:
+        scaled = state.get("autoscale")
+        if not isinstance(scaled, dict):
+            continue
+        pool = [str(state.get("id")), str(state.get("host")), str(state.get("appname") or "")]
+        for queues, entry in sorted(scaled.items()):
+            if not isinstance(entry, dict):
+                continue
+            for field, family in (*gauges.items(), *counters.items()):
+                if _is_count(entry.get(field)):
+                    family.add_metric([*pool, queues], entry[field])
+            decision = entry.get("decision")
+            moment = (
+                wire.parse_time(str(decision.get("at"))) if isinstance(decision, dict) else None
+            )
+            if moment is not None:
+                changed.add_metric([*pool, queues], moment.timestamp())
+    yield from (*gauges.values(), *counters.values(), changed)
+
+
+def _sized(counts: Any, scaled: Any) -> Any:
+    """A pool's counts with each autoscaled list's target in place of its count."""
+    if not isinstance(counts, dict) or not isinstance(scaled, dict):
+        return counts
+    return {
+        queues: scaled[queues]["target"]
+        if isinstance(scaled.get(queues), dict) and _is_count(scaled[queues].get("target"))
+        else count
+        for queues, count in counts.items()
+    }
 
 
 # The memory budget a pool publishes (capacity/memory.py): (field, metric name, help).

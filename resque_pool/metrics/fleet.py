@@ -29,8 +29,8 @@ from typing import Any
 
 from resque_pool.resque import delayed, failures, job_metrics, records
 from resque_pool.resque.connection import get_redis, key, registered_script
+from resque_pool.resque.job_metrics import QUEUE_HEADS
 
-QUEUE_HEADS = "metrics:queue-heads"
 CHUNK = 1000  # queues per script call: big enough to amortise, short enough to share Redis
 
 # KEYS: the queue-heads hash, then queue:<q> for each queue; ARGV: Redis's time (whole

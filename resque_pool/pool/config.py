@@ -5,14 +5,16 @@ The merge is resque-pool's ``FileOrHashLoader#apply_environment``: root keys are
 the section named after the environment overrides them key by key, and then every
 hash-valued key (the chosen section, every other section, any nested mapping) is dropped.
 
-Limits per queue list live under a reserved ``limits:`` mapping, at the root and inside an
-environment section; Ruby's resque-pool drops that mapping like any other hash.
+Limits per queue list live under a reserved ``limits:`` mapping and the autoscaled lists'
+maximums under ``autoscale:``, at the root and inside an environment section; Ruby's
+resque-pool drops those mappings like any other hash.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -20,6 +22,18 @@ from django.core.exceptions import ValidationError
 from resque_pool.conf import settings
 from resque_pool.config_error import ConfigError, clip, quote
 from resque_pool.resque.queue_lists import normalize_queue_list
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """What a pool runs for one loader period: ``{"q1,q2": count}``; per queue list, its
+    own limits (``{"q1,q2": {"job_timeout": 300}}``; a list left out, or a limit left out,
+    uses the setting); and the lists that autoscale, with the most workers each may grow
+    to (``{"q1,q2": 8}``; its count is then the floor, docs/capacity.md)."""
+
+    counts: Mapping[str, int]
+    limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    maximums: Mapping[str, int] = field(default_factory=dict)
 
 
 def _queue_key(key: Any, source: str) -> str:
@@ -140,47 +154,113 @@ def validate_limits(mapping: Any, source: str) -> dict[str, dict[str, int]]:
     return limits
 
 
+def _sections(
+    config: Any, environment: str | None, reserved: str, source: str
+) -> list[tuple[Mapping, str]]:
+    """The mappings under a reserved key (``limits:``, ``autoscale:``) that apply to
+    ``environment``, each with where it is for messages: the root's, then the section's."""
+    if not isinstance(config, Mapping):
+        return []
+    found = []
+    root = config.get(reserved)
+    if isinstance(root, Mapping):
+        if environment == reserved:
+            raise ConfigError(
+                f"{source}: the environment cannot be named {reserved!r} in a file with "
+                f"a {reserved}: section"
+            )
+        found.append((root, f"{source} [{reserved}]"))
+    section = config.get(environment) if environment else None
+    if isinstance(section, Mapping) and isinstance(section.get(reserved), Mapping):
+        found.append((section[reserved], f"{source} [{environment}.{reserved}]"))
+    return found
+
+
 def merge_limits(config: Any, environment: str | None, source: str) -> dict[str, dict[str, int]]:
     """The file's limits per queue list for ``environment``: the root ``limits:`` mapping,
     then the section's ``limits:`` over it per limit (as ``WorkerCount`` rows merge). Lists
     without a count are allowed (a list may be counted in one environment only)."""
-    if not isinstance(config, Mapping):
-        return {}
-    layers = []
-    root = config.get(LIMITS_KEY)
-    if isinstance(root, Mapping):
-        if environment == LIMITS_KEY:
-            raise ConfigError(
-                f"{source}: the environment cannot be named {LIMITS_KEY!r} in a file with "
-                f"a {LIMITS_KEY}: section"
-            )
-        layers.append(validate_limits(root, f"{source} [{LIMITS_KEY}]"))
-    section = config.get(environment) if environment else None
-    if isinstance(section, Mapping) and isinstance(section.get(LIMITS_KEY), Mapping):
-        where = f"{source} [{environment}.{LIMITS_KEY}]"
-        layers.append(validate_limits(section[LIMITS_KEY], where))
     merged: dict[str, dict[str, int]] = {}
-    for layer in layers:
-        for queues, own in layer.items():
+    for mapping, where in _sections(config, environment, LIMITS_KEY, source):
+        for queues, own in validate_limits(mapping, where).items():
             merged.setdefault(queues, {}).update(own)
     return merged
 
 
+# The reserved key of a file's autoscaled lists, ``{"q1,q2": maximum}``; Ruby's resque-pool
+# drops it as it drops ``limits:``.
+AUTOSCALE_KEY = "autoscale"
+
+
+def validate_maximums(mapping: Any, source: str) -> dict[str, int]:
+    """``{"a, b": 8}`` -> ``{"a,b": 8}``: the most workers each autoscaled list may grow
+    to (its count is the floor). For a file's ``autoscale:`` mappings, a ``WorkerCount``
+    row's ``max_count`` and a custom loader's ``maximums()`` alike."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping of queue lists to maximums, got {type(mapping).__name__}"
+        )
+    maximums: dict[str, int] = {}
+    for raw_key, value in mapping.items():
+        queues = _queue_key(raw_key, source)
+        if queues in maximums:
+            raise ConfigError(f"{source}: queue list {quote(queues)} is given twice")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+            raise ConfigError(
+                f"{source}: maximum for {quote(queues)} must be an integer from 1 to "
+                f"{MAX_LIMIT}, got {quote(value)}"
+            )
+        maximums[queues] = value
+    return maximums
+
+
+def merge_maximums(config: Any, environment: str | None, source: str) -> dict[str, int]:
+    """The file's autoscaled lists for ``environment``: the root ``autoscale:`` mapping,
+    then the section's over it per list."""
+    merged: dict[str, int] = {}
+    for mapping, where in _sections(config, environment, AUTOSCALE_KEY, source):
+        merged.update(validate_maximums(mapping, where))
+    return merged
+
+
+def check_bounds(counts: Mapping[str, int], maximums: Mapping[str, int], source: str) -> None:
+    """Each maximum at least its list's count (the floor), and the pool's most, every
+    autoscaled list at its maximum, within ``RESQUE_POOL_MAX_WORKERS``. A maximum for a
+    list with no count here is allowed and unused, as limits are."""
+    for queues, maximum in maximums.items():
+        floor = counts.get(queues)
+        if floor is not None and maximum < floor:
+            raise ConfigError(
+                f"{source}: maximum for {quote(queues)} ({maximum}) is below its count ({floor})"
+            )
+    most = sum(max(count, maximums.get(queues, 0)) for queues, count in counts.items())
+    ceiling = max_workers()
+    if most > ceiling:
+        raise ConfigError(
+            f"{source}: up to {most} workers when autoscaled, more than "
+            f"RESQUE_POOL_MAX_WORKERS ({ceiling})"
+        )
+
+
 def load(
     path: str, environment: str | None, environ: Mapping[str, str] | None = None
-) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-    """Read, interpolate, parse, merge and validate one file: its counts and its limits."""
+) -> PoolConfig:
+    """Read, interpolate, parse, merge and validate one file: its counts, its limits and
+    its autoscaled lists' maximums."""
     # Imported here: PyYAML's import takes about 13 ms (most of it compiling its reader's
     # character class), which a pool that reads WorkerCount rows need not pay at start-up.
     from resque_pool.yaml_file import interpolate, parse_yaml, read_config
 
     config = parse_yaml(interpolate(read_config(path), environ, path), path)
-    return merge_environment(config, environment, path), merge_limits(config, environment, path)
+    counts = merge_environment(config, environment, path)
+    maximums = merge_maximums(config, environment, path)
+    check_bounds(counts, maximums, path)
+    return PoolConfig(counts, merge_limits(config, environment, path), maximums)
 
 
 def load_file(path: str, environment: str | None, environ: Mapping[str, str] | None = None):
     """The counts of one file (see ``load``)."""
-    return load(path, environment, environ)[0]
+    return load(path, environment, environ).counts
 
 
 DEFAULT_FILES = ("resque-pool.yml", "config/resque-pool.yml")

@@ -32,7 +32,7 @@ import redis as redis_lib
 
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
-from resque_pool.pool.processes import WorkerProcess, WorkerTable, send_signal
+from resque_pool.pool.processes import PAUSED, WAITING, WorkerProcess, WorkerTable, send_signal
 from resque_pool.resque import control, records, wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.outages import outage
@@ -44,10 +44,6 @@ from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.signal_flags import LOOK_AGAIN
 
 logger = logging.getLogger(__name__)
-
-# What an idle worker's title says (worker/loop.py, Resque's format).
-WAITING = ": Waiting for "
-PAUSED = ": Paused"
 
 
 def poll_interval() -> float:

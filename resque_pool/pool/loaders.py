@@ -1,11 +1,12 @@
 """Where a pool's configuration comes from: the loader contract and its three sources.
 
 A loader is a ``ConfigLoader``: ``load(environment)`` returns the whole configuration for
-one loader period (a ``PoolConfig``: the worker counts and each queue list's own limits,
-together), and ``reset()`` forgets whatever it caches (the manager calls it on HUP). The
-manager asks once per ``RESQUE_POOL_LOADER_PERIOD`` and validates what it gets with
-``config.validate_counts`` and ``config.validate_limits``, so a custom loader cannot hand
-it ``" a, b"`` or ``True``; nothing asks a loader when a worker is forked.
+one loader period (a ``PoolConfig``: the worker counts, each queue list's own limits and
+the autoscaled lists' maximums, together), and ``reset()`` forgets whatever it caches (the
+manager calls it on HUP). The manager asks once per ``RESQUE_POOL_LOADER_PERIOD`` and
+validates what it gets with ``config.validate_counts``, ``validate_limits`` and
+``validate_maximums``, so a custom loader cannot hand it ``" a, b"`` or ``True``; nothing
+asks a loader when a worker is forked.
 
 The three sources: a resque-pool YAML file (``FileLoader``), the ``WorkerCount`` rows
 (``DatabaseLoader``) and a custom loader named by ``RESQUE_POOL_CONFIG_LOADER``. A custom
@@ -18,25 +19,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils.module_loading import import_string
 
 from resque_pool.conf import settings
 from resque_pool.config_error import ConfigError
+from resque_pool.pool.config import (
+    PoolConfig,
+    check_bounds,
+    validate_counts,
+    validate_limits,
+    validate_maximums,
+)
 from resque_pool.pool.config import load as read_file
-from resque_pool.pool.config import validate_counts, validate_limits
 
-
-@dataclass(frozen=True)
-class PoolConfig:
-    """What a pool runs for one loader period: ``{"q1,q2": count}`` and, per queue list,
-    its own limits (``{"q1,q2": {"job_timeout": 300}}``; a list left out, or a limit left
-    out, uses the setting)."""
-
-    counts: Mapping[str, int]
-    limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+__all__ = [
+    "CallableLoader",
+    "ConfigLoader",
+    "DatabaseLoader",
+    "FileLoader",
+    "PoolConfig",
+    "Source",
+    "Throttled",
+    "as_loader",
+    "choose_source",
+]
 
 
 class ConfigLoader:
@@ -60,17 +69,23 @@ class ConfigLoader:
 
 class CallableLoader(ConfigLoader):
     """A loader written for resque-pool's interface, as our contract: ``loader(environment)``
-    gives the counts, its ``limits(environment)`` (when it has one) the limits, and its
-    ``reset()`` (when it has one) is called on HUP."""
+    gives the counts, its ``limits(environment)`` and ``maximums(environment)`` (when it
+    has them) the limits and the autoscaled lists' maximums, and its ``reset()`` (when it
+    has one) is called on HUP."""
 
     def __init__(self, loader: Callable[[str | None], Any]) -> None:
         self.loader = loader
 
     def load(self, environment: str | None) -> PoolConfig:
         counts = self.loader(environment)
-        read_limits = getattr(self.loader, "limits", None)
-        limits = read_limits(environment) if callable(read_limits) else None
-        return PoolConfig(counts, {} if limits is None else limits)
+        return PoolConfig(
+            counts, self._optional("limits", environment), self._optional("maximums", environment)
+        )
+
+    def _optional(self, name: str, environment: str | None) -> Any:
+        read = getattr(self.loader, name, None)
+        value = read(environment) if callable(read) else None
+        return {} if value is None else value
 
     def reset(self) -> None:
         reset = getattr(self.loader, "reset", None)
@@ -108,7 +123,7 @@ class FileLoader(ConfigLoader):
     def load(self, environment: str | None) -> PoolConfig:
         if self._config is None and self._error is None:
             try:
-                self._config = PoolConfig(*read_file(self.path, environment))
+                self._config = read_file(self.path, environment)
             except ConfigError as error:
                 self._error = str(error)
         if self._error is not None:
@@ -125,8 +140,8 @@ class FileLoader(ConfigLoader):
 
 
 class DatabaseLoader(ConfigLoader):
-    """The ``WorkerCount`` rows for this pool, counts and limits merged by environment and
-    pool from one query per load."""
+    """The ``WorkerCount`` rows for this pool, counts, limits and maximums merged by
+    environment and pool from one query per load."""
 
     def __init__(self, pool: str) -> None:
         self.pool = pool
@@ -213,8 +228,7 @@ class Source:
         config = self.loader.load(environment)
         if not isinstance(config, PoolConfig):
             raise ConfigError(
-                f"{self.description}: load() must return a PoolConfig, "
-                f"got {type(config).__name__}"
+                f"{self.description}: load() must return a PoolConfig, got {type(config).__name__}"
             )
         return config
 
@@ -229,6 +243,14 @@ class Source:
         if not isinstance(config.limits, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {type(config.limits).__name__}")
         return validate_limits(config.limits, where)
+
+    def maximums_of(self, config: PoolConfig, counts: Mapping[str, int]) -> dict[str, int]:
+        """The autoscaled lists' maximums, validated against ``counts`` (their floors);
+        checked apart from the counts as the limits are."""
+        where = f"{self.description} maximums"
+        maximums = validate_maximums(config.maximums, where)
+        check_bounds(counts, maximums, where)
+        return maximums
 
 
 def choose_source(config_path: str | None, pool: str) -> Source:

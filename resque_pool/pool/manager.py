@@ -28,6 +28,7 @@ from resque_pool.config_error import ConfigError, one_line
 from resque_pool.logs import LogOnce
 from resque_pool.pool import killer, slots
 from resque_pool.pool import state as pool_state
+from resque_pool.pool.autoscaling import AutoscaleWatch
 from resque_pool.pool.config import max_workers
 from resque_pool.pool.daemon import Redirects, reopen_logs
 from resque_pool.pool.dead_workers import PeriodicPrune
@@ -87,6 +88,7 @@ class Manager:
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.counts: dict[str, int] = {}
         self.limits: dict[str, dict[str, int]] = {}  # each queue list's own limits
+        self.maximums: dict[str, int] = {}  # the autoscaled lists' (their counts are floors)
         self.paused = False  # WINCH: hold at zero until HUP
         self.status = "starting"
         self.title = ""
@@ -103,6 +105,7 @@ class Manager:
         self.next_publish = 0.0
         self.load_errors = LogOnce(logger)
         self.limit_errors = LogOnce(logger)
+        self.maximum_errors = LogOnce(logger)
         self.loaded_once = False
         self.publish_errors = LogOnce(logger)
         self.killer = killer.KillOthers(options.appname, self.host, self.pid, options.kill_others)
@@ -114,6 +117,8 @@ class Manager:
         # Redis on behalf of the idle workers: one poll per INTERVAL, the control channel,
         # their heartbeats (pool/idle_watch.py).
         self.watch = IdleWatch(self.workers)
+        # The autoscaled lists' targets, between their counts and maximums.
+        self.autoscale = AutoscaleWatch(self.workers)
         self._published: dict[str, Any] | None = None
         # Liveness for probes (resque_pool/health.py): touched each time the loop comes round.
         self.health = HealthFile(self.pid)
@@ -166,6 +171,7 @@ class Manager:
                 self.reap()
                 if time.monotonic() >= self.next_load:
                     self.load_counts()
+                self.autoscale.tick(self.id)
                 self.maintain()
             self.procline(f"managing {self.workers.pids()}")
             self.publish()
@@ -231,6 +237,7 @@ class Manager:
             logger.info("worker counts from %s: %s", self.source.description, counts)
             self.counts = counts
         self.apply_limits(config)
+        self.apply_maximums(config)
         return True
 
     def apply_limits(self, config: PoolConfig) -> None:
@@ -251,17 +258,38 @@ class Manager:
             logger.info("limits per queue list from %s: %s", self.source.description, limits)
             self.limits = limits
 
+    def apply_maximums(self, config: PoolConfig) -> None:
+        """The autoscaled lists and their bounds; the last good maximums stay when the
+        loader's are invalid (the counts, already good, apply meanwhile)."""
+        try:
+            maximums = self.source.maximums_of(config, self.counts)
+        except ConfigError as error:
+            self.maximum_errors.error(
+                str(error),
+                "could not load the maximums from %s (%s); keeping the last good maximums",
+                self.source.description,
+                error,
+            )
+        else:
+            self.maximum_errors.clear("the maximums from %s load again", self.source.description)
+            if maximums != self.maximums:
+                logger.info("autoscaled lists from %s: %s", self.source.description, maximums)
+                self.maximums = maximums
+        self.autoscale.set_bounds(self.counts, self.maximums)
+
     def counts_trusted(self) -> bool:
         """Counts loaded at least once and loading now: only then may --kill-others judge
         this pool complete (an empty pool that failed to load must not stop the old one)."""
         return self.loaded_once and not self.load_errors.active and not self.paused
 
     def desired(self) -> dict[str, int]:
-        """The counts to run now: none while paused (WINCH), and never more than the
-        slots that other processes of this app (``held``) leave free."""
+        """The counts to run now (an autoscaled list's target in place of its count):
+        none while paused (WINCH), and never more than the slots that other processes of
+        this app (``held``) leave free."""
         if self.paused:
             return {}
-        return slots.fit(self.counts, self.held(), lambda queues: len(self.workers.of(queues)))
+        wanted = self.autoscale.sized(self.counts)
+        return slots.fit(wanted, self.held(), lambda queues: len(self.workers.of(queues)))
 
     def held(self) -> dict[str, int]:
         """Slots of the counts other processes hold: the workers of the pools a
@@ -389,6 +417,7 @@ class Manager:
             # A slot an old pool's worker frees is filled at once, not a second later.
             *([now + TAKEOVER_POLL] if self.takeover and self.takeover.active else []),
             self.watch.deadline(),
+            self.autoscale.deadline(),
             *self.reconciler.spawn_deadlines(self.desired()),
         ]
         ahead = [deadline - now for deadline in deadlines if deadline > now]
@@ -404,6 +433,8 @@ class Manager:
             "environment": self.options.environment or "",
             "started": self.started_at,
             "counts": self.counts,  # what the pool applies: the last good counts
+            # Each autoscaled list's floor, max, target and last decision.
+            "autoscale": self.autoscale.state(),
             # Where they come from and the ceiling they must fit under, so the admin can
             # warn when the rows a database pool merges add up to more.
             "source": self.source.description,

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 from resque_pool.resque.queue_lists import split_queues
 from resque_pool.resque.worker_records import make_worker_id
+from resque_pool.unix.process import command_line
+
+# What an idle worker's title says (worker/loop.py, Resque's format).
+WAITING = ": Waiting for "
+PAUSED = ": Paused"
 
 
 @dataclass
@@ -21,6 +26,13 @@ class WorkerProcess:
     def id(self) -> str:
         """The Resque worker id it registers under (``host:pid:queues``)."""
         return make_worker_id(self.pid, split_queues(self.queues))
+
+
+def idle(pid: int) -> bool:
+    """Whether the worker's title says it waits for a job or is paused: stopping it
+    interrupts nothing. A title that cannot be read counts as busy."""
+    title = command_line(pid)
+    return bool(title) and (WAITING in title or title.rstrip(" ").endswith(PAUSED))
 
 
 def send_signal(pid: int, signum: int) -> None:
@@ -47,6 +59,10 @@ class WorkerTable:
 
     def active(self, queues: str) -> list[WorkerProcess]:
         return [proc for proc in self.of(queues) if not proc.stopping]
+
+    def busy(self, queues: str) -> int:
+        """How many of the list's active workers are not idle (``idle``: their titles)."""
+        return sum(1 for proc in self.active(queues) if not idle(proc.pid))
 
     def add(self, proc: WorkerProcess) -> None:
         self._by_queues.setdefault(proc.queues, {})[proc.pid] = proc

@@ -1,10 +1,10 @@
 """Reconciliation: keeping the pool's workers at the counts the manager wants.
 
-Stops the oldest excess workers of a queue list, forks the missing ones (subject to the
-spawn delay and the list's backoff), kills workers whose main loop stopped moving, and
-books each worker's exit: recycled (replaced at once), died on its own (backoff), stopped
-on request; every one is cleaned up in Redis. The arbiter loop that calls it, and the
-signals, are ``pool/manager.py``.
+Stops excess workers of a queue list (idle ones first, then the oldest), forks the missing
+ones (subject to the spawn delay and the list's backoff), kills workers whose main loop
+stopped moving, and books each worker's exit: recycled (replaced at once), died on its own
+(backoff), stopped on request; every one is cleaned up in Redis. The arbiter loop that
+calls it, and the signals, are ``pool/manager.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from resque_pool.pool.backoff import Backoff
 from resque_pool.pool.dead_workers import DeadWorkerCleanups
 from resque_pool.pool.figures import PoolFigures
 from resque_pool.pool.hangs import HangWatch
-from resque_pool.pool.processes import WorkerProcess, WorkerTable, send_signal
+from resque_pool.pool.processes import WorkerProcess, WorkerTable, idle, send_signal
 from resque_pool.pool.signal_queue import SignalQueue, name
 from resque_pool.resque.queue_lists import split_queues
 from resque_pool.worker.limits import RECYCLE_EXIT_CODE
@@ -57,7 +57,7 @@ class Reconciler:
         self.budget = MemoryBudget.from_settings(manager_pid)  # capacity/memory.py
 
     def maintain(self, desired: dict[str, int], limits: Mapping[str, Mapping[str, int]]) -> None:
-        """Stop the oldest excess workers, spawn missing ones (subject to spawn delay and
+        """Stop excess workers (``excess``), spawn missing ones (subject to spawn delay and
         backoff) with their list's ``limits`` (the loader's, validated). Workers already
         stopping still hold their slot until they are reaped, so replacements start as
         they exit, never on top of them."""
@@ -68,7 +68,7 @@ class Reconciler:
             want = desired.get(queues, 0)
             procs = self.workers.of(queues)
             active = self.workers.active(queues)
-            for proc in active[: max(len(active) - want, 0)]:
+            for proc in excess(active, len(active) - want):
                 self.stop_worker(proc)
             backoff = self.backoffs.get(queues)
             if backoff:
@@ -202,3 +202,12 @@ class Reconciler:
                 )
         killed = code not in (0, RECYCLE_EXIT_CODE)
         self.cleanups.add(proc, killed=killed, own_group=not self.single_process_group)
+
+
+def excess(active: list[WorkerProcess], extra: int) -> list[WorkerProcess]:
+    """The ``extra`` workers to stop: idle ones first (an autoscaled list shrinks by its
+    idle workers only; a lowered count interrupts no job it need not), each kind oldest
+    first as resque-pool stops them. Titles are read only when there is an excess."""
+    if extra <= 0:
+        return []
+    return sorted(active, key=lambda proc: not idle(proc.pid))[:extra]

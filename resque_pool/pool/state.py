@@ -11,20 +11,24 @@ Keys of our own under the namespace (they never change the meaning of Resque's k
      "started": "2026-11-22T07:59:40+00:00", "heartbeat": "2026-11-22T08:03:11+00:00",
      "counts": {"high,low": 2, "mail": 1}, "workers": {"high,low": [4301, 4302]},
      "status": "running", "source": "database", "max_workers": 256,
+     "autoscale": {"high,low": {"floor": 1, "max": 8, "target": 2, "ups": 1, "downs": 0,
+                                "decision": {"at": "2026-11-22T08:01:02+00:00", "from": 1,
+                                             "to": 2, "reason": "3 jobs waiting, ..."}}},
      "figures": {"spawned": 3, "recycled": 0, "died": 0, "hung_killed": 0, "backoffs": 0,
                  "rss_bytes": 98304000},
      "memory": {"budget_bytes": 943718400, "source": "cgroup v1", "used_bytes": 912261120,
                 "worker_bytes": 99614720, "fit": 0, "refused": 3}}
 
-``counts`` are the counts the pool applies (its last good ones), ``source`` where they
-come from (``database``, a file path or a loader's dotted path) and ``max_workers`` its
-``RESQUE_POOL_MAX_WORKERS``: the admin warns when the rows a database pool merges add up
-to more. ``figures`` are the pool's counters and its workers' summed resident memory
-(``pool/figures.py``), read by the metrics view; ``<ns>:metrics:pool-jobs:<host:pid>``, the
-pool's job event counts, expires with the state. ``memory`` is its memory budget
-(``capacity/memory.py``): ``budget_bytes`` (null: no budget), where it came from
-(``source``: ``setting``, ``cgroup v2``, ``cgroup v1`` or ``none``), the tree's summed PSS
-(``used_bytes``), a new worker's estimate (``worker_bytes``), how many more workers fit
+``counts`` are the counts the pool applies (its last good ones; an autoscaled list's is
+its floor, ``autoscale`` its bounds, target and last decision: ``capacity/autoscale.py``),
+``source`` where they come from (``database``, a file path or a loader's dotted path) and
+``max_workers`` its ``RESQUE_POOL_MAX_WORKERS``: the admin warns when the rows a database
+pool merges add up to more. ``figures`` are the pool's counters and its workers' summed
+resident memory (``pool/figures.py``), read by the metrics view; ``<ns>:metrics:pool-
+jobs:<host:pid>``, the pool's job event counts, expires with the state. ``memory`` is its
+memory budget (``capacity/memory.py``): ``budget_bytes`` (null: no budget), where it came
+from (``source``: ``setting``, ``cgroup v2``, ``cgroup v1`` or ``none``), the tree's summed
+PSS (``used_bytes``), a new worker's estimate (``worker_bytes``), how many more workers fit
 (``fit``, null without a budget) and how many it did not fork at its last decision for
 lack of room (``refused``); ``problem`` says why a cgroup file could not be read, when so.
 

@@ -19,6 +19,11 @@ Keys of our own under the namespace (Ruby's Resque and resque-web never read the
   It expires with the pool's state (``RESQUE_POOL_STATE_TTL``, refreshed by each write
   and each publish of the state), so pools that are gone leave nothing behind.
 
+- ``<ns>:metrics:queue-heads``: HASH, ``<queue>`` → ``"<sha1> <seconds>"``: the SHA-1 of
+  the job at the queue's head and the Redis time a metrics scrape first saw it there
+  (written by ``resque_pool/metrics/fleet.py``'s script, read there and by the autoscaler
+  as a lower bound on the oldest job's wait).
+
 ``<class>`` is always a registered job name or ``other``: never a string taken from a
 payload, so a hostile or mistyped payload cannot make Prometheus series without bound.
 Both hashes stay small (registered classes times buckets) and never expire: they are
@@ -36,6 +41,7 @@ from resque_pool.resque.registry import registry
 DURATIONS = "metrics:durations"
 JOBS = "metrics:jobs"
 POOL_JOBS = "metrics:pool-jobs"
+QUEUE_HEADS = "metrics:queue-heads"
 OTHER = "other"
 SEPARATOR = "|"
 SUM_FIELD = "sum_us"
@@ -170,4 +176,17 @@ def _to_int(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
+        return None
+
+
+def head_seen_at(record: Any) -> int | None:
+    """The Redis time (whole seconds) of a ``metrics:queue-heads`` record, ``None`` for
+    no record or one of another shape."""
+    if isinstance(record, bytes):
+        record = record.decode("utf-8", "replace")
+    if not isinstance(record, str):
+        return None
+    try:
+        return int(record.split(" ", 1)[1])
+    except (IndexError, ValueError):
         return None

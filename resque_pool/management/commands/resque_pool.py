@@ -254,18 +254,24 @@ class Command(BaseCommand):
         self.run_pool(source, environment, pool, options)
 
     @staticmethod
-    def load_or_exit(source: Source, environment: str | None) -> tuple[dict, dict]:
-        """The source's counts and limits, validated; one line and exit status 2 if not."""
+    def load_or_exit(source: Source, environment: str | None) -> tuple[dict, dict, dict]:
+        """The source's counts, limits and maximums, validated; one line and exit status
+        2 if not."""
         try:
             config = source.load(environment)
-            return source.counts_of(config), source.limits_of(config)
+            counts = source.counts_of(config)
+            return counts, source.limits_of(config), source.maximums_of(config, counts)
         except ConfigError as error:
             raise CommandError(str(error), returncode=2) from None
         except Exception as error:  # noqa: BLE001 (database down, loader raising)
             raise CommandError(f"{source.description}: {one_line(error)}", returncode=2) from None
 
     def print_test(
-        self, source: Source, counts: dict[str, int], limits: dict[str, dict[str, int]]
+        self,
+        source: Source,
+        counts: dict[str, int],
+        limits: dict[str, dict[str, int]],
+        maximums: dict[str, int],
     ) -> None:
         self.stdout.write(f"Workers defined in {source.description}")
         number = 0
@@ -281,6 +287,11 @@ class Command(BaseCommand):
         for queues, own in shown:
             values = ", ".join(f"{name}={value}" for name, value in own.items())
             self.stdout.write(f"{queues}: {values}")
+        scaled = [(q, maximums[q]) for q, count in counts.items() if q in maximums]
+        if scaled:
+            self.stdout.write("Autoscaled up to")
+        for queues, maximum in scaled:
+            self.stdout.write(f"{queues}: {maximum}")
 
     def run_pool(
         self, source: Source, environment: str | None, pool: str, options: dict[str, Any]

@@ -17,3 +17,20 @@ class BenchStamp:
     @staticmethod
     def perform(enqueued_at):
         record_latency(enqueued_at)
+
+
+@job(queue="memory", name="BenchAllocate")
+class BenchAllocate:
+    @staticmethod
+    def perform(token, megabytes, seconds):
+        """Takes ``megabytes`` of memory (every page touched) for ``seconds``, then records
+        ``token`` as done: the memory-hungry job of bench/memory_budget.py."""
+        import time
+
+        from resque_pool.resque.connection import get_redis, key
+
+        block = bytearray(int(megabytes) * 2**20)
+        block[::4096] = b"\1" * len(range(0, len(block), 4096))
+        time.sleep(float(seconds))
+        del block
+        get_redis().sadd(key("memory", "done"), str(token))

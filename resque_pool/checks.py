@@ -8,8 +8,9 @@ failure backends (the failed list not first, a path that cannot be imported or i
 backend), E010 Redis Cluster settings (a namespace without a hash tag, Sentinel too, a
 unix:// URL, a database other than 0), E011 the metrics view in the URLconf without
 prometheus-client; W001 a prune interval that would prune live workers, W002 a short
-RESQUE_METRICS_TOKEN. (The Tasks backend's own checks, ``resque_pool.tasks.E…``, run with
-the framework's.)
+RESQUE_METRICS_TOKEN, W003 a RESQUE_POOL_MEMORY_BUDGET_MB above the container's memory
+limit (a bad value itself is E004 or E005, as for every setting). (The Tasks backend's
+own checks, ``resque_pool.tasks.E…``, run with the framework's.)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from resque_pool import failure_backends
+from resque_pool.capacity import cgroup
 from resque_pool.conf import SETTINGS, Setting, settings
 from resque_pool.debug import mask_url
 from resque_pool.metrics import views as metrics_views
@@ -202,7 +204,28 @@ def _specific_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
                 id="resque_pool.W002",
             )
         )
+    errors.extend(_memory_budget_checks(valid))
     return errors
+
+
+def _memory_budget_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:
+    """A budget above the container's limit: the kernel's OOM killer, not the budget,
+    would act first (the budget is meant to be the lower of the two)."""
+    budget_mb = valid.get("RESQUE_POOL_MEMORY_BUDGET_MB")
+    if not budget_mb:
+        return []
+    limit = cgroup.container_limit()
+    if limit.bytes is None or budget_mb * 2**20 <= limit.bytes:
+        return []
+    return [
+        checks.Warning(
+            f"RESQUE_POOL_MEMORY_BUDGET_MB ({budget_mb}) is above this container's memory "
+            f"limit ({limit.bytes // 2**20} MB, {limit.source}): the OOM killer would act "
+            "before the budget does.",
+            hint="Leave the setting unset (the limit less 10%) or set it below the limit.",
+            id="resque_pool.W003",
+        )
+    ]
 
 
 def _sentinel_checks(valid: dict[str, Any]) -> list[checks.CheckMessage]:

@@ -267,6 +267,17 @@ SETTINGS: tuple[Setting, ...] = (
         positive=True,
     ),
     Setting(
+        "RESQUE_POOL_MEMORY_BUDGET_MB",
+        None,
+        (int,),
+        "MB the pool's whole process tree (PSS) may use: a worker that would take it past "
+        "this is not forked until there is room. None: the container's memory limit "
+        "(cgroup v2 memory.max or v1 memory.limit_in_bytes) less 10%, no budget without a "
+        "limit; 0: no budget.",
+        optional=True,
+        minimum=0,
+    ),
+    Setting(
         "RESQUE_SCHEDULER",
         True,
         (bool,),

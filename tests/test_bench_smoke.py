@@ -152,3 +152,28 @@ def test_the_fleet_figure_runs_at_a_small_size(tmp_path):
     assert result["pools"] == 2 and result["registered"] == 20
     assert result["idle_commands_per_s"] >= 0 and result["drain_jobs_per_s"] > 0
     assert result["overview_ms"] > 0 and result["workers_page_ms_registered"] > 0
+
+
+def test_the_memory_budget_figure_runs_at_a_small_size(tmp_path):
+    """bench/memory_budget.py end to end with 3 workers in a 400 MB cgroup: both runs
+    report their jobs, kills and refusals (no timing asserted); without root or a memory
+    cgroup it says why and writes a skipped result."""
+    output = tmp_path / "memory.json"
+    command = [
+        sys.executable, "-m", "bench.memory_budget", "--workers", "3", "--limit-mb", "400",
+        "--jobs", "6", "--hold", "0.3", "--output", str(output),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    if "skipped" in result:
+        pytest.skip(f"bench.memory_budget: {result['skipped']}")
+    off, on = result["runs"]
+    assert (off["mode"], on["mode"]) == ("off", "on")
+    assert off["budget_mb"] is None and on["budget_mb"] == 360.0  # 400 MB less 10 %
+    for run in (off, on):
+        assert run["jobs"] == 6 and run["completed"] + run["lost"] == 6
+        assert run["oom_kills"] >= 0 and run["most_workers"] <= 3
+    assert set(result["ratios"]) == {
+        "oom_kills on/off", "lost on/off", "completed on/off", "seconds on/off",
+    }  # fmt: skip

@@ -229,6 +229,7 @@ class WorkerCountAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         if request.method == "GET":
             self.warn_about_ceilings(request)
+            self.warn_about_memory(request)
         user = request.user
         if user.has_perm("resque_pool.view_dashboard") or user.has_perm(
             "resque_pool.change_dashboard"
@@ -261,6 +262,22 @@ class WorkerCountAdmin(admin.ModelAdmin):
                     "counts until they fit.",
                     messages.WARNING,
                 )
+
+    def warn_about_memory(self, request: HttpRequest) -> None:
+        """Warn about each live pool whose memory budget keeps it from forking workers
+        its counts ask for (capacity/memory.py; docs/capacity.md)."""
+        for state in self.pools_now(request) or ():
+            found = state.get("memory")
+            if not found or not found["refused"]:
+                continue
+            self.message_user(
+                request,
+                f"Pool {state.get('pool') or ''} ({state.get('id')}) is not forking "
+                f"{found['refused']} worker(s): its memory budget is full ({found['used_mb']} "
+                f"of {found['budget_mb']} MB used, a worker takes about {found['worker_mb']} "
+                "MB). Lower the counts or raise RESQUE_POOL_MEMORY_BUDGET_MB.",
+                messages.WARNING,
+            )
 
 
 @admin.register(Dashboard)

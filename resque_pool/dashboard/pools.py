@@ -57,11 +57,36 @@ def pools() -> list[dict[str, Any]]:
                 "heartbeat": state.get("heartbeat"),
                 "heartbeat_age": age_seconds(heartbeat, reference),
                 "lists": lists,
+                "memory": memory(state.get("memory")),
                 "running_total": sum(item["running"] for item in lists),
                 "count_total": sum(to_int(item["count"]) for item in lists),
             }
         )
     return result
+
+
+def memory(value: Any) -> dict[str, Any] | None:
+    """The pool's memory budget (``capacity/memory.py``'s snapshot) in whole MB, for the
+    line "memory: 870 of 900 MB, 0 more workers fit"; None when the pool published none
+    (an older version) or it is of another shape."""
+    if not isinstance(value, dict):
+        return None
+
+    def megabytes(name: str) -> int | None:
+        number = value.get(name)
+        if isinstance(number, int) and not isinstance(number, bool) and number >= 0:
+            return round(number / 2**20)
+        return None
+
+    fit, refused = value.get("fit"), value.get("refused")
+    return {
+        "budget_mb": megabytes("budget_bytes"),
+        "used_mb": megabytes("used_bytes"),
+        "worker_mb": megabytes("worker_bytes"),
+        "source": str(value.get("source") or ""),
+        "fit": to_int(fit) if fit is not None else None,
+        "refused": to_int(refused),
+    }
 
 
 def _time_of(value: Any) -> datetime | None:

@@ -66,6 +66,7 @@ class ResqueCollector:
         yield from scheduler_metrics(fleet)
         yield from pool_metrics(fleet)
         yield from autoscale_metrics(fleet)
+        yield from pool_memory_metrics(fleet)
 
 
 def queue_metrics(fleet: Fleet) -> Iterator[Metric]:
@@ -252,6 +253,44 @@ def _sized(counts: Any, scaled: Any) -> Any:
         else count
         for queues, count in counts.items()
     }
+
+
+# The memory budget a pool publishes (capacity/memory.py): (field, metric name, help).
+_POOL_MEMORY = (
+    (
+        "budget_bytes",
+        "resque_pool_memory_budget_bytes",
+        "Memory the pool's process tree may use (RESQUE_POOL_MEMORY_BUDGET_MB or the "
+        "container's limit less 10%); absent without a budget.",
+    ),
+    (
+        "used_bytes",
+        "resque_pool_memory_used_bytes",
+        "Summed PSS of the pool's process tree (manager, workers, job children).",
+    ),
+    ("fit", "resque_pool_memory_workers_fit", "More workers the memory budget has room for."),
+    (
+        "refused",
+        "resque_pool_memory_workers_refused",
+        "Workers the pool did not fork at its last decision for lack of memory budget.",
+    ),
+)
+
+
+def pool_memory_metrics(fleet: Fleet) -> Iterator[Metric]:
+    families = {
+        field: GaugeMetricFamily(name, text, labels=_POOL_LABELS)
+        for field, name, text in _POOL_MEMORY
+    }
+    for state in fleet.pools:
+        found = state.get("memory")
+        if not isinstance(found, dict):
+            continue
+        labels = [str(state.get("id")), str(state.get("host")), str(state.get("appname") or "")]
+        for field, family in families.items():
+            if _is_count(found.get(field)):
+                family.add_metric(labels, found[field])
+    yield from families.values()
 
 
 def _is_count(value: Any) -> bool:

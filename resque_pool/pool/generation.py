@@ -136,6 +136,8 @@ class GenerationManager(Manager):
         self.signals.close()
         self.signals = GenerationSignals(link)
         self.reconciler.signals = self.signals
+        # The memory budget counts the whole pool: the master, every generation, workers.
+        self.reconciler.budget.root_pid = master_pid
         self.id = pool_state.pool_id(self.host, master_pid)
         # Its workers count their job events for the master's pool (resque/job_metrics.py).
         job_metrics.set_pool(self.id)

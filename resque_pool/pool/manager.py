@@ -443,6 +443,8 @@ class Manager:
             "status": self.status,
             # Counters and the workers' memory, for the metrics view (pool/figures.py).
             "figures": self.reconciler.figures.snapshot(self.workers.pids()),
+            # The memory budget: what the tree may use and uses, what fits (capacity/).
+            "memory": self.reconciler.budget.snapshot(self.workers.pids()),
         }
 
     def publish(self, force: bool = False) -> None:

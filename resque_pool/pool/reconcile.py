@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Mapping
 
+from resque_pool.capacity.memory import MemoryBudget
 from resque_pool.conf import settings
 from resque_pool.pool import spawn
 from resque_pool.pool.backoff import Backoff
@@ -53,6 +54,7 @@ class Reconciler:
         self.cleanups = DeadWorkerCleanups()
         self.hangs = HangWatch(settings.RESQUE_WORKER_HANG_TIMEOUT)
         self.figures = PoolFigures()  # counted for the metrics view (pool/figures.py)
+        self.budget = MemoryBudget.from_settings(manager_pid)  # capacity/memory.py
 
     def maintain(self, desired: dict[str, int], limits: Mapping[str, Mapping[str, int]]) -> None:
         """Stop excess workers (``excess``), spawn missing ones (subject to spawn delay and
@@ -61,6 +63,7 @@ class Reconciler:
         they exit, never on top of them."""
         now = time.monotonic()
         missing: list[str] = []  # one queue list per worker to fork
+        short = False  # some list runs fewer workers than it wants
         for queues in dict.fromkeys([*desired, *self.workers.queue_lists()]):
             want = desired.get(queues, 0)
             procs = self.workers.of(queues)
@@ -71,6 +74,7 @@ class Reconciler:
             if backoff:
                 for proc in active:
                     backoff.survived(proc.started, now)
+            short = short or want > len(procs)
             for _ in range(want - len(procs)):
                 if now < self.next_spawn or (backoff and backoff.wait(now) > 0):
                     break
@@ -78,6 +82,10 @@ class Reconciler:
                 if self.spawn_delay:
                     self.next_spawn = now + self.spawn_delay
                     break
+        if missing or not short:
+            # Only the workers the memory budget has room for; the others wait for a
+            # later round (capacity/memory.py). Nothing short ends a refusal.
+            missing = self.budget.admit(missing, self.workers.pids())
         if missing:
             self.spawn_workers(missing, limits)
 

@@ -15,7 +15,9 @@ Keys of our own under the namespace (they never change the meaning of Resque's k
                                 "decision": {"at": "2026-11-22T08:01:02+00:00", "from": 1,
                                              "to": 2, "reason": "3 jobs waiting, ..."}}},
      "figures": {"spawned": 3, "recycled": 0, "died": 0, "hung_killed": 0, "backoffs": 0,
-                 "rss_bytes": 98304000}}
+                 "rss_bytes": 98304000},
+     "memory": {"budget_bytes": 943718400, "source": "cgroup v1", "used_bytes": 912261120,
+                "worker_bytes": 99614720, "fit": 0, "refused": 3}}
 
 ``counts`` are the counts the pool applies (its last good ones; an autoscaled list's is
 its floor, ``autoscale`` its bounds, target and last decision: ``capacity/autoscale.py``),
@@ -23,7 +25,12 @@ its floor, ``autoscale`` its bounds, target and last decision: ``capacity/autosc
 ``max_workers`` its ``RESQUE_POOL_MAX_WORKERS``: the admin warns when the rows a database
 pool merges add up to more. ``figures`` are the pool's counters and its workers' summed
 resident memory (``pool/figures.py``), read by the metrics view; ``<ns>:metrics:pool-
-jobs:<host:pid>``, the pool's job event counts, expires with the state.
+jobs:<host:pid>``, the pool's job event counts, expires with the state. ``memory`` is its
+memory budget (``capacity/memory.py``): ``budget_bytes`` (null: no budget), where it came
+from (``source``: ``setting``, ``cgroup v2``, ``cgroup v1`` or ``none``), the tree's summed
+PSS (``used_bytes``), a new worker's estimate (``worker_bytes``), how many more workers fit
+(``fit``, null without a budget) and how many it did not fork at its last decision for
+lack of room (``refused``); ``problem`` says why a cgroup file could not be read, when so.
 
 A pool whose key expired (manager killed) disappears from listings; readers drop it from
 the set as they notice.

@@ -66,15 +66,22 @@ def start_time(pid: int) -> int | None:
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (children, their children, ...), from Linux's
     ``/proc/<pid>/task/<tid>/children``; [] where that is not available."""
-    found: list[int] = []
+    return [child for children in tree(pid).values() for child in children]
+
+
+def tree(pid: int) -> dict[int, list[int]]:
+    """``{process: its children}`` for ``pid`` and every process below it (each process
+    of the tree is a key), as ``descendants`` reads them."""
+    found: dict[int, list[int]] = {}
     pending = [pid]
     while pending:
         current = pending.pop()
+        children: list[int] = []
         for task in Path(f"/proc/{current}/task").glob("*"):
             with contextlib.suppress(OSError, ValueError):
-                children = [int(part) for part in (task / "children").read_text().split()]
-                found.extend(children)
-                pending.extend(children)
+                children.extend(int(part) for part in (task / "children").read_text().split())
+        found[current] = children
+        pending.extend(child for child in children if child not in found)
     return found
 
 

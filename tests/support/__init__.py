@@ -50,6 +50,8 @@ The modules:
   master, a replica and three sentinels; three masters with a replica each, in a cluster.
 - ``processes``: inspecting and killing the process trees the tests start; the custom
   loaders and ``after_prefork`` hooks the pool processes use.
+- ``cgroups``: a memory cgroup of a test's own below ours (root only; why not otherwise):
+  a limit, a command started inside it, its OOM kills, its removal.
 - ``pool_fixtures``: the pool fixtures (a pytest plugin loaded by ``conftest.py``):
   ``start_pool``, ``busy_pool``, ``Pool`` (workers, titles, log, published state), ``write``.
 - ``admin``: logged-in admin clients and request helpers for the dashboard tests.

@@ -14,6 +14,21 @@ from django.conf import settings
 from resque_pool import hooks, job
 from resque_pool.pool.loaders import Throttled
 
+# With TEST_BALLAST_MB in the environment (an environment variable: this module is
+# imported while the settings load), every process of a pool that imported it holds that
+# many MB more, touched: the manager from its boot, each worker from after_prefork on
+# (it writes every page of its inherited copy, so the copy becomes its own). The memory
+# budget's tests then see workers of a known size, and a manager of about the same size
+# (a new worker's estimate before the first one exists).
+_BALLAST = bytearray(int(os.environ.get("TEST_BALLAST_MB") or 0) * 2**20)
+_BALLAST[::4096] = b"\1" * len(range(0, len(_BALLAST), 4096))
+
+
+@hooks.after_prefork
+def dirty_the_ballast(worker) -> None:
+    if _BALLAST:
+        _BALLAST[::4096] = b"\2" * len(range(0, len(_BALLAST), 4096))
+
 
 @hooks.after_prefork
 def crash_on_crash_queue(worker) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from resque_pool.capacity.autoscale import Reading
 from resque_pool.config_error import ConfigError
 from resque_pool.models import WorkerCount
 from resque_pool.pool.config import load, merge_maximums
@@ -142,3 +143,19 @@ def test_the_test_option_lists_the_maximums_and_a_bad_one_exits_2(run_manage, tm
     assert result.stderr.strip().splitlines() == [
         f"CommandError: {path}: maximum for 'a' (2) is below its count (4)"
     ]
+
+
+def test_readiness_asks_for_the_floors_not_the_autoscaled_targets(tmp_path):
+    path = write(tmp_path / "pool.yml", "demo: 0\nmail: 0\nautoscale:\n  demo: 3\n")
+    options = Options(environment=None, pool="p", appname="ready-floors")
+    manager = Manager(Source(FileLoader(str(path)), str(path)), options)
+    try:
+        assert manager.load_counts()
+        manager.autoscale.autoscaler.observe("demo", Reading(backlog=5, waited=0, busy=0))
+        assert manager.desired() == {"demo": 3, "mail": 0}  # what it forks towards
+        manager.beat()
+        # No worker yet, and ready: the floors (0) run; the target is extra capacity.
+        assert manager._health_state["complete"] is True
+    finally:
+        manager.health.remove()
+        manager.signals.close()

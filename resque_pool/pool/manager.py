@@ -471,7 +471,9 @@ class Manager:
     def beat(self) -> None:
         """Tell probes the loop came round, with what readiness needs: the status, whether
         counts ever loaded, and the workers that should be registered."""
-        desired = self.desired()
+        # Ready means the floors run: an autoscaled list growing towards its target (or
+        # held there by the memory budget) is extra capacity, not a pool short of workers.
+        desired = {q: min(n, self.counts.get(q, n)) for q, n in self.desired().items()}
         active = [proc for proc in self.workers.all() if not proc.stopping]
         facts = (self.status, self.loaded_once, *desired.items(), *(p.pid for p in active))
         if facts != self._health_key:  # worker ids only when the workers changed

@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import redis
@@ -88,6 +89,7 @@ class Settings:
 class Run:
     system: str
     repetition: int
+    burst_at: str = ""  # the RENAME's wall clock, to read the systems' logs against
     to_max_s: float | None = None  # burst -> first sample at the most workers seen
     drain_s: float | None = None  # burst -> the last job's finish (its own clock)
     to_floor_s: float | None = None  # last job done -> first sample back at the floor
@@ -319,6 +321,7 @@ def measure(subject: Subject, repetition: int, options: argparse.Namespace) -> R
         started_wall = time.time()
         started = time.monotonic()
         subject.release(client)
+        run.burst_at = datetime.fromtimestamp(started_wall).isoformat(timespec="milliseconds")
         drained_at = floor_at = None
         while True:
             now = time.monotonic() - started

@@ -90,6 +90,7 @@ class Run:
     system: str
     repetition: int
     burst_at: str = ""  # the RENAME's wall clock, to read the systems' logs against
+    phase_s: float = 0.0  # waited after the floor settled, to step through the look cycle
     to_max_s: float | None = None  # burst -> first sample at the most workers seen
     drain_s: float | None = None  # burst -> the last job's finish (its own clock)
     to_floor_s: float | None = None  # last job done -> first sample back at the floor
@@ -307,16 +308,28 @@ def burst(settings: Settings, seed: int) -> list[tuple[str, float]]:
     return [(f"j{n}", round(rng.uniform(low, high) / 1000, 4)) for n in range(settings.jobs)]
 
 
+def phase(settings: Settings, repetition: int, repetitions: int) -> float:
+    """Seconds to wait before the burst, beyond the settling second: repetition i of N
+    waits (i + 1/2) / N of our look interval, so the bursts fall evenly through our look
+    cycle. Without it the burst fell at the same moment of the cycle in every run (just
+    after a look: a whole interval before the pool saw it), because the pool looks first
+    as it starts and the harness's "ready" comes a steady time later. Celery waits the
+    same (its keep-alive timer, every cooldown from its start, is stepped through too)."""
+    return round(settings.interval * (repetition + 0.5) / repetitions, 3)
+
+
 def measure(subject: Subject, repetition: int, options: argparse.Namespace) -> Run:
     s = subject.settings
     client = redis.Redis.from_url(subject.url)
     client.flushall()
     jobs = burst(s, seed=repetition)
     run = Run(subject.name, repetition, jobs=len(jobs))
+    run.phase_s = phase(s, repetition, options.repetitions)
     try:
         subject.start()
         wait_for(lambda: subject.ready(client), options.start_timeout, "the floor's workers", 0.1)
-        time.sleep(1.0)  # settled: no decision pending from the start
+        time.sleep(1.0 + run.phase_s)  # settled (no decision pending from the start), then
+        # the repetition's moment of our look cycle
         subject.stage(client, jobs)
         started_wall = time.time()
         started = time.monotonic()

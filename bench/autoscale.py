@@ -180,6 +180,10 @@ class Subject:
     def start(self) -> None:
         raise NotImplementedError
 
+    def cycle(self) -> float:
+        """The period at which the system decides (see ``phase``)."""
+        raise NotImplementedError
+
     def ready(self, client: redis.Redis) -> bool:
         raise NotImplementedError
 
@@ -224,6 +228,9 @@ class OursSubject(Subject):
         )
         self._launch(cmd, env)
 
+    def cycle(self):
+        return self.settings.interval  # RESQUE_POOL_AUTOSCALE_INTERVAL: one look each
+
     def ready(self, client):
         registered = client.scard(f"{NAMESPACE}:workers")
         return registered == self.settings.floor and self.workers() == self.settings.floor
@@ -261,6 +268,9 @@ class CelerySubject(Subject):
         cmd += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         env = env_for(self.url, AUTOSCALE_KEEPALIVE=repr(s.cooldown))
         self._launch(cmd, env)
+
+    def cycle(self):
+        return self.settings.cooldown  # hub.call_repeatedly(keepalive, maybe_scale)
 
     def ready(self, client):
         from bench.celery_app import READY_KEY
@@ -308,14 +318,15 @@ def burst(settings: Settings, seed: int) -> list[tuple[str, float]]:
     return [(f"j{n}", round(rng.uniform(low, high) / 1000, 4)) for n in range(settings.jobs)]
 
 
-def phase(settings: Settings, repetition: int, repetitions: int) -> float:
+def phase(cycle: float, repetition: int, repetitions: int) -> float:
     """Seconds to wait before the burst, beyond the settling second: repetition i of N
-    waits (i + 1/2) / N of our look interval, so the bursts fall evenly through our look
-    cycle. Without it the burst fell at the same moment of the cycle in every run (just
+    waits (i + 1/2) / N of the system's cycle, so its bursts fall evenly through it. Ours:
+    the look interval (it grows and shrinks only at a look); Celery: its keep-alive (it
+    grows as messages arrive, but checks for a shrink only every keep-alive from its
+    start). Without it the burst fell at the same moment of our cycle in every run (just
     after a look: a whole interval before the pool saw it), because the pool looks first
-    as it starts and the harness's "ready" comes a steady time later. Celery waits the
-    same (its keep-alive timer, every cooldown from its start, is stepped through too)."""
-    return round(settings.interval * (repetition + 0.5) / repetitions, 3)
+    as it starts and the harness's "ready" comes a steady time later."""
+    return round(cycle * (repetition + 0.5) / repetitions, 3)
 
 
 def measure(subject: Subject, repetition: int, options: argparse.Namespace) -> Run:
@@ -324,7 +335,7 @@ def measure(subject: Subject, repetition: int, options: argparse.Namespace) -> R
     client.flushall()
     jobs = burst(s, seed=repetition)
     run = Run(subject.name, repetition, jobs=len(jobs))
-    run.phase_s = phase(s, repetition, options.repetitions)
+    run.phase_s = phase(subject.cycle(), repetition, options.repetitions)
     try:
         subject.start()
         wait_for(lambda: subject.ready(client), options.start_timeout, "the floor's workers", 0.1)

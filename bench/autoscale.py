@@ -20,7 +20,9 @@ drawn once between ``--job-ms`` bounds, run in the worker process (``FORK_PER_JO
 for ours, as Celery's pool children run tasks; ``--fork-per-job`` for our default). Once the
 floor's workers are up, the burst is staged in a list of its own and moved into the live
 queue with one ``RENAME`` (ours: plus the wake-up tokens ``enqueue()`` would have pushed),
-so it starts at a known instant. Then every ``--sample`` seconds the harness counts the
+so it starts at a known instant. Repetition i of N waits (i + 1/2)/N of the system's decision
+cycle before its burst (ours: the look interval; Celery: the keep-alive), so the bursts
+fall evenly through it. Then every ``--sample`` seconds the harness counts the
 worker processes (ours: the children of the generation that are workers, not job children;
 Celery: the children of its main process, the pool) and the jobs done, until the burst is
 done and the count is back at the floor (each phase bounded). Reported, medians of

@@ -458,7 +458,7 @@ def seconds(value: float | None) -> str:
 def report(summary: dict[str, dict], ratio: dict, settings: Settings) -> str:
     lines = [
         "| system | to the maximum | drain the burst | back to the floor | peak workers "
-        "| jobs | lost | run twice |",
+        "| jobs, all runs | lost | run twice |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for system, row in summary.items():

@@ -9,6 +9,7 @@ import os
 from celery import Celery
 from celery.signals import task_postrun, worker_process_init, worker_ready
 
+from bench.burst import sleep_and_record
 from bench.stamp import record_latency, stamp_client
 
 READY_KEY = "celery-bench:ready"
@@ -32,6 +33,11 @@ def noop(*args):
 @app.task(name="bench.stamp")
 def stamp(enqueued_at):
     record_latency(enqueued_at)
+
+
+@app.task(name="bench.sleep")
+def sleep(token, seconds):
+    sleep_and_record(token, seconds)
 
 
 @worker_process_init.connect

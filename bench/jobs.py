@@ -1,6 +1,7 @@
 """The jobs our workers run in the benchmarks (autodiscovered: ``bench`` is an app in
 ``bench.settings``)."""
 
+from bench.burst import sleep_and_record
 from bench.stamp import record_latency
 from resque_pool import job
 
@@ -34,3 +35,11 @@ class BenchAllocate:
         time.sleep(float(seconds))
         del block
         get_redis().sadd(key("memory", "done"), str(token))
+
+
+@job(queue="bench", name="BenchSleep")
+class BenchSleep:
+    @staticmethod
+    def perform(token, seconds):
+        """The autoscale figure's burst job (``bench/burst.py``)."""
+        sleep_and_record(token, seconds)

@@ -13,3 +13,9 @@ RQ_QUEUES = {"bench": {"URL": RESQUE_REDIS_URL}}
 # The reconfiguration figure measures how fast the pool follows a WorkerCount change; the
 # loader period is the default unless the harness says otherwise.
 RESQUE_POOL_LOADER_PERIOD = float(os.environ.get("BENCH_LOADER_PERIOD", "1.0"))
+# The autoscale figure (bench/autoscale.py) sets the pool's look interval and cooldown;
+# unset, the library's defaults.
+if "BENCH_AUTOSCALE_INTERVAL" in os.environ:
+    RESQUE_POOL_AUTOSCALE_INTERVAL = float(os.environ["BENCH_AUTOSCALE_INTERVAL"])
+if "BENCH_AUTOSCALE_COOLDOWN" in os.environ:
+    RESQUE_POOL_AUTOSCALE_COOLDOWN = float(os.environ["BENCH_AUTOSCALE_COOLDOWN"])

@@ -6,6 +6,7 @@ would take longer than the whole test); the floors the issue compares against ar
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -177,3 +178,32 @@ def test_the_memory_budget_figure_runs_at_a_small_size(tmp_path):
     assert set(result["ratios"]) == {
         "oom_kills on/off", "lost on/off", "completed on/off", "seconds on/off",
     }  # fmt: skip
+
+
+def test_the_autoscale_figure_runs_at_a_small_size(tmp_path):
+    """bench/autoscale.py end to end with 40 jobs, floor 1, max 3, a 2 s cooldown: each
+    system measured reaches a peak within its bounds, drains the burst, loses nothing and
+    is back at its floor (no timing asserted). Celery, an optional peer, is measured when
+    installed and reported as skipped when not."""
+    output = tmp_path / "autoscale.json"
+    command = [
+        sys.executable, "-m", "bench.autoscale", "--jobs", "40", "--max", "3",
+        "--cooldown", "2", "--repetitions", "1", "--output", str(output),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert result["settings"]["cooldown"] == 2 and result["settings"]["maximum"] == 3
+    measured = {run["system"] for run in result["runs"]}
+    celery = importlib.util.find_spec("celery") is not None
+    assert measured == ({"ours", "celery"} if celery else {"ours"})
+    if not celery:
+        assert result["medians"]["celery"] == {"skipped": "not installed: celery"}
+    for run in result["runs"]:
+        assert 1 < run["peak_workers"] <= 3, run["system"]
+        assert run["done"] == 40 and run["lost"] == 0 and run["run_twice"] == 0, run["system"]
+        assert run["drain_s"] > 0 and run["to_floor_s"] is not None, run["system"]
+        assert run["samples"][-1][1] == 1, run["system"]
+    assert set(result["ratios"]) == (
+        {"to the maximum", "drain", "back to the floor", "peak workers"} if celery else set()
+    )

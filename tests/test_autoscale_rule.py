@@ -135,3 +135,17 @@ def test_a_maximum_below_a_new_floor_is_the_floor(clock):
     autoscaler.set_bounds({"high,low": 4}, {"high,low": 3})  # the last good maximum
     assert autoscaler.sized({"high,low": 4}) == {"high,low": 4}
     assert autoscaler.observe("high,low", Reading(backlog=50, waited=0, busy=4)) is None
+
+
+def test_a_look_that_catches_a_bursts_last_jobs_does_not_hold_them_a_second_cooldown(clock):
+    # bench/autoscale.py once saw 8 -> 5 -> 1 over two cooldowns: the look that opened the
+    # quiet spell found the queue empty and 5 workers finishing the last jobs.
+    autoscaler = scaler(clock, cooldown=10)
+    autoscaler.observe("high,low", Reading(backlog=1000, waited=0, busy=1))  # 8
+    clock.now += 20
+    assert autoscaler.observe("high,low", Reading(backlog=0, waited=0, busy=5)) is None
+    for _ in range(5):  # looks every 2 s, every worker idle
+        clock.now += 2
+        decision = autoscaler.observe("high,low", Reading(backlog=0, waited=0, busy=0))
+    assert (decision.before, decision.after) == (8, 1)  # straight to the floor
+    assert decision.reason == "needed at most 1 for 10s (0 busy, 0 waiting)"

@@ -13,8 +13,10 @@ The rule (docs/capacity.md, "Autoscaling"):
   outnumber the idle workers, since wanted counts busy workers plus jobs).
 - **Down**, only once wanted stayed below the target for a whole cooldown
   (``RESQUE_POOL_AUTOSCALE_COOLDOWN``, and at least that long after the last change): to
-  the most wanted during that cooldown, so a stream with gaps between its jobs does not
-  flap. Wanted is never below the busy workers, so only idle workers are stopped (the
+  the most wanted by the looks of the last cooldown, so a stream with gaps between its
+  jobs does not flap. Only the last cooldown's looks count: the look that opened the
+  quiet spell often caught a burst's last jobs still running, and holding that many for a
+  second cooldown made the way back to the floor a staircase (``bench/autoscale.py``). Wanted is never below the busy workers, so only idle workers are stopped (the
   reconciler picks idle ones first).
 - A floor raised or a maximum lowered (the admin, a reload) moves the target at once.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,7 +70,8 @@ class ListScale:
     target: int
     changed_at: float = -math.inf  # monotonic; the last change of the target
     low_since: float | None = None  # since when wanted stayed below the target
-    low_peak: int = 0  # the most wanted since then
+    # (time, wanted) of the looks since then, the last cooldown's only
+    low_looks: list[tuple[float, int]] = field(default_factory=list)
     decision: Decision | None = None
     ups: int = 0  # times the target grew (the metrics' counters)
     downs: int = 0
@@ -137,22 +140,24 @@ class Autoscaler:
         share = math.ceil(reading.backlog / max(reading.pools, 1))
         wanted = min(max(reading.busy + share, scale.floor), scale.maximum)
         if wanted >= scale.target:
-            scale.low_since = None
+            scale.low_since, scale.low_looks = None, []
         if wanted > scale.target:
             if reading.waited < self.latency:
                 return None
             return self._change(queues, scale, wanted, _why_up(reading, wanted, scale))
         if wanted < scale.target:
             if scale.low_since is None:
-                scale.low_since, scale.low_peak = now, wanted
-            scale.low_peak = max(scale.low_peak, wanted)
+                scale.low_since = now
+            looks = [(at, w) for at, w in scale.low_looks if now - at < self.cooldown]
+            scale.low_looks = [*looks, (now, wanted)]
             calm = min(now - scale.low_since, now - scale.changed_at)
             if calm >= self.cooldown:
+                peak = max(w for _at, w in scale.low_looks)
                 reason = (
-                    f"needed at most {scale.low_peak} for {self.cooldown:g}s "
+                    f"needed at most {peak} for {self.cooldown:g}s "
                     f"({reading.busy} busy, {reading.backlog} waiting)"
                 )
-                return self._change(queues, scale, scale.low_peak, reason)
+                return self._change(queues, scale, peak, reason)
         return None
 
     def _change(self, queues: str, scale: ListScale, target: int, reason: str) -> Decision:
@@ -162,7 +167,7 @@ class Autoscaler:
         else:
             scale.downs += 1
         scale.target, scale.changed_at, scale.decision = target, self.clock(), decision
-        scale.low_since = None
+        scale.low_since, scale.low_looks = None, []
         return decision
 
     def state(self) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,8 @@ The rule (docs/capacity.md, "Autoscaling"):
   the most wanted by the looks of the last cooldown, so a stream with gaps between its
   jobs does not flap. Only the last cooldown's looks count: the look that opened the
   quiet spell often caught a burst's last jobs still running, and holding that many for a
-  second cooldown made the way back to the floor a staircase (``bench/autoscale.py``). Wanted is never below the busy workers, so only idle workers are stopped (the
+  second cooldown made the way back to the floor a staircase (``bench/autoscale.py``).
+  Wanted is never below the busy workers, so only idle workers are stopped (the
   reconciler picks idle ones first).
 - A floor raised or a maximum lowered (the admin, a reload) moves the target at once.
 """

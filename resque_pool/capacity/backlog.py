@@ -1,6 +1,6 @@
 """What an autoscaled list's queues hold: jobs waiting and how long the oldest has waited,
-read in two pipelined round trips per look (``TIME`` and, for a list with a wildcard, the
-``queues`` set; then ``LLEN`` of each queue and the metrics' queue-head records).
+read in one pipelined round trip per look (``TIME``, ``LLEN`` of each queue and the
+metrics' queue-head records), two for a list with a wildcard (the ``queues`` set first).
 
 How long the oldest job has waited is a lower bound, the larger of two:
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.job_metrics import QUEUE_HEADS, head_seen_at
@@ -43,16 +44,10 @@ class BacklogReader:
             return {}
         dynamic = any(queue_list.dynamic for queue_list in parsed.values())
         client = get_redis()
-        pipe = client.pipeline(transaction=False)
-        pipe.time()
-        if dynamic:
-            pipe.smembers(key("queues"))
-        replies = pipe.execute()
-        redis_now = int(replies[0][0])
-        existing = set(replies[1]) if dynamic else set()
+        existing = set(client.smembers(key("queues"))) if dynamic else set()
         reads = {text: queue_list.resolve(existing) for text, queue_list in parsed.items()}
         queues = sorted({queue for names in reads.values() for queue in names})
-        lengths, heads = self._look(client, queues)
+        redis_now, lengths, heads = self._look(client, queues)
         now = self.clock()
         waited: dict[str, float] = {}
         for queue in queues:
@@ -73,15 +68,19 @@ class BacklogReader:
         }
 
     @staticmethod
-    def _look(client, queues: list[str]) -> tuple[dict[str, int], dict[str, int | None]]:
-        if not queues:
-            return {}, {}
+    def _look(client: Any, queues: list[str]) -> tuple[int, dict[str, int], dict[str, int | None]]:
+        """Redis's time (whole seconds), each queue's length and its head record, in one
+        pipelined round trip."""
         pipe = client.pipeline(transaction=False)
+        pipe.time()
         for queue in queues:
             pipe.llen(key("queue", queue))
-        pipe.hmget(key(QUEUE_HEADS), queues)
-        *lengths, records = pipe.execute()
+        if queues:
+            pipe.hmget(key(QUEUE_HEADS), queues)
+        seconds_micro, *rest = pipe.execute()
+        lengths, records = (rest[:-1], rest[-1]) if queues else ([], [])
         return (
+            int(seconds_micro[0]),
             dict(zip(queues, (int(length) for length in lengths), strict=True)),
             {queue: head_seen_at(record) for queue, record in zip(queues, records, strict=True)},
         )

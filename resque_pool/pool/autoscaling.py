@@ -2,10 +2,10 @@
 their busy workers, and let the rule (``capacity/autoscale.py``) move their targets;
 every change is one log line and part of the published state.
 
-Only a pool with an autoscaled list looks at all: two pipelined round trips per
-``RESQUE_POOL_AUTOSCALE_INTERVAL``; and while jobs wait, at most every ``SHARE_PERIOD``,
-the pools' states, to count the live pools that autoscale the same list and share its
-backlog (an idle pool never reads them).
+Only a pool with an autoscaled list looks at all: one pipelined round trip per
+``RESQUE_POOL_AUTOSCALE_INTERVAL`` (two with a wildcard list); and while jobs wait, at
+most every ``SHARE_PERIOD``, the pools' states, to count the live pools that autoscale the
+same list and share its backlog (an idle pool never reads them).
 A Redis that does not answer is logged once; the targets stay where they are meanwhile.
 """
 

@@ -408,8 +408,8 @@ def medians(runs: list[Run]) -> dict:
 
 def ratios(summary: dict[str, dict]) -> dict[str, float | None]:
     ours, celery = summary.get("ours"), summary.get("celery")
-    if not ours or not celery:
-        return {}
+    if not ours or not celery or "skipped" in ours or "skipped" in celery:
+        return {}  # a peer not installed: no ratio rather than a row of None
     result = {}
     for figure in (*FIGURES, "peak workers"):
         mine, theirs = ours.get(figure), celery.get(figure)

@@ -73,21 +73,39 @@ def check_ceiling(counts: dict[str, int], source: str) -> dict[str, int]:
 
 
 def _validate_entries(mapping: Any, source: str) -> dict[str, int]:
+    return _integers_per_list(mapping, source, "count", 0, None)
+
+
+def _integers_per_list(
+    mapping: Any, source: str, what: str, low: int, high: int | None
+) -> dict[str, int]:
+    """``{"a, b": 2}`` -> ``{"a,b": 2}``: queue lists (normalised, each given once) to
+    integers from ``low`` to ``high`` (None: no bound); ``what`` names a value in the
+    messages. Counts and maximums alike."""
     if not isinstance(mapping, Mapping):
         raise ConfigError(
-            f"{source}: expected a mapping of queue lists to counts, got {type(mapping).__name__}"
+            f"{source}: expected a mapping of queue lists to {what}s, got {type(mapping).__name__}"
         )
-    counts: dict[str, int] = {}
+    found: dict[str, int] = {}
     for raw_key, value in mapping.items():
         queues = _queue_key(raw_key, source)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if not _integer_in(value, low, high):
+            bounds = f">= {low}" if high is None else f"from {low} to {high}"
             raise ConfigError(
-                f"{source}: count for {quote(queues)} must be an integer >= 0, got {quote(value)}"
+                f"{source}: {what} for {quote(queues)} must be an integer {bounds}, "
+                f"got {quote(value)}"
             )
-        if queues in counts:
+        if queues in found:
             raise ConfigError(f"{source}: queue list {quote(queues)} is given twice")
-        counts[queues] = value
-    return counts
+        found[queues] = value
+    return found
+
+
+def _integer_in(value: Any, low: int, high: int | None) -> bool:
+    """An integer (a boolean is not one) from ``low`` to ``high`` (None: no bound)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return low <= value and (high is None or value <= high)
 
 
 def merge_environment(config: Any, environment: str | None, source: str) -> dict[str, int]:
@@ -142,9 +160,7 @@ def validate_limits(mapping: Any, source: str) -> dict[str, dict[str, int]]:
                     f"{source}: unknown limit {quote(name)} for {quote(queues)} "
                     f"(known: {', '.join(LIMIT_NAMES)})"
                 )
-            # A boolean is not a number here, as it is not a count.
-            integer = isinstance(number, int) and not isinstance(number, bool)
-            if not integer or not 1 <= number <= MAX_LIMIT:
+            if not _integer_in(number, 1, MAX_LIMIT):
                 raise ConfigError(
                     f"{source}: {name} for {quote(queues)} must be an integer from 1 to "
                     f"{MAX_LIMIT}, got {quote(number)}"
@@ -196,22 +212,7 @@ def validate_maximums(mapping: Any, source: str) -> dict[str, int]:
     """``{"a, b": 8}`` -> ``{"a,b": 8}``: the most workers each autoscaled list may grow
     to (its count is the floor). For a file's ``autoscale:`` mappings, a ``WorkerCount``
     row's ``max_count`` and a custom loader's ``maximums()`` alike."""
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(
-            f"{source}: expected a mapping of queue lists to maximums, got {type(mapping).__name__}"
-        )
-    maximums: dict[str, int] = {}
-    for raw_key, value in mapping.items():
-        queues = _queue_key(raw_key, source)
-        if queues in maximums:
-            raise ConfigError(f"{source}: queue list {quote(queues)} is given twice")
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
-            raise ConfigError(
-                f"{source}: maximum for {quote(queues)} must be an integer from 1 to "
-                f"{MAX_LIMIT}, got {quote(value)}"
-            )
-        maximums[queues] = value
-    return maximums
+    return _integers_per_list(mapping, source, "maximum", 1, MAX_LIMIT)
 
 
 def merge_maximums(config: Any, environment: str | None, source: str) -> dict[str, int]:

@@ -15,9 +15,10 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import setproctitle
 from django.db import connections
@@ -46,6 +47,7 @@ from resque_pool.unix.process import reaped
 from resque_pool.worker.options import term_child_enabled
 
 logger = logging.getLogger(__name__)
+_Part = TypeVar("_Part")
 
 GRACEFUL_AND_WAIT = "graceful_worker_shutdown_and_wait"
 GRACEFUL = "graceful_worker_shutdown"
@@ -243,39 +245,37 @@ class Manager:
     def apply_limits(self, config: PoolConfig) -> None:
         """The limits that workers forked from now on start with; the last good ones stay
         when the loader's are invalid (a worker never starts with half a configuration)."""
-        try:
-            limits = self.source.limits_of(config)
-        except ConfigError as error:
-            self.limit_errors.error(
-                str(error),
-                "could not load the limits from %s (%s); keeping the last good limits",
-                self.source.description,
-                error,
-            )
-            return
-        self.limit_errors.clear("the limits from %s load again", self.source.description)
-        if limits != self.limits:
+        limits = self.checked("limits", self.limit_errors, lambda: self.source.limits_of(config))
+        if limits is not None and limits != self.limits:
             logger.info("limits per queue list from %s: %s", self.source.description, limits)
             self.limits = limits
 
     def apply_maximums(self, config: PoolConfig) -> None:
         """The autoscaled lists and their bounds; the last good maximums stay when the
         loader's are invalid (the counts, already good, apply meanwhile)."""
+        maximums = self.checked(
+            "maximums", self.maximum_errors, lambda: self.source.maximums_of(config, self.counts)
+        )
+        if maximums is not None and maximums != self.maximums:
+            logger.info("autoscaled lists from %s: %s", self.source.description, maximums)
+            self.maximums = maximums
+        self.autoscale.set_bounds(self.counts, self.maximums)
+
+    def checked(self, part: str, errors: LogOnce, read: Callable[[], _Part]) -> _Part | None:
+        """``read()``, a part of the configuration checked apart from the counts, or None
+        when it is invalid: logged once per distinct error, the last good one kept."""
         try:
-            maximums = self.source.maximums_of(config, self.counts)
+            value = read()
         except ConfigError as error:
-            self.maximum_errors.error(
+            errors.error(
                 str(error),
-                "could not load the maximums from %s (%s); keeping the last good maximums",
+                f"could not load the {part} from %s (%s); keeping the last good {part}",
                 self.source.description,
                 error,
             )
-        else:
-            self.maximum_errors.clear("the maximums from %s load again", self.source.description)
-            if maximums != self.maximums:
-                logger.info("autoscaled lists from %s: %s", self.source.description, maximums)
-                self.maximums = maximums
-        self.autoscale.set_bounds(self.counts, self.maximums)
+            return None
+        errors.clear(f"the {part} from %s load again", self.source.description)
+        return value
 
     def counts_trusted(self) -> bool:
         """Counts loaded at least once and loading now: only then may --kill-others judge

@@ -32,7 +32,7 @@ import redis as redis_lib
 
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
-from resque_pool.pool.processes import PAUSED, WAITING, WorkerProcess, WorkerTable, send_signal
+from resque_pool.pool.processes import WorkerProcess, WorkerTable, paused, send_signal, waiting
 from resque_pool.resque import control, records, wire
 from resque_pool.resque.connection import get_redis, key
 from resque_pool.resque.outages import outage
@@ -144,7 +144,7 @@ class IdleWatch:
             if not paused:
                 # A pause and resume both made between two polls (or while Redis did not
                 # answer) leave a worker that saw the pause waiting: its title says so.
-                self.look_again([p for p in self.workers.all() if _titled(p.pid, PAUSED)])
+                self.look_again([p for p in self.workers.all() if _paused(p.pid)])
             if dynamic and queue_set != self.queue_set:
                 self.look_again(self.dynamic_workers())
         self.paused, self.queue_set = paused, queue_set
@@ -250,9 +250,9 @@ class IdleWatch:
 def _waiting(pid: int) -> bool:
     """Whether the worker's title says it waits for jobs (or cannot be read: then wake it)."""
     title = command_line(pid)
-    return title is None or WAITING in title
+    return title is None or waiting(title)
 
 
-def _titled(pid: int, text: str) -> bool:
+def _paused(pid: int) -> bool:
     title = command_line(pid)
-    return title is not None and title.rstrip(" ").endswith(text)
+    return title is not None and paused(title)

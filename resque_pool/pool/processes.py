@@ -28,11 +28,21 @@ class WorkerProcess:
         return make_worker_id(self.pid, split_queues(self.queues))
 
 
+def waiting(title: str) -> bool:
+    """Whether a worker's title says it waits for a job."""
+    return WAITING in title
+
+
+def paused(title: str) -> bool:
+    """Whether a worker's title says it is paused (``pause-all-workers``)."""
+    return title.rstrip(" ").endswith(PAUSED)
+
+
 def idle(pid: int) -> bool:
     """Whether the worker's title says it waits for a job or is paused: stopping it
     interrupts nothing. A title that cannot be read counts as busy."""
     title = command_line(pid)
-    return bool(title) and (WAITING in title or title.rstrip(" ").endswith(PAUSED))
+    return bool(title) and (waiting(title) or paused(title))
 
 
 def send_signal(pid: int, signum: int) -> None:

@@ -260,9 +260,9 @@ def test_a_new_worker_counts_as_the_estimate_until_it_settles():
         assert 0 < small < budget.manager_peak
         assert budget.estimate() == budget.manager_peak
         grows = budget.manager_peak - reading.manager  # what the manager shares with it
-        assert budget.pending() == budget.manager_peak - small + grows
+        assert budget.pending(budget.estimate()) == budget.manager_peak - small + grows
         clock.now += memory.SETTLE
-        assert budget.estimate() == small and budget.pending() == 0
+        assert budget.estimate() == small and budget.pending(small) == 0
     finally:
         child.kill()
         child.wait()

@@ -30,9 +30,7 @@ a loop round that forks nothing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +40,7 @@ from typing import Any
 from resque_pool.capacity.cgroup import NONE, Limit, container_limit
 from resque_pool.conf import settings
 from resque_pool.logs import LogOnce
-from resque_pool.unix.process import tree
+from resque_pool.unix.process import rss_bytes, tree
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +53,6 @@ SETTLE = 10.0  # seconds a new worker counts as at least the estimate (it is sti
 REMEMBER = 300.0  # seconds an exited worker's largest PSS still counts for the estimate
 ROOM_UNKNOWN = 1_000_000  # nothing measured yet to divide by: every worker fits
 SETTING = "setting"
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def pss_bytes(pid: int) -> int | None:
@@ -71,11 +68,7 @@ def pss_bytes(pid: int) -> int | None:
         pass  # no smaps_rollup (an old kernel), or the process is gone: statm says which
     except (OSError, ValueError, IndexError):
         return None
-    try:
-        with open(f"/proc/{int(pid)}/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_SIZE
-    except (OSError, ValueError, IndexError):
-        return None
+    return rss_bytes(int(pid))
 
 
 @dataclass(frozen=True)
@@ -87,7 +80,11 @@ class Budget:
     bytes: int | None
     source: str
     limit: Limit | None = None
-    problem: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the container's limit could not be read, if it could not."""
+        return self.limit.problem if self.limit else None
 
 
 def configured_budget(
@@ -99,7 +96,7 @@ def configured_budget(
         return Budget(int(setting_mb) * MB if setting_mb else None, SETTING)
     limit = read_limit()
     if limit.bytes is None:
-        return Budget(None, NONE, limit, limit.problem)
+        return Budget(None, NONE, limit)
     return Budget(int(limit.bytes * (1 - MARGIN)), limit.source, limit)
 
 
@@ -205,13 +202,12 @@ class MemoryBudget:
             return max(known)
         return max([self.manager_peak, *known])
 
-    def pending(self) -> int:
+    def pending(self, estimate: int) -> int:
         """What the workers that have not settled yet may still grow by: each counts as
-        at least the estimate, and the manager as its largest reading (the pages it
+        at least ``estimate``, and the manager as its largest reading (the pages it
         shares with a new worker count for it again once the worker wrote its copy)."""
         if self.reading is None:
             return 0
-        estimate = self.estimate()
         new = [size for pid, size in self.reading.workers.items() if not self.settled(pid)]
         if not new:
             return 0
@@ -235,9 +231,11 @@ class MemoryBudget:
         """How many more workers fit after ``reading``."""
         assert self.budget.bytes is not None
         estimate = self.estimate()
-        free = self.budget.bytes - reading.used - self.pending()
-        if free < 0 or estimate <= 0:
-            return 0 if free < 0 else ROOM_UNKNOWN
+        free = self.budget.bytes - reading.used - self.pending(estimate)
+        if free < 0:
+            return 0
+        if estimate <= 0:
+            return ROOM_UNKNOWN
         return free // estimate
 
     def admit(self, missing: list[str], workers: Sequence[int]) -> list[str]:
@@ -249,7 +247,8 @@ class MemoryBudget:
         self.refused = len(refused)
         if refused:
             assert self.reading is not None and self.budget.bytes is not None
-            pending = self.pending()
+            estimate = self.estimate()
+            pending = self.pending(estimate)
             self.refusals.error(
                 "refusing",
                 "memory budget: not forking %d worker%s for %s: the pool uses %d MB of %d MB "
@@ -259,7 +258,7 @@ class MemoryBudget:
                 " and ".join(dict.fromkeys(refused)),
                 round(self.reading.used / MB),
                 round(self.budget.bytes / MB),
-                round(self.estimate() / MB),
+                round(estimate / MB),
                 f" (new workers may grow by {round(pending / MB)} MB more)" if pending else "",
             )
         elif self.refusals.active:
@@ -275,8 +274,7 @@ class MemoryBudget:
     def snapshot(self, workers: Sequence[int]) -> dict[str, Any]:
         """The ``memory`` object of the published state (``pool/state.py``), read at most
         every ``READ_PERIOD`` seconds (or when the workers changed)."""
-        with contextlib.suppress(OSError):
-            self.fresh(workers, READ_PERIOD)
+        self.fresh(workers, READ_PERIOD)
         reading = self.reading
         estimate = self.estimate() if reading else None
         fit = None

@@ -18,7 +18,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+from resque_pool.unix.process import rss_bytes
+
 RSS_PERIOD = 10.0  # seconds; the state's own refresh is a third of its 30 s expiry
 COUNTERS = ("spawned", "recycled", "died", "hung_killed", "backoffs")
 
@@ -53,11 +54,4 @@ def workers_rss_bytes(pids: Iterable[int]) -> int | None:
     counts for nothing. None where ``/proc`` does not exist."""
     if not os.path.isdir("/proc/self"):
         return None
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{int(pid)}/statm", "rb") as statm:
-                total += int(statm.read().split()[1]) * _PAGE_SIZE
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+    return sum(rss_bytes(int(pid)) or 0 for pid in pids)

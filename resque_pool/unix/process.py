@@ -50,6 +50,19 @@ def fork_with_signals_blocked(signals: Iterable[int]) -> tuple[int, set[int]]:
     return pid, previous
 
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes(pid: int | str) -> int | None:
+    """A process's resident set in bytes (``/proc/<pid>/statm``; ``"self"`` for this
+    one); None when it is gone or cannot be read (or there is no ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def start_time(pid: int) -> int | None:
     """When a running process started, in clock ticks since boot (``/proc/<pid>/stat``
     field 22): with the pid, it names one process even after the pid is reused. None when

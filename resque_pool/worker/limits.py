@@ -31,6 +31,7 @@ from typing import Any
 from resque_pool.conf import settings
 from resque_pool.errors import JobTimeout
 from resque_pool.resque.jobs import Job, registry
+from resque_pool.unix.process import rss_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -147,13 +148,11 @@ def alarm(seconds: float | None) -> Iterator[None]:
 
 def rss_mb() -> float:
     """This process's resident set size now, in MiB (its peak where /proc is missing)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            pages = int(statm.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 1048576
-    except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 1048576 if sys.platform == "darwin" else peak / 1024
+    resident = rss_bytes("self")
+    if resident is not None:
+        return resident / 1048576
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1048576 if sys.platform == "darwin" else peak / 1024
 
 
 class Recycler:

@@ -174,7 +174,7 @@ def pool_metrics(fleet: Fleet) -> Iterator[Metric]:
         for event, name, text in _POOL_JOB_EVENTS
     }
     for state in fleet.pools:
-        labels = [str(state.get("id")), str(state.get("host")), str(state.get("appname") or "")]
+        labels = _pool_labels(state)
         workers = state.get("workers")
         counts = state.get("counts")
         running.add_metric(labels, _sum_lengths(workers))
@@ -227,7 +227,7 @@ def autoscale_metrics(fleet: Fleet) -> Iterator[Metric]:
         scaled = state.get("autoscale")
         if not isinstance(scaled, dict):
             continue
-        pool = [str(state.get("id")), str(state.get("host")), str(state.get("appname") or "")]
+        pool = _pool_labels(state)
         for queues, entry in sorted(scaled.items()):
             if not isinstance(entry, dict):
                 continue
@@ -286,11 +286,16 @@ def pool_memory_metrics(fleet: Fleet) -> Iterator[Metric]:
         found = state.get("memory")
         if not isinstance(found, dict):
             continue
-        labels = [str(state.get("id")), str(state.get("host")), str(state.get("appname") or "")]
+        labels = _pool_labels(state)
         for field, family in families.items():
             if _is_count(found.get(field)):
                 family.add_metric(labels, found[field])
     yield from families.values()
+
+
+def _pool_labels(state: dict[str, Any]) -> list[str]:
+    """A pool's label values, in ``_POOL_LABELS``'s order."""
+    return [str(state.get("id")), str(state.get("host")), str(state.get("appname") or "")]
 
 
 def _is_count(value: Any) -> bool:

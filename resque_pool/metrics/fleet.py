@@ -131,7 +131,7 @@ def read_fleet() -> Fleet:
         second.get(key("pool", identifier))
         second.hgetall(job_metrics.pool_jobs_key(identifier))
     for stamp, _score in stamps:
-        second.llen(key(delayed.timestamp_member(int(float(stamp)))))
+        second.llen(delayed.timestamp_key(int(float(stamp))))
     stale = sorted(set(head_names) - set(names))
     if stale:  # queues removed since their head was seen
         second.hdel(key(QUEUE_HEADS), *stale)

@@ -135,20 +135,20 @@ class IdleWatch:
         if dynamic:
             pipe.smembers(key("queues"))
         replies = pipe.execute()
-        paused = records.pauses_workers(replies[0])
+        pause_all = records.pauses_workers(replies[0])
         queue_set = set(replies[1]) if dynamic else set()
         reads = {text: queue_list.resolve(queue_set) for text, queue_list in lists.items()}
-        if paused != self.paused:
+        if pause_all != self.paused:
             self.look_again(self.workers.all())
         else:
-            if not paused:
+            if not pause_all:
                 # A pause and resume both made between two polls (or while Redis did not
                 # answer) leave a worker that saw the pause waiting: its title says so.
                 self.look_again([p for p in self.workers.all() if _paused(p.pid)])
             if dynamic and queue_set != self.queue_set:
                 self.look_again(self.dynamic_workers())
-        self.paused, self.queue_set = paused, queue_set
-        if paused:
+        self.paused, self.queue_set = pause_all, queue_set
+        if pause_all:
             self.waiting = set()
             return  # nobody takes a job while paused: nothing to wake for
         self.wake_for_jobs(reads)

@@ -16,6 +16,7 @@ from django.db import connections
 from resque_pool import hooks
 from resque_pool.resque import connection
 from resque_pool.resque.jobs import registry
+from resque_pool.unix import parent_death
 from resque_pool.unix.process import flush_output, fork_with_signals_blocked
 
 # Imported here, in the manager, so the workers share these pages instead of each
@@ -36,6 +37,7 @@ def prepare_to_fork() -> None:
     """
     connections.close_all()
     registry.prepare()
+    parent_death.prepare()  # prctl looked up once here, not by every child it forks
     gc.freeze()
 
 

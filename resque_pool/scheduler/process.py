@@ -34,6 +34,7 @@ from resque_pool.scheduler import mover
 from resque_pool.scheduler.recurring import Recurring
 from resque_pool.unix.parent_death import signal_on_parent_death
 from resque_pool.unix.self_pipe import Waker
+from resque_pool.worker.signal_flags import LOOK_AGAIN
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Scheduler:
         self.install_signals()
         if self.manager_pid is not None:
             # The kernel wakes us when the manager dies; the loop then sees it is gone.
-            signal_on_parent_death(signal.SIGURG, self.manager_pid)
+            signal_on_parent_death(LOOK_AGAIN, self.manager_pid)
         self.procline("starting")
         logger.info("scheduler started (pid %d)", os.getpid())
         try:
@@ -178,7 +179,7 @@ class Scheduler:
     def install_signals(self) -> None:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._stop)
-        signal.signal(signal.SIGURG, self._wake)  # the manager died (parent-death signal)
+        signal.signal(LOOK_AGAIN, self._wake)  # the manager died (parent-death signal)
         # Forked by a pool with the manager's signals blocked (pool/spawn.py fork_child):
         # one that arrived meanwhile is delivered now, to these handlers.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signal.valid_signals())

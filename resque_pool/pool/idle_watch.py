@@ -39,6 +39,7 @@ from resque_pool.resque.outages import outage
 from resque_pool.resque.queue_lists import split_queues
 from resque_pool.resque.queue_resolution import QueueList
 from resque_pool.resque.wakeup import MAX_TOKENS, wake
+from resque_pool.resque.worker_records import register
 from resque_pool.unix.process import command_line
 from resque_pool.worker.options import WorkerOptions
 from resque_pool.worker.signal_flags import LOOK_AGAIN
@@ -240,8 +241,7 @@ class IdleWatch:
         if missing:
             pipe = client.pipeline(transaction=False)
             for worker_id in missing:
-                pipe.sadd(key("workers"), worker_id)
-                pipe.set(key("worker", worker_id, "started"), wire.started_at())
+                register(worker_id, pipe)
             pipe.execute()
             for worker_id in missing:
                 logger.warning("Worker %s was missing from workers; registered again", worker_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterable
+from typing import Any
 
 from resque_pool.errors import DirtyExit
 from resque_pool.resque import wire
@@ -27,11 +28,16 @@ def make_worker_id(pid: int, queues: str | Iterable[str]) -> str:
     return f"{socket.gethostname()}:{pid}:{QueueList(queues)}"
 
 
-def register(worker_id: str) -> None:
-    pipe = get_redis().pipeline(transaction=False)
+def register(worker_id: str, pipe: Any = None) -> None:
+    """Resque's registration: the id in ``workers`` and its ``started`` time; into
+    ``pipe`` when given (the caller executes it), else sent at once."""
+    own = pipe is None
+    if own:
+        pipe = get_redis().pipeline(transaction=False)
     pipe.sadd(key("workers"), worker_id)
     pipe.set(key("worker", worker_id, "started"), wire.started_at())
-    pipe.execute()
+    if own:
+        pipe.execute()
 
 
 def delete_worker_keys(worker_id: str) -> bool:
